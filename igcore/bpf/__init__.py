@@ -1,0 +1,5 @@
+"""The core's BPF transport: compiles a gadget's program with ig_emit.h and streams its events."""
+
+from .transport import BpfUnavailable, RingBufferTransport, compile_program, include_dir
+
+__all__ = ["BpfUnavailable", "RingBufferTransport", "compile_program", "include_dir"]

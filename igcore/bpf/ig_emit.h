@@ -1,0 +1,33 @@
+/* ig's event transport, owned by the core. A gadget's BPF program includes this file and
+ * sends each event with IG_EMIT(ctx, &event). Today the transport is a ring buffer read by
+ * igcore.bpf.RingBufferTransport; events that do not fit are counted in ig_lost, never dropped
+ * silently. Keeping the macro in the core lets the transport change (in-kernel filtering or
+ * aggregation into maps) without touching the gadgets.
+ *
+ * Parameters (bcc cflags set by the core): IG_RINGBUF_PAGES, a power of two.
+ */
+#ifndef IG_EMIT_H
+#define IG_EMIT_H
+
+#ifndef IG_RINGBUF_PAGES
+#define IG_RINGBUF_PAGES 256
+#endif
+
+BPF_RINGBUF_OUTPUT(ig_events, IG_RINGBUF_PAGES);
+BPF_PERCPU_ARRAY(ig_lost, u64, 1);
+
+static __always_inline int ig_emit(void *ctx, void *data, u32 size)
+{
+    int ret = ig_events.ringbuf_output(data, size, 0);
+    if (ret) {
+        u32 zero = 0;
+        u64 *lost = ig_lost.lookup(&zero);
+        if (lost)
+            __sync_fetch_and_add(lost, 1);
+    }
+    return ret;
+}
+
+#define IG_EMIT(ctx, event_ptr) ig_emit((ctx), (event_ptr), sizeof(*(event_ptr)))
+
+#endif

@@ -1,0 +1,103 @@
+"""Ring-buffer transport for IG_EMIT: compile, poll in a thread, batch rows, count losses.
+
+bcc is imported lazily so that config checks and unit tests run where bcc is not installed.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import threading
+from pathlib import Path
+from typing import Callable
+
+from ..errors import RuntimeFailure
+from ..gadgets import GadgetStats, Row, Sink
+
+include_dir = str(Path(__file__).resolve().parent)
+
+# A decoder turns the raw bytes of one event into a row, or None to skip it.
+Decoder = Callable[[ctypes.c_void_p, int], Row | None]
+
+
+class BpfUnavailable(RuntimeFailure):
+    """bcc cannot be imported or the kernel refused the program."""
+
+
+def _import_bcc():
+    try:
+        import bcc  # Debian's python3-bpfcc
+    except ImportError as exc:
+        raise BpfUnavailable(
+            "bcc's Python module is not importable: install Debian's python3-bpfcc "
+            "(run `make run` once to set everything up)"
+        ) from exc
+    return bcc
+
+
+def compile_program(text: str, cflags: list[str] | None = None, name: str = "gadget"):
+    """Compile and load `text` (which includes "ig_emit.h"); tracepoints attach automatically."""
+    if os.geteuid() != 0:
+        raise BpfUnavailable(f"loading the {name} gadget's eBPF program needs root (run ig as root)")
+    bcc = _import_bcc()
+    flags = [f"-I{include_dir}", *(cflags or [])]
+    try:
+        return bcc.BPF(text=text, cflags=flags)
+    except Exception as exc:
+        raise BpfUnavailable(f"the kernel or bcc refused the {name} gadget's eBPF program: {exc}") from exc
+
+
+class RingBufferTransport:
+    """Reads `ig_events` of a loaded program in a thread and hands rows to a sink in batches.
+
+    Batching keeps the per-event Python work to the decoder; the sink is called once per poll.
+    """
+
+    def __init__(self, bpf, decode: Decoder, stats: GadgetStats, poll_ms: int = 100):
+        self.bpf, self.decode, self.stats = bpf, decode, stats
+        self.poll_ms = poll_ms
+        self._batch: list[Row] = []
+        self._sink: Sink | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _on_event(self, _ctx, data, size) -> int:
+        try:
+            row = self.decode(data, size)
+        except Exception:
+            self.stats.decode_errors += 1
+            return 0
+        if row is not None:
+            self._batch.append(row)
+        return 0
+
+    def start(self, sink: Sink, name: str = "ig-transport") -> None:
+        self._sink = sink
+        self.bpf["ig_events"].open_ring_buffer(self._on_event)
+        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
+        self._thread.start()
+
+    def _flush(self) -> None:
+        if self._batch:
+            batch, self._batch = self._batch, []
+            self.stats.events_received += len(batch)
+            self._sink(batch)
+        self.stats.events_lost = self.lost()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self.bpf.ring_buffer_poll(self.poll_ms)
+            self._flush()
+        # Drain what the kernel wrote before detach, so nothing seen is lost on stop.
+        self.bpf.ring_buffer_consume()
+        self._flush()
+
+    def lost(self) -> int:
+        table = self.bpf["ig_lost"]
+        return int(sum(table[ctypes.c_int(0)]))
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None

@@ -1,0 +1,19 @@
+"""Library exceptions. The CLI turns them into one red line and an exit code."""
+
+
+class IgError(Exception):
+    """An error the user can act on; `str()` is the one sentence shown to them."""
+
+    exit_code = 1
+
+
+class ConfigError(IgError):
+    """Bad config, selector or flag: a usage error (exit 2)."""
+
+    exit_code = 2
+
+
+class RuntimeFailure(IgError):
+    """Something failed while running: no privileges, no BPF, port taken (exit 1)."""
+
+    exit_code = 1
