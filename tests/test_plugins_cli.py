@@ -1,0 +1,52 @@
+"""Plugin discovery through entry points, as `ig list-gadgets` shows it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+IG = str(Path(sys.executable).with_name("ig"))
+
+
+def ig(*args: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run([IG, *args], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "COLUMNS": "200", "NO_COLOR": "1", **env})
+
+
+def test_list_gadgets_shows_installed_plugin_with_distribution():
+    result = ig("list-gadgets", IG_TEST_GADGETS="1")
+    assert result.returncode == 0, result.stderr
+    line = next(l for l in result.stdout.splitlines() if " synth " in l and "trace" in l)
+    assert "ig-gadget-synthetic" in line and "0.1.0" in line
+
+
+def test_broken_plugin_is_reported_and_others_still_load():
+    result = ig("list-gadgets", IG_TEST_GADGETS="1", IG_SYNTHETIC_BREAK="1")
+    assert result.returncode == 0, result.stderr
+    assert "synthetic-broken" in result.stdout
+    assert "synthetic breakage requested" in result.stdout
+    assert any(" synth " in l and "trace" in l for l in result.stdout.splitlines())
+
+
+def test_disable_plugins():
+    result = ig("list-gadgets", IG_TEST_GADGETS="1", IG_DISABLE_PLUGINS="synthetic")
+    assert result.returncode == 0
+    assert " synth " not in result.stdout
+
+
+def test_gadget_columns_and_kinds():
+    result = ig("list-gadgets", "trace", "synth", IG_TEST_GADGETS="1")
+    assert result.returncode == 0, result.stderr
+    rows = {l.split("│")[1].strip(): l for l in result.stdout.splitlines() if l.count("│") >= 4}
+    assert "int" in rows["pid"] and "uint" in rows["uid"] and "bool" in rows["ok"] and "float" in rows["ratio"]
+    assert "command" in rows["comm"]  # alias shown
+    assert "k8s.namespace" in rows
+
+
+def test_unknown_gadget_is_one_line_exit_2():
+    result = ig("list-gadgets", "trace", "nope", IG_TEST_GADGETS="1")
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0
+    assert "no trace gadget named 'nope'" in result.stderr and "synth" in result.stderr
