@@ -35,6 +35,21 @@ def _import_bcc():
     return bcc
 
 
+_EMIT_INCLUDE = '#include "ig_emit.h"'
+
+
+def with_transport(text: str) -> str:
+    """Inline ig_emit.h where the program includes it (or at the top).
+
+    bcc rewrites map calls such as `ig_events.ringbuf_output(...)` only in the main source file, so
+    the header must be part of the program text, not an #include that clang resolves.
+    """
+    header = (Path(include_dir) / "ig_emit.h").read_text()
+    if _EMIT_INCLUDE in text:
+        return text.replace(_EMIT_INCLUDE, header, 1)
+    return header + text
+
+
 def compile_program(text: str, cflags: list[str] | None = None, name: str = "gadget"):
     """Compile and load `text` (which includes "ig_emit.h"); tracepoints attach automatically."""
     if os.geteuid() != 0:
@@ -42,7 +57,7 @@ def compile_program(text: str, cflags: list[str] | None = None, name: str = "gad
     bcc = _import_bcc()
     flags = [f"-I{include_dir}", *(cflags or [])]
     try:
-        return bcc.BPF(text=text, cflags=flags)
+        return bcc.BPF(text=with_transport(text).encode(), cflags=flags)
     except Exception as exc:
         raise BpfUnavailable(f"the kernel or bcc refused the {name} gadget's eBPF program: {exc}") from exc
 
