@@ -88,7 +88,7 @@ class RingBufferTransport:
 
     def start(self, sink: Sink, name: str = "ig-transport") -> None:
         self._sink = sink
-        self.bpf["ig_events"].open_ring_buffer(self._on_event)
+        self.bpf[b"ig_events"].open_ring_buffer(self._on_event)
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
         self._thread.start()
 
@@ -108,7 +108,7 @@ class RingBufferTransport:
         self._flush()
 
     def lost(self) -> int:
-        table = self.bpf["ig_lost"]
+        table = self.bpf[b"ig_lost"]
         return int(sum(table[ctypes.c_int(0)]))
 
     def stop(self) -> None:
