@@ -1,0 +1,254 @@
+"""The `ig` command: thin typer commands over the engine; IgError becomes one red line and an exit code."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.markup import escape
+from rich.table import Table
+
+from .errors import ConfigError, IgError
+
+app = typer.Typer(
+    help="Kernel events captured with eBPF, served as Prometheus metrics.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+DEFAULT_CONFIG = "default.yaml"
+RUNTIMES = ("docker", "containerd", "cri-o", "runc")
+
+
+def fail(exc: IgError) -> typer.Exit:
+    """Print the error as one red line on stderr; the caller raises the returned Exit."""
+    err.print(f"[bold red]Error:[/] [red]{escape(str(exc))}[/]", soft_wrap=True)
+    return typer.Exit(exc.exit_code)
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.WARNING,
+        format="%(message)s",
+        handlers=[RichHandler(console=err, show_path=False, show_time=False)],
+    )
+
+
+def _read_config_source(config: Optional[str]) -> str:
+    """The text `load_config` takes: `@path`, inline YAML, or the built-in default."""
+    if config is None:
+        return f"@{Path(__file__).resolve().parent / 'data' / DEFAULT_CONFIG}"
+    return config
+
+
+def _runtime_options(runtimes: str, docker_socket: str, containerd_socket: str, crio_socket: str):
+    from .containers import RuntimeOptions
+
+    chosen = tuple(r.strip() for r in runtimes.split(",") if r.strip())
+    unknown = [r for r in chosen if r not in RUNTIMES]
+    if unknown:
+        raise ConfigError(f"--runtimes: unknown runtime {unknown[0]!r} (choose from {', '.join(RUNTIMES)})")
+    return RuntimeOptions(runtimes=chosen, docker_socket=docker_socket, containerd_socket=containerd_socket,
+                          crio_socket=crio_socket, node_name=os.environ.get("NODE_NAME", ""))
+
+
+RuntimesOpt = Annotated[str, typer.Option("--runtimes", help="Container runtimes to watch, comma-separated.")]
+DockerSock = Annotated[str, typer.Option("--docker-socketpath", help="Docker Engine API socket.")]
+ContainerdSock = Annotated[str, typer.Option("--containerd-socketpath", help="containerd socket.")]
+CrioSock = Annotated[str, typer.Option("--crio-socketpath", help="cri-o socket.")]
+HostOpt = Annotated[bool, typer.Option("--host", help="Count events of host processes too (container columns empty).")]
+VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Log debug messages.")]
+
+
+@app.command()
+def prometheus(
+    config: Annotated[Optional[str], typer.Option("--config", "-c", help="Metrics config: @path/to/file.yaml or inline YAML. Default: the built-in config.")] = None,
+    listen: Annotated[str, typer.Option("--metrics-listen-address", help="Address to serve metrics on.")] = "127.0.0.1:2223",
+    path: Annotated[str, typer.Option("--metrics-path", help="HTTP path of the metrics.")] = "/metrics",
+    host: HostOpt = False,
+    check: Annotated[bool, typer.Option("--check", help="Validate the config and exit, without loading eBPF.")] = False,
+    max_series: Annotated[int, typer.Option("--max-series", min=1, help="Label sets kept per metric; more are dropped and counted.")] = 10000,
+    snapshot_interval: Annotated[float, typer.Option("--snapshot-min-interval", min=0.0, help="Seconds a snapshot is reused by later scrapes.")] = 1.0,
+    runtimes: RuntimesOpt = ",".join(RUNTIMES),
+    docker_socket: DockerSock = "/run/docker.sock",
+    containerd_socket: ContainerdSock = "/run/containerd/containerd.sock",
+    crio_socket: CrioSock = "/run/crio/crio.sock",
+    verbose: VerboseOpt = False,
+) -> None:
+    """Serve metrics from eBPF gadgets for Prometheus to scrape."""
+    _setup_logging(verbose)
+    try:
+        _prometheus(config, listen, path, host, check, max_series, snapshot_interval,
+                    lambda: _runtime_options(runtimes, docker_socket, containerd_socket, crio_socket))
+    except IgError as exc:
+        raise fail(exc)
+
+
+def _prometheus(config, listen, path, host, check, max_series, snapshot_interval, runtime_options) -> None:
+    """`runtime_options` is a callable: --check must not need the container code."""
+    from prometheus_client import CollectorRegistry
+
+    from .config import load_config
+    from .http import MetricsServer, parse_listen_address
+    from .plugins import load_catalog
+
+    parse_listen_address(listen)
+    catalog = load_catalog()
+    for broken in catalog.broken:
+        logging.getLogger("igcore").warning("plugin %s failed to load: %s", broken.name, broken.error)
+    source = _read_config_source(config)
+    cfg = load_config(source, catalog)
+    if check:
+        out.print(f"{cfg.origin}: OK, {len(cfg.metrics)} metric(s): {', '.join(b.config.name for b in cfg.metrics)}")
+        return
+
+    from .collector import EngineCollector
+    from .engine import Engine, EngineOptions
+
+    engine = Engine(EngineOptions(host=host, max_series=max_series, snapshot_min_interval=snapshot_interval,
+                                  runtimes=runtime_options()))
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(EngineCollector(engine))
+    stop = threading.Event()
+    reload_requested = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGHUP, lambda *_: (reload_requested.set(), stop.set()))
+
+    engine.start(cfg)
+    try:
+        server = MetricsServer(registry, listen, path)
+    except IgError:
+        engine.stop()
+        raise
+    out.print("Running. Press Ctrl + C to finish")
+    out.print(f"Publishing metrics... (http://{server.address}{path})")
+    sys.stdout.flush()
+    try:
+        while True:
+            stop.wait()
+            if not reload_requested.is_set():
+                break
+            stop.clear()
+            reload_requested.clear()
+            _reload(engine, config, catalog)
+    finally:
+        server.close()
+        engine.stop()
+    out.print("Stopped.")
+
+
+def _reload(engine, config: Optional[str], catalog) -> None:
+    """SIGHUP: re-read the config (a file is read again) and swap it in; on error keep the old one."""
+    from .config import load_config
+
+    try:
+        engine.reload(load_config(_read_config_source(config), catalog))
+        engine.reloads["success"] += 1
+        out.print("Config reloaded.")
+    except IgError as exc:
+        engine.reloads["failure"] += 1
+        err.print(f"[bold red]Error:[/] [red]reload failed, the previous config keeps running: {escape(str(exc))}[/]", soft_wrap=True)
+    sys.stdout.flush()
+
+
+@app.command("list-gadgets")
+def list_gadgets(
+    category: Annotated[Optional[str], typer.Argument(help="trace or snapshot")] = None,
+    gadget: Annotated[Optional[str], typer.Argument(help="A gadget name, to show its columns.")] = None,
+) -> None:
+    """List installed gadgets, or the columns of one."""
+    from .plugins import load_catalog
+
+    catalog = load_catalog()
+    if category is not None and gadget is None:
+        raise fail(ConfigError(f"name a gadget too: ig list-gadgets {category} GADGET (installed: {', '.join(catalog.names(category)) or 'none'})"))
+    if gadget is not None:
+        spec = catalog.get(category, gadget)
+        if spec is None:
+            raise fail(ConfigError(f"no {category} gadget named {gadget!r} is installed (installed: {', '.join(catalog.names(category)) or 'none'})"))
+        table = Table(title=f"{category} {gadget} — {spec.description}")
+        for col in ("column", "kind", "aliases", "description"):
+            table.add_column(col)
+        for column in spec.columns:
+            table.add_row(column.name, column.kind.value, ", ".join(column.aliases), column.description)
+        out.print(table)
+        return
+    table = Table(title="Installed gadgets")
+    for col in ("category", "gadget", "distribution", "version", "description"):
+        table.add_column(col)
+    for (cat, name), spec in sorted(catalog.gadgets.items()):
+        table.add_row(cat, name, spec.distribution, spec.version, spec.description)
+    for broken in catalog.broken:
+        table.add_row("[red]broken[/]", broken.name, broken.distribution, broken.version, f"[red]{escape(broken.error)}[/]")
+    out.print(table)
+
+
+Filters = Annotated[Optional[list[str]], typer.Option("--filter", "-F", help="Selector (same grammar as the config), repeatable.")]
+Output = Annotated[str, typer.Option("--output", "-o", help="table or json")]
+Columns = Annotated[Optional[str], typer.Option("--columns", help="Comma-separated columns to show (table output).")]
+
+
+@app.command()
+def trace(
+    gadget: Annotated[str, typer.Argument(help="A trace gadget, e.g. exec or dns.")],
+    filters: Filters = None,
+    output: Output = "table",
+    columns: Columns = None,
+    host: HostOpt = False,
+    timeout: Annotated[float, typer.Option("--timeout", help="Stop after this many seconds (0: until Ctrl + C).")] = 0.0,
+    runtimes: RuntimesOpt = ",".join(RUNTIMES),
+    docker_socket: DockerSock = "/run/docker.sock",
+    verbose: VerboseOpt = False,
+) -> None:
+    """Show the rows of a trace gadget live, to see its columns and values."""
+    _setup_logging(verbose)
+    from .live import run_trace
+
+    try:
+        run_trace(gadget, filters or [], output, columns, host, timeout,
+                  _runtime_options(runtimes, docker_socket, "/run/containerd/containerd.sock", "/run/crio/crio.sock"), out)
+    except IgError as exc:
+        raise fail(exc)
+
+
+@app.command()
+def snapshot(
+    gadget: Annotated[str, typer.Argument(help="A snapshot gadget, e.g. process or socket.")],
+    filters: Filters = None,
+    output: Output = "table",
+    columns: Columns = None,
+    host: HostOpt = False,
+    runtimes: RuntimesOpt = ",".join(RUNTIMES),
+    docker_socket: DockerSock = "/run/docker.sock",
+    verbose: VerboseOpt = False,
+) -> None:
+    """Show one snapshot of a snapshot gadget."""
+    _setup_logging(verbose)
+    from .live import run_snapshot
+
+    try:
+        run_snapshot(gadget, filters or [], output, columns, host,
+                     _runtime_options(runtimes, docker_socket, "/run/containerd/containerd.sock", "/run/crio/crio.sock"), out)
+    except IgError as exc:
+        raise fail(exc)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

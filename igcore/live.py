@@ -1,0 +1,134 @@
+"""`ig trace` and `ig snapshot`: show a gadget's enriched rows, so users see columns while writing a config."""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+
+from rich.console import Console
+from rich.table import Table
+
+from .columns import CONTAINER_COLUMN_NAMES
+from .errors import ConfigError
+from .gadgets import Category, GadgetContext, GadgetSpec, NetnsAware
+from .plugins import load_catalog
+
+# Columns that are noise in a terminal by default; `--columns` can still ask for them.
+_HIDDEN_BY_DEFAULT = {"timestamp", "cgroup_id", "mntns", "netns"}
+
+
+def _spec(category: Category, name: str) -> GadgetSpec:
+    catalog = load_catalog()
+    spec = catalog.get(category.value, name)
+    if spec is None:
+        installed = ", ".join(catalog.names(category.value)) or "none"
+        raise ConfigError(f"no {category.value} gadget named {name!r} is installed (installed: {installed})")
+    return spec
+
+
+def _columns(spec: GadgetSpec, wanted: str | None) -> list[str]:
+    if not wanted:
+        own = [c.name for c in spec.columns if c.name not in CONTAINER_COLUMN_NAMES and c.name not in _HIDDEN_BY_DEFAULT]
+        return ["k8s.container", *own]
+    chosen = []
+    for name in (w.strip() for w in wanted.split(",") if w.strip()):
+        column = spec.columns.get(name)
+        if column is None:
+            hint = spec.columns.closest(name)
+            raise ConfigError(f"--columns: unknown column {name!r}" + (f" (did you mean {hint!r}?)" if hint else "")
+                              + f"; columns: {', '.join(spec.columns.names)}")
+        chosen.append(column.name)
+    return chosen
+
+
+def _filter(spec: GadgetSpec, filters: list[str]):
+    from .selectors import SelectorError, compile_selectors
+
+    try:
+        return compile_selectors(filters, spec.columns)
+    except SelectorError as exc:
+        raise ConfigError(f"--filter: {exc}") from exc
+
+
+class _Printer:
+    """Streams rows as aligned text lines (table) or JSON lines."""
+
+    def __init__(self, console: Console, output: str, columns: list[str]) -> None:
+        if output not in ("table", "json"):
+            raise ConfigError(f"--output {output!r}: choose table or json")
+        self.console, self.output, self.columns = console, output, columns
+        self.widths = [max(len(c), 8) for c in columns]
+        self.lock = threading.Lock()
+        self.header_done = False
+
+    def __call__(self, rows: list[dict]) -> None:
+        with self.lock:
+            for row in rows:
+                if self.output == "json":
+                    print(json.dumps(row, default=str), flush=True)
+                    continue
+                if not self.header_done:
+                    print("  ".join(c.upper().ljust(w) for c, w in zip(self.columns, self.widths)), flush=True)
+                    self.header_done = True
+                values = [str(row.get(c, "")) for c in self.columns]
+                self.widths = [max(w, min(len(v), 40)) for w, v in zip(self.widths, values)]
+                print("  ".join(v.ljust(w) for v, w in zip(values, self.widths)), flush=True)
+
+
+def run_trace(name, filters, output, columns, host, timeout, runtime_options, console: Console) -> None:
+    from .containers import ContainerRegistry, Enricher
+
+    spec = _spec(Category.TRACE, name)
+    predicate = _filter(spec, filters)
+    printer = _Printer(console, output, _columns(spec, columns))
+    sink = printer if predicate is None else (lambda rows: printer([r for r in rows if predicate(r)]))
+    registry = ContainerRegistry(runtime_options)
+    registry.start()
+    gadget = spec.factory(GadgetContext(host=host))
+    enricher = Enricher(registry, spec.container_key, host, sink)
+    if isinstance(gadget, NetnsAware):
+        registry.subscribe(lambda c: gadget.add_netns(c.netns, f"/proc/{c.pid}/ns/net"),
+                           lambda c: gadget.remove_netns(c.netns))
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    gadget.start(enricher)
+    try:
+        stop.wait(timeout or None)
+    finally:
+        gadget.stop()
+        enricher.close()
+        registry.stop()
+        if gadget.stats.events_lost:
+            console.print(f"[yellow]{gadget.stats.events_lost} events lost (ring buffer full)[/]")
+
+
+def run_snapshot(name, filters, output, columns, host, runtime_options, console: Console) -> None:
+    from .containers import ContainerRegistry, Enricher
+
+    spec = _spec(Category.SNAPSHOT, name)
+    predicate = _filter(spec, filters)
+    shown = _columns(spec, columns)
+    registry = ContainerRegistry(runtime_options)
+    registry.start()
+    gadget = spec.factory(GadgetContext(host=host))
+    try:
+        rows = Enricher(registry, spec.container_key, host, lambda rows: None).enrich_now(gadget.snapshot())
+    finally:
+        gadget.close()
+        registry.stop()
+    if predicate is not None:
+        rows = [r for r in rows if predicate(r)]
+    if output == "json":
+        for row in rows:
+            print(json.dumps(row, default=str))
+        return
+    if output != "table":
+        raise ConfigError(f"--output {output!r}: choose table or json")
+    table = Table()
+    for c in shown:
+        table.add_column(c.upper())
+    for row in rows:
+        table.add_row(*(str(row.get(c, "")) for c in shown))
+    console.print(table)

@@ -1,0 +1,106 @@
+"""`ig prometheus --check`: every validation rule of the config reference, as the user sees it.
+
+Each bad config must exit 2 with exactly one line on stderr naming the metric and the problem,
+and never a traceback. The gadgets are the synthetic ones (trace synth, snapshot synth).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+IG = str(Path(sys.executable).with_name("ig"))
+
+OK_COUNTER = "{name: m, type: counter, category: trace, gadget: synth}"
+
+
+def metrics(*items: str) -> str:
+    return "metrics_name: t\nmetrics:\n" + "".join(f"  - {i}\n" for i in items)
+
+
+CASES = [
+    ("missing metrics_name", f"metrics: [{OK_COUNTER}]", ["metrics_name"]),
+    ("empty metrics_name", f"metrics_name: ''\nmetrics: [{OK_COUNTER}]", ["metrics_name", "empty"]),
+    ("metrics missing", "metrics_name: t", ["metrics"]),
+    ("metrics not a list", "metrics_name: t\nmetrics: {a: 1}", ["metrics must be a list"]),
+    ("metric without name", metrics("{type: counter, category: trace, gadget: synth}"), ["metrics[0]", "name"]),
+    ("metric without type", metrics("{name: m, category: trace, gadget: synth}"), ['metric "m"', "type"]),
+    ("metric without category", metrics("{name: m, type: counter, gadget: synth}"), ['metric "m"', "category"]),
+    ("metric without gadget", metrics("{name: m, type: counter, category: trace}"), ['metric "m"', "gadget"]),
+    ("unknown type", metrics("{name: m, type: summary, category: trace, gadget: synth}"), ['metric "m"', "unknown type"]),
+    ("unknown category", metrics("{name: m, type: counter, category: top, gadget: synth}"), ['metric "m"', "unknown category"]),
+    ("unknown gadget", metrics("{name: m, type: counter, category: trace, gadget: nope}"), ['metric "m"', 'unknown gadget "nope"', "synth"]),
+    ("counter on snapshot", metrics("{name: m, type: counter, category: snapshot, gadget: synth}"), ['metric "m"', "counter needs a trace gadget"]),
+    ("histogram on snapshot", metrics("{name: m, type: histogram, category: snapshot, gadget: synth, field: size, bucket: {type: exp2, min: 0, max: 3}}"),
+     ['metric "m"', "histogram needs a trace gadget"]),
+    ("gauge on trace", metrics("{name: m, type: gauge, category: trace, gadget: synth}"), ['metric "m"', "gauge needs a snapshot gadget"]),
+    ("unknown label column", metrics("{name: m, type: counter, category: trace, gadget: synth, labels: [comn]}"),
+     ['metric "m"', 'unknown column "comn" in labels', 'did you mean "comm"', "columns: pid"]),
+    ("unknown field column", metrics("{name: m, type: counter, category: trace, gadget: synth, field: latncy}"),
+     ['metric "m"', 'unknown column "latncy" in field', 'did you mean "latency"']),
+    ("unknown selector column", metrics("{name: m, type: counter, category: trace, gadget: synth, selector: ['comn:cat']}"),
+     ['metric "m"', 'unknown column "comn"', 'did you mean "comm"']),
+    ("non-numeric field", metrics("{name: m, type: counter, category: trace, gadget: synth, field: comm}"), ['metric "m"', "not numeric"]),
+    ("histogram without field", metrics("{name: m, type: histogram, category: trace, gadget: synth, bucket: {type: exp2, min: 0, max: 3}}"),
+     ['metric "m"', "histogram needs field"]),
+    ("histogram without bucket", metrics("{name: m, type: histogram, category: trace, gadget: synth, field: latency}"),
+     ['metric "m"', "histogram needs bucket"]),
+    ("bucket type", metrics("{name: m, type: histogram, category: trace, gadget: synth, field: latency, bucket: {type: log, min: 0, max: 3}}"),
+     ['metric "m"', 'unknown bucket type "log"']),
+    ("max <= min", metrics("{name: m, type: histogram, category: trace, gadget: synth, field: latency, bucket: {type: exp2, min: 3, max: 3}}"),
+     ['metric "m"', "max (3) must be greater than min (3)"]),
+    ("negative min", metrics("{name: m, type: histogram, category: trace, gadget: synth, field: latency, bucket: {type: linear, min: -1, max: 3}}"),
+     ['metric "m"', "min must not be negative"]),
+    ("duplicate names", metrics(OK_COUNTER, OK_COUNTER), ['"m"', "duplicate"]),
+    ("unknown key in metric", metrics("{name: m, type: counter, category: trace, gadget: synth, lables: [comm]}"),
+     ['metric "m"', 'unknown key "lables"', 'did you mean "labels"']),
+    ("unknown top-level key", f"metrics_name: t\nmetrcs: []\nmetrics: [{OK_COUNTER}]", ['key "metrcs"', 'did you mean "metrics"']),
+    ("unknown key in bucket", metrics("{name: m, type: histogram, category: trace, gadget: synth, field: latency, bucket: {type: exp2, min: 0, max: 3, mutliplier: 2}}"),
+     ['metric "m"', 'unknown key "mutliplier"']),
+    ("selector not a number", metrics("{name: m, type: counter, category: trace, gadget: synth, selector: ['pid:abc']}"),
+     ['metric "m"', '"abc" is not a number']),
+    ("regex on a number", metrics("{name: m, type: counter, category: trace, gadget: synth, selector: ['pid:~1']}"),
+     ['metric "m"', "needs a string column"]),
+    ("yaml syntax", "metrics_name: t\nmetrics: [\n", ["line"]),
+]
+
+
+def check(config: str) -> subprocess.CompletedProcess:
+    return subprocess.run([IG, "prometheus", "--check", "--config", config], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "IG_TEST_GADGETS": "1", "NO_COLOR": "1", "COLUMNS": "400"})
+
+
+@pytest.mark.parametrize("config, phrases", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_bad_config_exits_2_with_one_line(config, phrases, tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text(config)
+    result = check(f"@{path}")
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert lines[0].startswith("Error: ") and str(path) in lines[0]
+    for phrase in phrases:
+        assert phrase in lines[0]
+
+
+def test_missing_file_is_one_line():
+    result = check("@/nonexistent/config.yaml")
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert "/nonexistent/config.yaml" in result.stderr
+
+
+def test_good_config_passes(tmp_path):
+    result = check(metrics(OK_COUNTER))
+    assert result.returncode == 0, result.stderr
+    assert "OK" in result.stdout
+
+
+def test_bad_flag_is_a_usage_error():
+    result = subprocess.run([IG, "prometheus", "--check", "--metrics-listen-address", "nowhere"], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert "--metrics-listen-address" in result.stderr
