@@ -1,0 +1,182 @@
+"""trace exec on the real kernel: the gadget alone (factory -> start(sink) -> rows), then through `ig prometheus`."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from igcore.gadgets import GadgetContext
+from igcore.plugins import load_catalog
+
+NOBODY = 65534
+
+
+class Trace:
+    """A running exec gadget and the rows it delivered."""
+
+    def __init__(self) -> None:
+        self.rows: list[dict] = []
+        self.cond = threading.Condition()
+        spec = load_catalog().get("trace", "exec")
+        assert spec is not None, "the exec gadget is not installed (pip install -e plugins/gadget_exec)"
+        self.spec = spec
+        self.gadget = spec.factory(GadgetContext(host=True))
+
+    def sink(self, batch: list[dict]) -> None:
+        with self.cond:
+            self.rows.extend(batch)
+            self.cond.notify_all()
+
+    def matching(self, pred) -> list[dict]:
+        with self.cond:
+            return [r for r in self.rows if pred(r)]
+
+    def wait(self, pred, count: int, timeout: float = 10) -> list[dict]:
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while len([r for r in self.rows if pred(r)]) < count and time.monotonic() < deadline:
+                self.cond.wait(0.1)
+        return self.matching(pred)
+
+    def stop(self) -> None:
+        self.gadget.stop()  # drains the ring buffer: rows seen by the kernel are all delivered
+
+
+@pytest.fixture
+def trace(require_bpf):
+    t = Trace()
+    t.gadget.start(t.sink)
+    yield t
+    t.stop()
+
+
+@pytest.fixture
+def binary():
+    """A copy of /bin/true with a unique name (its comm), in a directory every user can enter."""
+    folder = Path(tempfile.mkdtemp(prefix="ig-exec-"))
+    folder.chmod(0o755)
+    name = "igx" + uuid.uuid4().hex[:10]  # 13 characters: a comm holds 15
+    path = folder / name
+    shutil.copy("/bin/true", path)
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(folder)
+
+
+def by_comm(name: str):
+    return lambda r: r["comm"] == name
+
+
+def test_schema_and_registration():
+    spec = load_catalog().get("trace", "exec")
+    assert spec is not None and spec.distribution == "ig-gadget-exec"
+    assert spec.container_key == "cgroup_id"
+    kinds = {c.name: c.kind.value for c in spec.columns}
+    for name, kind in [("pid", "int"), ("ppid", "int"), ("uid", "int"), ("gid", "int"), ("comm", "str"),
+                       ("args", "str"), ("retval", "int"), ("timestamp", "int"), ("cgroup_id", "uint"),
+                       ("mntns", "uint"), ("k8s.namespace", "str")]:
+        assert kinds[name] == kind, name
+    assert spec.columns.get("ret").name == "retval"
+
+
+def test_n_executions_give_exactly_n_events(trace, binary):
+    n = 40
+    pids = {subprocess.Popen([str(binary), "run", str(i)]).pid for i in range(n)}
+    # reap them all
+    while True:
+        try:
+            os.wait()
+        except ChildProcessError:
+            break
+    trace.wait(by_comm(binary.name), n)
+    trace.stop()
+    rows = trace.matching(by_comm(binary.name))
+    assert len(rows) == n
+    assert {r["pid"] for r in rows} == pids
+    assert sorted(r["args"] for r in rows) == sorted(f"{binary} run {i}" for i in range(n))
+    me = os.getpid()
+    for r in rows:
+        assert r["retval"] == 0 and r["ppid"] == me and r["uid"] == 0 and r["gid"] == 0
+        assert r["cgroup_id"] > 0
+        assert abs(r["timestamp"] - time.time_ns()) < 60e9
+    assert trace.gadget.stats.events_lost == 0 and trace.gadget.stats.decode_errors == 0
+    assert trace.gadget.stats.events_received >= n
+
+
+def test_failed_exec_reports_negative_errno_and_callers_comm(trace, binary):
+    missing = binary.parent / f"missing-{binary.name}"
+    with pytest.raises(FileNotFoundError):
+        subprocess.run([str(missing), "x"])
+    rows = trace.wait(lambda r: r["args"] == f"{missing} x", 1)
+    assert len(rows) == 1
+    row = rows[0]
+    assert row["retval"] == -2
+    # A failed exec leaves the caller's command: the forked child of this test process.
+    assert row["comm"] == Path("/proc/self/comm").read_text().strip()
+    assert row["ppid"] == os.getpid()
+
+
+def test_args_and_ppid_of_a_parent_child_pair(trace, binary):
+    long_arg = "L" * 300
+    script = f'{binary} "a b" c "" {long_arg}; exec {binary} ' + " ".join(str(i) for i in range(25))
+    sh = subprocess.Popen(["/bin/sh", "-c", script])
+    sh.wait()
+    rows = trace.wait(by_comm(binary.name), 2)
+    assert len(rows) == 2
+    first, second = sorted(rows, key=lambda r: r["timestamp"])
+    # sh forks for the first command; `exec` runs the second in place of sh.
+    assert first["ppid"] == sh.pid and first["pid"] != sh.pid
+    assert first["args"] == f"{binary} a b c  " + "L" * 127
+    assert second["pid"] == sh.pid and second["ppid"] == os.getpid()
+    assert second["args"] == f"{binary} " + " ".join(str(i) for i in range(19)) + " ..."
+    shell = trace.wait(lambda r: r["pid"] == sh.pid and r["comm"] == "sh", 1)
+    assert shell and shell[0]["args"].startswith("/bin/sh -c ") and shell[0]["ppid"] == os.getpid()
+
+
+def test_uid_and_gid_of_a_non_root_user(trace, binary):
+    subprocess.run(["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", str(binary), "as-nobody"],
+                   check=True)
+    subprocess.run([str(binary), "as-root"], check=True)
+    rows = trace.wait(by_comm(binary.name), 2)
+    uids = {r["args"].split()[-1]: (r["uid"], r["gid"]) for r in rows}
+    assert uids == {"as-nobody": (NOBODY, NOBODY), "as-root": (0, 0)}
+
+
+def test_exec_from_a_non_leader_thread(trace, binary):
+    """The kernel gives the exec'ing thread the leader's id: the event keeps its arguments and the pid."""
+    sleeper = binary.with_name(binary.name[:-1] + "s")
+    shutil.copy("/bin/sleep", sleeper)
+    code = textwrap.dedent(f"""
+        import os, threading, time
+        threading.Thread(target=lambda: os.execv({str(sleeper)!r}, [{str(sleeper)!r}, "0.5"])).start()
+        time.sleep(5)
+    """)
+    child = subprocess.Popen([sys.executable, "-c", code])
+    child.wait()
+    rows = trace.wait(by_comm(sleeper.name), 1)
+    assert len(rows) == 1
+    row = rows[0]
+    assert row["pid"] == child.pid and row["retval"] == 0
+    assert row["args"] == f"{sleeper} 0.5"
+    assert row["ppid"] == os.getpid()  # read from /proc: the process was still alive
+    assert row["mntns"] == os.stat("/proc/self/ns/mnt").st_ino
+    assert trace.gadget.stats.extra["args_missing"] == 0
+
+
+def test_stop_is_idempotent_and_maps_are_bounded(trace):
+    bpf = trace.gadget.bpf
+    assert bpf[b"exec_inflight"].max_entries <= 4096
+    assert bpf[b"exec_parents"].max_entries <= 65536
+    trace.stop()
+    trace.stop()
+    assert trace.gadget.bpf is None
