@@ -66,11 +66,15 @@ class RingBufferTransport:
     """Reads `ig_events` of a loaded program in a thread and hands rows to a sink in batches.
 
     Batching keeps the per-event Python work to the decoder; the sink is called once per poll.
+    After each poll the reader rests `batch_ms` (or until stop): the kernel wakes the reader on
+    every record, and a busy gadget would otherwise pay one wakeup and one sink call per event
+    (measured by bench/exec_storm: 25 us of reader CPU per event without the rest, 5 us with 10 ms).
     """
 
-    def __init__(self, bpf, decode: Decoder, stats: GadgetStats, poll_ms: int = 100):
+    def __init__(self, bpf, decode: Decoder, stats: GadgetStats, poll_ms: int = 100, batch_ms: int = 10):
         self.bpf, self.decode, self.stats = bpf, decode, stats
         self.poll_ms = poll_ms
+        self.batch_ms = batch_ms
         self._batch: list[Row] = []
         self._sink: Sink | None = None
         self._stop = threading.Event()
@@ -103,6 +107,8 @@ class RingBufferTransport:
         while not self._stop.is_set():
             self.bpf.ring_buffer_poll(self.poll_ms)
             self._flush()
+            if self.batch_ms:
+                self._stop.wait(self.batch_ms / 1000)
         # Drain what the kernel wrote before detach, so nothing seen is lost on stop.
         self.bpf.ring_buffer_consume()
         self._flush()
