@@ -22,8 +22,9 @@ from igcore.gadgets import GadgetContext, Sink, TraceGadget
 
 MAXARGS = 20
 ARGSIZE = 128  # per argument, including its NUL: an argument keeps at most 127 bytes
-# 4 MiB: a burst of 20,000+ execs on both CPUs while the reader gets no CPU needs ~2.3 MB
-# (records are 72 bytes + arguments, plus 8 bytes of ring-buffer header). See bench/exec_storm.
+# 4 MiB: a burst of 20,000 execs while the reader is stalled needs ~2.2 MB
+# (records are 64 bytes + arguments, plus 8 bytes of ring-buffer header: 112 bytes for the bench).
+# See bench/exec_storm (it stalls the reader for a whole burst to check this size).
 RINGBUF_PAGES = 1024
 
 SCHEMA = Schema.with_container_columns([
