@@ -173,6 +173,44 @@ def test_exec_from_a_non_leader_thread(trace, binary):
     assert trace.gadget.stats.extra["args_missing"] == 0
 
 
+def proc_ppid(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("PPid:"):
+            return int(line.split()[1])
+    raise AssertionError("no PPid line")
+
+
+def test_ppid_of_a_process_older_than_the_gadget(require_bpf, binary):
+    """No fork was seen for it: the gadget reads its parent in /proc."""
+    sleeper = binary.with_name(binary.name[:-1] + "o")
+    shutil.copy("/bin/sleep", sleeper)
+    old = subprocess.Popen(["/bin/sh", "-c", f"read line; exec {sleeper} 1"], stdin=subprocess.PIPE)
+    t = Trace()
+    t.gadget.start(t.sink)
+    try:
+        old.stdin.write(b"go\n")
+        old.stdin.close()
+        rows = t.wait(by_comm(sleeper.name), 1)
+    finally:
+        t.stop()
+        old.wait()
+    assert len(rows) == 1 and rows[0]["pid"] == old.pid and rows[0]["ppid"] == os.getpid()
+    assert t.gadget.stats.extra["ppid_from_proc"] >= 1
+
+
+def test_ppid_after_the_parent_exited(trace, binary):
+    """A child whose parent exited has been reparented: its ppid is the new parent, not the dead one."""
+    sleeper = binary.with_name(binary.name[:-1] + "r")
+    shutil.copy("/bin/sleep", sleeper)
+    sh = subprocess.Popen(["/bin/sh", "-c", f"(sleep 0.3; exec {sleeper} 1) & exit 0"])
+    sh.wait()
+    rows = trace.wait(by_comm(sleeper.name), 1)
+    assert len(rows) == 1
+    row = rows[0]
+    assert row["ppid"] != sh.pid
+    assert row["ppid"] == proc_ppid(row["pid"])  # still alive (sleeps 1 s): the kernel's view
+
+
 def test_stop_is_idempotent_and_maps_are_bounded(trace):
     bpf = trace.gadget.bpf
     assert bpf[b"exec_inflight"].max_entries <= 4096
