@@ -29,8 +29,9 @@ RINGBUF_PAGES = 1024
 
 SCHEMA = Schema.with_container_columns([
     Column("pid", Kind.INT, "process id (tgid) that called execve/execveat"),
-    Column("ppid", Kind.INT, "parent process id; 0 if unknown (parent exited and the process too)"),
-    Column("uid", Kind.INT, "real user id after the exec"),
+    Column("ppid", Kind.INT, "parent process id, from forks seen in the kernel; for a process older than the "
+                             "gadget or reparented, from /proc/<pid>/status, 0 if it has already exited"),
+    Column("uid", Kind.INT, "real user id after the exec (a setuid program keeps the caller's)"),
     Column("gid", Kind.INT, "real group id after the exec"),
     Column("comm", Kind.STR, "command: the new program's on success, the caller's on failure"),
     Column("args", Kind.STR, f"first {MAXARGS} arguments joined with spaces, each cut at {ARGSIZE - 1} bytes; "
