@@ -11,14 +11,14 @@ def self_metric_families(engine) -> list:
     info = GaugeMetricFamily("ig_info", "ig's version", labels=["version"])
     info.add_metric([__version__], 1)
     running = GaugeMetricFamily("ig_gadget_running", "1 for each gadget instance running", labels=["category", "gadget"])
-    received = CounterMetricFamily("ig_events_received", "events read from the kernel", labels=["gadget"])
-    lost = CounterMetricFamily("ig_events_lost", "events the kernel could not hand over (ring buffer full)", labels=["gadget"])
-    dropped = CounterMetricFamily("ig_events_dropped", "events read but not counted", labels=["gadget", "reason"])
-    held = CounterMetricFamily("ig_events_held", "events held until their container's metadata arrived", labels=["gadget"])
+    received = CounterMetricFamily("ig_events_received", "events read from the kernel", labels=["category", "gadget"])
+    lost = CounterMetricFamily("ig_events_lost", "events the kernel could not hand over (ring buffer full)", labels=["category", "gadget"])
+    dropped = CounterMetricFamily("ig_events_dropped", "events read but not counted", labels=["category", "gadget", "reason"])
+    held = CounterMetricFamily("ig_events_held", "events held until their container's metadata arrived", labels=["category", "gadget"])
     series_dropped = CounterMetricFamily("ig_series_dropped", "label sets dropped by the --max-series cap", labels=["metric"])
-    snapshots = CounterMetricFamily("ig_snapshots", "snapshots taken", labels=["gadget"])
-    snapshot_seconds = GaugeMetricFamily("ig_snapshot_duration_seconds", "duration of the latest snapshot", labels=["gadget"])
-    snapshot_errors = CounterMetricFamily("ig_snapshot_errors", "snapshots that failed", labels=["gadget"])
+    snapshots = CounterMetricFamily("ig_snapshots", "snapshots taken", labels=["category", "gadget"])
+    snapshot_seconds = GaugeMetricFamily("ig_snapshot_duration_seconds", "duration of the latest snapshot", labels=["category", "gadget"])
+    snapshot_errors = CounterMetricFamily("ig_snapshot_errors", "snapshots that failed", labels=["category", "gadget"])
     reloads = CounterMetricFamily("ig_config_reloads", "config reloads (SIGHUP)", labels=["result"])
     extras: dict[str, CounterMetricFamily] = {}
 
@@ -27,22 +27,22 @@ def self_metric_families(engine) -> list:
     for (category, name), run in list(engine.runs.items()):
         stats, enricher = run.gadget.stats, run.enricher
         running.add_metric([category, name], 1)
-        received.add_metric([name], stats.events_received)
-        lost.add_metric([name], stats.events_lost)
-        dropped.add_metric([name, "decode_error"], stats.decode_errors)
-        dropped.add_metric([name, "host"], enricher.dropped_host)
-        held.add_metric([name], enricher.held)
+        received.add_metric([category, name], stats.events_received)
+        lost.add_metric([category, name], stats.events_lost)
+        dropped.add_metric([category, name, "decode_error"], stats.decode_errors)
+        dropped.add_metric([category, name, "host"], enricher.dropped_host)
+        held.add_metric([category, name], enricher.held)
         for key, value in sorted(stats.extra.items()):
             family = extras.get(key)
             if family is None:
-                family = extras[key] = CounterMetricFamily(f"ig_gadget_{key}", f"gadget counter {key}", labels=["gadget"])
-            family.add_metric([name], value)
+                family = extras[key] = CounterMetricFamily(f"ig_gadget_{key}", f"gadget counter {key}", labels=["category", "gadget"])
+            family.add_metric([category, name], value)
         for bound, aggregator in run.aggregators.items():
             series_dropped.add_metric([bound.config.name], aggregator.series_dropped)
         if run.snapshots is not None:
-            snapshots.add_metric([name], run.snapshots.snapshots_taken)
-            snapshot_seconds.add_metric([name], run.snapshots.last_duration_seconds)
-            snapshot_errors.add_metric([name], run.snapshots.errors)
+            snapshots.add_metric([category, name], run.snapshots.snapshots_taken)
+            snapshot_seconds.add_metric([category, name], run.snapshots.last_duration_seconds)
+            snapshot_errors.add_metric([category, name], run.snapshots.errors)
     return [info, running, received, lost, dropped, held, series_dropped, snapshots, snapshot_seconds,
             snapshot_errors, reloads, *extras.values()]
 

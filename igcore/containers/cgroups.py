@@ -1,0 +1,67 @@
+"""cgroup v2 ids (what bpf_get_current_cgroup_id() returns: the inode of the cgroup's directory)."""
+
+from __future__ import annotations
+
+import os
+import re
+
+# The last path component of a container's cgroup, for the runtimes' usual layouts:
+# docker/<id>, docker-<id>.scope, cri-containerd-<id>.scope, crio-<id>.scope, libpod-<id>.scope, .../<id>
+_CONTAINER_CGROUP = re.compile(r"(?:^|[/-])([0-9a-f]{64})(?:\.scope)?$")
+
+
+def cgroup2_mount() -> str | None:
+    """Where the cgroup2 hierarchy is mounted (/sys/fs/cgroup, or /sys/fs/cgroup/unified in hybrid mode)."""
+    try:
+        with open("/proc/self/mountinfo") as f:
+            for line in f:
+                fields = line.split()
+                sep = fields.index("-")
+                if fields[sep + 1] == "cgroup2":
+                    return fields[4]
+    except OSError:
+        pass
+    return None
+
+
+def container_id_of_path(path: str) -> str | None:
+    match = _CONTAINER_CGROUP.search(path)
+    return match.group(1) if match else None
+
+
+def scan(mount: str) -> dict[int, str]:
+    """Every cgroup's id -> its path relative to the mount ("/docker/<id>")."""
+    out: dict[int, str] = {}
+    for dirpath, dirnames, _ in os.walk(mount):
+        try:
+            out[os.stat(dirpath).st_ino] = dirpath[len(mount):] or "/"
+        except OSError:
+            continue  # removed while walking
+    return out
+
+
+def id_of(mount: str, path: str) -> int:
+    """The cgroup id of a path relative to the mount, or 0 if it does not exist."""
+    try:
+        return os.stat(mount + path).st_ino
+    except OSError:
+        return 0
+
+
+def pid_cgroup_path(pid: int) -> str | None:
+    """The cgroup v2 path of a process (the `0::` line of /proc/<pid>/cgroup)."""
+    try:
+        with open(f"/proc/{pid}/cgroup") as f:
+            for line in f:
+                if line.startswith("0::"):
+                    return line[3:].strip()
+    except OSError:
+        pass
+    return None
+
+
+def ns_inode(pid: int, kind: str) -> int:
+    try:
+        return os.stat(f"/proc/{pid}/ns/{kind}").st_ino
+    except OSError:
+        return 0

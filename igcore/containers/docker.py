@@ -1,0 +1,99 @@
+"""The docker Engine API over its unix socket, with the standard library only."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+import urllib.parse
+from typing import Iterator
+
+from .model import k8s_names
+
+
+class _UnixConnection(http.client.HTTPConnection):
+    def __init__(self, path: str, timeout: float | None) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self.unix_path = path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        sock.connect(self.unix_path)
+        self.sock = sock
+
+
+class DockerClient:
+    def __init__(self, socket_path: str) -> None:
+        self.socket_path = socket_path
+
+    def _get(self, path: str, timeout: float | None = 10):
+        conn = _UnixConnection(self.socket_path, timeout)
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        if resp.status != 200:
+            body = resp.read().decode(errors="replace")
+            conn.close()
+            raise OSError(f"docker API {path}: HTTP {resp.status} {body.strip()}")
+        return conn, resp
+
+    def get_json(self, path: str):
+        conn, resp = self._get(path)
+        try:
+            return json.loads(resp.read())
+        finally:
+            conn.close()
+
+    def ping(self) -> None:
+        conn, resp = self._get("/_ping", timeout=2)
+        resp.read()
+        conn.close()
+
+    def running_ids(self) -> list[str]:
+        return [c["Id"] for c in self.get_json("/containers/json")]
+
+    def inspect(self, cid: str) -> dict:
+        return self.get_json(f"/containers/{cid}/json")
+
+    def events(self) -> Iterator[dict]:
+        """Container events as they happen (blocks; ends when the connection does)."""
+        query = urllib.parse.urlencode({"filters": json.dumps({"type": ["container"]})})
+        conn, resp = self._get(f"/events?{query}", timeout=None)
+        self._events_conn = conn
+        try:
+            while True:
+                line = resp.readline()
+                if not line:
+                    return
+                if line.strip():
+                    yield json.loads(line)
+        finally:
+            conn.close()
+
+    def close_events(self) -> None:
+        conn = getattr(self, "_events_conn", None)
+        if conn is not None and conn.sock is not None:
+            try:
+                conn.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+def metadata_from_inspect(info: dict) -> dict:
+    """name, image, labels-derived k8s names and init pid of an inspected container."""
+    labels = (info.get("Config") or {}).get("Labels") or {}
+    ns, pod, container = k8s_names(labels)
+    return {
+        "name": info.get("Name", "").lstrip("/"),
+        "image": (info.get("Config") or {}).get("Image", ""),
+        "pid": (info.get("State") or {}).get("Pid", 0) or 0,
+        "k8s_namespace": ns, "k8s_pod": pod, "k8s_container": container,
+    }
+
+
+def metadata_from_event(event: dict) -> dict:
+    """The same from an event: create/start events carry name, image and every label."""
+    attrs = (event.get("Actor") or {}).get("Attributes") or {}
+    ns, pod, container = k8s_names(attrs)
+    return {"name": attrs.get("name", ""), "image": attrs.get("image", ""),
+            "k8s_namespace": ns, "k8s_pod": pod, "k8s_container": container}

@@ -1,0 +1,72 @@
+"""What the registry knows of a container, and the options that choose its sources."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..columns import CONTAINER_COLUMN_NAMES
+
+DEFAULT_STATE_DIRS: dict[str, tuple[str, ...]] = {
+    # runc-style state roots: <root>/<id>/state.json (containerd nests one level: <root>/<namespace>/<id>)
+    "docker": ("/run/docker/runtime-runc/moby",),
+    "containerd": ("/run/containerd/runc",),
+    "cri-o": ("/run/runc", "/run/crun"),
+    "runc": ("/run/runc",),
+}
+
+
+@dataclass(frozen=True)
+class RuntimeOptions:
+    runtimes: tuple[str, ...] = ("docker", "containerd", "cri-o", "runc")
+    docker_socket: str = "/run/docker.sock"
+    containerd_socket: str = "/run/containerd/containerd.sock"
+    crio_socket: str = "/run/crio/crio.sock"
+    state_dirs: dict[str, tuple[str, ...]] | None = None
+    node_name: str = ""
+
+    def roots(self) -> dict[str, tuple[str, ...]]:
+        chosen = self.state_dirs or DEFAULT_STATE_DIRS
+        return {r: chosen.get(r, ()) for r in self.runtimes}
+
+
+@dataclass(frozen=True)
+class Container:
+    id: str
+    name: str
+    runtime: str
+    image: str = ""
+    pid: int = 0
+    cgroup_id: int = 0
+    mntns: int = 0
+    netns: int = 0
+    k8s_namespace: str = ""
+    k8s_pod: str = ""
+    k8s_container: str = ""
+    node_name: str = field(default="", compare=False)
+
+    def columns(self) -> dict[str, str]:
+        """The container columns; k8s.container falls back to the runtime's container name."""
+        return {
+            "k8s.node": self.node_name,
+            "k8s.namespace": self.k8s_namespace,
+            "k8s.pod": self.k8s_pod,
+            "k8s.container": self.k8s_container or self.name,
+            "runtime.runtimeName": self.runtime,
+            "runtime.containerId": self.id,
+            "runtime.containerName": self.name,
+            "runtime.containerImageName": self.image,
+        }
+
+
+HOST_COLUMNS: dict[str, str] = {name: "" for name in CONTAINER_COLUMN_NAMES}
+
+
+def k8s_names(annotations: dict[str, str]) -> tuple[str, str, str]:
+    """(namespace, pod, container) from containerd/CRI, cri-o or dockershim metadata."""
+    for ns_key, pod_key, container_key in (
+        ("io.kubernetes.cri.sandbox-namespace", "io.kubernetes.cri.sandbox-name", "io.kubernetes.cri.container-name"),
+        ("io.kubernetes.pod.namespace", "io.kubernetes.pod.name", "io.kubernetes.container.name"),
+    ):
+        if pod_key in annotations or container_key in annotations:
+            return annotations.get(ns_key, ""), annotations.get(pod_key, ""), annotations.get(container_key, "")
+    return "", "", ""
