@@ -1,12 +1,8 @@
 """Shared by the core's tests and every plugin's tests (pytest loads this rootdir conftest first)."""
 
-import pytest
-
-from tests.fixtures.requirements import require_bpf, require_docker  # noqa: F401  (re-exported fixtures)
-from tests.fixtures.docker import docker, busybox_image  # noqa: F401
-from tests.fixtures.igrun import run_ig  # noqa: F401
-from tests.fixtures.prometheus import prometheus_server  # noqa: F401
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "slow: takes more than a few seconds")
+pytest_plugins = [
+    "tests.fixtures.requirements",   # require_bpf, require_docker
+    "tests.fixtures.docker",         # docker, busybox_image (one dockerd per session)
+    "tests.fixtures.igrun",          # run_ig
+    "tests.fixtures.prometheus",     # prometheus_server
+]

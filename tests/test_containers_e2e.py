@@ -1,0 +1,40 @@
+"""Container enrichment end to end: real containers, the exec gadget, a real `ig prometheus`."""
+
+from __future__ import annotations
+
+import subprocess
+import uuid
+
+CAT_COUNTER = """
+metrics_name: guide
+metrics:
+  - name: executed_processes
+    type: counter
+    category: trace
+    gadget: exec
+    labels: [k8s.namespace, k8s.pod, k8s.container]
+    selector: ["comm:cat"]
+"""
+
+
+def test_guide_docker_example_short_lived_container(run_ig, docker, require_bpf):
+    """The user guide's example: 100 cats in a container that lives well under a second."""
+    ig = run_ig(CAT_COUNTER)
+    docker.run("--rm", "--network", "none", "ig-test-busybox:latest", "sh", "-c",
+               "for i in $(seq 1 100); do cat /dev/null; done", name="mycontainer")
+    value = ig.wait_for("executed_processes_total", 100, k8s_container="mycontainer", k8s_namespace="", k8s_pod="")
+    assert value == 100, ig.text()
+    line = 'executed_processes_total{k8s_container="mycontainer",k8s_namespace="",k8s_pod=""} 100.0'
+    assert line in ig.text()
+
+
+def test_host_executions_counted_only_with_host(run_ig, require_bpf, tmp_path):
+    probe = tmp_path / f"ighost{uuid.uuid4().hex[:6]}"
+    probe.symlink_to("/bin/true")
+    config = CAT_COUNTER.replace('selector: ["comm:cat"]', f'selector: ["comm:{probe.name}"]')
+    without, with_host = run_ig(config), run_ig(config, "--host")
+    for _ in range(5):
+        subprocess.run([str(probe)], check=True)
+    assert with_host.wait_for("executed_processes_total", 5, k8s_container="") == 5
+    assert without.value("executed_processes_total") is None
+    assert without.value("ig_events_dropped_total", category="trace", gadget="exec", reason="host") >= 5
