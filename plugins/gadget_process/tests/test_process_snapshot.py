@@ -1,0 +1,83 @@
+"""snapshot process on real processes and containers."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+
+from igcore.gadgets import GadgetContext
+from igcore.plugins import load_catalog
+
+THREADED_CHILD = "import threading,time\n[threading.Thread(target=time.sleep,args=(30,),daemon=True).start() for _ in range(3)]\ntime.sleep(30)"
+
+
+def gadget():
+    return load_catalog().get("snapshot", "process").factory(GadgetContext(host=True))
+
+
+def test_a_known_process_with_its_threads():
+    child = subprocess.Popen([sys.executable, "-c", THREADED_CHILD])
+    try:
+        deadline = time.monotonic() + 10
+        row = None
+        while time.monotonic() < deadline:
+            row = next((r for r in gadget().snapshot() if r["pid"] == child.pid), None)
+            if row and row["threads"] == 4:
+                break
+            time.sleep(0.1)
+        assert row is not None
+        assert row["ppid"] == __import__("os").getpid()
+        assert row["threads"] == 4                      # main thread + 3
+        assert row["comm"].startswith("python")
+        assert row["uid"] == 0 and row["cgroup_id"] > 0 and row["mntns"] > 0
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_processes_vanishing_during_the_snapshot_are_skipped():
+    stop = threading.Event()
+
+    def churn():
+        while not stop.is_set():
+            subprocess.run(["/bin/true"])
+
+    threads = [threading.Thread(target=churn) for _ in range(2)]
+    for t in threads:
+        t.start()
+    try:
+        g = gadget()
+        for _ in range(20):
+            rows = g.snapshot()
+            assert any(r["pid"] == 1 for r in rows)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+
+
+GAUGE = """
+metrics_name: processes
+metrics:
+  - name: number_of_processes
+    type: gauge
+    category: snapshot
+    gadget: process
+    labels: [k8s.namespace, k8s.pod, k8s.container]
+"""
+
+
+def test_container_processes_gauge_follows_the_container(run_ig, docker, require_bpf):
+    name = "ig-procs"
+    docker.run("-d", "--network", "none", "ig-test-busybox:latest", "sh", "-c",
+               "for i in 1 2 3; do sleep 1000 & done; wait", name=name, detach=True)
+    ig = run_ig(GAUGE, "--snapshot-min-interval", "0")
+    assert ig.wait_for("number_of_processes", 4, k8s_container=name) == 4   # 3 sleeps + the shell
+    assert ig.value("number_of_processes", k8s_container=name, k8s_namespace="", k8s_pod="") == 4
+    docker.rm(name)
+    deadline = time.monotonic() + 20
+    while ig.value("number_of_processes", k8s_container=name) is not None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert ig.value("number_of_processes", k8s_container=name) is None

@@ -1,0 +1,118 @@
+"""snapshot socket on real sockets, in network namespaces the tests create and in containers."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+
+from igcore.gadgets import GadgetContext
+from igcore.plugins import load_catalog
+
+# Opens a listener, K connections whose client side closes while the server never reads or closes
+# (so the server side sits in CLOSE_WAIT), a UDP socket connected and one not, then waits.
+SOCKETS = r"""
+import socket, sys, time
+k = int(sys.argv[1])
+family, host = (socket.AF_INET6, "::1") if sys.argv[2] == "6" else (socket.AF_INET, "127.0.0.1")
+srv = socket.socket(family); srv.bind((host, 0)); srv.listen(64)
+port = srv.getsockname()[1]
+kept = []
+for _ in range(k):
+    c = socket.socket(family); c.connect((host, port))
+    s, _ = srv.accept(); kept.append(s); c.close()
+u1 = socket.socket(family, socket.SOCK_DGRAM); u1.bind((host, 0))
+u2 = socket.socket(family, socket.SOCK_DGRAM); u2.connect((host, 9))
+print(port, flush=True)
+time.sleep(600)
+"""
+
+
+def snapshot():
+    return load_catalog().get("snapshot", "socket").factory(GadgetContext(host=True)).snapshot()
+
+
+@pytest.fixture
+def netns(require_bpf):
+    name = f"igtest-{uuid.uuid4().hex[:8]}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    subprocess.run(["ip", "netns", "exec", name, "ip", "link", "set", "lo", "up"], check=True)
+    yield name
+    subprocess.run(["ip", "netns", "delete", name], check=False)
+
+
+def start_sockets(prefix: list[str], k: int, family: str) -> tuple[subprocess.Popen, int]:
+    proc = subprocess.Popen([*prefix, sys.executable, "-c", SOCKETS, str(k), family], stdout=subprocess.PIPE, text=True)
+    port = int(proc.stdout.readline())
+    return proc, port
+
+
+@pytest.mark.parametrize("family", ["4", "6"])
+def test_close_wait_listen_and_udp_in_a_namespace(netns, family):
+    proc, port = start_sockets(["ip", "netns", "exec", netns], 5, family)
+    try:
+        ns = os.stat(f"/proc/{proc.pid}/ns/net").st_ino
+        rows = [r for r in snapshot() if r["netns"] == ns]
+        loopback = "::1" if family == "6" else "127.0.0.1"
+        assert len([r for r in rows if r["status"] == "CLOSE_WAIT"]) == 5
+        listen = [r for r in rows if r["status"] == "LISTEN"]
+        assert len(listen) == 1 and listen[0]["src.addr"] == loopback and listen[0]["src.port"] == port
+        udp = sorted(r["status"] for r in rows if r["protocol"] == "UDP")
+        assert udp == ["ACTIVE", "INACTIVE"]
+        assert all(r["inode"] > 0 for r in rows if r["status"] == "CLOSE_WAIT")
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_each_namespace_is_read_once(netns):
+    proc, _ = start_sockets(["ip", "netns", "exec", netns], 2, "4")
+    extra = subprocess.Popen(["ip", "netns", "exec", netns, "sleep", "60"])
+    try:
+        ns = os.stat(f"/proc/{proc.pid}/ns/net").st_ino
+        rows = [r for r in snapshot() if r["netns"] == ns]
+        # listener + 2 CLOSE_WAIT, each once (the closed clients linger in FIN_WAIT2 without an inode)
+        inodes = [r["inode"] for r in rows if r["protocol"] == "TCP" and r["inode"]]
+        assert len(inodes) == len(set(inodes)) == 3
+        assert len([r for r in rows if r["status"] == "FIN_WAIT2"]) == 2
+    finally:
+        for p in (proc, extra):
+            p.kill()
+            p.wait()
+
+
+GAUGES = """
+metrics_name: sockets
+metrics:
+  - name: close_wait_sockets
+    type: gauge
+    category: snapshot
+    gadget: socket
+    labels: [k8s.container]
+    selector: ["status:CLOSE_WAIT"]
+  - name: listening_sockets
+    type: gauge
+    category: snapshot
+    gadget: socket
+    labels: [k8s.container]
+    selector: ["status:LISTEN"]
+"""
+
+
+def test_container_close_wait_gauge(run_ig, docker):
+    name = "ig-sockets"
+    docker.run("-d", "--network", "none", "ig-test-busybox:latest", "sleep", "1000", name=name, detach=True)
+    pid = docker.inspect(name, "{{.State.Pid}}")
+    # sockets in the container's own network namespace (its loopback), made by a helper process
+    proc, _ = start_sockets(["nsenter", f"--net=/proc/{pid}/ns/net"], 3, "4")
+    try:
+        ig = run_ig(GAUGES, "--snapshot-min-interval", "0")
+        assert ig.wait_for("close_wait_sockets", 3, k8s_container=name) == 3
+        assert ig.value("listening_sockets", k8s_container=name) == 1
+    finally:
+        proc.kill()
+        proc.wait()
