@@ -55,8 +55,9 @@ metrics:
     for _ in range(failing):
         with pytest.raises(FileNotFoundError):
             subprocess.run([str(missing)])
+    setpriv = shutil.which("setpriv")  # by name, Python would try (and fail) an exec per PATH entry
     for _ in range(as_nobody):
-        subprocess.run(["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", str(binary)], check=True)
+        subprocess.run([setpriv, f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", str(binary)], check=True)
 
     assert ig.wait_for("executed_processes_total", ok + as_nobody, comm=name) == ok + as_nobody
     assert ig.wait_for("failed_execs_total", failing) == failing
