@@ -65,3 +65,23 @@ metrics:
     assert ig.wait_for("nonroot_execs_total", as_nobody) == as_nobody
     assert ig.value("nonroot_execs_total", uid=str(NOBODY), gid=str(NOBODY)) == as_nobody
     assert ig.value("ig_events_lost_total", gadget="exec") in (None, 0)
+
+
+def test_container_execs_without_host(require_bpf, run_ig, docker, binary):
+    """Without --host only container execs count, labelled with their container and failures included."""
+    name = "ig-exec-" + binary.name
+    ig = run_ig("""
+metrics_name: exec_containers
+metrics:
+  - name: executed_processes
+    type: counter
+    category: trace
+    gadget: exec
+    labels: [k8s.container, comm, retval]
+""")
+    subprocess.run([str(binary)], check=True)  # a host exec: not counted
+    docker.run("--rm", "--network", "none", "ig-test-busybox:latest", "sh", "-c",
+               "for i in 1 2 3 4 5 6 7; do cat /dev/null; done; /nonexistent 2>/dev/null; true", name=name)
+    assert ig.wait_for("executed_processes_total", 7, k8s_container=name, comm="cat") == 7
+    assert ig.value("executed_processes_total", k8s_container=name, retval="-2") == 1
+    assert ig.value("executed_processes_total", comm=binary.name) is None
