@@ -5,9 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-import signal
 import sys
-import threading
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -17,6 +15,7 @@ from rich.logging import RichHandler
 from rich.markup import escape
 from rich.table import Table
 
+from . import signals
 from .errors import ConfigError, IgError
 
 app = typer.Typer(
@@ -121,12 +120,7 @@ def _prometheus(config, listen, path, host, check, max_series, snapshot_interval
                                   runtimes=runtime_options()))
     registry = CollectorRegistry(auto_describe=False)
     registry.register(EngineCollector(engine))
-    stop = threading.Event()
-    reload_requested = threading.Event()
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGHUP, lambda *_: (reload_requested.set(), stop.set()))
-
+    signals.block()
     engine.start(cfg)
     try:
         server = MetricsServer(registry, listen, path)
@@ -137,12 +131,7 @@ def _prometheus(config, listen, path, host, check, max_series, snapshot_interval
     out.print(f"Publishing metrics... (http://{server.address}{path})")
     sys.stdout.flush()
     try:
-        while True:
-            stop.wait()
-            if not reload_requested.is_set():
-                break
-            stop.clear()
-            reload_requested.clear()
+        while signals.wait() == signals.RELOAD:
             _reload(engine, config, catalog)
     finally:
         server.close()

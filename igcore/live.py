@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import signal
 import threading
 
 from rich.console import Console
 from rich.table import Table
 
+from . import signals
 from .columns import CONTAINER_COLUMN_NAMES
 from .errors import ConfigError
 from .gadgets import Category, GadgetContext, GadgetSpec, NetnsAware
@@ -83,6 +83,7 @@ def run_trace(name, filters, output, columns, host, timeout, runtime_options, co
     predicate = _filter(spec, filters)
     printer = _Printer(console, output, _columns(spec, columns))
     sink = printer if predicate is None else (lambda rows: printer([r for r in rows if predicate(r)]))
+    signals.block()
     registry = ContainerRegistry(runtime_options)
     registry.start()
     gadget = spec.factory(GadgetContext(host=host))
@@ -90,12 +91,9 @@ def run_trace(name, filters, output, columns, host, timeout, runtime_options, co
     if isinstance(gadget, NetnsAware):
         registry.subscribe(lambda c: gadget.add_netns(c.netns, f"/proc/{c.pid}/ns/net"),
                            lambda c: gadget.remove_netns(c.netns))
-    stop = threading.Event()
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     gadget.start(enricher)
     try:
-        stop.wait(timeout or None)
+        signals.wait(timeout or None)
     finally:
         gadget.stop()
         enricher.close()

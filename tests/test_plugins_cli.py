@@ -50,3 +50,25 @@ def test_unknown_gadget_is_one_line_exit_2():
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0
     assert "no trace gadget named 'nope'" in result.stderr and "synth" in result.stderr
+
+
+def test_trace_shows_filtered_rows_as_json(tmp_path):
+    feed = tmp_path / "feed.jsonl"
+    feed.write_text('{"comm": "cat", "pid": 7}\n{"comm": "sh", "pid": 8}\n')
+    result = ig("trace", "synth", "--host", "--timeout", "1.5", "-o", "json", "--filter", "comm:cat",
+                IG_TEST_GADGETS="1", IG_SYNTHETIC_FEED=str(feed))
+    assert result.returncode == 0, result.stderr
+    rows = [__import__("json").loads(l) for l in result.stdout.splitlines() if l.startswith("{")]
+    assert [(r["comm"], r["pid"]) for r in rows] == [("cat", 7)]
+    assert rows[0]["k8s.container"] == ""
+
+
+def test_snapshot_table_and_bad_filter(tmp_path):
+    snap = tmp_path / "snap.json"
+    snap.write_text('[{"comm": "sh", "pid": 3, "size": 9}]')
+    env = {"IG_TEST_GADGETS": "1", "IG_SYNTHETIC_SNAPSHOT": str(snap)}
+    result = ig("snapshot", "synth", "--host", "--columns", "pid,comm,size", **env)
+    assert result.returncode == 0, result.stderr
+    assert "SIZE" in result.stdout and " 9 " in result.stdout
+    bad = ig("snapshot", "synth", "--host", "--filter", "size:big", **env)
+    assert bad.returncode == 2 and "is not a number" in bad.stderr
