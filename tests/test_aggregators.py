@@ -1,17 +1,17 @@
-"""Aggregators and the snapshot cache, through a real CollectorRegistry and the text exposition."""
+"""Aggregators through a real CollectorRegistry: the exact text Prometheus would scrape."""
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
+import pytest
 from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.utils import floatToGoString
 
-from igcore.metrics.aggregators import CounterAggregator, GaugeAggregator, HistogramAggregator
-from igcore.metrics.snapshots import SnapshotCache
+from igcore.metrics.aggregators import CounterAggregator, GaugeAggregator, HistogramAggregator, TraceAggregator
 
 
 @dataclass(frozen=True)
@@ -22,169 +22,297 @@ class Cfg:
 
 @dataclass(frozen=True)
 class Bound:
+    """Stand-in for config.BoundMetric: the attributes the aggregators read."""
+
     config: Cfg
-    label_columns: tuple = ()
-    label_names: tuple = ()
-    field_column: str | None = None
-    predicate: Callable | None = None
-    family_name: str = ""
-    bounds: tuple | None = None
-    description: str = "help"
+    label_columns: tuple[str, ...]
+    label_names: tuple[str, ...]
+    field_column: str | None
+    predicate: Callable[[dict], bool] | None
+    family_name: str
+    bounds: tuple[float, ...] | None
+    description: str
 
 
-def bound(name, type_, labels=(), **kw) -> Bound:
-    return Bound(Cfg(name, type_), tuple(labels), tuple(l.replace(".", "_") for l in labels), family_name=name, **kw)
+def bound(name, type_, labels=(), field=None, predicate=None, bounds=None, family=None) -> Bound:
+    labels = tuple(labels)
+    return Bound(Cfg(name, type_), labels, tuple(c.replace(".", "_") for c in labels), field, predicate,
+                 family or name, bounds, f"help for {name}")
 
 
 class Wrap:
-    def __init__(self, families):
+    """A minimal custom Collector around an aggregator's families."""
+
+    def __init__(self, families: Callable[[], list]) -> None:
         self.families = families
 
     def collect(self):
         return self.families()
 
 
-def exposition(families) -> str:
+def exposition(families: Callable[[], list]) -> str:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(Wrap(families))
     return generate_latest(registry).decode()
 
 
-def rows(*items):
-    return [dict({"comm": "", "pid": 0, "k8s.pod": "", "lat": 0, "ok": False}, **i) for i in items]
+def samples(text: str) -> list[str]:
+    return [line for line in text.splitlines() if not line.startswith("#")]
 
 
-def test_counter_counts_matching_rows_per_label_set():
-    agg = CounterAggregator(bound("execs", "counter", ["comm", "k8s.pod"], predicate=lambda r: r["pid"] > 1))
-    agg.ingest(rows({"comm": "cat", "pid": 2}, {"comm": "cat", "pid": 3}, {"comm": "cat", "pid": 1}, {"comm": "sh", "pid": 9}))
-    agg.ingest(rows({"comm": "cat", "pid": 5, "k8s.pod": "web"}))
-    text = exposition(agg.collect)
-    assert 'execs_total{comm="cat",k8s_pod=""} 2.0' in text
-    assert 'execs_total{comm="sh",k8s_pod=""} 1.0' in text
-    assert 'execs_total{comm="cat",k8s_pod="web"} 1.0' in text
+BLANK = {"comm": "", "pid": 0, "k8s.namespace": "", "k8s.pod": "", "lat": 0, "ok": False}
 
 
-def test_counter_with_field_one_label_and_no_label():
-    one = CounterAggregator(bound("lat", "counter", ["comm"], field_column="lat"))
-    none = CounterAggregator(bound("all", "counter"))
-    batch = rows({"comm": "cat", "lat": 5}, {"comm": "cat", "lat": 7}, {"comm": "ls", "lat": 1})
-    one.ingest(batch)
-    none.ingest(batch)
-    assert 'lat_total{comm="cat"} 12.0' in exposition(one.collect)
-    assert "all_total 3.0" in exposition(none.collect)
+def rows(*items: dict) -> list[dict]:
+    return [{**BLANK, **item} for item in items]
 
 
-def test_label_values_are_text_for_numbers_and_bools():
-    agg = CounterAggregator(bound("n", "counter", ["pid", "ok"]))
-    agg.ingest(rows({"pid": 42, "ok": True}))
-    assert 'n_total{ok="true",pid="42"} 1.0' in exposition(agg.collect)
+# --- counters ------------------------------------------------------------------------------------
 
 
-def test_series_cap_drops_new_label_sets_and_warns_once(caplog):
+def test_counter_three_labels_with_selector_full_exposition():
+    agg = CounterAggregator(bound("execs", "counter", ["k8s.namespace", "k8s.pod", "comm"],
+                                  predicate=lambda r: r["comm"] == "cat"))
+    agg.ingest(rows({"comm": "cat", "k8s.namespace": "ns", "k8s.pod": "a"},
+                    {"comm": "cat", "k8s.namespace": "ns", "k8s.pod": "a"},
+                    {"comm": "sh", "k8s.namespace": "ns", "k8s.pod": "a"},
+                    {"comm": "cat"}))
+    agg.ingest(rows({"comm": "cat", "k8s.namespace": "ns", "k8s.pod": "a"}, {"comm": "ls"}))
+    assert exposition(agg.collect) == (
+        "# HELP execs_total help for execs\n"
+        "# TYPE execs_total counter\n"
+        'execs_total{comm="cat",k8s_namespace="ns",k8s_pod="a"} 3.0\n'
+        'execs_total{comm="cat",k8s_namespace="",k8s_pod=""} 1.0\n'
+    )
+    assert agg.series_count == 2 and agg.series_dropped == 0
+
+
+def test_counter_one_label_and_no_label():
+    one = CounterAggregator(bound("by_comm", "counter", ["comm"]))
+    none = CounterAggregator(bound("all", "counter", predicate=lambda r: r["pid"] > 1))
+    batch = rows({"comm": "cat", "pid": 5}, {"comm": "cat", "pid": 1}, {"comm": "ls", "pid": 7})
+    for agg in (one, none):
+        agg.ingest(batch)
+        agg.ingest(batch[:1])
+    assert samples(exposition(one.collect)) == ['by_comm_total{comm="cat"} 3.0', 'by_comm_total{comm="ls"} 1.0']
+    assert samples(exposition(none.collect)) == ["all_total 3.0"]
+
+
+def test_counter_without_any_match_has_no_series():
+    agg = CounterAggregator(bound("none", "counter", ["comm"], predicate=lambda r: False))
+    agg.ingest(rows({"comm": "cat"}))
+    agg.ingest([])
+    assert samples(exposition(agg.collect)) == []
+    assert agg.series_count == 0
+
+
+def test_counter_with_int_field_stays_int():
+    agg = CounterAggregator(bound("bytes", "counter", ["comm"], field="lat"))
+    agg.ingest(rows({"comm": "cat", "lat": 5}, {"comm": "cat", "lat": 7}, {"comm": "ls", "lat": 1}))
+    agg.ingest(rows({"comm": "cat", "lat": 2**53}, {"comm": "cat", "lat": 1}))
+    # exactly 2**53 + 13; a float accumulator would have lost the odd 1s
+    ((key, (integer, parts)), _) = agg._series.items()
+    assert key == "cat" and integer == 2**53 + 13 and type(integer) is int and parts == ()
+    assert f'bytes_total{{comm="cat"}} {floatToGoString(2**53 + 13)}' in exposition(agg.collect)
+
+
+def test_counter_with_float_field_is_exact_across_batches():
+    agg = CounterAggregator(bound("secs", "counter", field="lat"))
+    for _ in range(10):
+        agg.ingest(rows({"lat": 0.1}))  # a running float sum would end at 0.9999999999999999
+    assert samples(exposition(agg.collect)) == ["secs_total 1.0"]
+
+
+def test_counter_with_mixed_int_and_float_field():
+    agg = CounterAggregator(bound("mixed", "counter", field="lat"))
+    agg.ingest(rows({"lat": 2**53}, {"lat": 0.5}, {"lat": 0.5}, {"lat": 1}))
+    assert samples(exposition(agg.collect)) == [f"mixed_total {floatToGoString(2**53 + 2)}"]
+
+
+def test_label_values_are_decimal_text_bools_and_empty():
+    agg = CounterAggregator(bound("n", "counter", ["pid", "ok", "comm", "lat"]))
+    agg.ingest(rows({"pid": 42, "ok": True, "comm": "", "lat": 0.25}, {"pid": -1, "ok": False, "comm": "a b"}))
+    assert samples(exposition(agg.collect)) == [
+        'n_total{comm="",lat="0.25",ok="true",pid="42"} 1.0',
+        'n_total{comm="a b",lat="0",ok="false",pid="-1"} 1.0',
+    ]
+
+
+def test_family_name_is_used_as_given():
+    agg = CounterAggregator(bound("x.y_total", "counter", family="x_y"))
+    agg.ingest(rows({}))
+    assert "# TYPE x_y_total counter\nx_y_total 1.0\n" in exposition(agg.collect)
+
+
+# --- the series cap ------------------------------------------------------------------------------
+
+
+def warnings_of(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "igcore.metrics" and r.levelno == logging.WARNING]
+
+
+def test_series_cap_drops_new_label_sets_counts_events_and_warns_once(caplog):
     agg = CounterAggregator(bound("capped", "counter", ["pid"]), max_series=2)
     with caplog.at_level(logging.WARNING, logger="igcore.metrics"):
-        agg.ingest(rows({"pid": 1}, {"pid": 2}, {"pid": 3}))
-        agg.ingest(rows({"pid": 4}, {"pid": 1}))
+        agg.ingest(rows({"pid": 1}, {"pid": 2}, {"pid": 3}, {"pid": 3}))
+        agg.ingest(rows({"pid": 4}, {"pid": 1}, {"pid": 2}))
+    assert samples(exposition(agg.collect)) == ['capped_total{pid="1"} 2.0', 'capped_total{pid="2"} 2.0']
+    assert agg.series_dropped == 3  # the events of pid 3 (twice) and pid 4
+    assert agg.series_count == 2
+    messages = warnings_of(caplog)
+    assert len(messages) == 1 and "capped" in messages[0] and "2" in messages[0]
+
+
+def test_histogram_series_cap(caplog):
+    agg = HistogramAggregator(bound("h", "histogram", ["comm"], field="lat", bounds=(10.0,)), max_series=1)
+    with caplog.at_level(logging.WARNING, logger="igcore.metrics"):
+        agg.ingest(rows({"comm": "a", "lat": 1}, {"comm": "b", "lat": 2}, {"comm": "b", "lat": 3}))
+        agg.ingest(rows({"comm": "a", "lat": 20}, {"comm": "c", "lat": 2}))
     text = exposition(agg.collect)
-    assert 'capped_total{pid="1"} 2.0' in text and 'capped_total{pid="2"} 1.0' in text
-    assert 'pid="3"' not in text and 'pid="4"' not in text
-    assert agg.series_dropped == 2
-    assert len([r for r in caplog.records if "max-series" in r.getMessage()]) == 1
+    assert 'comm="b"' not in text and 'comm="c"' not in text
+    assert 'h_count{comm="a"} 2.0' in text and 'h_sum{comm="a"} 21.0' in text
+    assert agg.series_dropped == 3 and len(warnings_of(caplog)) == 1
 
 
-def test_histogram_buckets_are_upper_inclusive_and_cumulative():
-    agg = HistogramAggregator(bound("lat_ns", "histogram", ["comm"], field_column="lat", bounds=(10.0, 20.0, 40.0)))
-    agg.ingest(rows(*({"comm": "a", "lat": v} for v in (0, 10, 11, 20, 40, 41, 1000))))
-    text = exposition(agg.collect)
-    assert 'lat_ns_bucket{comm="a",le="10.0"} 2.0' in text
-    assert 'lat_ns_bucket{comm="a",le="20.0"} 4.0' in text
-    assert 'lat_ns_bucket{comm="a",le="40.0"} 5.0' in text
-    assert 'lat_ns_bucket{comm="a",le="+Inf"} 7.0' in text
-    assert 'lat_ns_count{comm="a"} 7.0' in text
-    assert 'lat_ns_sum{comm="a"} 1122.0' in text
+def test_gauge_series_cap_per_snapshot(caplog):
+    agg = GaugeAggregator(bound("g", "gauge", ["comm"]), max_series=1)
+    snapshot = rows({"comm": "a"}, {"comm": "b"}, {"comm": "b"})
+    with caplog.at_level(logging.WARNING, logger="igcore.metrics"):
+        first = samples(exposition(lambda: agg.collect_from(snapshot)))
+        second = samples(exposition(lambda: agg.collect_from(snapshot)))
+    assert first == second == ['g{comm="a"} 1.0']
+    assert agg.series_dropped == 4 and agg.series_count == 1 and len(warnings_of(caplog)) == 1
 
 
-def test_histogram_small_bounds_keep_their_text():
-    agg = HistogramAggregator(bound("h", "histogram", field_column="lat", bounds=(0.0001, 0.0002, 0.0004)))
-    agg.ingest(rows({"lat": 0.0003}))
-    text = exposition(agg.collect)
-    assert 'h_bucket{le="0.0002"} 0.0' in text and 'h_bucket{le="0.0004"} 1.0' in text
+# --- histograms ----------------------------------------------------------------------------------
 
 
-def test_gauge_counts_or_sums_rows_of_the_snapshot():
+def test_histogram_buckets_upper_inclusive_cumulative_full_exposition():
+    agg = HistogramAggregator(bound("lat_nanoseconds", "histogram", ["comm"], field="lat",
+                                    bounds=(100000.0, 200000.0, 400000.0)))
+    agg.ingest(rows(*({"comm": "a", "lat": v} for v in (0, 100000, 100001, 200000, 400000, 400001))))
+    agg.ingest(rows({"comm": "a", "lat": 10**12}, {"comm": "b", "lat": 150000}))
+    assert exposition(agg.collect) == (
+        "# HELP lat_nanoseconds help for lat_nanoseconds\n"
+        "# TYPE lat_nanoseconds histogram\n"
+        'lat_nanoseconds_bucket{comm="a",le="100000.0"} 2.0\n'
+        'lat_nanoseconds_bucket{comm="a",le="200000.0"} 4.0\n'
+        'lat_nanoseconds_bucket{comm="a",le="400000.0"} 5.0\n'
+        'lat_nanoseconds_bucket{comm="a",le="+Inf"} 7.0\n'
+        'lat_nanoseconds_count{comm="a"} 7.0\n'
+        'lat_nanoseconds_sum{comm="a"} 1.000001200002e+12\n'
+        'lat_nanoseconds_bucket{comm="b",le="100000.0"} 0.0\n'
+        'lat_nanoseconds_bucket{comm="b",le="200000.0"} 1.0\n'
+        'lat_nanoseconds_bucket{comm="b",le="400000.0"} 1.0\n'
+        'lat_nanoseconds_bucket{comm="b",le="+Inf"} 1.0\n'
+        'lat_nanoseconds_count{comm="b"} 1.0\n'
+        'lat_nanoseconds_sum{comm="b"} 150000.0\n'
+    )
+
+
+def test_histogram_go_style_le_for_large_bounds():
+    bounds = tuple(float(2**i * 100000) for i in range(15))
+    agg = HistogramAggregator(bound("h", "histogram", field="lat", bounds=bounds))
+    agg.ingest(rows({"lat": 1_638_400_000}, {"lat": 1_638_400_001}))
+    lines = samples(exposition(agg.collect))
+    assert lines[0] == 'h_bucket{le="100000.0"} 0.0'
+    assert lines[14] == 'h_bucket{le="1.6384e+09"} 1.0'
+    assert lines[15:] == ['h_bucket{le="+Inf"} 2.0', "h_count 2.0", "h_sum 3.276800001e+09"]
+
+
+def test_histogram_float_values_small_bounds_and_selector():
+    agg = HistogramAggregator(bound("h", "histogram", ["k8s.pod"], field="lat", bounds=(0.0001, 0.0002, 0.0004),
+                                    predicate=lambda r: r["ok"]))
+    agg.ingest(rows({"k8s.pod": "p", "lat": 0.0002, "ok": True}, {"k8s.pod": "p", "lat": 0.0003, "ok": True},
+                    {"k8s.pod": "p", "lat": 0.00001, "ok": False}))
+    assert samples(exposition(agg.collect)) == [
+        'h_bucket{k8s_pod="p",le="0.0001"} 0.0',
+        'h_bucket{k8s_pod="p",le="0.0002"} 1.0',
+        'h_bucket{k8s_pod="p",le="0.0004"} 2.0',
+        'h_bucket{k8s_pod="p",le="+Inf"} 2.0',
+        'h_count{k8s_pod="p"} 2.0',
+        'h_sum{k8s_pod="p"} 0.0005',
+    ]
+
+
+def test_histogram_sum_is_exact():
+    ints = HistogramAggregator(bound("i", "histogram", field="lat", bounds=(1.0,)))
+    ints.ingest(rows({"lat": 2**53}, {"lat": 1}, {"lat": 1}))  # float accumulation: 2**53
+    floats = HistogramAggregator(bound("f", "histogram", field="lat", bounds=(1.0,)))
+    for _ in range(10):
+        floats.ingest(rows({"lat": 0.1}))
+    floats.ingest(rows({"lat": 1e100}, {"lat": 1.0}, {"lat": -1e100}))  # parts far apart cancel exactly
+    assert f"i_sum {floatToGoString(2**53 + 2)}" in samples(exposition(ints.collect))
+    assert "f_sum 2.0" in samples(exposition(floats.collect))
+
+
+# --- gauges --------------------------------------------------------------------------------------
+
+
+def test_gauge_counts_or_sums_matching_rows_of_each_snapshot():
     count = GaugeAggregator(bound("procs", "gauge", ["comm"], predicate=lambda r: r["comm"] != "init"))
-    total = GaugeAggregator(bound("threads", "gauge", field_column="pid"))
-    snapshot = rows({"comm": "sh", "pid": 3}, {"comm": "sh", "pid": 4}, {"comm": "init", "pid": 1})
-    text = exposition(lambda: count.collect_from(snapshot) + total.collect_from(snapshot))
-    assert 'procs{comm="sh"} 2.0' in text and 'comm="init"' not in text
-    assert "threads 8.0" in text
-    assert 'comm="sh"' not in exposition(lambda: count.collect_from(rows({"comm": "ls"})))
+    total = GaugeAggregator(bound("threads", "gauge", field="pid"))
+    none = GaugeAggregator(bound("nothing", "gauge", ["comm"], predicate=lambda r: False))
+    snapshot = rows({"comm": "sh", "pid": 3}, {"comm": "sh", "pid": 4}, {"comm": "init", "pid": 1},
+                    {"comm": "ls", "pid": 10})
+    text = exposition(lambda: count.collect_from(snapshot) + total.collect_from(snapshot) + none.collect_from(snapshot))
+    assert text == (
+        "# HELP procs help for procs\n"
+        "# TYPE procs gauge\n"
+        'procs{comm="sh"} 2.0\n'
+        'procs{comm="ls"} 1.0\n'
+        "# HELP threads help for threads\n"
+        "# TYPE threads gauge\n"
+        "threads 18.0\n"
+        "# HELP nothing help for nothing\n"
+        "# TYPE nothing gauge\n"
+    )
+    # series follow the latest snapshot only
+    assert samples(exposition(lambda: count.collect_from(rows({"comm": "cat"})))) == ['procs{comm="cat"} 1.0']
+    assert samples(exposition(lambda: total.collect_from([]))) == []
+    assert not hasattr(count, "ingest")  # the engine feeds trace aggregators by that name
 
 
-def test_ingest_while_collecting_loses_nothing():
-    agg = CounterAggregator(bound("c", "counter", ["pid"]))
-    batch = rows(*({"pid": i % 10} for i in range(1000)))
+def test_gauge_sum_of_field_per_label_set():
+    agg = GaugeAggregator(bound("threads", "gauge", ["comm", "ok"], field="lat"))
+    snapshot = rows({"comm": "a", "lat": 2}, {"comm": "a", "lat": 3}, {"comm": "a", "lat": 4, "ok": True})
+    assert samples(exposition(lambda: agg.collect_from(snapshot))) == [
+        'threads{comm="a",ok="false"} 5.0', 'threads{comm="a",ok="true"} 4.0']
+
+
+# --- threads -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["counter", "histogram"])
+def test_ingest_while_collecting_loses_nothing(kind):
+    if kind == "counter":
+        agg: TraceAggregator = CounterAggregator(bound("c", "counter", ["pid"]))
+    else:
+        agg = HistogramAggregator(bound("c", "histogram", ["pid"], field="lat", bounds=(1.0, 2.0)))
+    batch = rows(*({"pid": i % 10, "lat": i % 3} for i in range(1000)))
     stop = threading.Event()
+    scrapes = []
 
     def scrape():
         while not stop.is_set():
-            agg.collect()
+            scrapes.append(exposition(agg.collect))
 
-    t = threading.Thread(target=scrape)
-    t.start()
-    for _ in range(200):
-        agg.ingest(batch)
-    stop.set()
-    t.join()
-    text = exposition(agg.collect)
-    assert all(f'c_total{{pid="{i}"}} 20000.0' in text for i in range(10))
-
-
-def test_snapshot_cache_single_flight_for_ten_concurrent_callers():
-    calls = []
-
-    def take():
-        calls.append(1)
-        time.sleep(0.3)
-        return [{"n": len(calls)}]
-
-    cache = SnapshotCache(take, min_interval=0)
-    barrier = threading.Barrier(10)
-    results = []
-
-    def scrape():
-        barrier.wait()
-        results.append(cache.rows())
-
-    threads = [threading.Thread(target=scrape) for _ in range(10)]
-    for t in threads:
+    feeders = [threading.Thread(target=lambda: [agg.ingest(batch) for _ in range(100)]) for _ in range(2)]
+    scraper = threading.Thread(target=scrape)
+    scraper.start()
+    for t in feeders:
         t.start()
-    for t in threads:
+    for t in feeders:
         t.join()
-    assert len(calls) == 1 and cache.snapshots_taken == 1
-    assert all(r == [{"n": 1}] for r in results)
-
-
-def test_snapshot_cache_reuses_within_min_interval_and_retries_after_errors():
-    now = [100.0]
-    outcomes = [[{"a": 1}], RuntimeError("gone"), [{"a": 2}]]
-
-    def take():
-        out = outcomes.pop(0)
-        if isinstance(out, Exception):
-            raise out
-        return out
-
-    cache = SnapshotCache(take, min_interval=1.0, clock=lambda: now[0])
-    assert cache.rows() == [{"a": 1}]
-    now[0] += 0.5
-    assert cache.rows() == [{"a": 1}]      # reused
-    now[0] += 1.0
-    try:
-        cache.rows()
-        raise AssertionError("expected the error")
-    except RuntimeError:
-        pass
-    assert cache.errors == 1
-    assert cache.rows() == [{"a": 2}]      # retried
-    assert cache.snapshots_taken == 2
+    stop.set()
+    scraper.join()
+    assert scrapes
+    text = exposition(agg.collect)
+    for pid in range(10):
+        if kind == "counter":
+            assert f'c_total{{pid="{pid}"}} 20000.0' in text
+        else:
+            assert f'c_count{{pid="{pid}"}} 20000.0' in text
+    if kind == "histogram":
+        sums = [float(line.split()[-1]) for line in samples(text) if line.startswith("c_sum")]
+        assert sum(sums) == 200 * sum(i % 3 for i in range(1000))

@@ -1,0 +1,102 @@
+"""SnapshotCache: single flight for concurrent scrapes, reuse within min_interval, errors not cached."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from igcore.metrics.snapshots import SnapshotCache
+
+
+def run_concurrently(target, n: int) -> list:
+    """Start n threads that pass a barrier together, then call target(); their results (or errors)."""
+    barrier = threading.Barrier(n)
+    results: list = [None] * n
+
+    def worker(i: int) -> None:
+        barrier.wait()
+        try:
+            results[i] = target()
+        except Exception as exc:
+            results[i] = exc
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    return results
+
+
+def test_ten_concurrent_callers_share_one_snapshot():
+    calls = []
+
+    def take():
+        calls.append(threading.current_thread().name)
+        time.sleep(0.3)  # long enough for all ten to arrive while it runs
+        return [{"n": len(calls)}]
+
+    cache = SnapshotCache(take, min_interval=60)
+    results = run_concurrently(cache.rows, 10)
+    assert len(calls) == 1 and cache.snapshots_taken == 1
+    assert all(r is results[0] for r in results) and results[0] == [{"n": 1}]
+    assert cache.last_duration_seconds >= 0.3 and cache.errors == 0
+
+
+def test_concurrent_callers_share_the_error_counted_once_and_the_next_call_retries():
+    outcomes = [RuntimeError("snapshot failed"), [{"ok": 1}]]
+
+    def take():
+        time.sleep(0.3)
+        out = outcomes.pop(0)
+        if isinstance(out, Exception):
+            raise out
+        return out
+
+    cache = SnapshotCache(take, min_interval=60)
+    results = run_concurrently(cache.rows, 10)
+    assert all(isinstance(r, RuntimeError) and str(r) == "snapshot failed" for r in results)
+    assert cache.errors == 1 and cache.snapshots_taken == 0
+    assert cache.rows() == [{"ok": 1}]
+    assert cache.errors == 1 and cache.snapshots_taken == 1
+
+
+def test_reuse_within_min_interval_with_a_fake_clock():
+    now = [100.0]
+    taken = []
+
+    def take():
+        taken.append(now[0])
+        now[0] += 0.25  # the snapshot itself takes 0.25 s of fake time
+        return [{"at": taken[-1]}]
+
+    cache = SnapshotCache(take, min_interval=1.0, clock=lambda: now[0])
+    first = cache.rows()
+    assert first == [{"at": 100.0}] and cache.last_duration_seconds == 0.25
+    now[0] += 0.99  # age measured from the end of the snapshot (100.25)
+    assert cache.rows() is first
+    now[0] += 0.01
+    assert cache.rows() == [{"at": 101.25}]
+    assert taken == [100.0, 101.25] and cache.snapshots_taken == 2
+
+
+def test_error_propagates_and_is_not_cached():
+    now = [0.0]
+    outcomes = [[{"a": 1}], ValueError("gone"), [{"a": 2}]]
+
+    def take():
+        out = outcomes.pop(0)
+        if isinstance(out, Exception):
+            raise out
+        return out
+
+    cache = SnapshotCache(take, min_interval=1.0, clock=lambda: now[0])
+    assert cache.rows() == [{"a": 1}]
+    now[0] += 2
+    with pytest.raises(ValueError, match="gone"):
+        cache.rows()
+    assert cache.errors == 1
+    assert cache.rows() == [{"a": 2}]  # retried at once, and no stale rows handed out meanwhile
+    assert cache.snapshots_taken == 2
