@@ -15,7 +15,7 @@ def self_metric_families(engine) -> list:
     lost = CounterMetricFamily("ig_events_lost", "events the kernel could not hand over (ring buffer full)", labels=["category", "gadget"])
     dropped = CounterMetricFamily("ig_events_dropped", "events read but not counted", labels=["category", "gadget", "reason"])
     held = CounterMetricFamily("ig_events_held", "events held until their container's metadata arrived", labels=["category", "gadget"])
-    series_dropped = CounterMetricFamily("ig_series_dropped", "label sets dropped by the --max-series cap", labels=["metric"])
+    series_dropped = CounterMetricFamily("ig_series_dropped", "events (or snapshot rows) not counted because their label set was beyond --max-series", labels=["metric"])
     snapshots = CounterMetricFamily("ig_snapshots", "snapshots taken", labels=["category", "gadget"])
     snapshot_seconds = GaugeMetricFamily("ig_snapshot_duration_seconds", "duration of the latest snapshot", labels=["category", "gadget"])
     snapshot_errors = CounterMetricFamily("ig_snapshot_errors", "snapshots that failed", labels=["category", "gadget"])
