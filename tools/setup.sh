@@ -11,7 +11,7 @@ step=${1:-all}
 # bcc from Debian (never PyPI's unrelated "bcc"); the rest is what the tests drive for real.
 APT_PACKAGES=(
   python3 python3-venv python3-dev python3-bpfcc
-  docker.io runc busybox-static
+  docker.io runc
   prometheus bpftrace dnsmasq-base bind9-dnsutils
   iproute2 util-linux procps psmisc gcc make
 )
