@@ -52,7 +52,8 @@ def _read_config_source(config: Optional[str]) -> str:
     return config
 
 
-def _runtime_options(runtimes: str, docker_socket: str, containerd_socket: str, crio_socket: str):
+def _runtime_options(runtimes: str, docker_socket: str, containerd_socket: str = "/run/containerd/containerd.sock",
+                     crio_socket: str = "/run/crio/crio.sock"):
     from .containers import RuntimeOptions
 
     chosen = tuple(r.strip() for r in runtimes.split(",") if r.strip())
@@ -203,14 +204,10 @@ def trace(
     verbose: VerboseOpt = False,
 ) -> None:
     """Show the rows of a trace gadget live, to see its columns and values."""
-    _setup_logging(verbose)
     from .live import run_trace
 
-    try:
-        run_trace(gadget, filters or [], output, columns, host, timeout,
-                  _runtime_options(runtimes, docker_socket, "/run/containerd/containerd.sock", "/run/crio/crio.sock"), out)
-    except IgError as exc:
-        raise fail(exc)
+    _live(verbose, run_trace, gadget, filters or [], output, columns, host, timeout,
+          runtimes=runtimes, docker_socket=docker_socket)
 
 
 @app.command()
@@ -225,12 +222,17 @@ def snapshot(
     verbose: VerboseOpt = False,
 ) -> None:
     """Show one snapshot of a snapshot gadget."""
-    _setup_logging(verbose)
     from .live import run_snapshot
 
+    _live(verbose, run_snapshot, gadget, filters or [], output, columns, host,
+          runtimes=runtimes, docker_socket=docker_socket)
+
+
+def _live(verbose: bool, run, *args, runtimes: str, docker_socket: str) -> None:
+    """Shared by `ig trace` and `ig snapshot`: logging, runtime options, errors as one line."""
+    _setup_logging(verbose)
     try:
-        run_snapshot(gadget, filters or [], output, columns, host,
-                     _runtime_options(runtimes, docker_socket, "/run/containerd/containerd.sock", "/run/crio/crio.sock"), out)
+        run(*args, _runtime_options(runtimes, docker_socket), out)
     except IgError as exc:
         raise fail(exc)
 

@@ -26,10 +26,16 @@ class Enricher:
         self._stop = threading.Event()
         self._timer: threading.Thread | None = None
 
-    def _columns(self, found) -> dict | None:
+    def _label(self, row: dict, found, out: list[dict]) -> None:
+        """Add the container columns to `row` and keep it, or drop it as a host row without --host."""
         if isinstance(found, Container):
-            return found.columns()
-        return HOST_COLUMNS if self.host else None
+            row.update(found.columns())
+        elif self.host:
+            row.update(HOST_COLUMNS)
+        else:
+            self.dropped_host += 1
+            return
+        out.append(row)
 
     def _enrich(self, rows: list[dict], now: float, hold: bool) -> tuple[list[dict], list[dict]]:
         """(rows to deliver, rows to hold); a cache per batch keeps lookups to one per key value."""
@@ -43,14 +49,7 @@ class Enricher:
             if found is PENDING and hold:
                 pending.append(row)
                 continue
-            if found is PENDING:
-                found = None
-            columns = self._columns(found)
-            if columns is None:
-                self.dropped_host += 1
-                continue
-            row.update(columns)
-            out.append(row)
+            self._label(row, None if found is PENDING else found, out)
         return out, pending
 
     def __call__(self, rows: list[dict]) -> None:
@@ -88,12 +87,7 @@ class Enricher:
                 if found is PENDING:
                     self.expired += 1
                     found = None
-                columns = self._columns(found)
-                if columns is None:
-                    self.dropped_host += 1
-                    continue
-                row.update(columns)
-                ready.append(row)
+                self._label(row, found, ready)
             self._held = still
             if ready:
                 self.sink(ready)

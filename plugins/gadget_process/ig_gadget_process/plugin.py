@@ -8,7 +8,9 @@ from igcore import hookimpl
 from igcore.columns import Column, Kind, Schema
 from igcore.gadgets import GadgetContext, SnapshotGadget
 
-from .procfs import VANISHED, CgroupIds, ns_inode, pids, read_stat
+from igcore.containers.cgroups import ns_inode
+
+from .procfs import VANISHED, CgroupIds, pids, read_stat
 
 SCHEMA = Schema.with_container_columns([
     Column("pid", Kind.INT, "process id (thread group id)"),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-from igcore.containers.cgroups import cgroup2_mount
+from igcore.containers.cgroups import cgroup2_mount, id_of, pid_cgroup_path
 
 VANISHED = (FileNotFoundError, ProcessLookupError, PermissionError)
 
@@ -39,28 +39,10 @@ class CgroupIds:
         self.cache: dict[str, int] = {}
 
     def of_pid(self, pid: int) -> int:
-        try:
-            with open(f"/proc/{pid}/cgroup", "rb") as f:
-                for line in f:
-                    if line.startswith(b"0::"):
-                        return self.of_path(line[3:].strip().decode())
-        except VANISHED:
-            pass
-        return 0
-
-    def of_path(self, path: str) -> int:
+        path = pid_cgroup_path(pid)
+        if path is None or self.mount is None:
+            return 0
         cached = self.cache.get(path)
         if cached is None:
-            try:
-                cached = os.stat(self.mount + path).st_ino if self.mount else 0
-            except OSError:
-                cached = 0
-            self.cache[path] = cached
+            cached = self.cache[path] = id_of(self.mount, path)
         return cached
-
-
-def ns_inode(pid: int, kind: str) -> int:
-    try:
-        return os.stat(f"/proc/{pid}/ns/{kind}").st_ino
-    except VANISHED:
-        return 0
