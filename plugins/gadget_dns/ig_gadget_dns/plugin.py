@@ -1,0 +1,155 @@
+"""trace dns: DNS queries and responses seen in the host's and every container's network namespace."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import threading
+from collections import OrderedDict
+from importlib import resources
+
+from igcore import hookimpl
+from igcore.bpf import RingBufferTransport, compile_program
+from igcore.columns import Column, Kind, Schema
+from igcore.gadgets import GadgetContext, NetnsAware, TraceGadget
+
+from .netns import packet_socket
+from .parse import PKT_TYPES, MalformedPacket, NotDns, message, transport
+from .slots import load_with_slot
+
+SCHEMA = Schema.with_container_columns([
+    Column("pid", Kind.INT, "not known to a socket filter: 0"),
+    Column("tid", Kind.INT, "not known to a socket filter: 0"),
+    Column("uid", Kind.INT, "not known to a socket filter: 0"),
+    Column("gid", Kind.INT, "not known to a socket filter: 0"),
+    Column("comm", Kind.STR, "not known to a socket filter: empty"),
+    Column("srcIP", Kind.STR, "source address"),
+    Column("dstIP", Kind.STR, "destination address"),
+    Column("srcPort", Kind.INT, "source port"),
+    Column("dstPort", Kind.INT, "destination port"),
+    Column("proto", Kind.STR, "UDP or TCP"),
+    Column("id", Kind.INT, "DNS message id"),
+    Column("qr", Kind.STR, "Q for a query, R for a response"),
+    Column("qtype", Kind.STR, "query type (A, AAAA, ...; a number when unknown)"),
+    Column("name", Kind.STR, "queried name, with the trailing dot (example.com.)"),
+    Column("rcode", Kind.STR, "response code (NoError, NXDomain, ...); NoError on queries"),
+    Column("latency", Kind.INT, "ns from the query to this response (same namespace, id and addresses); 0 otherwise"),
+    Column("numAnswers", Kind.INT, "answer records"),
+    Column("addresses", Kind.STR, "A and AAAA answers, comma-separated"),
+    Column("pktType", Kind.STR, "HOST (received) or OUTGOING (sent)"),
+    Column("netns", Kind.UINT, "network namespace inode"),
+    Column("timestamp", Kind.UINT, "kernel time of the packet (ns, monotonic)"),
+])
+
+CAPTURE = 512
+QUERY_TABLE_SIZE = 16384
+QUERY_TTL_NS = 10_000_000_000
+
+
+class _Event(ctypes.Structure):
+    _fields_ = [("timestamp", ctypes.c_uint64), ("slot", ctypes.c_uint32), ("_pad", ctypes.c_uint32), ("len", ctypes.c_uint32),
+                ("caplen", ctypes.c_uint32), ("pkt_type", ctypes.c_uint32), ("ifindex", ctypes.c_uint32),
+                ("data", ctypes.c_uint8 * CAPTURE)]
+
+
+class DnsGadget(TraceGadget, NetnsAware):
+    def __init__(self, ctx: GadgetContext) -> None:
+        super().__init__(ctx)
+        self.stats.extra.update(dns_queries_expired=0, dns_queries_evicted=0, dns_unmatched_responses=0)
+        self._sockets: dict[int, tuple] = {}      # netns -> (socket, program fd)
+        self._netns_of_slot: dict[int, int] = {}  # slot stamped by the program -> netns
+        self._queries: OrderedDict = OrderedDict()  # (netns, id, client, server) -> kernel ns
+        self._lock = threading.Lock()
+        self._bpf = self._transport = None
+
+    # -- namespaces ------------------------------------------------------------------------
+    def add_netns(self, netns: int, path: str) -> None:
+        with self._lock:
+            if netns in self._sockets or self._bpf is None:
+                return
+            slot = len(self._netns_of_slot) + 1
+            fd = load_with_slot(self._bpf, b"ig_dns_filter", slot)
+            try:
+                sock = packet_socket(path, fd)
+            except OSError:
+                os.close(fd)
+                return  # the namespace's process is already gone
+            self._sockets[netns] = (sock, fd)
+            self._netns_of_slot[slot] = netns
+
+    def remove_netns(self, netns: int) -> None:
+        with self._lock:
+            entry = self._sockets.pop(netns, None)
+        if entry:
+            entry[0].close()   # its slot stays mapped: late events of that namespace still resolve
+            os.close(entry[1])
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def start(self, sink) -> None:
+        text = resources.files(__package__).joinpath("dns.bpf.c").read_text()
+        self._bpf = compile_program(text, name="dns")
+        self._transport = RingBufferTransport(self._bpf, self._decode, self.stats)
+        self._transport.start(sink, name="ig-dns")
+        # ig runs in the host namespace: watch its own
+        self.add_netns(os.stat("/proc/self/ns/net").st_ino, "/proc/self/ns/net")
+
+    def stop(self) -> None:
+        if self._transport is None:
+            return
+        with self._lock:
+            sockets, self._sockets = list(self._sockets.values()), {}
+        for sock, fd in sockets:
+            sock.close()
+            os.close(fd)
+        self._transport.stop()
+        self._bpf.cleanup()
+        self._transport = None
+
+    # -- decoding --------------------------------------------------------------------------
+    def _decode(self, data, size):
+        ev = ctypes.cast(data, ctypes.POINTER(_Event)).contents
+        packet = bytes(ev.data[: min(ev.caplen, CAPTURE)])
+        try:
+            proto, src, dst, sport, dport, payload = transport(packet)
+            dns = message(payload)
+        except NotDns:
+            return None   # a TCP segment without payload (handshake, ACK, FIN)
+        except (MalformedPacket, ValueError, IndexError, UnicodeError):
+            self.stats.decode_errors += 1
+            return None
+        netns = self._netns_of_slot.get(ev.slot, 0)
+        row = {"pid": 0, "tid": 0, "uid": 0, "gid": 0, "comm": "", "srcIP": src, "dstIP": dst, "srcPort": sport,
+               "dstPort": dport, "proto": proto, **dns, "latency": 0, "pktType": PKT_TYPES.get(ev.pkt_type, str(ev.pkt_type)),
+               "netns": netns, "timestamp": ev.timestamp}
+        self._match(row, ev.timestamp)
+        return row
+
+    def _match(self, row: dict, now: int) -> None:
+        """Remember queries; give a response the time since its query."""
+        queries, extra = self._queries, self.stats.extra
+        while queries:
+            key, when = next(iter(queries.items()))
+            if now - when <= QUERY_TTL_NS:
+                break
+            queries.popitem(last=False)
+            extra["dns_queries_expired"] += 1
+        if row["qr"] == "Q":
+            key = (row["netns"], row["id"], row["srcIP"], row["srcPort"], row["dstIP"], row["dstPort"])
+            queries[key] = now
+            queries.move_to_end(key)
+            if len(queries) > QUERY_TABLE_SIZE:
+                queries.popitem(last=False)
+                extra["dns_queries_evicted"] += 1
+        else:
+            key = (row["netns"], row["id"], row["dstIP"], row["dstPort"], row["srcIP"], row["srcPort"])
+            sent = queries.pop(key, None)
+            if sent is None:
+                extra["dns_unmatched_responses"] += 1
+            else:
+                row["latency"] = now - sent
+
+
+@hookimpl
+def ig_register_gadgets(register) -> None:
+    register(category="trace", name="dns", description="DNS queries and responses, with latency",
+             columns=SCHEMA, factory=DnsGadget, container_key="netns")

@@ -1,0 +1,65 @@
+"""A small DNS server for tests: answers every A query with fixed addresses, after an optional delay.
+
+Usage: python dns_server.py ADDRESS PORT [DELAY_SECONDS]  (UDP and TCP; prints "ready" when bound)
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+import sys
+import threading
+import time
+
+
+def answer(query: bytes, delay: float) -> bytes:
+    if delay:
+        time.sleep(delay)
+    ident, flags = struct.unpack_from("!HH", query, 0)
+    end = 12
+    while query[end]:
+        end += query[end] + 1
+    question = query[12:end + 5]
+    qname = query[12:end + 1]
+    nx = qname.startswith(b"\x07missing")
+    header = struct.pack("!HHHHHH", ident, 0x8180 | (3 if nx else 0), 1, 0 if nx else 2, 0, 0)
+    records = b"" if nx else b"".join(
+        b"\xc0\x0c" + struct.pack("!HHIH", 1, 1, 60, 4) + socket.inet_aton(a) for a in ("10.0.0.1", "10.0.0.2"))
+    return header + question + records
+
+
+def serve_udp(sock: socket.socket, delay: float) -> None:
+    while True:
+        data, peer = sock.recvfrom(4096)
+        threading.Thread(target=lambda d=data, p=peer: sock.sendto(answer(d, delay), p), daemon=True).start()
+
+
+def serve_tcp(sock: socket.socket, delay: float) -> None:
+    while True:
+        conn, _ = sock.accept()
+        with conn:
+            length = struct.unpack("!H", conn.recv(2))[0]
+            data = b""
+            while len(data) < length:
+                data += conn.recv(length - len(data))
+            reply = answer(data, delay)
+            conn.sendall(struct.pack("!H", len(reply)) + reply)
+
+
+def main() -> None:
+    address, port = sys.argv[1], int(sys.argv[2])
+    delay = float(sys.argv[3]) if len(sys.argv) > 3 else 0.0
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    udp = socket.socket(family, socket.SOCK_DGRAM)
+    udp.bind((address, port))
+    tcp = socket.socket(family, socket.SOCK_STREAM)
+    tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    tcp.bind((address, port))
+    tcp.listen(16)
+    threading.Thread(target=serve_tcp, args=(tcp, delay), daemon=True).start()
+    print("ready", flush=True)
+    serve_udp(udp, delay)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,130 @@
+"""trace dns on the real kernel: a real resolver (tests/dns_server.py) and real clients (dig)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from igcore.gadgets import GadgetContext
+from igcore.plugins import load_catalog
+
+SERVER = str(Path(__file__).with_name("dns_server.py"))
+
+
+@pytest.fixture
+def netns(require_bpf):
+    """A network namespace of the test's own, with loopback up."""
+    name = f"igdns-{uuid.uuid4().hex[:8]}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    subprocess.run(["ip", "netns", "exec", name, "ip", "link", "set", "lo", "up"], check=True)
+    yield name
+    subprocess.run(["ip", "netns", "delete", name], check=False)
+
+
+def start_server(prefix: list[str], address: str, delay: float = 0.0) -> subprocess.Popen:
+    proc = subprocess.Popen([*prefix, sys.executable, SERVER, address, "53", str(delay)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "ready"
+    return proc
+
+
+def dig(prefix: list[str], name: str, server: str = "127.0.0.1", *opts: str) -> str:
+    return subprocess.run([*prefix, "dig", "+short", "+tries=1", "+time=2", *opts, f"@{server}", name],
+                          capture_output=True, text=True, check=True).stdout
+
+
+class Rows:
+    def __init__(self):
+        self.rows: list[dict] = []
+
+    def __call__(self, batch):
+        self.rows.extend(batch)
+
+    def wait(self, check, timeout=10.0):
+        deadline = time.monotonic() + timeout
+        while not check(self.rows) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return self.rows
+
+
+@pytest.fixture
+def dns_gadget(require_bpf):
+    gadget = load_catalog().get("trace", "dns").factory(GadgetContext(host=True))
+    rows = Rows()
+    gadget.start(rows)
+    yield gadget, rows
+    gadget.stop()
+
+
+def test_n_queries_give_n_queries_and_n_responses_in_their_namespace(dns_gadget, netns):
+    gadget, rows = dns_gadget
+    inside = ["ip", "netns", "exec", netns]
+    server = start_server(inside, "127.0.0.1")
+    try:
+        gadget.add_netns(os.stat(f"/run/netns/{netns}").st_ino, f"/run/netns/{netns}")
+        tag = uuid.uuid4().hex[:8]
+        for i in range(7):
+            assert "10.0.0.1" in dig(inside, f"q{i}.{tag}.test")
+        mine = lambda rs: [r for r in rs if tag in r["name"]]
+        rows.wait(lambda rs: len(mine(rs)) >= 14)
+        time.sleep(0.3)  # nothing more may arrive: each message once, though loopback shows it twice
+        found = mine(rows.rows)
+        assert len([r for r in found if r["qr"] == "Q"]) == 7
+        assert len([r for r in found if r["qr"] == "R"]) == 7
+        ns = os.stat(f"/run/netns/{netns}").st_ino
+        assert {r["netns"] for r in found} == {ns}
+        response = next(r for r in found if r["qr"] == "R")
+        assert response["name"] == f"q0.{tag}.test." or response["name"].endswith(f".{tag}.test.")
+        assert (response["qtype"], response["rcode"], response["numAnswers"]) == ("A", "NoError", 2)
+        assert response["addresses"] == "10.0.0.1,10.0.0.2"
+        assert (response["srcIP"], response["srcPort"], response["proto"]) == ("127.0.0.1", 53, "UDP")
+        assert response["pktType"] == "HOST" and response["latency"] > 0
+        assert gadget.stats.decode_errors == 0 and gadget.stats.events_lost == 0
+    finally:
+        server.kill()
+
+
+def test_latency_matches_the_resolver_delay_tcp_and_nxdomain(dns_gadget, netns):
+    gadget, rows = dns_gadget
+    inside = ["ip", "netns", "exec", netns]
+    server = start_server(inside, "127.0.0.1", delay=0.05)
+    try:
+        gadget.add_netns(os.stat(f"/run/netns/{netns}").st_ino, f"/run/netns/{netns}")
+        tag = uuid.uuid4().hex[:8]
+        dig(inside, f"udp.{tag}.test")
+        dig(inside, f"tcp.{tag}.test", "127.0.0.1", "+tcp")
+        dig(inside, f"missing.{tag}.test")
+        responses = lambda rs: [r for r in rs if tag in r["name"] and r["qr"] == "R"]
+        rows.wait(lambda rs: len(responses(rs)) >= 3)
+        by_name = {r["name"].split(".")[0]: r for r in responses(rows.rows)}
+        for r in by_name.values():
+            assert 50_000_000 <= r["latency"] < 80_000_000, r   # the 50 ms delay, plus a little
+        assert by_name["tcp"]["proto"] == "TCP"
+        assert by_name["missing"]["rcode"] == "NXDomain" and by_name["missing"]["numAnswers"] == 0
+    finally:
+        server.kill()
+
+
+def test_ipv6_and_removed_namespace(dns_gadget, netns):
+    gadget, rows = dns_gadget
+    inside = ["ip", "netns", "exec", netns]
+    server = start_server(inside, "::1")
+    try:
+        ns = os.stat(f"/run/netns/{netns}").st_ino
+        gadget.add_netns(ns, f"/run/netns/{netns}")
+        tag = uuid.uuid4().hex[:8]
+        dig(inside, f"v6.{tag}.test", "::1")
+        found = rows.wait(lambda rs: any(tag in r["name"] and r["qr"] == "R" for r in rs))
+        response = next(r for r in found if tag in r["name"] and r["qr"] == "R")
+        assert (response["srcIP"], response["dstIP"]) == ("::1", "::1")
+        gadget.remove_netns(ns)
+        dig(inside, f"after.{tag}.test", "::1")
+        time.sleep(0.5)
+        assert not any(r["name"].startswith("after.") for r in rows.rows)
+    finally:
+        server.kill()
