@@ -44,8 +44,7 @@ class GadgetRun:
         self.snapshots: SnapshotCache | None = None
         if isinstance(self.gadget, SnapshotGadget):
             self.snapshots = SnapshotCache(self._take_snapshot, options.snapshot_min_interval)
-        if isinstance(self.gadget, NetnsAware):
-            registry.subscribe(self._netns_added, self._netns_removed)
+        self._registry = registry
 
     # -- data path -------------------------------------------------------------------------
     def _dispatch(self, rows: list[dict]) -> None:
@@ -71,6 +70,9 @@ class GadgetRun:
     def start(self) -> None:
         if isinstance(self.gadget, TraceGadget):
             self.gadget.start(self.enricher)
+        if isinstance(self.gadget, NetnsAware):
+            # after start: the gadget can only watch a namespace once its program is loaded
+            self._registry.subscribe(self._netns_added, self._netns_removed)
 
     def stop(self) -> None:
         self.active = False

@@ -88,10 +88,10 @@ def run_trace(name, filters, output, columns, host, timeout, runtime_options, co
     registry.start()
     gadget = spec.factory(GadgetContext(host=host))
     enricher = Enricher(registry, spec.container_key, host, sink)
+    gadget.start(enricher)
     if isinstance(gadget, NetnsAware):
         registry.subscribe(lambda c: gadget.add_netns(c.netns, f"/proc/{c.pid}/ns/net"),
                            lambda c: gadget.remove_netns(c.netns))
-    gadget.start(enricher)
     try:
         signals.wait(timeout or None)
     finally:

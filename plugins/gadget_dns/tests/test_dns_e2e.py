@@ -1,0 +1,99 @@
+"""trace dns through a real `ig prometheus`: counters, the latency histogram, containers."""
+
+from __future__ import annotations
+
+import random
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from prometheus_client.utils import floatToGoString
+
+SERVER = str(Path(__file__).with_name("dns_server.py"))
+
+
+def server(prefix: list[str], address: str, delay: float = 0.0) -> subprocess.Popen:
+    proc = subprocess.Popen([*prefix, sys.executable, SERVER, address, "53", str(delay)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "ready"
+    return proc
+
+
+def config(address: str) -> str:
+    # The documented histogram (DESIGN section 3), isolated to this test's resolver by address.
+    return f"""
+metrics_name: dns
+metrics:
+  - name: dns_queries
+    type: counter
+    category: trace
+    gadget: dns
+    selector: ["qr:Q", "dstIP:{address}"]
+  - name: dns_responses
+    type: counter
+    category: trace
+    gadget: dns
+    labels: [rcode]
+    selector: ["qr:R", "srcIP:{address}"]
+  - name: dns_requests_latency
+    type: histogram
+    category: trace
+    gadget: dns
+    field: latency
+    selector: ["qr:R", "srcIP:{address}"]
+    bucket: {{type: exp2, min: 0, max: 10, multiplier: 100000, unit: ns}}
+"""
+
+
+def test_counters_and_latency_histogram_on_the_host(run_ig, require_bpf):
+    address = f"127.53.{random.randrange(1, 250)}.{random.randrange(1, 250)}"
+    delay, n = 0.015, 12
+    resolver = server([], address, delay)
+    try:
+        ig = run_ig(config(address), "--host")
+        for i in range(n):
+            subprocess.run(["dig", "+short", "+tries=1", f"@{address}", f"q{i}.example.test"], check=True, capture_output=True)
+        assert ig.wait_for("dns_queries_total", n) == n
+        assert ig.wait_for("dns_responses_total", n, rcode="NoError") == n
+        samples = ig.samples()
+        buckets = {dict(ls)["le"]: v for (name, ls), v in samples.items() if name == "dns_requests_latency_nanoseconds_bucket"}
+        # 15 ms (plus scheduling) lies in (12.8 ms, 25.6 ms]: every observation in that one bucket
+        below, bucket = floatToGoString(1.28e7), floatToGoString(2.56e7)
+        assert buckets[below] == 0 and buckets[bucket] == n and buckets["+Inf"] == n, buckets
+        total = ig.value("dns_requests_latency_nanoseconds_sum")
+        assert n * delay * 1e9 <= total < n * (delay + 0.005) * 1e9
+    finally:
+        resolver.kill()
+
+
+CONTAINER_CONFIG = """
+metrics_name: dns
+metrics:
+  - name: dns_requests
+    type: counter
+    category: trace
+    gadget: dns
+    labels: [k8s.namespace, k8s.pod, k8s.container, qtype]
+    selector: ["qr:Q"]
+"""
+
+
+@pytest.mark.parametrize("container_first", [True, False], ids=["container-before-ig", "container-after-ig"])
+def test_queries_in_a_container_are_labelled_with_it(run_ig, docker, require_bpf, container_first):
+    name = f"ig-dns-{uuid.uuid4().hex[:6]}"
+    ig = None if container_first else run_ig(CONTAINER_CONFIG)
+    docker.run("-d", "--network", "none", "ig-test-busybox:latest", "sleep", "1000", name=name, detach=True)
+    ig = ig or run_ig(CONTAINER_CONFIG)
+    pid = docker.inspect(name, "{{.State.Pid}}")
+    resolver = server(["nsenter", f"--net=/proc/{pid}/ns/net"], "127.0.0.1")
+    try:
+        time.sleep(0.5)  # the registry announces the container's namespace to the gadget
+        for _ in range(3):
+            out = docker.cli("exec", name, "nslookup", "web.example.test", "127.0.0.1").stdout
+            assert "10.0.0.1" in out
+        assert ig.wait_for("dns_requests_total", 3, k8s_container=name, qtype="A") == 3, ig.text()
+        assert ig.value("dns_requests_total", k8s_container=name, k8s_namespace="", k8s_pod="", qtype="A") == 3
+    finally:
+        resolver.kill()
