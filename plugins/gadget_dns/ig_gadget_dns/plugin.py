@@ -42,6 +42,7 @@ SCHEMA = Schema.with_container_columns([
 ])
 
 CAPTURE = 512
+RINGBUF_PAGES = 1024   # 4 MiB: about 7,000 captured messages of headroom for a busy resolver
 QUERY_TABLE_SIZE = 16384
 QUERY_TTL_NS = 10_000_000_000
 
@@ -87,7 +88,7 @@ class DnsGadget(TraceGadget, NetnsAware):
     # -- lifecycle -------------------------------------------------------------------------
     def start(self, sink) -> None:
         text = resources.files(__package__).joinpath("dns.bpf.c").read_text()
-        self._bpf = compile_program(text, name="dns")
+        self._bpf = compile_program(text, [f"-DIG_RINGBUF_PAGES={RINGBUF_PAGES}"], name="dns")
         self._transport = RingBufferTransport(self._bpf, self._decode, self.stats)
         self._transport.start(sink, name="ig-dns")
         # ig runs in the host namespace: watch its own
