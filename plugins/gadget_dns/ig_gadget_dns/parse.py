@@ -99,7 +99,9 @@ def message(msg: bytes) -> dict:
     """id, qr, rcode, name, qtype, numAnswers, addresses of a DNS message."""
     _need(msg, 12)
     ident, flags, qdcount, ancount = struct.unpack_from("!HHHH", msg, 0)
-    out = {"id": ident, "qr": "R" if flags & 0x8000 else "Q", "rcode": RCODES.get(flags & 0x0F, str(flags & 0x0F)),
+    response = bool(flags & 0x8000)
+    out = {"id": ident, "qr": "R" if response else "Q",
+           "rcode": RCODES.get(flags & 0x0F, str(flags & 0x0F)) if response else "",
            "name": "", "qtype": "", "numAnswers": ancount, "addresses": ""}
     offset = 12
     if qdcount:

@@ -32,7 +32,7 @@ SCHEMA = Schema.with_container_columns([
     Column("qr", Kind.STR, "Q for a query, R for a response"),
     Column("qtype", Kind.STR, "query type (A, AAAA, ...; a number when unknown)"),
     Column("name", Kind.STR, "queried name, with the trailing dot (example.com.)"),
-    Column("rcode", Kind.STR, "response code (NoError, NXDomain, ...); NoError on queries"),
+    Column("rcode", Kind.STR, "response code of responses (NoError, NXDomain, ...); empty on queries"),
     Column("latency", Kind.INT, "ns from the query to this response (same namespace, id and addresses); 0 otherwise"),
     Column("numAnswers", Kind.INT, "answer records"),
     Column("addresses", Kind.STR, "A and AAAA answers, comma-separated"),
@@ -58,6 +58,8 @@ class DnsGadget(TraceGadget, NetnsAware):
         super().__init__(ctx)
         self.stats.extra.update(dns_queries_expired=0, dns_queries_evicted=0, dns_unmatched_responses=0)
         self._sockets: dict[int, tuple] = {}      # netns -> (socket, program fd)
+        self._users: dict[int, int] = {}          # netns -> containers using it (a pod's share one)
+        self._own_netns = 0                       # ig's own (the host's): watched until stop
         self._netns_of_slot: dict[int, int] = {}  # slot stamped by the program -> netns
         self._queries: OrderedDict = OrderedDict()  # (netns, id, client, server) -> kernel ns
         self._lock = threading.Lock()
@@ -66,7 +68,10 @@ class DnsGadget(TraceGadget, NetnsAware):
     # -- namespaces ------------------------------------------------------------------------
     def add_netns(self, netns: int, path: str) -> None:
         with self._lock:
-            if netns in self._sockets or self._bpf is None:
+            if self._bpf is None:
+                return
+            self._users[netns] = self._users.get(netns, 0) + 1
+            if netns in self._sockets:
                 return
             slot = len(self._netns_of_slot) + 1
             fd = load_with_slot(self._bpf, b"ig_dns_filter", slot)
@@ -74,12 +79,18 @@ class DnsGadget(TraceGadget, NetnsAware):
                 sock = packet_socket(path, fd)
             except OSError:
                 os.close(fd)
+                self._users.pop(netns, None)
                 return  # the namespace's process is already gone
             self._sockets[netns] = (sock, fd)
             self._netns_of_slot[slot] = netns
 
     def remove_netns(self, netns: int) -> None:
         with self._lock:
+            users = self._users.get(netns, 0) - 1
+            if users > 0 or netns == self._own_netns:
+                self._users[netns] = max(users, 0)
+                return   # still used by another container of the pod, or the host's own
+            self._users.pop(netns, None)
             entry = self._sockets.pop(netns, None)
         if entry:
             entry[0].close()   # its slot stays mapped: late events of that namespace still resolve
@@ -91,8 +102,9 @@ class DnsGadget(TraceGadget, NetnsAware):
         self._bpf = compile_program(text, [f"-DIG_RINGBUF_PAGES={RINGBUF_PAGES}"], name="dns")
         self._transport = RingBufferTransport(self._bpf, self._decode, self.stats)
         self._transport.start(sink, name="ig-dns")
-        # ig runs in the host namespace: watch its own
-        self.add_netns(os.stat("/proc/self/ns/net").st_ino, "/proc/self/ns/net")
+        # ig runs in the host namespace: watch its own, whatever containers come and go
+        self._own_netns = os.stat("/proc/self/ns/net").st_ino
+        self.add_netns(self._own_netns, "/proc/self/ns/net")
 
     def stop(self) -> None:
         if self._transport is None:

@@ -128,3 +128,24 @@ def test_ipv6_and_removed_namespace(dns_gadget, netns):
         assert not any(r["name"].startswith("after.") for r in rows.rows)
     finally:
         server.kill()
+
+
+def test_a_namespace_shared_by_two_containers_stays_watched_and_the_host_is_never_dropped(dns_gadget, netns):
+    gadget, rows = dns_gadget
+    inside = ["ip", "netns", "exec", netns]
+    server = start_server(inside, "127.0.0.1")
+    try:
+        ns, path = os.stat(f"/run/netns/{netns}").st_ino, f"/run/netns/{netns}"
+        gadget.add_netns(ns, path)        # two containers of one pod
+        gadget.add_netns(ns, path)
+        gadget.remove_netns(ns)           # one of them stops
+        host = os.stat("/proc/self/ns/net").st_ino
+        gadget.add_netns(host, "/proc/self/ns/net")   # a --network host container starts...
+        gadget.remove_netns(host)                     # ...and stops
+        tag = uuid.uuid4().hex[:8]
+        dig(inside, f"shared.{tag}.test")
+        found = rows.wait(lambda rs: any(tag in r["name"] and r["qr"] == "R" for r in rs))
+        assert any(tag in r["name"] for r in found)
+        assert host in gadget._sockets
+    finally:
+        server.kill()
