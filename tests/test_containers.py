@@ -155,3 +155,14 @@ def test_plain_runc_container_with_containerd_annotations(run_ig, docker, tmp_pa
     value = ig.wait_for("executed_processes_total", 3, k8s_namespace="shop", k8s_pod="web-7d4b9", k8s_container="web")
     assert value == 3, ig.text()
     assert ig.value("executed_processes_total", k8s_container="web", runtime_runtimeName="runc") == 3
+
+
+def test_host_network_container_does_not_claim_the_hosts_namespace(registry, docker):
+    name = f"ig-reg-{uuid.uuid4().hex[:6]}"
+    docker.run("-d", "--network", "host", "ig-test-busybox:latest", "sleep", "1000", name=name, detach=True)
+    pid = int(docker.inspect(name, "{{.State.Pid}}"))
+    found = wait_until(lambda: next((c for c in registry.containers() if c.name == name), None))
+    assert found is not None and found.netns == os.stat("/proc/self/ns/net").st_ino
+    assert registry.lookup("netns", found.netns) is None          # host rows stay host rows
+    assert registry.lookup("cgroup_id", found.cgroup_id) == found  # its own processes are still its
+    assert pid > 0

@@ -58,6 +58,9 @@ class ContainerRegistry:
         self._docker: DockerClient | None = None
         self._watch = None
         self._last_scan = 0.0
+        # A container sharing ig's (the host's) namespace (--network host) must not claim the
+        # host's rows: such namespaces are not indexed.
+        self._host_ns = {"netns": ns_inode(os.getpid(), "net"), "mntns": ns_inode(os.getpid(), "mnt")}
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
@@ -178,7 +181,7 @@ class ContainerRegistry:
         self._containers[container.id] = container
         for key in self._by_key:
             value = getattr(container, key)
-            if value:
+            if value and value != self._host_ns.get(key):
                 self._by_key[key][value] = container
 
     def _update(self, cid: str) -> None:
