@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from .config import BoundMetric, Config
 from .containers import ContainerRegistry, Enricher, RuntimeOptions
-from .gadgets import Category, GadgetContext, GadgetSpec, NetnsAware, SnapshotGadget, TraceGadget
+from .gadgets import GadgetContext, GadgetSpec, NetnsAware, SnapshotGadget, TraceGadget
 from .metrics.aggregators import CounterAggregator, GaugeAggregator, HistogramAggregator
 from .metrics.snapshots import SnapshotCache
 

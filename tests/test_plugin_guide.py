@@ -5,9 +5,7 @@ from __future__ import annotations
 import importlib
 import re
 import subprocess
-import sys
 import threading
-import time
 from pathlib import Path
 
 from igcore.gadgets import GadgetContext
@@ -43,7 +41,7 @@ def test_hello_plugin_from_the_guide(tmp_path, require_bpf, monkeypatch):
     try:
         probe = tmp_path / "ig-hello-probe"
         probe.symlink_to("/bin/true")
-        proc = subprocess.run([str(probe)])
+        subprocess.run([str(probe)], check=True)
         assert got.wait(10), "no exit event for the probe process"
     finally:
         gadget.stop()

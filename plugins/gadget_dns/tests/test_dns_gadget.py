@@ -17,16 +17,6 @@ from igcore.plugins import load_catalog
 SERVER = str(Path(__file__).with_name("dns_server.py"))
 
 
-@pytest.fixture
-def netns(require_bpf):
-    """A network namespace of the test's own, with loopback up."""
-    name = f"igdns-{uuid.uuid4().hex[:8]}"
-    subprocess.run(["ip", "netns", "add", name], check=True)
-    subprocess.run(["ip", "netns", "exec", name, "ip", "link", "set", "lo", "up"], check=True)
-    yield name
-    subprocess.run(["ip", "netns", "delete", name], check=False)
-
-
 def start_server(prefix: list[str], address: str, delay: float = 0.0) -> subprocess.Popen:
     proc = subprocess.Popen([*prefix, sys.executable, SERVER, address, "53", str(delay)], stdout=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "ready"

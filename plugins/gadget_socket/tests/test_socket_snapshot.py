@@ -5,8 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
-import uuid
 
 import pytest
 
@@ -34,15 +32,6 @@ time.sleep(600)
 
 def snapshot():
     return load_catalog().get("snapshot", "socket").factory(GadgetContext(host=True)).snapshot()
-
-
-@pytest.fixture
-def netns(require_bpf):
-    name = f"igtest-{uuid.uuid4().hex[:8]}"
-    subprocess.run(["ip", "netns", "add", name], check=True)
-    subprocess.run(["ip", "netns", "exec", name, "ip", "link", "set", "lo", "up"], check=True)
-    yield name
-    subprocess.run(["ip", "netns", "delete", name], check=False)
 
 
 def start_sockets(prefix: list[str], k: int, family: str) -> tuple[subprocess.Popen, int]:
