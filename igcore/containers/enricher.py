@@ -37,7 +37,7 @@ class Enricher:
             return
         out.append(row)
 
-    def _enrich(self, rows: list[dict], now: float, hold: bool) -> tuple[list[dict], list[dict]]:
+    def _enrich(self, rows: list[dict], hold: bool) -> tuple[list[dict], list[dict]]:
         """(rows to deliver, rows to hold); a cache per batch keeps lookups to one per key value."""
         out, pending, cache = [], [], {}
         key, resolve = self.key, self.registry.resolve
@@ -55,7 +55,7 @@ class Enricher:
     def __call__(self, rows: list[dict]) -> None:
         now = time.monotonic()
         with self._lock:
-            out, pending = self._enrich(rows, now, hold=len(self._held) < MAX_HELD)
+            out, pending = self._enrich(rows, hold=len(self._held) < MAX_HELD)
             if pending:
                 self.held += len(pending)
                 self._held.extend((now + self.hold_seconds, r) for r in pending)
@@ -64,7 +64,7 @@ class Enricher:
                 self.sink(out)
 
     def enrich_now(self, rows: list[dict]) -> list[dict]:
-        out, _ = self._enrich(rows, time.monotonic(), hold=False)
+        out, _ = self._enrich(rows, hold=False)
         return out
 
     def _ensure_timer(self) -> None:

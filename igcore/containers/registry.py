@@ -29,7 +29,9 @@ PENDING = object()   # resolve(): a container's row whose metadata has not arriv
 HOST = None          # resolve(): a host row
 
 KEEP_EXITED_SECONDS = 60.0
-YOUNG_CGROUP_SECONDS = 0.5   # a new cgroup without a container yet may still get one: hold its rows
+YOUNG_CGROUP_SECONDS = 0.5
+# The tracepoint's `root`: cgroup v2's (default) hierarchy is 0; v1 hierarchies count from 1.
+CGROUP2_HIERARCHY_ID = 0   # a new cgroup without a container yet may still get one: hold its rows
 
 
 class _CgroupEvent(ctypes.Structure):
@@ -253,11 +255,9 @@ class ContainerRegistry:
         except Exception as exc:
             log.info("cgroup creation is not traced (%s); rescanning the cgroup tree on a miss instead", exc)
             return
-        dfl_root = self._dfl_hierarchy_id()
-
         def decode(data, size):
             ev = ctypes.cast(data, ctypes.POINTER(_CgroupEvent)).contents
-            if ev.root == dfl_root:
+            if ev.root == CGROUP2_HIERARCHY_ID:
                 self._record_cgroup(ev.id, ev.path.decode(errors="replace"), born=True)
                 if container_id_of_path(ev.path.decode(errors="replace")):
                     self._kick.set()
@@ -266,11 +266,6 @@ class ContainerRegistry:
         transport = RingBufferTransport(bpf, decode, GadgetStats(), poll_ms=20)
         transport.start(lambda rows: None, name="ig-cgroup-watch")
         self._watch = (transport, bpf)
-
-    @staticmethod
-    def _dfl_hierarchy_id() -> int:
-        # cgroup v2's default hierarchy has id 0 in /proc/cgroups-free kernels; hybrid keeps it 0 too.
-        return 0
 
     def _rescan_cgroups(self) -> None:
         if self._mount is None or time.monotonic() - self._last_scan < 0.05:
