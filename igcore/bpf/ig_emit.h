@@ -1,5 +1,5 @@
 /* ig's event transport, owned by the core. A gadget's BPF program includes this file and
- * sends each event with IG_EMIT(ctx, &event). Today the transport is a ring buffer read by
+ * sends each event with IG_EMIT(ctx, &event), or IG_EMIT_SIZED(ctx, &event, size) for a prefix. Today the transport is a ring buffer read by
  * igcore.bpf.RingBufferTransport; events that do not fit are counted in ig_lost, never dropped
  * silently. Keeping the macro in the core lets the transport change (in-kernel filtering or
  * aggregation into maps) without touching the gadgets.
@@ -29,5 +29,9 @@ static __always_inline int ig_emit(void *ctx, void *data, u32 size)
 }
 
 #define IG_EMIT(ctx, event_ptr) ig_emit((ctx), (event_ptr), sizeof(*(event_ptr)))
+
+/* For events whose tail is used only in part (captured bytes, strings): send the first `size`
+ * bytes. The caller bounds `size` by sizeof(*event_ptr), which the verifier needs to see. */
+#define IG_EMIT_SIZED(ctx, event_ptr, size) ig_emit((ctx), (event_ptr), (size))
 
 #endif

@@ -71,6 +71,10 @@ int ig_dns_filter(struct __sk_buff *skb)
         if (caplen < 1 || bpf_skb_load_bytes(skb, 0, ev->data, caplen) < 0)
             return 0;
     }
-    IG_EMIT(skb, ev);
+    /* only the captured bytes travel: a typical query is ~80 bytes, not the 512 of the buffer */
+    u32 size = sizeof(*ev) - DNS_CAPTURE + caplen;
+    if (size > sizeof(*ev))
+        return 0;
+    IG_EMIT_SIZED(skb, ev, size);
     return 0;
 }

@@ -47,10 +47,13 @@ QUERY_TABLE_SIZE = 16384
 QUERY_TTL_NS = 10_000_000_000
 
 
-class _Event(ctypes.Structure):
+class _Header(ctypes.Structure):
+    """The fixed part of an event; `caplen` captured bytes follow (the event is sent only that long)."""
     _fields_ = [("timestamp", ctypes.c_uint64), ("slot", ctypes.c_uint32), ("_pad", ctypes.c_uint32), ("len", ctypes.c_uint32),
-                ("caplen", ctypes.c_uint32), ("pkt_type", ctypes.c_uint32), ("ifindex", ctypes.c_uint32),
-                ("data", ctypes.c_uint8 * CAPTURE)]
+                ("caplen", ctypes.c_uint32), ("pkt_type", ctypes.c_uint32), ("ifindex", ctypes.c_uint32)]
+
+
+_HEADER_SIZE = ctypes.sizeof(_Header)
 
 
 class DnsGadget(TraceGadget, NetnsAware):
@@ -120,8 +123,9 @@ class DnsGadget(TraceGadget, NetnsAware):
 
     # -- decoding --------------------------------------------------------------------------
     def _decode(self, data, size):
-        ev = ctypes.cast(data, ctypes.POINTER(_Event)).contents
-        packet = bytes(ev.data[: min(ev.caplen, CAPTURE)])
+        ev = ctypes.cast(data, ctypes.POINTER(_Header)).contents
+        caplen = min(ev.caplen, CAPTURE, size - _HEADER_SIZE)
+        packet = ctypes.string_at(data + _HEADER_SIZE, caplen)
         try:
             proto, src, dst, sport, dport, payload = transport(packet)
             dns = message(payload)
