@@ -6,7 +6,7 @@ import os
 
 from igcore import hookimpl
 from igcore.columns import Column, Kind, Schema
-from igcore.gadgets import GadgetContext, SnapshotGadget
+from igcore.gadgets import SnapshotGadget
 
 from igcore.containers.cgroups import ns_inode
 
@@ -25,9 +25,6 @@ SCHEMA = Schema.with_container_columns([
 
 
 class ProcessSnapshot(SnapshotGadget):
-    def __init__(self, ctx: GadgetContext) -> None:
-        super().__init__(ctx)
-
     def snapshot(self) -> list[dict]:
         cgroups = CgroupIds()
         rows = []

@@ -10,7 +10,7 @@ import os
 
 from igcore import hookimpl
 from igcore.columns import Column, Kind, Schema
-from igcore.gadgets import GadgetContext, SnapshotGadget
+from igcore.gadgets import SnapshotGadget
 
 from .procnet import TABLES, parse_table
 
@@ -59,9 +59,6 @@ def read_namespace(netns: int, pid: int) -> list[dict] | None:
 
 
 class SocketSnapshot(SnapshotGadget):
-    def __init__(self, ctx: GadgetContext) -> None:
-        super().__init__(ctx)
-
     def snapshot(self) -> list[dict]:
         rows = []
         for netns, pid in namespaces().items():
