@@ -17,6 +17,7 @@ from importlib import resources
 from igcore import hookimpl
 from igcore.bpf import RingBufferTransport, compile_program
 from igcore.columns import Column, Kind, Schema
+from igcore.containers.cgroups import ns_inode
 from igcore.errors import ConfigError
 from igcore.gadgets import GadgetContext, Sink, TraceGadget
 
@@ -60,13 +61,6 @@ def proc_ppid(pid: int) -> int:
     return 0
 
 
-def proc_mntns(pid: int) -> int:
-    try:
-        return os.stat(f"/proc/{pid}/ns/mnt").st_ino
-    except OSError:
-        return 0
-
-
 class ExecGadget(TraceGadget):
     """Options (GadgetContext.options): `ringbuf_pages` (a power of two, default 1024)."""
 
@@ -106,7 +100,7 @@ class ExecGadget(TraceGadget):
             "retval": retval,
             "timestamp": ts + self._boot_to_wall,
             "cgroup_id": cgroup_id,
-            "mntns": proc_mntns(pid),
+            "mntns": ns_inode(pid, "mnt"),
         }
 
     def start(self, sink: Sink) -> None:
