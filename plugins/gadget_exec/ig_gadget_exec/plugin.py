@@ -9,7 +9,6 @@ one `struct.unpack_from` and fills what BPF cannot know without reading kernel s
 from __future__ import annotations
 
 import ctypes
-import os
 import struct
 import time
 from importlib import resources
