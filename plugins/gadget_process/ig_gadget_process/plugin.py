@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import os
-
 from igcore import hookimpl
 from igcore.columns import Column, Kind, Schema
+from igcore.containers.cgroups import ns_inode
 from igcore.gadgets import SnapshotGadget
 
-from igcore.containers.cgroups import ns_inode
-
-from .procfs import VANISHED, CgroupIds, pids, read_stat
+from .procfs import CgroupIds, pids, read_status
 
 SCHEMA = Schema.with_container_columns([
     Column("pid", Kind.INT, "process id (thread group id)"),
     Column("ppid", Kind.INT, "parent process id"),
-    Column("uid", Kind.INT, "effective user id (owner of /proc/<pid>)"),
-    Column("gid", Kind.INT, "effective group id"),
+    Column("uid", Kind.INT, "real user id (as trace exec reports it)"),
+    Column("gid", Kind.INT, "real group id"),
     Column("comm", Kind.STR, "command name"),
     Column("threads", Kind.INT, "number of threads"),
     Column("cgroup_id", Kind.UINT, "cgroup v2 id (inode of the process's cgroup directory)"),
@@ -29,17 +26,12 @@ class ProcessSnapshot(SnapshotGadget):
         cgroups = CgroupIds()
         rows = []
         for pid in pids():
-            stat = read_stat(pid)
-            if stat is None:
+            status = read_status(pid)
+            if status is None:
                 continue  # exited while we listed /proc
-            try:
-                owner = os.stat(f"/proc/{pid}")
-            except VANISHED:
-                continue
-            comm, ppid, threads = stat
             rows.append({
-                "pid": pid, "ppid": ppid, "uid": owner.st_uid, "gid": owner.st_gid, "comm": comm,
-                "threads": threads, "cgroup_id": cgroups.of_pid(pid), "mntns": ns_inode(pid, "mnt"),
+                "pid": pid, "ppid": status.ppid, "uid": status.uid, "gid": status.gid, "comm": status.comm,
+                "threads": status.threads, "cgroup_id": cgroups.of_pid(pid), "mntns": ns_inode(pid, "mnt"),
             })
         self.stats.events_received += len(rows)
         return rows
@@ -47,5 +39,5 @@ class ProcessSnapshot(SnapshotGadget):
 
 @hookimpl
 def ig_register_gadgets(register) -> None:
-    register(category="snapshot", name="process", description="every process, from /proc at scrape time",
+    register(category="snapshot", name="process", description="every process, read from /proc at scrape time (no eBPF)",
              columns=SCHEMA, factory=ProcessSnapshot, container_key="cgroup_id")

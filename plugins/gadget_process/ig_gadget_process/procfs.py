@@ -7,28 +7,58 @@ scrape time costs a few system calls per process.
 from __future__ import annotations
 
 import os
+import re
+from typing import NamedTuple
 
 from igcore.containers.cgroups import cgroup2_mount, id_of, pid_cgroup_path
 
 VANISHED = (FileNotFoundError, ProcessLookupError, PermissionError)
 
+# /proc/<pid>/status escapes two characters of the name: a newline as \n and a backslash as \\.
+_ESCAPED = re.compile(rb"\\(.)")
+
+
+class Status(NamedTuple):
+    comm: str
+    ppid: int
+    uid: int      # real ids, as bpf_get_current_uid_gid() reports them to trace gadgets
+    gid: int
+    threads: int
+
 
 def pids() -> list[int]:
+    """Thread group ids: /proc lists processes, not their threads."""
     return [int(e.name) for e in os.scandir("/proc") if e.name.isdigit()]
 
 
-def read_stat(pid: int) -> tuple[str, int, int] | None:
-    """(comm, ppid, threads) from /proc/<pid>/stat; comm may hold spaces and parentheses."""
+def _field(data: bytes, key: bytes, end: bytes = b"\n") -> int:
+    start = data.index(key) + len(key)
+    return int(data[start:data.index(end, start)])
+
+
+def read_status(pid: int) -> Status | None:
+    """One open and one read of /proc/<pid>/status; None if the process is gone.
+
+    status rather than stat because it also holds the real uid and gid (the owner of /proc/<pid> is the
+    effective uid): the ids trace exec reports, and Inspektor Gadget's snapshot process (task->cred->uid).
+    """
     try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
+        fd = os.open(f"/proc/{pid}/status", os.O_RDONLY)
     except VANISHED:
         return None
-    close = data.rfind(b")")
-    comm = data[data.find(b"(") + 1:close].decode(errors="replace")
-    fields = data[close + 2:].split()
-    # fields[0] is state; ppid is field 4 of the file, num_threads field 20
-    return comm, int(fields[1]), int(fields[17])
+    try:
+        data = os.read(fd, 16384)
+    except VANISHED:     # ESRCH once the process has been reaped
+        return None
+    finally:
+        os.close(fd)
+    if not data:
+        return None
+    name = data[6:data.index(b"\n")]             # "Name:\t..." comes first
+    if b"\\" in name:
+        name = _ESCAPED.sub(lambda m: b"\n" if m[1] == b"n" else m[1], name)
+    return Status(name.decode(errors="replace"), _field(data, b"\nPPid:\t"), _field(data, b"\nUid:\t", b"\t"),
+                  _field(data, b"\nGid:\t", b"\t"), _field(data, b"\nThreads:\t"))
 
 
 class CgroupIds:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
@@ -28,10 +29,34 @@ def test_a_known_process_with_its_threads():
                 break
             time.sleep(0.1)
         assert row is not None
-        assert row["ppid"] == __import__("os").getpid()
+        assert row["ppid"] == os.getpid()
         assert row["threads"] == 4                      # main thread + 3
         assert row["comm"].startswith("python")
         assert row["uid"] == 0 and row["cgroup_id"] > 0 and row["mntns"] > 0
+    finally:
+        child.kill()
+        child.wait()
+
+
+# Real ids differ from the effective ones, as in a setuid-root program run by nobody; and a name with
+# the two characters /proc/<pid>/status escapes.
+SETUID = r"""
+import ctypes, os, sys, time
+os.setresgid(65534, 0, 0); os.setresuid(65534, 0, 0)
+ctypes.CDLL(None).prctl(15, b"ig\\d\nx")   # PR_SET_NAME
+print(flush=True)
+time.sleep(30)
+"""
+
+
+def test_real_ids_and_an_escaped_name():
+    child = subprocess.Popen([sys.executable, "-c", SETUID], stdout=subprocess.PIPE)
+    try:
+        child.stdout.readline()
+        assert os.stat(f"/proc/{child.pid}").st_uid == 0      # /proc/<pid> is owned by the effective uid
+        row = next(r for r in gadget().snapshot() if r["pid"] == child.pid)
+        assert (row["uid"], row["gid"]) == (65534, 65534)
+        assert row["comm"] == "ig\\d\nx"
     finally:
         child.kill()
         child.wait()

@@ -1,7 +1,7 @@
 """snapshot socket: every TCP and UDP socket (IPv4 and IPv6) of every network namespace in use.
 
-Each namespace is read once, through one of its processes; sockets are attributed to the container
-that owns the namespace (container_key netns).
+Each namespace is read once, through one of its processes (/proc/<pid>/net/{tcp,tcp6,udp,udp6}; no
+eBPF needed); sockets are attributed to the container that owns the namespace (container_key netns).
 """
 
 from __future__ import annotations
@@ -12,16 +12,16 @@ from igcore import hookimpl
 from igcore.columns import Column, Kind, Schema
 from igcore.gadgets import SnapshotGadget
 
-from .procnet import TABLES, parse_table
+from .procnet import TABLES, Addresses, parse_table
 
 VANISHED = (FileNotFoundError, ProcessLookupError, PermissionError)
 
 SCHEMA = Schema.with_container_columns([
     Column("protocol", Kind.STR, "TCP or UDP"),
     Column("status", Kind.STR, "TCP state (LISTEN, ESTABLISHED, CLOSE_WAIT, ...); UDP: ACTIVE (connected) or INACTIVE"),
-    Column("src.addr", Kind.STR, "local address (IPv6 in compressed form)"),
+    Column("src.addr", Kind.STR, "local address (IPv6 in compressed form; IPv4-mapped IPv6 shown as IPv4)"),
     Column("src.port", Kind.INT, "local port"),
-    Column("dst.addr", Kind.STR, "remote address"),
+    Column("dst.addr", Kind.STR, "remote address (as src.addr)"),
     Column("dst.port", Kind.INT, "remote port"),
     Column("inode", Kind.UINT, "socket inode"),
     Column("netns", Kind.UINT, "network namespace inode"),
@@ -42,9 +42,9 @@ def namespaces() -> dict[int, int]:
     return found
 
 
-def read_namespace(netns: int, pid: int) -> list[dict] | None:
+def read_namespace(netns: int, pid: int, addresses: Addresses) -> list[dict] | None:
     rows = []
-    for table, protocol, v6 in TABLES:
+    for table, protocol in TABLES:
         try:
             with open(f"/proc/{pid}/net/{table}") as f:
                 text = f.read()
@@ -54,15 +54,15 @@ def read_namespace(netns: int, pid: int) -> list[dict] | None:
             continue                 # e.g. no IPv6 in this kernel
         except VANISHED:
             return None
-        rows.extend(parse_table(text, protocol, v6, netns))
+        rows.extend(parse_table(text, protocol, netns, addresses))
     return rows
 
 
 class SocketSnapshot(SnapshotGadget):
     def snapshot(self) -> list[dict]:
-        rows = []
+        rows, addresses = [], Addresses()
         for netns, pid in namespaces().items():
-            found = read_namespace(netns, pid)
+            found = read_namespace(netns, pid, addresses)
             if found is None:
                 continue  # the namespace's process exited between listing and reading
             rows.extend(found)
@@ -72,5 +72,6 @@ class SocketSnapshot(SnapshotGadget):
 
 @hookimpl
 def ig_register_gadgets(register) -> None:
-    register(category="snapshot", name="socket", description="TCP and UDP sockets of every network namespace",
+    register(category="snapshot", name="socket",
+             description="TCP and UDP sockets of every network namespace, read from /proc at scrape time (no eBPF)",
              columns=SCHEMA, factory=SocketSnapshot, container_key="netns")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import socket
 import struct
 
@@ -11,19 +10,27 @@ TCP_STATES = {
     7: "CLOSE", 8: "CLOSE_WAIT", 9: "LAST_ACK", 10: "LISTEN", 11: "CLOSING", 12: "NEW_SYN_RECV",
 }
 
-TABLES = (("tcp", "TCP", False), ("tcp6", "TCP", True), ("udp", "UDP", False), ("udp6", "UDP", True))
+TABLES = (("tcp", "TCP"), ("tcp6", "TCP"), ("udp", "UDP"), ("udp6", "UDP"))
 
 
-def _address(text: str, v6: bool) -> tuple[str, int]:
-    """'0100007F:1F90' -> ('127.0.0.1', 8080); addresses are in the kernel's byte order, per 32-bit word."""
-    host, port = text.split(":")
-    raw = bytes.fromhex(host)
-    words = struct.unpack(f"<{len(raw) // 4}I", raw)
-    packed = struct.pack(f">{len(words)}I", *words)
-    addr = socket.inet_ntop(socket.AF_INET6 if v6 else socket.AF_INET, packed)
-    if v6:
-        addr = str(ipaddress.IPv6Address(addr))
-    return addr, int(port, 16)
+_V4_MAPPED = b"\0" * 10 + b"\xff\xff"
+
+
+def address(hexaddr: str) -> str:
+    """'0100007F' -> '127.0.0.1': the kernel prints each 32-bit word in its own (little-endian) order.
+
+    IPv6 in RFC 5952 compressed form; an IPv4-mapped address (::ffff:a.b.c.d, a dual-stack socket
+    talking IPv4) as plain IPv4, as Inspektor Gadget shows it, so `dst.addr:127.0.0.1` matches whichever
+    socket family the program used.
+    """
+    raw = bytes.fromhex(hexaddr)
+    n = len(raw) // 4
+    packed = struct.pack(f">{n}I", *struct.unpack(f"<{n}I", raw))
+    if n == 1:
+        return socket.inet_ntop(socket.AF_INET, packed)
+    if packed.startswith(_V4_MAPPED):
+        return socket.inet_ntop(socket.AF_INET, packed[12:])
+    return socket.inet_ntop(socket.AF_INET6, packed)
 
 
 def status_of(protocol: str, state: int) -> str:
@@ -33,17 +40,26 @@ def status_of(protocol: str, state: int) -> str:
     return TCP_STATES.get(state, str(state))
 
 
-def parse_table(text: str, protocol: str, v6: bool, netns: int) -> list[dict]:
+class Addresses(dict):
+    """Hex address -> text, for one snapshot: most sockets share a few addresses."""
+
+    def __missing__(self, hexaddr: str) -> str:
+        text = self[hexaddr] = address(hexaddr)
+        return text
+
+
+def parse_table(text: str, protocol: str, netns: int, addresses: Addresses) -> list[dict]:
     rows = []
     for line in text.splitlines()[1:]:
         fields = line.split()
         if len(fields) < 10:
             continue
-        src, sport = _address(fields[1], v6)
-        dst, dport = _address(fields[2], v6)
+        src, sport = fields[1].split(":")
+        dst, dport = fields[2].split(":")
         rows.append({
             "protocol": protocol, "status": status_of(protocol, int(fields[3], 16)),
-            "src.addr": src, "src.port": sport, "dst.addr": dst, "dst.port": dport,
+            "src.addr": addresses[src], "src.port": int(sport, 16),
+            "dst.addr": addresses[dst], "dst.port": int(dport, 16),
             "inode": int(fields[9]), "netns": netns,
         })
     return rows

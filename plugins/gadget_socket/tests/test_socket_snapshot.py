@@ -58,6 +58,34 @@ def test_close_wait_listen_and_udp_in_a_namespace(netns, family):
         proc.wait()
 
 
+# A dual-stack listener (IPv6 socket on ::) that an IPv4 client reaches: the accepted socket is in tcp6
+# with IPv4-mapped addresses, shown as IPv4.
+DUAL_STACK = r"""
+import socket, time
+srv = socket.socket(socket.AF_INET6); srv.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+srv.bind(("::", 0)); srv.listen(4)
+c = socket.create_connection(("127.0.0.1", srv.getsockname()[1])); s, _ = srv.accept()
+print(srv.getsockname()[1], c.getsockname()[1], flush=True)
+time.sleep(600)
+"""
+
+
+def test_ipv4_mapped_addresses_are_shown_as_ipv4(netns):
+    proc = subprocess.Popen(["ip", "netns", "exec", netns, sys.executable, "-c", DUAL_STACK],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        port, client_port = map(int, proc.stdout.readline().split())
+        ns = os.stat(f"/proc/{proc.pid}/ns/net").st_ino
+        rows = {(r["status"], r["src.port"]): r for r in snapshot() if r["netns"] == ns}
+        assert rows["LISTEN", port]["src.addr"] == "::"
+        accepted = rows["ESTABLISHED", port]
+        assert accepted["src.addr"] == accepted["dst.addr"] == "127.0.0.1"
+        assert accepted["dst.port"] == client_port
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 def test_each_namespace_is_read_once(netns):
     proc, _ = start_sockets(["ip", "netns", "exec", netns], 2, "4")
     extra = subprocess.Popen(["ip", "netns", "exec", netns, "sleep", "60"])
