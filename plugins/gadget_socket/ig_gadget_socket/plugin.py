@@ -28,30 +28,31 @@ SCHEMA = Schema.with_container_columns([
 ])
 
 
-def namespaces() -> dict[int, int]:
-    """netns inode -> one pid living in it."""
-    found: dict[int, int] = {}
+def namespaces() -> dict[int, list[int]]:
+    """netns inode -> the pids living in it (one is read; the others are there in case it exits)."""
+    found: dict[int, list[int]] = {}
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
         try:
             netns = os.stat(f"/proc/{entry.name}/ns/net").st_ino
         except VANISHED:
-            continue
-        found.setdefault(netns, int(entry.name))
+            continue  # gone, or a zombie (it has no namespaces any more)
+        found.setdefault(netns, []).append(int(entry.name))
     return found
 
 
 def read_namespace(netns: int, pid: int, addresses: Addresses) -> list[dict] | None:
+    """The sockets of netns, read through pid; None if pid exited (or became a zombie) meanwhile."""
     rows = []
     for table, protocol in TABLES:
         try:
             with open(f"/proc/{pid}/net/{table}") as f:
                 text = f.read()
         except FileNotFoundError:
-            if not os.path.exists(f"/proc/{pid}"):
-                return None          # the process left: try another of the namespace
-            continue                 # e.g. no IPv6 in this kernel
+            if not os.path.exists(f"/proc/{pid}/net/tcp"):
+                return None          # the process left: its net directory went with it
+            continue                 # this table is missing: IPv6 disabled
         except VANISHED:
             return None
         rows.extend(parse_table(text, protocol, netns, addresses))
@@ -61,11 +62,13 @@ def read_namespace(netns: int, pid: int, addresses: Addresses) -> list[dict] | N
 class SocketSnapshot(SnapshotGadget):
     def snapshot(self) -> list[dict]:
         rows, addresses = [], Addresses()
-        for netns, pid in namespaces().items():
-            found = read_namespace(netns, pid, addresses)
-            if found is None:
-                continue  # the namespace's process exited between listing and reading
-            rows.extend(found)
+        for netns, pids in namespaces().items():
+            for pid in pids:
+                found = read_namespace(netns, pid, addresses)
+                if found is not None:
+                    rows.extend(found)
+                    break
+            # a namespace whose processes all exited meanwhile has no sockets to show
         self.stats.events_received += len(rows)
         return rows
 

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
+import threading
+import time
 
 import pytest
 
@@ -92,14 +95,64 @@ def test_each_namespace_is_read_once(netns):
     try:
         ns = os.stat(f"/proc/{proc.pid}/ns/net").st_ino
         rows = [r for r in snapshot() if r["netns"] == ns]
-        # listener + 2 CLOSE_WAIT, each once (the closed clients linger in FIN_WAIT2 without an inode)
+        # listener + 2 CLOSE_WAIT, each once; the closed clients linger without an inode, in FIN_WAIT1
+        # until the server's delayed ACK of their FIN, then in FIN_WAIT2
         inodes = [r["inode"] for r in rows if r["protocol"] == "TCP" and r["inode"]]
         assert len(inodes) == len(set(inodes)) == 3
-        assert len([r for r in rows if r["status"] == "FIN_WAIT2"]) == 2
+        assert len([r for r in rows if r["status"] in ("FIN_WAIT1", "FIN_WAIT2")]) == 2
     finally:
         for p in (proc, extra):
             p.kill()
             p.wait()
+
+
+def test_a_namespace_is_read_through_another_process_when_the_first_exited(netns, monkeypatch):
+    from ig_gadget_socket import plugin
+
+    proc, port = start_sockets(["ip", "netns", "exec", netns], 1, "4")
+    exited = subprocess.Popen(["ip", "netns", "exec", netns, "sleep", "60"])
+    try:
+        ns = os.stat(f"/proc/{proc.pid}/ns/net").st_ino
+        os.stat(f"/proc/{exited.pid}/ns/net")
+        exited.kill()
+        os.waitid(os.P_PID, exited.pid, os.WEXITED | os.WNOWAIT)   # a zombie now: no net directory
+        # the zombie is listed first, as if it had exited between the listing and the read
+        monkeypatch.setattr(plugin, "namespaces", lambda: {ns: [exited.pid, proc.pid]})
+        rows = snapshot()
+        assert {(r["status"], r["src.port"]) for r in rows if r["protocol"] == "TCP" and r["inode"]} == {
+            ("LISTEN", port), ("CLOSE_WAIT", port)}
+    finally:
+        for p in (proc, exited):
+            p.kill()
+            p.wait()
+
+
+CHURN = "import socket, time; s = socket.socket(); s.listen(); time.sleep(0.02)"
+
+
+def test_namespaces_vanishing_during_the_snapshot_are_skipped(require_bpf):
+    stop = threading.Event()
+
+    def churn():   # short-lived processes, each in a network namespace of its own
+        while not stop.is_set():
+            subprocess.run(["unshare", "--net", "python3", "-c", CHURN])
+
+    threads = [threading.Thread(target=churn) for _ in range(2)]
+    for t in threads:
+        t.start()
+    listener = socket.create_server(("127.0.0.1", 0))
+    try:
+        port, seen, deadline = listener.getsockname()[1], set(), time.monotonic() + 1
+        while time.monotonic() < deadline:
+            rows = snapshot()
+            assert any(r["status"] == "LISTEN" and r["src.port"] == port for r in rows)
+            seen |= {r["netns"] for r in rows}
+        assert len(seen) > 2   # short-lived namespaces were read while others vanished
+    finally:
+        listener.close()
+        stop.set()
+        for t in threads:
+            t.join()
 
 
 GAUGES = """
