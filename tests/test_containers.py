@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import tarfile
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -14,7 +15,9 @@ from pathlib import Path
 import pytest
 
 from igcore.containers import ContainerRegistry, Enricher, RuntimeOptions
+from igcore.containers import registry as registry_module
 from igcore.containers.cgroups import cgroup2_mount
+from igcore.containers.runc import RuncState
 
 ANNOTATIONS = {
     "io.kubernetes.cri.container-name": "web",
@@ -29,6 +32,47 @@ def registry(require_bpf):
     reg.start()
     yield reg
     reg.stop()
+
+
+@pytest.fixture(scope="module")
+def busybox_rootfs(busybox_image, tmp_path_factory) -> Path:
+    """The test image's files, for runc bundles."""
+    rootfs = tmp_path_factory.mktemp("busybox") / "rootfs"
+    rootfs.mkdir()
+    name = f"ig-export-{uuid.uuid4().hex[:6]}"
+    subprocess.run(["docker", "create", "--name", name, busybox_image], check=True, capture_output=True)
+    try:
+        export = rootfs.parent / "rootfs.tar"
+        subprocess.run(["docker", "export", "-o", str(export), name], check=True, capture_output=True)
+        with tarfile.open(export) as tar:
+            tar.extractall(rootfs)
+    finally:
+        subprocess.run(["docker", "rm", "-f", name], capture_output=True)
+    return rootfs
+
+
+def runc_bundle(rootfs: Path, where: Path, args: list[str], annotations: dict[str, str]) -> Path:
+    """An OCI bundle made by `runc spec`, running `args` in the busybox rootfs."""
+    shutil.which("runc") or pytest.fail("runc is not installed")
+    bundle = where / "bundle"
+    bundle.mkdir()
+    subprocess.run(["runc", "spec"], cwd=bundle, check=True)
+    spec = json.loads((bundle / "config.json").read_text())
+    spec["process"]["terminal"] = False
+    spec["process"]["args"] = args
+    spec["root"] = {"path": str(rootfs), "readonly": True}
+    spec["annotations"] = annotations
+    (bundle / "config.json").write_text(json.dumps(spec))
+    return bundle
+
+
+def runc(root: Path, *args: str, cwd: Path | None = None) -> None:
+    """A runc command; the container's stdio is not a pipe of ours (it would keep runc's output open)."""
+    with tempfile.TemporaryFile("w+") as out:
+        result = subprocess.run(["runc", "--root", str(root), *args], cwd=cwd, stdin=subprocess.DEVNULL,
+                                stdout=out, stderr=out, timeout=60)
+        out.seek(0)
+        assert result.returncode == 0, out.read()
 
 
 def wait_until(check, timeout=10.0, step=0.002):
@@ -91,6 +135,7 @@ def test_enricher_holds_rows_until_the_container_is_known(require_bpf, tmp_path)
     registry.start()
     delivered: list[dict] = []
     enricher = Enricher(registry, "cgroup_id", host=True, sink=delivered.extend, hold_seconds=10)
+    init = subprocess.Popen(["sleep", "60"])   # the container's init, moved into its cgroup below
     try:
         cgroup_dir.mkdir(parents=True)
         cgroup_id = cgroup_dir.stat().st_ino
@@ -100,10 +145,13 @@ def test_enricher_holds_rows_until_the_container_is_known(require_bpf, tmp_path)
         assert [r["n"] for r in delivered] == [2] and delivered[0]["k8s.container"] == ""
         assert enricher.held == 1
         time.sleep(0.3)
+        (cgroup_dir / "cgroup.procs").write_text(str(init.pid))
         state_dir = root / cid
         state_dir.mkdir()
+        start = int(Path(f"/proc/{init.pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
         (state_dir / "state.json").write_text(json.dumps({
-            "id": cid, "init_process_pid": 0, "cgroup_paths": {"": str(cgroup_dir)},
+            "id": cid, "init_process_pid": init.pid, "init_process_start": start,
+            "cgroup_paths": {"": str(cgroup_dir)},
             "config": {"labels": [f"{k}={v}" for k, v in ANNOTATIONS.items()] + ["bundle=/nowhere"]},
         }))
         assert wait_until(lambda: len(delivered) == 2, timeout=5)
@@ -113,6 +161,8 @@ def test_enricher_holds_rows_until_the_container_is_known(require_bpf, tmp_path)
     finally:
         enricher.close()
         registry.stop()
+        init.kill()
+        init.wait()
         cgroup_dir.rmdir()
         cgroup_dir.parent.rmdir()
 
@@ -129,25 +179,9 @@ metrics:
 """
 
 
-def test_plain_runc_container_with_containerd_annotations(run_ig, docker, tmp_path):
-    shutil.which("runc") or pytest.fail("runc is not installed")
-    bundle = tmp_path / "bundle"
-    (bundle / "rootfs").mkdir(parents=True)
-    name = f"ig-export-{uuid.uuid4().hex[:6]}"
-    docker.cli("create", "--name", name, "ig-test-busybox:latest")
-    docker.started.append(name)
-    export = tmp_path / "rootfs.tar"
-    docker.cli("export", "-o", str(export), name)
-    with tarfile.open(export) as tar:
-        tar.extractall(bundle / "rootfs")
-    subprocess.run(["runc", "spec"], cwd=bundle, check=True)
-    spec = json.loads((bundle / "config.json").read_text())
-    spec["process"]["terminal"] = False
-    spec["process"]["args"] = ["sh", "-c", "for i in 1 2 3; do cat /dev/null; done"]
-    spec["root"] = {"path": "rootfs", "readonly": False}
-    spec["annotations"] = ANNOTATIONS
-    (bundle / "config.json").write_text(json.dumps(spec))
-
+def test_plain_runc_container_with_containerd_annotations(run_ig, busybox_rootfs, tmp_path):
+    """`runc run` with the default root (/run/runc), seen by a real `ig prometheus`."""
+    bundle = runc_bundle(busybox_rootfs, tmp_path, ["sh", "-c", "for i in 1 2 3; do cat /dev/null; done"], ANNOTATIONS)
     ig = run_ig(RUNC_COUNTER)
     cid = f"ig-runc-{uuid.uuid4().hex[:8]}"
     result = subprocess.run(["runc", "run", cid], cwd=bundle, capture_output=True, text=True, timeout=60)
@@ -166,3 +200,126 @@ def test_host_network_container_does_not_claim_the_hosts_namespace(registry, doc
     assert registry.lookup("netns", found.netns) is None          # host rows stay host rows
     assert registry.lookup("cgroup_id", found.cgroup_id) == found  # its own processes are still its
     assert pid > 0
+
+
+def test_existing_docker_container_is_known_when_start_returns(require_bpf, docker):
+    name = f"ig-reg-{uuid.uuid4().hex[:6]}"
+    docker.run("-d", "--network", "none", "ig-test-busybox:latest", "sleep", "1000", name=name, detach=True)
+    cid = docker.inspect(name, "{{.Id}}")
+    registry = ContainerRegistry(RuntimeOptions(node_name="node-1"))
+    started = time.monotonic()
+    registry.start()
+    try:
+        print(f"registry.start() took {1000 * (time.monotonic() - started):.0f} ms")
+        found = registry.lookup("cgroup_id", os.stat(f"{cgroup2_mount()}/docker/{cid}").st_ino)
+        assert found is not None and found.name == name and found.columns()["k8s.node"] == "node-1"
+        added: list = []
+        registry.subscribe(added.append, lambda c: None)
+        assert found in added
+    finally:
+        registry.stop()
+
+
+def test_docker_container_restarted_is_known_again(registry, docker):
+    name = f"ig-reg-{uuid.uuid4().hex[:6]}"
+    docker.run("-d", "--network", "none", "ig-test-busybox:latest", "sleep", "1000", name=name, detach=True)
+    first = wait_until(lambda: next((c for c in registry.containers() if c.name == name and c.netns), None))
+    added, removed = [], []
+    registry.subscribe(added.append, removed.append)
+    docker.cli("restart", "-t", "0", name)
+    pid = int(docker.inspect(name, "{{.State.Pid}}"))
+    again = wait_until(lambda: registry.lookup("netns", os.stat(f"/proc/{pid}/ns/net").st_ino))
+    assert again is not None and again.id == first.id and again.pid == pid != first.pid
+    wait_until(lambda: [c.pid for c in removed] == [first.pid] and [c.pid for c in added] == [first.pid, pid], timeout=3)
+    assert ([c.pid for c in removed], [c.pid for c in added]) == ([first.pid], [first.pid, pid])
+    assert again in registry.containers()
+
+
+def test_runc_container_is_known_from_its_state_directory_by_inotify(
+        require_bpf, busybox_rootfs, tmp_path, monkeypatch):
+    """The state root does not exist when the registry starts (runc makes it); with the periodic
+    re-read pushed out of the test's reach, only inotify can tell the registry."""
+    monkeypatch.setattr(registry_module, "POLL_SECONDS", 600.0)
+    root = tmp_path / "state" / "runc"
+    bundle = runc_bundle(busybox_rootfs, tmp_path, ["sleep", "1000"], ANNOTATIONS)
+    registry = ContainerRegistry(RuntimeOptions(runtimes=("runc",), state_dirs={"runc": (str(root),)}))
+    registry.start()
+    added, removed = [], []
+    registry.subscribe(added.append, removed.append)
+    cid = f"ig-runc-{uuid.uuid4().hex[:8]}"
+    try:
+        started = time.monotonic()
+        runc(root, "create", cid, cwd=bundle)   # the init waits for `runc start`: nothing ran yet
+        assert wait_until(lambda: added, timeout=5), "the new container was not announced"
+        print(f"runc container known {1000 * (time.monotonic() - started):.0f} ms after `runc create` began")
+        state = json.loads((root / cid / "state.json").read_text())
+        found = added[0]
+        assert (found.id, found.runtime, found.pid) == (cid, "runc", state["init_process_pid"])
+        assert (found.k8s_namespace, found.k8s_pod, found.k8s_container) == ("shop", "web-7d4b9", "web")
+        cgroup_path = state["cgroup_paths"][""]
+        assert found.cgroup_id == os.stat(cgroup_path).st_ino
+        assert registry.lookup("cgroup_id", found.cgroup_id) == found
+        assert found.netns == os.stat(f"/proc/{found.pid}/ns/net").st_ino
+        runc(root, "start", cid)
+        runc(root, "delete", "--force", cid)
+        assert wait_until(lambda: removed == [found], timeout=5)
+        assert registry.lookup("cgroup_id", found.cgroup_id) == found   # late rows still resolve
+    finally:
+        subprocess.run(["runc", "--root", str(root), "delete", "--force", cid], capture_output=True)
+        registry.stop()
+
+
+def test_runc_container_whose_init_exited_is_removed(require_bpf, busybox_rootfs, tmp_path):
+    """`runc run -d` leaves state.json behind when the process exits; the container is gone anyway."""
+    root = tmp_path / "runc-root"
+    bundle = runc_bundle(busybox_rootfs, tmp_path, ["sleep", "1000"], ANNOTATIONS)
+    registry = ContainerRegistry(RuntimeOptions(runtimes=("runc",), state_dirs={"runc": (str(root),)}))
+    registry.start()
+    removed = []
+    registry.subscribe(lambda c: None, removed.append)
+    cid = f"ig-runc-{uuid.uuid4().hex[:8]}"
+    try:
+        runc(root, "run", "-d", cid, cwd=bundle)
+        found = wait_until(lambda: registry.containers(), timeout=5)
+        assert found and found[0].id == cid
+        runc(root, "kill", cid, "KILL")
+        assert wait_until(lambda: removed, timeout=5) == found
+        assert (root / cid / "state.json").exists() and registry.containers() == []
+        assert not RuncState(cid, found[0].pid, {}, "", str(root)).alive()
+    finally:
+        subprocess.run(["runc", "--root", str(root), "delete", "--force", cid], capture_output=True)
+        registry.stop()
+
+
+def test_runtimes_not_installed_are_skipped_with_one_warning_each(require_bpf, tmp_path, caplog):
+    options = RuntimeOptions(
+        docker_socket=str(tmp_path / "docker.sock"), containerd_socket=str(tmp_path / "containerd.sock"),
+        crio_socket=str(tmp_path / "crio.sock"), runtimes=("docker", "containerd", "cri-o"),
+        state_dirs={"containerd": (str(tmp_path / "containerd-runc"),), "cri-o": (str(tmp_path / "crun"),)})
+    registry = ContainerRegistry(options)
+    with caplog.at_level("WARNING", logger="igcore.containers"):
+        registry.start()
+        registry.stop()
+    assert [w.split(":")[0] for w in registry.warnings] == ["containerd", "cri-o", "docker"]
+    assert "skipped" in registry.warnings[2] and str(tmp_path / "docker.sock") in registry.warnings[2]
+    assert [r.getMessage() for r in caplog.records] == registry.warnings
+
+
+def test_unknown_namespace_rows_are_held_only_while_a_container_starts(registry, docker):
+    """A netns nobody claims is a host's at once, unless a container whose namespaces are not
+    known yet is starting: then its rows wait (and expire as host rows if no container claims it)."""
+    delivered: list[dict] = []
+    enricher = Enricher(registry, "netns", host=True, sink=delivered.extend, hold_seconds=0.3)
+    try:
+        enricher([{"netns": 4026599999, "n": 1}])
+        assert [r["n"] for r in delivered] == [1] and enricher.held == 0
+        name = f"ig-reg-{uuid.uuid4().hex[:6]}"
+        docker.cli("create", "--name", name, "--network", "none", "ig-test-busybox:latest", "sleep", "1000")
+        docker.started.append(name)
+        wait_until(lambda: any(c.name == name for c in registry._containers.values()), timeout=5)
+        enricher([{"netns": 4026599999, "n": 2}])
+        assert enricher.held == 1 and [r["n"] for r in delivered] == [1]
+        assert wait_until(lambda: len(delivered) == 2, timeout=5)
+        assert enricher.expired == 1 and delivered[1]["runtime.containerId"] == ""
+    finally:
+        enricher.close()

@@ -26,7 +26,9 @@ def cgroup2_mount() -> str | None:
 
 def container_id_of_path(path: str) -> str | None:
     match = _CONTAINER_CGROUP.search(path)
-    return match.group(1) if match else None
+    if match is None or "conmon-" in path[match.start():]:
+        return None   # crio-conmon-<id>.scope holds cri-o's monitor, a host process
+    return match.group(1)
 
 
 def scan(mount: str) -> dict[int, str]:

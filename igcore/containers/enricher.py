@@ -24,6 +24,7 @@ class Enricher:
         self._held: list[tuple[float, dict]] = []
         self._lock = threading.Lock()   # one delivery at a time keeps rows in order
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self._timer: threading.Thread | None = None
 
     def _label(self, row: dict, found, out: list[dict]) -> None:
@@ -37,15 +38,24 @@ class Enricher:
             return
         out.append(row)
 
-    def _enrich(self, rows: list[dict], hold: bool) -> tuple[list[dict], list[dict]]:
-        """(rows to deliver, rows to hold); a cache per batch keeps lookups to one per key value."""
-        out, pending, cache = [], [], {}
+    def _resolver(self) -> Callable[[dict], object]:
+        """The container of a row (or HOST, PENDING), with one registry lookup per key value."""
+        cache: dict[int, object] = {}
         key, resolve = self.key, self.registry.resolve
-        for row in rows:
+
+        def found(row: dict):
             value = row.get(key, 0)
-            found = cache.get(value, cache)
-            if found is cache:
-                found = cache[value] = resolve(key, value)
+            hit = cache.get(value, cache)
+            if hit is cache:
+                hit = cache[value] = resolve(key, value)
+            return hit
+        return found
+
+    def _enrich(self, rows: list[dict], hold: bool) -> tuple[list[dict], list[dict]]:
+        """(rows to deliver, rows to hold)."""
+        out, pending, found_of = [], [], self._resolver()
+        for row in rows:
+            found = found_of(row)
             if found is PENDING and hold:
                 pending.append(row)
                 continue
@@ -55,11 +65,18 @@ class Enricher:
     def __call__(self, rows: list[dict]) -> None:
         now = time.monotonic()
         with self._lock:
-            out, pending = self._enrich(rows, hold=len(self._held) < MAX_HELD)
+            room = MAX_HELD - len(self._held)
+            out, pending = self._enrich(rows, hold=room > 0)
+            if len(pending) > room:   # bounded: the excess is treated as host rows at once
+                self.expired += len(pending) - room
+                for row in pending[room:]:
+                    self._label(row, None, out)
+                pending = pending[:room]
             if pending:
                 self.held += len(pending)
                 self._held.extend((now + self.hold_seconds, r) for r in pending)
                 self._ensure_timer()
+                self._wake.set()
             if out:
                 self.sink(out)
 
@@ -78,9 +95,9 @@ class Enricher:
                 return
             now = time.monotonic()
             held, self._held = self._held, []
-            ready, still = [], []
+            ready, still, found_of = [], [], self._resolver()
             for deadline, row in held:
-                found = self.registry.resolve(self.key, row.get(self.key, 0))
+                found = found_of(row)
                 if found is PENDING and not final and now < deadline:
                     still.append((deadline, row))
                     continue
@@ -93,11 +110,17 @@ class Enricher:
                 self.sink(ready)
 
     def _retry_loop(self) -> None:
-        while not self._stop.wait(0.02):
-            self._retry()
+        """Every 20 ms while rows are held; idle otherwise."""
+        while not self._stop.is_set():
+            if not self._held:
+                self._wake.wait()
+                self._wake.clear()
+            elif not self._stop.wait(0.02):
+                self._retry()
 
     def close(self) -> None:
         self._stop.set()
+        self._wake.set()
         if self._timer is not None:
             self._timer.join(timeout=5)
         self._retry(final=True)

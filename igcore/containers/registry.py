@@ -3,9 +3,10 @@
 Sources: the docker Engine API (listing, then the event stream: create/start events carry name, image
 and labels, so a container that lives a fraction of a second is still named) and the runc-style state
 directories of docker, containerd, cri-o and plain runc (init pid, OCI annotations with Kubernetes
-names, cgroup path). New cgroups are reported by the kernel (tracepoint cgroup:cgroup_mkdir) the
-moment they are created, so a container's cgroup id is known even if its directory is gone before
-its rows are read; when BPF is not available the cgroup tree is rescanned on a miss instead.
+names, cgroup path), watched with inotify: a runtime writes a container's state before its process
+runs. New cgroups are reported by the kernel (tracepoints cgroup:cgroup_mkdir/rmdir) the moment they
+are created, so a container's cgroup id is known even if its directory is gone before its rows are
+read; when BPF is not available the cgroup tree is rescanned on a miss instead.
 """
 
 from __future__ import annotations
@@ -13,29 +14,36 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
+import shutil
 import threading
 import time
+from dataclasses import replace
 from importlib import resources
 from typing import Callable
 
 from .cgroups import cgroup2_mount, container_id_of_path, id_of, ns_inode, pid_cgroup_path, scan
 from .docker import DockerClient, metadata_from_event, metadata_from_inspect
+from .inotify import StateDirWatcher
 from .model import Container, RuntimeOptions, k8s_names
-from .runc import RuncState, list_states
+from .runc import RuncState, StateReader
 
 log = logging.getLogger("igcore.containers")
 
 PENDING = object()   # resolve(): a container's row whose metadata has not arrived yet
 HOST = None          # resolve(): a host row
 
-KEEP_EXITED_SECONDS = 60.0
-YOUNG_CGROUP_SECONDS = 0.5
+KEEP_EXITED_SECONDS = 60.0     # exited containers (and removed cgroups) still resolve late rows
+YOUNG_CGROUP_SECONDS = 0.5     # a new cgroup without a container yet may still get one: hold its rows
+STARTING_SECONDS = 2.0         # a container without namespaces yet: hold rows of unknown namespaces
+POLL_SECONDS = 1.0             # state directories are also re-read this often (liveness, no inotify)
 # The tracepoint's `root`: cgroup v2's (default) hierarchy is 0; v1 hierarchies count from 1.
-CGROUP2_HIERARCHY_ID = 0   # a new cgroup without a container yet may still get one: hold its rows
+CGROUP2_HIERARCHY_ID = 0
+SBIN_PATH = os.pathsep.join([os.environ.get("PATH", ""), "/usr/local/sbin", "/usr/sbin", "/sbin"])
 
 
 class _CgroupEvent(ctypes.Structure):
-    _fields_ = [("id", ctypes.c_uint64), ("root", ctypes.c_int32), ("level", ctypes.c_int32), ("path", ctypes.c_char * 256)]
+    _fields_ = [("id", ctypes.c_uint64), ("root", ctypes.c_int32), ("level", ctypes.c_int32),
+                ("removed", ctypes.c_uint32), ("path", ctypes.c_char * 256)]
 
 
 class ContainerRegistry:
@@ -46,19 +54,25 @@ class ContainerRegistry:
         self._mount = cgroup2_mount()
         self._cgroup_paths: dict[int, str] = {}          # cgroup id -> path below the mount
         self._cgroup_born: dict[int, float] = {}         # cgroup id -> when we saw it created
+        self._cgroup_removed: dict[int, float] = {}      # cgroup id -> when it was removed
         self._cgroup_of_cid: dict[str, int] = {}         # container id -> cgroup id
         self._docker_meta: dict[str, dict] = {}          # container id -> name/image/k8s/pid
         self._runc: dict[str, tuple[str, RuncState]] = {}  # container id -> (runtime, state)
         self._containers: dict[str, Container] = {}      # live and recently exited, by id
         self._exited: dict[str, float] = {}
+        self._starting: dict[str, float] = {}            # container id -> first seen, while its netns is unknown
         self._by_key: dict[str, dict[int, Container]] = {"cgroup_id": {}, "mntns": {}, "netns": {}}
         self._subscribers: list[tuple[Callable, Callable]] = []
         self._announced: set[str] = set()
         self._stop = threading.Event()
         self._kick = threading.Event()
+        self._cgroup_miss = False
         self._threads: list[threading.Thread] = []
         self._docker: DockerClient | None = None
-        self._watch = None
+        self._roots: dict[str, tuple[str, ...]] = {}     # runtime -> state roots read
+        self._states = StateReader()
+        self._state_watch: StateDirWatcher | None = None
+        self._cgroup_watch = None
         self._last_scan = 0.0
         # A container sharing ig's (the host's) namespace (--network host) must not claim the
         # host's rows: such namespaces are not indexed.
@@ -70,7 +84,9 @@ class ContainerRegistry:
             self._warn("no cgroup2 hierarchy is mounted: rows cannot be attributed by cgroup id")
         else:
             self._cgroup_paths = scan(self._mount)
-            self._start_mkdir_watch()
+            self._start_cgroup_watch()
+        self._roots = self._present_roots()
+        self._start_state_watch()
         if "docker" in self.options.runtimes:
             self._start_docker()
         self._refresh_states()
@@ -81,11 +97,14 @@ class ContainerRegistry:
         self._kick.set()
         if self._docker is not None:
             self._docker.close_events()
-        if self._watch is not None:
-            transport, bpf = self._watch
+        if self._cgroup_watch is not None:
+            transport, bpf = self._cgroup_watch
             transport.stop()
             bpf.cleanup()
-            self._watch = None
+            self._cgroup_watch = None
+        if self._state_watch is not None:
+            self._state_watch.stop()
+            self._state_watch = None
         for t in self._threads:
             t.join(timeout=5)
         self._threads.clear()
@@ -99,6 +118,31 @@ class ContainerRegistry:
         self.warnings.append(message)
         log.warning(message)
 
+    def _present_roots(self) -> dict[str, tuple[str, ...]]:
+        """The state roots of the runtimes that are installed; one warning for each that is not."""
+        roots = {}
+        for runtime, dirs in self.options.roots().items():
+            if runtime == "docker":
+                roots[runtime] = dirs   # read only once the Engine API answered (see _start_docker)
+                continue
+            signs = [d for d in dirs if os.path.isdir(d)]
+            if runtime == "containerd" and os.path.exists(self.options.containerd_socket):
+                signs.append(self.options.containerd_socket)
+            elif runtime == "cri-o" and os.path.exists(self.options.crio_socket):
+                signs.append(self.options.crio_socket)
+            elif runtime == "runc" and shutil.which("runc", path=SBIN_PATH):
+                signs.append("runc")
+            if runtime == "cri-o":
+                signs = [s for s in signs if s == self.options.crio_socket]  # /run/runc is plain runc's too
+            if signs:
+                roots[runtime] = dirs
+            else:
+                where = {"containerd": self.options.containerd_socket, "cri-o": self.options.crio_socket,
+                         "runc": "the runc binary"}.get(runtime, "")
+                looked = ", ".join(x for x in (where, *dirs) if x)
+                self._warn(f"{runtime}: not found ({looked}); skipped")
+        return roots
+
     # -- queries ---------------------------------------------------------------------------
     def lookup(self, key: str, value: int) -> Container | None:
         found = self.resolve(key, value)
@@ -108,24 +152,40 @@ class ContainerRegistry:
         """A Container, HOST (None), or PENDING when the row may belong to a container not known yet."""
         with self._lock:
             found = self._by_key[key].get(value)
-            if found is not None or key != "cgroup_id" or not value:
+            if found is not None or not value:
                 return found
+            if key != "cgroup_id":
+                return self._resolve_ns(key, value)
             path = self._cgroup_paths.get(value)
             if path is None:
-                self._kick.set()   # a cgroup we have not seen: rescan (or the mkdir event is on its way)
+                self._miss()   # a cgroup we have not seen: rescan (or its mkdir event is on its way)
                 return PENDING
             cid = container_id_of_path(path)
             if cid is not None:
                 container = self._build(cid)
                 if container is not None:
                     return container
-                self._kick.set()
+                self._miss()
                 return PENDING
             born = self._cgroup_born.get(value)
             if born is not None and time.monotonic() - born < YOUNG_CGROUP_SECONDS:
                 self._kick.set()   # e.g. plain runc with its own cgroup path: state.json comes next
                 return PENDING
             return HOST
+
+    def _resolve_ns(self, key: str, value: int):
+        """An unknown namespace is a container's only while a container's namespaces are not known yet."""
+        if value == self._host_ns.get(key):
+            return HOST
+        now = time.monotonic()
+        if any(now - since < STARTING_SECONDS for since in self._starting.values()):
+            self._kick.set()
+            return PENDING
+        return HOST
+
+    def _miss(self) -> None:
+        self._cgroup_miss = True
+        self._kick.set()
 
     def containers(self) -> list[Container]:
         with self._lock:
@@ -134,14 +194,22 @@ class ContainerRegistry:
     def subscribe(self, on_added: Callable[[Container], None], on_removed: Callable[[Container], None]) -> None:
         with self._lock:
             self._subscribers.append((on_added, on_removed))
-            current = self.containers()
+            current = [c for c in self.containers() if c.id in self._announced]
         for c in current:
-            if c.pid:
-                on_added(c)
+            on_added(c)
 
     # -- building containers ---------------------------------------------------------------
     def _build(self, cid: str) -> Container | None:
-        """Combine what the sources know of `cid` into a Container (under the lock)."""
+        """Combine what the sources know of `cid` into a Container (under the lock).
+
+        An exited container is kept as it was (its pid may be reused, its state is gone); only a
+        cgroup id reported late is added."""
+        old = self._containers.get(cid)
+        if old is not None and cid in self._exited:
+            cgroup_id = old.cgroup_id or self._cgroup_of_cid.get(cid, 0)
+            if cgroup_id != old.cgroup_id:
+                self._index(replace(old, cgroup_id=cgroup_id))
+            return self._containers[cid]
         meta = self._docker_meta.get(cid)
         runc = self._runc.get(cid)
         if meta is None and runc is None:
@@ -154,43 +222,58 @@ class ContainerRegistry:
         if meta is not None:
             ns, pod, k8s_container = (meta["k8s_namespace"] or ns, meta["k8s_pod"] or pod,
                                       meta["k8s_container"] or k8s_container)
-        pid = (meta or {}).get("pid") or (state.pid if state else 0)
+        # runc's state is rewritten at each start; docker's pid is from the latest inspect
+        pid = (state.pid if state else 0) or (meta or {}).get("pid") or (old.pid if old else 0)
         cgroup_id = self._cgroup_of_cid.get(cid, 0)
         if not cgroup_id and state and state.cgroup_path and self._mount and state.cgroup_path.startswith(self._mount):
             cgroup_id = id_of(self._mount, state.cgroup_path[len(self._mount):])
         if not cgroup_id and pid and self._mount:
             path = pid_cgroup_path(pid)
             cgroup_id = id_of(self._mount, path) if path else 0
-        old = self._containers.get(cid)
+        if old is not None and old.pid == pid and old.netns:
+            mntns, netns = old.mntns, old.netns   # read once per init process (its pid may be reused later)
+        else:
+            mntns, netns = (ns_inode(pid, "mnt"), ns_inode(pid, "net")) if pid else (0, 0)
         container = Container(
             id=cid, name=(meta or {}).get("name") or (old.name if old else "") or cid,
             runtime=runtime, image=(meta or {}).get("image", "") or (old.image if old else ""),
-            pid=pid or (old.pid if old else 0), cgroup_id=cgroup_id or (old.cgroup_id if old else 0),
-            mntns=(ns_inode(pid, "mnt") if pid else 0) or (old.mntns if old else 0),
-            netns=(ns_inode(pid, "net") if pid else 0) or (old.netns if old else 0),
+            pid=pid, cgroup_id=cgroup_id or (old.cgroup_id if old else 0), mntns=mntns, netns=netns,
             k8s_namespace=ns, k8s_pod=pod, k8s_container=k8s_container, node_name=self.options.node_name,
         )
-        self._index(container)
-        return container
+        if container != old:
+            self._index(container)
+        return self._containers[cid]
 
     def _index(self, container: Container) -> None:
         old = self._containers.get(container.id)
         if old is not None:
-            for key in self._by_key:
-                value = getattr(old, key)
-                if value and self._by_key[key].get(value) is old:
-                    del self._by_key[key][value]
+            self._unindex(old)
         self._containers[container.id] = container
         for key in self._by_key:
             value = getattr(container, key)
             if value and value != self._host_ns.get(key):
                 self._by_key[key][value] = container
+        if container.netns or container.id in self._exited:
+            self._starting.pop(container.id, None)
+        else:
+            self._starting.setdefault(container.id, time.monotonic())
 
-    def _update(self, cid: str) -> None:
-        """Rebuild `cid` and tell subscribers about a newly running one (outside the lock)."""
+    def _unindex(self, container: Container) -> None:
+        for key in self._by_key:
+            value = getattr(container, key)
+            if value and self._by_key[key].get(value) is container:
+                del self._by_key[key][value]
+
+    def _update(self, cid: str, running: bool = False) -> None:
+        """Rebuild `cid` and tell subscribers about a newly running one (outside the lock).
+
+        `running`: a source says the container (re)started, so an earlier exit is forgotten."""
         with self._lock:
+            if running:
+                self._exited.pop(cid, None)
             container = self._build(cid)
-            announce = container is not None and container.pid and cid not in self._announced and cid not in self._exited
+            announce = (container is not None and container.pid and container.netns
+                        and cid not in self._announced and cid not in self._exited)
             if announce:
                 self._announced.add(cid)
             subscribers = list(self._subscribers)
@@ -204,6 +287,9 @@ class ContainerRegistry:
             if container is None or cid in self._exited:
                 return
             self._exited[cid] = time.monotonic()
+            self._starting.pop(cid, None)
+            self._runc.pop(cid, None)                  # a restart writes a new state
+            self._docker_meta.get(cid, {})["pid"] = 0  # and docker reports its new pid
             announced = cid in self._announced
             self._announced.discard(cid)
             subscribers = list(self._subscribers)
@@ -227,16 +313,25 @@ class ContainerRegistry:
                     container = self._containers.pop(cid, None)
                     self._docker_meta.pop(cid, None)
                     self._runc.pop(cid, None)
+                    self._cgroup_of_cid.pop(cid, None)
                     if container:
-                        for key in self._by_key:
-                            value = getattr(container, key)
-                            if value and self._by_key[key].get(value) is container:
-                                del self._by_key[key][value]
+                        self._unindex(container)
+            for cid, since in list(self._starting.items()):
+                if now - since > STARTING_SECONDS:
+                    del self._starting[cid]   # e.g. `docker create` without a start
+            for cgroup_id, when in list(self._cgroup_born.items()):
+                if now - when > YOUNG_CGROUP_SECONDS:
+                    del self._cgroup_born[cgroup_id]
+            for cgroup_id, when in list(self._cgroup_removed.items()):
+                if now - when > KEEP_EXITED_SECONDS:
+                    del self._cgroup_removed[cgroup_id]
+                    self._cgroup_paths.pop(cgroup_id, None)
 
     # -- cgroups ---------------------------------------------------------------------------
     def _record_cgroup(self, cgroup_id: int, path: str, born: bool) -> None:
         with self._lock:
             self._cgroup_paths[cgroup_id] = path
+            self._cgroup_removed.pop(cgroup_id, None)
             if born:
                 self._cgroup_born[cgroup_id] = time.monotonic()
             cid = container_id_of_path(path)
@@ -244,74 +339,107 @@ class ContainerRegistry:
                 self._cgroup_of_cid[cid] = cgroup_id
                 if cid in self._containers or cid in self._docker_meta or cid in self._runc:
                     self._build(cid)
+                elif born:
+                    self._starting.setdefault(cid, time.monotonic())   # its runtime will tell us more
 
-    def _start_mkdir_watch(self) -> None:
+    def _start_cgroup_watch(self) -> None:
         try:
             from ..bpf import RingBufferTransport, compile_program
             from ..gadgets import GadgetStats
 
-            text = resources.files(__package__).joinpath("mkdir_watch.bpf.c").read_text()
+            text = resources.files(__package__).joinpath("cgroup_watch.bpf.c").read_text()
             bpf = compile_program(text, name="cgroup watch")
         except Exception as exc:
             log.info("cgroup creation is not traced (%s); rescanning the cgroup tree on a miss instead", exc)
             return
+
         def decode(data, size):
             ev = ctypes.cast(data, ctypes.POINTER(_CgroupEvent)).contents
-            if ev.root == CGROUP2_HIERARCHY_ID:
-                self._record_cgroup(ev.id, ev.path.decode(errors="replace"), born=True)
-                if container_id_of_path(ev.path.decode(errors="replace")):
-                    self._kick.set()
+            if ev.root != CGROUP2_HIERARCHY_ID:
+                return None
+            if ev.removed:
+                with self._lock:
+                    self._cgroup_removed[ev.id] = time.monotonic()
+                return None
+            path = ev.path.decode(errors="replace")
+            self._record_cgroup(ev.id, path, born=True)
+            if container_id_of_path(path):
+                self._kick.set()
             return None
 
         transport = RingBufferTransport(bpf, decode, GadgetStats(), poll_ms=20)
         transport.start(lambda rows: None, name="ig-cgroup-watch")
-        self._watch = (transport, bpf)
+        self._cgroup_watch = (transport, bpf)
 
     def _rescan_cgroups(self) -> None:
         if self._mount is None or time.monotonic() - self._last_scan < 0.05:
             return
         self._last_scan = time.monotonic()
-        for cgroup_id, path in scan(self._mount).items():
+        present = scan(self._mount)
+        for cgroup_id, path in present.items():
             if cgroup_id not in self._cgroup_paths:
-                self._record_cgroup(cgroup_id, path, born=self._watch is None)
+                self._record_cgroup(cgroup_id, path, born=self._cgroup_watch is None)
+        with self._lock:
+            for cgroup_id in self._cgroup_paths.keys() - present.keys():
+                self._cgroup_removed.setdefault(cgroup_id, self._last_scan)
 
     # -- runc-style state directories ------------------------------------------------------
+    def _start_state_watch(self) -> None:
+        depth = {"containerd": 2}
+        roots = {root: depth.get(runtime, 1) for runtime, dirs in self._roots.items() for root in dirs}
+        if not roots:
+            return
+        try:
+            self._state_watch = StateDirWatcher(roots, self._states_changed)
+        except OSError as exc:
+            log.info("state directories are not watched (%s); re-reading them every %.0f s", exc, POLL_SECONDS)
+            return
+        self._state_watch.start()
+
+    def _states_changed(self) -> None:
+        self._kick.set()
+
     def _refresh_states(self) -> None:
-        seen: set[str] = set()
-        for runtime, roots in self.options.roots().items():
+        running: set[str] = set()
+        for runtime, roots in self._roots.items():
+            if runtime == "docker" and self._docker is None:
+                continue
             for root in roots:
-                for state in list_states(root):
-                    if state.id in seen:
-                        continue
-                    seen.add(state.id)
-                    detected = _runtime_of(runtime, state)
-                    with self._lock:
-                        known = self._runc.get(state.id)
-                        self._runc[state.id] = (detected, state)
-                        if state.cgroup_path and self._mount and state.cgroup_path.startswith(self._mount):
-                            cgroup_id = id_of(self._mount, state.cgroup_path[len(self._mount):])
-                            if cgroup_id:
-                                self._cgroup_of_cid[state.id] = cgroup_id
-                                self._cgroup_paths.setdefault(cgroup_id, state.cgroup_path[len(self._mount):])
-                    if known is None or known[1] != state:
-                        self._update(state.id)
+                for state in self._states.list(root):
+                    # a state whose init exited (runc run -d, never deleted) is a stopped container
+                    if state.id not in running and state.alive():
+                        running.add(state.id)
+                        self._record_state(_runtime_of(runtime, state), state)
         with self._lock:
-            gone = [cid for cid in self._runc if cid not in seen and cid not in self._docker_meta]
+            gone = [cid for cid in self._runc if cid not in running and cid not in self._exited]
         for cid in gone:
             self._exit(cid)
 
+    def _record_state(self, runtime: str, state: RuncState) -> None:
+        with self._lock:
+            known = self._runc.get(state.id)
+            self._runc[state.id] = (runtime, state)
+            if state.cgroup_path and self._mount and state.cgroup_path.startswith(self._mount):
+                cgroup_id = id_of(self._mount, state.cgroup_path[len(self._mount):])
+                if cgroup_id:
+                    self._cgroup_of_cid[state.id] = cgroup_id
+                    self._cgroup_paths.setdefault(cgroup_id, state.cgroup_path[len(self._mount):])
+        if known is None or known[1] != state:
+            self._update(state.id, running=True)
+
     def _refresh_loop(self) -> None:
         while not self._stop.is_set():
-            kicked = self._kick.wait(1.0)
+            kicked = self._kick.wait(POLL_SECONDS)
             self._kick.clear()
             if self._stop.is_set():
                 return
-            if kicked:
+            if self._cgroup_miss:
+                self._cgroup_miss = False
                 self._rescan_cgroups()
             self._refresh_states()
             self._forget_old()
             if kicked:
-                time.sleep(0.01)  # a burst of misses costs one refresh per 10 ms
+                time.sleep(0.01)  # a burst of misses or state changes costs one refresh per 10 ms
 
     # -- docker ----------------------------------------------------------------------------
     def _start_docker(self) -> None:
@@ -334,7 +462,7 @@ class ContainerRegistry:
             return  # gone already: what the events said is kept
         with self._lock:
             self._docker_meta[cid] = {**self._docker_meta.get(cid, {}), **meta}
-        self._update(cid)
+        self._update(cid, running=bool(meta["pid"]))
 
     def _docker_events(self) -> None:
         while not self._stop.is_set():

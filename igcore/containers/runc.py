@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -14,6 +14,20 @@ class RuncState:
     annotations: dict
     cgroup_path: str        # absolute path of the cgroup v2 directory, "" if unknown
     root: str
+    start: int = field(default=0, compare=False)   # the init process's start time (clock ticks after boot)
+
+    def alive(self) -> bool:
+        """Whether the init process still runs (and is the same process, not a reused pid)."""
+        if not self.pid:
+            return False
+        try:
+            with open(f"/proc/{self.pid}/stat") as f:
+                stat = f.read()
+        except OSError:
+            return False
+        fields = stat[stat.rfind(")") + 2:].split()
+        # fields[0] is the state (field 3 of proc(5)); starttime is field 22; a zombie has exited
+        return fields[0] != "Z" and (not self.start or int(fields[19]) == self.start)
 
 
 def _annotations(config: dict) -> dict:
@@ -40,31 +54,53 @@ def read_state(path: str, root: str) -> RuncState | None:
         annotations=_annotations(config),
         cgroup_path=paths.get("") or paths.get("unified") or "",
         root=root,
+        start=int(state.get("init_process_start") or 0),
     )
 
 
-def list_states(root: str) -> list[RuncState]:
-    """States under a root; containerd's root has one more level (its namespaces)."""
-    out = []
-    try:
-        entries = list(os.scandir(root))
-    except OSError:
-        return out
-    for entry in entries:
-        if not entry.is_dir(follow_symlinks=False):
-            continue
-        state_file = os.path.join(entry.path, "state.json")
-        if os.path.exists(state_file):
-            state = read_state(state_file, root)
-            if state:
-                out.append(state)
-            continue
+class StateReader:
+    """Lists the states under runc-style roots, parsing a state.json again only when it changed."""
+
+    def __init__(self) -> None:
+        self._cache: dict[str, tuple[tuple[int, int, int], RuncState]] = {}
+
+    def _read(self, path: str, root: str) -> RuncState | None:
         try:
-            nested = list(os.scandir(entry.path))
+            st = os.stat(path)
         except OSError:
-            continue
-        for sub in nested:
-            state = read_state(os.path.join(sub.path, "state.json"), root) if sub.is_dir() else None
-            if state:
-                out.append(state)
-    return out
+            return None
+        stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
+        cached = self._cache.get(path)
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
+        state = read_state(path, root)
+        if state is not None:
+            self._cache[path] = (stamp, state)
+        return state
+
+    def list(self, root: str) -> list[RuncState]:
+        """States under a root; containerd's root has one more level (its namespaces)."""
+        out, seen = [], set()
+        try:
+            entries = list(os.scandir(root))
+        except OSError:
+            entries = []
+        for entry in entries:
+            if not entry.is_dir(follow_symlinks=False):
+                continue
+            state_file = os.path.join(entry.path, "state.json")
+            candidates = [state_file]
+            if not os.path.exists(state_file):
+                try:
+                    candidates = [os.path.join(sub.path, "state.json") for sub in os.scandir(entry.path)
+                                  if sub.is_dir(follow_symlinks=False)]
+                except OSError:
+                    candidates = []
+            for path in candidates:
+                state = self._read(path, root)
+                if state is not None:
+                    out.append(state)
+                    seen.add(path)
+        for path in [p for p in self._cache if p.startswith(root + os.sep) and p not in seen]:
+            del self._cache[path]
+        return out
