@@ -27,39 +27,50 @@ class Enricher:
         self._wake = threading.Event()
         self._timer: threading.Thread | None = None
 
-    def _label(self, row: dict, found, out: list[dict]) -> None:
-        """Add the container columns to `row` and keep it, or drop it as a host row without --host."""
+    def _labels(self, found) -> dict[str, str] | None:
+        """The columns to add for a container (or a host row), None to drop a host row."""
         if isinstance(found, Container):
-            row.update(found.columns())
-        elif self.host:
-            row.update(HOST_COLUMNS)
-        else:
+            return found.columns()
+        return HOST_COLUMNS if self.host else None
+
+    def _label(self, row: dict, labels: dict[str, str] | None, out: list[dict]) -> None:
+        if labels is None:
             self.dropped_host += 1
-            return
-        out.append(row)
+        else:
+            row.update(labels)
+            out.append(row)
 
     def _resolver(self) -> Callable[[dict], object]:
-        """The container of a row (or HOST, PENDING), with one registry lookup per key value."""
+        """A row's labels (see _labels) or PENDING, with one registry lookup per key value."""
         cache: dict[int, object] = {}
         key, resolve = self.key, self.registry.resolve
 
-        def found(row: dict):
+        def labels_of(row: dict):
             value = row.get(key, 0)
             hit = cache.get(value, cache)
             if hit is cache:
-                hit = cache[value] = resolve(key, value)
+                found = resolve(key, value)
+                hit = cache[value] = found if found is PENDING else self._labels(found)
             return hit
-        return found
+        return labels_of
 
     def _enrich(self, rows: list[dict], hold: bool) -> tuple[list[dict], list[dict]]:
         """(rows to deliver, rows to hold)."""
-        out, pending, found_of = [], [], self._resolver()
-        for row in rows:
-            found = found_of(row)
-            if found is PENDING and hold:
-                pending.append(row)
-                continue
-            self._label(row, None if found is PENDING else found, out)
+        out, pending, labels_of = [], [], self._resolver()
+        keep, dropped = out.append, 0
+        for row in rows:   # the per-row path: a dict lookup and an update
+            labels = labels_of(row)
+            if labels is PENDING:
+                if hold:
+                    pending.append(row)
+                    continue
+                labels = self._labels(None)
+            if labels is None:
+                dropped += 1
+            else:
+                row.update(labels)
+                keep(row)
+        self.dropped_host += dropped
         return out, pending
 
     def __call__(self, rows: list[dict]) -> None:
@@ -70,7 +81,7 @@ class Enricher:
             if len(pending) > room:   # bounded: the excess is treated as host rows at once
                 self.expired += len(pending) - room
                 for row in pending[room:]:
-                    self._label(row, None, out)
+                    self._label(row, self._labels(None), out)
                 pending = pending[:room]
             if pending:
                 self.held += len(pending)
@@ -95,16 +106,16 @@ class Enricher:
                 return
             now = time.monotonic()
             held, self._held = self._held, []
-            ready, still, found_of = [], [], self._resolver()
+            ready, still, labels_of = [], [], self._resolver()
             for deadline, row in held:
-                found = found_of(row)
-                if found is PENDING and not final and now < deadline:
+                labels = labels_of(row)
+                if labels is PENDING and not final and now < deadline:
                     still.append((deadline, row))
                     continue
-                if found is PENDING:
+                if labels is PENDING:
                     self.expired += 1
-                    found = None
-                self._label(row, found, ready)
+                    labels = self._labels(None)
+                self._label(row, labels, ready)
             self._held = still
             if ready:
                 self.sink(ready)
