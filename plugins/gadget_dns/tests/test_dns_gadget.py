@@ -139,3 +139,23 @@ def test_a_namespace_shared_by_two_containers_stays_watched_and_the_host_is_neve
         assert host in gadget._sockets
     finally:
         server.kill()
+
+
+def test_malformed_messages_are_counted_and_the_gadget_goes_on(dns_gadget, netns):
+    gadget, rows = dns_gadget
+    inside = ["ip", "netns", "exec", netns]
+    server = start_server(inside, "127.0.0.1")
+    try:
+        gadget.add_netns(os.stat(f"/run/netns/{netns}").st_ino, f"/run/netns/{netns}")
+        # a short datagram, a question cut in the middle of its name, a compression loop
+        garbage = ["00", "1234010000010000000000000763757400", "12340100000100000000000003616263c00c"]
+        send = ("import socket,sys; s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n"
+                "for h in sys.argv[1:]: s.sendto(bytes.fromhex(h), ('127.0.0.1', 53))")
+        subprocess.run([*inside, sys.executable, "-c", send, *garbage], check=True)
+        tag = uuid.uuid4().hex[:8]
+        assert "10.0.0.1" in dig(inside, f"after.{tag}.test")
+        rows.wait(lambda rs: any(tag in r["name"] and r["qr"] == "R" for r in rs))
+        assert len([r for r in rows.rows if tag in r["name"]]) == 2
+        assert gadget.stats.decode_errors == len(garbage)
+    finally:
+        server.kill()
