@@ -1,7 +1,9 @@
 """Decoding captured packets: Ethernet, IPv4/IPv6, UDP/TCP, then the DNS message itself.
 
 Everything here reads untrusted bytes: any inconsistency raises MalformedPacket, which the gadget
-counts as a decode error; nothing else may escape (the fuzz test holds us to that).
+counts as a decode error; nothing else may escape (the fuzz test holds us to that). Reads past the
+end are not checked one by one: the IndexError or struct.error they raise becomes MalformedPacket
+(this runs once per DNS message, so the common path is kept short).
 """
 
 from __future__ import annotations
@@ -15,6 +17,12 @@ RCODES = {0: "NoError", 1: "FormErr", 2: "ServFail", 3: "NXDomain", 4: "NotImp",
           7: "YXRRSet", 8: "NXRRSet", 9: "NotAuth", 10: "NotZone"}
 PKT_TYPES = {0: "HOST", 1: "BROADCAST", 2: "MULTICAST", 3: "OTHERHOST", 4: "OUTGOING"}
 
+_ETH_PROTO = struct.Struct("!H")
+_PORTS = struct.Struct("!HH")
+_HEADER = struct.Struct("!HHHH")
+_RR = struct.Struct("!HHIH")
+_INET, _INET6, _ntop = socket.AF_INET, socket.AF_INET6, socket.inet_ntop
+
 
 class MalformedPacket(ValueError):
     pass
@@ -24,36 +32,35 @@ class NotDns(Exception):
     """A packet on port 53 that carries no DNS message (a TCP segment without payload)."""
 
 
-def _need(data: bytes, end: int) -> None:
-    if end > len(data):
-        raise MalformedPacket("truncated")
-
-
 def transport(packet: bytes) -> tuple[str, str, str, int, int, bytes]:
     """(proto, srcIP, dstIP, srcPort, dstPort, dns message) from an Ethernet frame."""
-    _need(packet, 14)
-    (eth_proto,) = struct.unpack_from("!H", packet, 12)
+    try:
+        return _transport(packet)
+    except (IndexError, struct.error, ValueError) as exc:   # ValueError: inet_ntop of a short address
+        if isinstance(exc, MalformedPacket):
+            raise
+        raise MalformedPacket("truncated") from None
+
+
+def _transport(packet: bytes):
+    (eth_proto,) = _ETH_PROTO.unpack_from(packet, 12)
     if eth_proto == 0x0800:
-        _need(packet, 34)
         ihl = (packet[14] & 0x0F) * 4
         if ihl < 20:
             raise MalformedPacket("bad IPv4 header length")
         proto = packet[23]
-        src, dst = socket.inet_ntop(socket.AF_INET, packet[26:30]), socket.inet_ntop(socket.AF_INET, packet[30:34])
+        src, dst = _ntop(_INET, packet[26:30]), _ntop(_INET, packet[30:34])
         l4 = 14 + ihl
     elif eth_proto == 0x86DD:
-        _need(packet, 54)
         proto = packet[20]
-        src, dst = socket.inet_ntop(socket.AF_INET6, packet[22:38]), socket.inet_ntop(socket.AF_INET6, packet[38:54])
+        src, dst = _ntop(_INET6, packet[22:38]), _ntop(_INET6, packet[38:54])
         l4 = 54
     else:
         raise MalformedPacket("not IP")
-    _need(packet, l4 + 4)
-    sport, dport = struct.unpack_from("!HH", packet, l4)
+    sport, dport = _PORTS.unpack_from(packet, l4)
     if proto == 17:
         return "UDP", src, dst, sport, dport, packet[l4 + 8:]
     if proto == 6:
-        _need(packet, l4 + 13)
         offset = (packet[l4 + 12] >> 4) * 4
         if offset < 20:
             raise MalformedPacket("bad TCP header length")
@@ -69,61 +76,66 @@ def transport(packet: bytes) -> tuple[str, str, str, int, int, bytes]:
 
 def _name(msg: bytes, offset: int) -> tuple[str, int]:
     """A domain name at `offset` (following compression pointers), and the offset after it."""
-    labels, end, jumps = [], None, 0
+    labels, end, jumps, size = [], -1, 0, len(msg)
     while True:
-        _need(msg, offset + 1)
         length = msg[offset]
-        if length & 0xC0 == 0xC0:
-            _need(msg, offset + 2)
-            if end is None:
+        if length >= 0xC0:
+            if end < 0:
                 end = offset + 2
             offset = ((length & 0x3F) << 8) | msg[offset + 1]
             jumps += 1
             if jumps > 32:
                 raise MalformedPacket("compression loop")
             continue
-        if length & 0xC0:
+        if length > 63:
             raise MalformedPacket("bad label")
-        offset += 1
-        if length == 0:
+        if not length:
             break
-        _need(msg, offset + length)
-        labels.append(msg[offset:offset + length].decode("ascii", errors="replace"))
-        offset += length
+        start = offset + 1
+        offset = start + length
+        if offset > size:
+            raise MalformedPacket("truncated label")
+        labels.append(msg[start:offset])
         if len(labels) > 127:
             raise MalformedPacket("name too long")
-    return ".".join(labels) + ".", end if end is not None else offset
+    return b".".join(labels).decode("ascii", "replace") + ".", end if end >= 0 else offset + 1
 
 
 def message(msg: bytes) -> dict:
     """id, qr, rcode, name, qtype, numAnswers, addresses of a DNS message."""
-    _need(msg, 12)
-    ident, flags, qdcount, ancount = struct.unpack_from("!HHHH", msg, 0)
-    response = bool(flags & 0x8000)
-    out = {"id": ident, "qr": "R" if response else "Q",
-           "rcode": RCODES.get(flags & 0x0F, str(flags & 0x0F)) if response else "",
-           "name": "", "qtype": "", "numAnswers": ancount, "addresses": ""}
+    try:
+        return _message(msg)
+    except (IndexError, struct.error):
+        raise MalformedPacket("truncated") from None
+
+
+def _message(msg: bytes) -> dict:
+    ident, flags, qdcount, ancount = _HEADER.unpack_from(msg, 0)   # struct.error below 12 bytes
+    response = flags & 0x8000
+    name = qtype = ""
     offset = 12
     if qdcount:
-        out["name"], offset = _name(msg, offset)
-        _need(msg, offset + 4)
-        qtype = struct.unpack_from("!H", msg, offset)[0]
-        out["qtype"] = QTYPES.get(qtype, str(qtype))
+        name, offset = _name(msg, offset)
+        code = _ETH_PROTO.unpack_from(msg, offset)[0]
+        qtype = QTYPES.get(code) or str(code)
         offset += 4
         for _ in range(qdcount - 1):   # rare: skip further questions
             offset = _name(msg, offset)[1] + 4
+    if not response:
+        return {"id": ident, "qr": "Q", "rcode": "", "name": name, "qtype": qtype, "numAnswers": ancount, "addresses": ""}
     addresses = []
-    if out["qr"] == "R":
-        for _ in range(ancount):
-            offset = _name(msg, offset)[1]
-            _need(msg, offset + 10)
-            rtype, _cls, _ttl, rdlength = struct.unpack_from("!HHIH", msg, offset)
-            offset += 10
-            _need(msg, offset + rdlength)
-            if rtype == 1 and rdlength == 4:
-                addresses.append(socket.inet_ntop(socket.AF_INET, msg[offset:offset + 4]))
-            elif rtype == 28 and rdlength == 16:
-                addresses.append(socket.inet_ntop(socket.AF_INET6, msg[offset:offset + 16]))
-            offset += rdlength
-    out["addresses"] = ",".join(addresses)
-    return out
+    for _ in range(ancount):
+        offset = _name(msg, offset)[1]
+        rtype, _cls, _ttl, rdlength = _RR.unpack_from(msg, offset)
+        offset += 10
+        end = offset + rdlength
+        if end > len(msg):
+            raise MalformedPacket("truncated record")
+        if rtype == 1 and rdlength == 4:
+            addresses.append(_ntop(_INET, msg[offset:end]))
+        elif rtype == 28 and rdlength == 16:
+            addresses.append(_ntop(_INET6, msg[offset:end]))
+        offset = end
+    rcode = flags & 0x0F
+    return {"id": ident, "qr": "R", "rcode": RCODES.get(rcode) or str(rcode), "name": name, "qtype": qtype,
+            "numAnswers": ancount, "addresses": ",".join(addresses)}

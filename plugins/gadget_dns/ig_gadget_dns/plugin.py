@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import struct
 import threading
 from collections import OrderedDict
 from importlib import resources
@@ -47,13 +48,9 @@ QUERY_TABLE_SIZE = 16384
 QUERY_TTL_NS = 10_000_000_000
 
 
-class _Header(ctypes.Structure):
-    """The fixed part of an event; `caplen` captured bytes follow (the event is sent only that long)."""
-    _fields_ = [("timestamp", ctypes.c_uint64), ("slot", ctypes.c_uint32), ("_pad", ctypes.c_uint32), ("len", ctypes.c_uint32),
-                ("caplen", ctypes.c_uint32), ("pkt_type", ctypes.c_uint32), ("ifindex", ctypes.c_uint32)]
-
-
-_HEADER_SIZE = ctypes.sizeof(_Header)
+# The fixed part of an event (struct dns_event in dns.bpf.c): timestamp, slot, _pad, len, caplen,
+# pkt_type, ifindex; `caplen` captured bytes follow (the event is sent only that long).
+_HEADER = struct.Struct("=QIIIIII")
 
 
 class DnsGadget(TraceGadget, NetnsAware):
@@ -123,22 +120,20 @@ class DnsGadget(TraceGadget, NetnsAware):
 
     # -- decoding --------------------------------------------------------------------------
     def _decode(self, data, size):
-        ev = ctypes.cast(data, ctypes.POINTER(_Header)).contents
-        caplen = min(ev.caplen, CAPTURE, size - _HEADER_SIZE)
-        packet = ctypes.string_at(data + _HEADER_SIZE, caplen)
+        raw = ctypes.string_at(data, size)   # one copy: the header, then `caplen` captured bytes
         try:
-            proto, src, dst, sport, dport, payload = transport(packet)
-            dns = message(payload)
+            timestamp, slot, _pad, _len, caplen, pkt_type, _ifindex = _HEADER.unpack_from(raw)
+            proto, src, dst, sport, dport, payload = transport(raw[_HEADER.size:_HEADER.size + min(caplen, CAPTURE)])
+            row = message(payload)
         except NotDns:
             return None   # a TCP segment without payload (handshake, ACK, FIN)
-        except (MalformedPacket, ValueError, IndexError, UnicodeError):
+        except (MalformedPacket, struct.error):
             self.stats.decode_errors += 1
             return None
-        netns = self._netns_of_slot.get(ev.slot, 0)
-        row = {"pid": 0, "tid": 0, "uid": 0, "gid": 0, "comm": "", "srcIP": src, "dstIP": dst, "srcPort": sport,
-               "dstPort": dport, "proto": proto, **dns, "latency": 0, "pktType": PKT_TYPES.get(ev.pkt_type, str(ev.pkt_type)),
-               "netns": netns, "timestamp": ev.timestamp}
-        self._match(row, ev.timestamp)
+        row.update(pid=0, tid=0, uid=0, gid=0, comm="", srcIP=src, dstIP=dst, srcPort=sport, dstPort=dport,
+                   proto=proto, latency=0, pktType=PKT_TYPES.get(pkt_type) or str(pkt_type),
+                   netns=self._netns_of_slot.get(slot, 0), timestamp=timestamp)
+        self._match(row, timestamp)
         return row
 
     def _match(self, row: dict, now: int) -> None:
