@@ -37,7 +37,7 @@ SCHEMA = Schema.with_container_columns([
     Column("latency", Kind.INT, "ns from the query to this response (same namespace, id and addresses); 0 otherwise"),
     Column("numAnswers", Kind.INT, "answer records"),
     Column("addresses", Kind.STR, "A and AAAA answers, comma-separated"),
-    Column("pktType", Kind.STR, "HOST (received) or OUTGOING (sent)"),
+    Column("pktType", Kind.STR, "HOST (received) or OUTGOING (sent); HOST on loopback, where a packet is both and reported once"),
     Column("netns", Kind.UINT, "network namespace inode"),
     Column("timestamp", Kind.UINT, "kernel time of the packet (ns, monotonic)"),
 ])

@@ -159,3 +159,40 @@ def test_malformed_messages_are_counted_and_the_gadget_goes_on(dns_gadget, netns
         assert gadget.stats.decode_errors == len(garbage)
     finally:
         server.kill()
+
+
+def test_client_and_server_namespaces_over_veth_see_each_message_once(dns_gadget, netns):
+    gadget, rows = dns_gadget
+    server_ns = f"igtest-{uuid.uuid4().hex[:8]}"
+    subprocess.run(["ip", "netns", "add", server_ns], check=True)
+    veth = f"igv{uuid.uuid4().hex[:6]}"
+    try:
+        client, server_side = ["ip", "netns", "exec", netns], ["ip", "netns", "exec", server_ns]
+        subprocess.run(["ip", "link", "add", veth, "netns", netns, "type", "veth", "peer", "name", "peer0",
+                        "netns", server_ns], check=True)
+        subprocess.run([*client, "ip", "addr", "add", "10.53.0.1/24", "dev", veth], check=True)
+        subprocess.run([*client, "ip", "link", "set", veth, "up"], check=True)
+        subprocess.run([*server_side, "ip", "addr", "add", "10.53.0.2/24", "dev", "peer0"], check=True)
+        subprocess.run([*server_side, "ip", "link", "set", "peer0", "up"], check=True)
+        server = start_server(server_side, "10.53.0.2")
+        try:
+            ns = {name: os.stat(f"/run/netns/{name}").st_ino for name in (netns, server_ns)}
+            for name in ns:
+                gadget.add_netns(ns[name], f"/run/netns/{name}")
+            tag = uuid.uuid4().hex[:8]
+            for i in range(3):
+                assert "10.0.0.1" in dig(client, f"v{i}.{tag}.test", "10.53.0.2")
+            mine = lambda rs: [r for r in rs if tag in r["name"]]
+            rows.wait(lambda rs: len(mine(rs)) >= 12)
+            time.sleep(0.3)
+            seen = sorted((r["netns"] == ns[netns], r["qr"], r["pktType"]) for r in mine(rows.rows))
+            # the client's namespace sends queries and receives responses; the server's the reverse
+            assert seen == sorted([(True, "Q", "OUTGOING"), (True, "R", "HOST"),
+                                   (False, "Q", "HOST"), (False, "R", "OUTGOING")] * 3)
+            client_latency = [r["latency"] for r in mine(rows.rows) if r["qr"] == "R" and r["netns"] == ns[netns]]
+            server_latency = [r["latency"] for r in mine(rows.rows) if r["qr"] == "R" and r["netns"] != ns[netns]]
+            assert all(c > s > 0 for c, s in zip(sorted(client_latency), sorted(server_latency)))
+        finally:
+            server.kill()
+    finally:
+        subprocess.run(["ip", "netns", "delete", server_ns], check=False)
