@@ -1,12 +1,14 @@
 """A small DNS server for tests: answers every A query with fixed addresses, after an optional delay.
 
 Usage: python dns_server.py ADDRESS PORT [DELAY_SECONDS]  (UDP and TCP; prints "ready" when bound)
+From a test: start(["ip", "netns", "exec", NAME], "127.0.0.1", delay=0.05) runs it there, ready.
 """
 
 from __future__ import annotations
 
 import socket
 import struct
+import subprocess
 import sys
 import threading
 import time
@@ -44,6 +46,16 @@ def serve_tcp(sock: socket.socket, delay: float) -> None:
                 data += conn.recv(length - len(data))
             reply = answer(data, delay)
             conn.sendall(struct.pack("!H", len(reply)) + reply)
+
+
+def start(prefix: list[str], address: str, delay: float = 0.0, port: int = 53) -> subprocess.Popen:
+    """This server as a process (run under `prefix`, e.g. nsenter into a namespace), once it listens."""
+    proc = subprocess.Popen([*prefix, sys.executable, __file__, address, str(port), str(delay)],
+                            stdout=subprocess.PIPE, text=True)
+    if proc.stdout.readline().strip() != "ready":
+        proc.kill()
+        raise RuntimeError(f"the test DNS server did not start on {address}:{port}")
+    return proc
 
 
 def main() -> None:

@@ -4,21 +4,12 @@ from __future__ import annotations
 
 import random
 import subprocess
-import sys
 import time
 import uuid
-from pathlib import Path
 
 import pytest
+from dns_server import start as server
 from prometheus_client.utils import floatToGoString
-
-SERVER = str(Path(__file__).with_name("dns_server.py"))
-
-
-def server(prefix: list[str], address: str, delay: float = 0.0) -> subprocess.Popen:
-    proc = subprocess.Popen([*prefix, sys.executable, SERVER, address, "53", str(delay)], stdout=subprocess.PIPE, text=True)
-    assert proc.stdout.readline().strip() == "ready"
-    return proc
 
 
 def config(address: str) -> str:

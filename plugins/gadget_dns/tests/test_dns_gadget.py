@@ -7,20 +7,12 @@ import subprocess
 import sys
 import time
 import uuid
-from pathlib import Path
 
 import pytest
+from dns_server import start as start_server
 
 from igcore.gadgets import GadgetContext
 from igcore.plugins import load_catalog
-
-SERVER = str(Path(__file__).with_name("dns_server.py"))
-
-
-def start_server(prefix: list[str], address: str, delay: float = 0.0) -> subprocess.Popen:
-    proc = subprocess.Popen([*prefix, sys.executable, SERVER, address, "53", str(delay)], stdout=subprocess.PIPE, text=True)
-    assert proc.stdout.readline().strip() == "ready"
-    return proc
 
 
 def dig(prefix: list[str], name: str, server: str = "127.0.0.1", *opts: str) -> str:
