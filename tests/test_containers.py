@@ -102,6 +102,12 @@ def test_new_docker_container_is_known_quickly_with_its_metadata(registry, docke
     columns = found.columns()
     assert columns["k8s.container"] == name and columns["k8s.namespace"] == "" and columns["k8s.pod"] == ""
     assert columns["runtime.containerId"] == cid and columns["runtime.runtimeName"] == "docker"
+    below = Path(f"{cgroup2_mount()}/docker/{cid}/ig-sub")   # what systemd or a nested runtime makes
+    below.mkdir()
+    try:
+        assert wait_until(lambda: registry.lookup("cgroup_id", below.stat().st_ino), timeout=5) == found
+    finally:
+        below.rmdir()
 
 
 def test_docker_kubernetes_labels_become_k8s_names(registry, docker):
@@ -181,7 +187,10 @@ metrics:
 
 def test_plain_runc_container_with_containerd_annotations(run_ig, busybox_rootfs, tmp_path):
     """`runc run` with the default root (/run/runc), seen by a real `ig prometheus`."""
-    bundle = runc_bundle(busybox_rootfs, tmp_path, ["sh", "-c", "for i in 1 2 3; do cat /dev/null; done"], ANNOTATIONS)
+    # runc deletes its state when the process exits: a container of a few milliseconds may be gone
+    # before its state is read (rows then count as the host's); this one lingers 0.2 s
+    bundle = runc_bundle(busybox_rootfs, tmp_path, ["sh", "-c", "for i in 1 2 3; do cat /dev/null; done; sleep 0.2"],
+                         ANNOTATIONS)
     ig = run_ig(RUNC_COUNTER)
     cid = f"ig-runc-{uuid.uuid4().hex[:8]}"
     result = subprocess.run(["runc", "run", cid], cwd=bundle, capture_output=True, text=True, timeout=60)
@@ -323,3 +332,45 @@ def test_unknown_namespace_rows_are_held_only_while_a_container_starts(registry,
         assert enricher.expired == 1 and delivered[1]["runtime.containerId"] == ""
     finally:
         enricher.close()
+
+
+def test_container_cgroup_no_runtime_claims_is_a_hosts(require_bpf):
+    """A container-looking cgroup (here podman's layout, a runtime ig does not read) is held only
+    while its runtime may still speak: one that existed when the registry started is a host's."""
+    mount = Path(cgroup2_mount())
+    parent = mount / f"ig-test-{uuid.uuid4().hex[:8]}"
+    before = parent / f"libpod-{uuid.uuid4().hex * 2}.scope"
+    after = parent / f"libpod-{uuid.uuid4().hex * 2}.scope"
+    before.mkdir(parents=True)
+    registry = ContainerRegistry(RuntimeOptions(runtimes=("runc",), state_dirs={"runc": ("/nonexistent",)}))
+    registry.start()
+    try:
+        assert registry.resolve("cgroup_id", before.stat().st_ino) is registry_module.HOST
+        after.mkdir()
+        cgroup_id = after.stat().st_ino
+        assert wait_until(lambda: registry.resolve("cgroup_id", cgroup_id) is registry_module.PENDING, timeout=5)
+    finally:
+        registry.stop()
+        after.rmdir()
+        before.rmdir()
+        parent.rmdir()
+
+
+def test_short_lived_runc_container_is_still_named(require_bpf, busybox_rootfs, tmp_path):
+    """`runc run` deletes the state when the process exits: read as it appears, it is kept (exited)
+    with its names and cgroup, so rows read after it is gone still resolve."""
+    root = tmp_path / "runc-root"
+    bundle = runc_bundle(busybox_rootfs, tmp_path, ["sleep", "0.1"], ANNOTATIONS)
+    registry = ContainerRegistry(RuntimeOptions(runtimes=("runc",), state_dirs={"runc": (str(root),)}))
+    registry.start()
+    try:
+        for _ in range(5):
+            cid = f"ig-runc-{uuid.uuid4().hex[:8]}"
+            runc(root, "run", cid, cwd=bundle)
+            assert not (root / cid).exists()
+            found = wait_until(lambda: registry._containers.get(cid), timeout=5)
+            assert found is not None and (found.k8s_namespace, found.k8s_pod, found.k8s_container) == ("shop", "web-7d4b9", "web")
+            assert found.cgroup_id and registry.lookup("cgroup_id", found.cgroup_id) == found
+            assert found not in registry.containers()
+    finally:
+        registry.stop()

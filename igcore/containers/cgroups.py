@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 import re
 
-# The last path component of a container's cgroup, for the runtimes' usual layouts:
-# docker/<id>, docker-<id>.scope, cri-containerd-<id>.scope, crio-<id>.scope, libpod-<id>.scope, .../<id>
-_CONTAINER_CGROUP = re.compile(r"(?:^|[/-])([0-9a-f]{64})(?:\.scope)?$")
+# A path component naming a container, in the runtimes' usual layouts: docker/<id>, docker-<id>.scope,
+# cri-containerd-<id>.scope, crio-<id>.scope, libpod-<id>.scope, kubepods/.../pod<uid>/<id>
+_CONTAINER_COMPONENT = re.compile(r"(?:^|-)([0-9a-f]{64})(?:\.scope)?$")
 
 
 def cgroup2_mount() -> str | None:
@@ -24,11 +24,14 @@ def cgroup2_mount() -> str | None:
     return None
 
 
-def container_id_of_path(path: str) -> str | None:
-    match = _CONTAINER_CGROUP.search(path)
-    if match is None or "conmon-" in path[match.start():]:
-        return None   # crio-conmon-<id>.scope holds cri-o's monitor, a host process
-    return match.group(1)
+def container_ids_of_path(path: str) -> list[str]:
+    """The container ids a cgroup path names, innermost first (a container may run containers)."""
+    out = []
+    for part in reversed(path.split("/")):
+        match = _CONTAINER_COMPONENT.search(part)
+        if match and "conmon-" not in part:   # crio-conmon-<id>.scope holds cri-o's monitor, a host process
+            out.append(match.group(1))
+    return out
 
 
 def scan(mount: str) -> dict[int, str]:

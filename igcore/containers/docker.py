@@ -55,9 +55,13 @@ class DockerClient:
     def inspect(self, cid: str) -> dict:
         return self.get_json(f"/containers/{cid}/json")
 
-    def events(self) -> Iterator[dict]:
-        """Container events as they happen (blocks; ends when the connection does)."""
-        query = urllib.parse.urlencode({"filters": json.dumps({"type": ["container"]})})
+    def events(self, since: str = "") -> Iterator[dict]:
+        """Container events from `since` (a unix time; "" for now on) as they happen (blocks; ends
+        when the connection does)."""
+        params = {"filters": json.dumps({"type": ["container"]})}
+        if since:
+            params["since"] = since
+        query = urllib.parse.urlencode(params)
         conn, resp = self._get(f"/events?{query}", timeout=None)
         self._events_conn = conn
         try:

@@ -20,7 +20,7 @@ log = logging.getLogger("igcore.containers")
 
 IN_MODIFY, IN_CLOSE_WRITE, IN_MOVED_FROM, IN_MOVED_TO = 0x2, 0x8, 0x40, 0x80
 IN_CREATE, IN_DELETE, IN_DELETE_SELF, IN_MOVE_SELF = 0x100, 0x200, 0x400, 0x800
-IN_Q_OVERFLOW, IN_IGNORED, IN_ONLYDIR = 0x4000, 0x8000, 0x01000000
+IN_Q_OVERFLOW, IN_IGNORED, IN_ONLYDIR, IN_ISDIR = 0x4000, 0x8000, 0x01000000, 0x40000000
 IN_NONBLOCK, IN_CLOEXEC = os.O_NONBLOCK, os.O_CLOEXEC
 
 _TREE_MASK = (IN_CLOSE_WRITE | IN_MOVED_FROM | IN_MOVED_TO | IN_CREATE | IN_DELETE | IN_DELETE_SELF
@@ -147,9 +147,11 @@ class StateDirWatcher:
             if any(mask & IN_IGNORED for _, mask, _ in events):
                 gone = {wd for wd, mask, _ in events if mask & IN_IGNORED}
                 self._watches = {p: wd for p, wd in self._watches.items() if wd not in gone}
-            if events:
+            if any(mask & (IN_ISDIR | IN_IGNORED | IN_Q_OVERFLOW | IN_DELETE_SELF | IN_MOVE_SELF)
+                   for _, mask, _ in events):
                 try:
                     self._sync()   # new container directories (and roots that appeared) get watches first
                 except OSError as exc:
                     log.warning("watching state directories: %s", exc)
+            if events:
                 self.on_change()

@@ -21,7 +21,7 @@ from dataclasses import replace
 from importlib import resources
 from typing import Callable
 
-from .cgroups import cgroup2_mount, container_id_of_path, id_of, ns_inode, pid_cgroup_path, scan
+from .cgroups import cgroup2_mount, container_ids_of_path, id_of, ns_inode, pid_cgroup_path, scan
 from .docker import DockerClient, metadata_from_event, metadata_from_inspect
 from .inotify import StateDirWatcher
 from .model import Container, RuntimeOptions, k8s_names
@@ -34,6 +34,7 @@ HOST = None          # resolve(): a host row
 
 KEEP_EXITED_SECONDS = 60.0     # exited containers (and removed cgroups) still resolve late rows
 YOUNG_CGROUP_SECONDS = 0.5     # a new cgroup without a container yet may still get one: hold its rows
+CLAIM_SECONDS = 5.0            # a new container's cgroup waits this long for a runtime to claim it
 STARTING_SECONDS = 2.0         # a container without namespaces yet: hold rows of unknown namespaces
 POLL_SECONDS = 1.0             # state directories are also re-read this often (liveness, no inotify)
 # The tracepoint's `root`: cgroup v2's (default) hierarchy is 0; v1 hierarchies count from 1.
@@ -51,8 +52,11 @@ class ContainerRegistry:
         self.options = options
         self.warnings: list[str] = []
         self._lock = threading.RLock()
+        self._notify = threading.RLock()   # taken before _lock: subscribers are told one change at a time
         self._mount = cgroup2_mount()
         self._cgroup_paths: dict[int, str] = {}          # cgroup id -> path below the mount
+        self._cgroup_by_path: dict[str, int] = {}        # and back
+        self._state_cgroups: dict[str, str] = {}         # cgroup path a runc state names -> container id
         self._cgroup_born: dict[int, float] = {}         # cgroup id -> when we saw it created
         self._cgroup_removed: dict[int, float] = {}      # cgroup id -> when it was removed
         self._cgroup_of_cid: dict[str, int] = {}         # container id -> cgroup id
@@ -71,6 +75,8 @@ class ContainerRegistry:
         self._docker: DockerClient | None = None
         self._roots: dict[str, tuple[str, ...]] = {}     # runtime -> state roots read
         self._states = StateReader()
+        self._refresh_lock = threading.Lock()            # state directories are read by one thread at a time
+        self._stopped_seen: set[tuple[str, int]] = set()
         self._state_watch: StateDirWatcher | None = None
         self._cgroup_watch = None
         self._last_scan = 0.0
@@ -84,6 +90,7 @@ class ContainerRegistry:
             self._warn("no cgroup2 hierarchy is mounted: rows cannot be attributed by cgroup id")
         else:
             self._cgroup_paths = scan(self._mount)
+            self._cgroup_by_path = {path: cgroup_id for cgroup_id, path in self._cgroup_paths.items()}
             self._start_cgroup_watch()
         self._roots = self._present_roots()
         self._start_state_watch()
@@ -160,17 +167,19 @@ class ContainerRegistry:
             if path is None:
                 self._miss()   # a cgroup we have not seen: rescan (or its mkdir event is on its way)
                 return PENDING
-            cid = container_id_of_path(path)
-            if cid is not None:
+            cids = container_ids_of_path(path)
+            for cid in cids:
                 container = self._build(cid)
                 if container is not None:
                     return container
-                self._miss()
+            age = time.monotonic() - self._cgroup_born.get(value, -1e9)
+            if age < (CLAIM_SECONDS if cids else YOUNG_CGROUP_SECONDS):
+                # a container's cgroup whose runtime has not spoken yet, or a new cgroup that a
+                # runtime may still claim (plain runc with its own cgroup path: state.json comes next)
+                self._kick.set()
                 return PENDING
-            born = self._cgroup_born.get(value)
-            if born is not None and time.monotonic() - born < YOUNG_CGROUP_SECONDS:
-                self._kick.set()   # e.g. plain runc with its own cgroup path: state.json comes next
-                return PENDING
+            # a container of a runtime not watched (or one that existed before ig and nobody
+            # claimed at start) counts as the host's, at once
             return HOST
 
     def _resolve_ns(self, key: str, value: int):
@@ -192,11 +201,18 @@ class ContainerRegistry:
             return [c for cid, c in self._containers.items() if cid not in self._exited]
 
     def subscribe(self, on_added: Callable[[Container], None], on_removed: Callable[[Container], None]) -> None:
-        with self._lock:
-            self._subscribers.append((on_added, on_removed))
-            current = [c for c in self.containers() if c.id in self._announced]
-        for c in current:
-            on_added(c)
+        """on_added for each running container at once, then for each new one; on_removed when one
+        exits. Callbacks come one at a time, in order (never a removal before its addition)."""
+        with self._notify:
+            with self._lock:
+                self._subscribers.append((on_added, on_removed))
+                current = [c for c in self.containers() if c.id in self._announced]
+            for c in current:
+                on_added(c)
+
+    def unsubscribe(self, on_added: Callable[[Container], None], on_removed: Callable[[Container], None]) -> None:
+        with self._notify, self._lock:
+            self._subscribers = [s for s in self._subscribers if s != (on_added, on_removed)]
 
     # -- building containers ---------------------------------------------------------------
     def _build(self, cid: str) -> Container | None:
@@ -232,8 +248,10 @@ class ContainerRegistry:
             cgroup_id = id_of(self._mount, path) if path else 0
         if old is not None and old.pid == pid and old.netns:
             mntns, netns = old.mntns, old.netns   # read once per init process (its pid may be reused later)
+        elif pid and (state is None or state.pid != pid or state.alive()):   # never a reused pid's
+            mntns, netns = ns_inode(pid, "mnt"), ns_inode(pid, "net")
         else:
-            mntns, netns = (ns_inode(pid, "mnt"), ns_inode(pid, "net")) if pid else (0, 0)
+            mntns, netns = 0, 0
         container = Container(
             id=cid, name=(meta or {}).get("name") or (old.name if old else "") or cid,
             runtime=runtime, image=(meta or {}).get("image", "") or (old.image if old else ""),
@@ -268,34 +286,36 @@ class ContainerRegistry:
         """Rebuild `cid` and tell subscribers about a newly running one (outside the lock).
 
         `running`: a source says the container (re)started, so an earlier exit is forgotten."""
-        with self._lock:
-            if running:
-                self._exited.pop(cid, None)
-            container = self._build(cid)
-            announce = (container is not None and container.pid and container.netns
-                        and cid not in self._announced and cid not in self._exited)
+        with self._notify:
+            with self._lock:
+                if running:
+                    self._exited.pop(cid, None)
+                container = self._build(cid)
+                announce = (container is not None and container.pid and container.netns
+                            and cid not in self._announced and cid not in self._exited)
+                if announce:
+                    self._announced.add(cid)
+                subscribers = list(self._subscribers)
             if announce:
-                self._announced.add(cid)
-            subscribers = list(self._subscribers)
-        if announce:
-            for on_added, _ in subscribers:
-                self._call(on_added, container)
+                for on_added, _ in subscribers:
+                    self._call(on_added, container)
 
     def _exit(self, cid: str) -> None:
-        with self._lock:
-            container = self._containers.get(cid)
-            if container is None or cid in self._exited:
-                return
-            self._exited[cid] = time.monotonic()
-            self._starting.pop(cid, None)
-            self._runc.pop(cid, None)                  # a restart writes a new state
-            self._docker_meta.get(cid, {})["pid"] = 0  # and docker reports its new pid
-            announced = cid in self._announced
-            self._announced.discard(cid)
-            subscribers = list(self._subscribers)
-        if announced:
-            for _, on_removed in subscribers:
-                self._call(on_removed, container)
+        with self._notify:
+            with self._lock:
+                container = self._containers.get(cid)
+                if container is None or cid in self._exited:
+                    return
+                self._exited[cid] = time.monotonic()
+                self._starting.pop(cid, None)
+                self._runc.pop(cid, None)                  # a restart writes a new state
+                self._docker_meta.get(cid, {})["pid"] = 0  # and docker reports its new pid
+                announced = cid in self._announced
+                self._announced.discard(cid)
+                subscribers = list(self._subscribers)
+            if announced:
+                for _, on_removed in subscribers:
+                    self._call(on_removed, container)
 
     @staticmethod
     def _call(callback, container) -> None:
@@ -314,28 +334,35 @@ class ContainerRegistry:
                     self._docker_meta.pop(cid, None)
                     self._runc.pop(cid, None)
                     self._cgroup_of_cid.pop(cid, None)
+                    self._state_cgroups = {p: c for p, c in self._state_cgroups.items() if c != cid}
                     if container:
                         self._unindex(container)
             for cid, since in list(self._starting.items()):
                 if now - since > STARTING_SECONDS:
                     del self._starting[cid]   # e.g. `docker create` without a start
             for cgroup_id, when in list(self._cgroup_born.items()):
-                if now - when > YOUNG_CGROUP_SECONDS:
+                if now - when > CLAIM_SECONDS:
                     del self._cgroup_born[cgroup_id]
             for cgroup_id, when in list(self._cgroup_removed.items()):
                 if now - when > KEEP_EXITED_SECONDS:
                     del self._cgroup_removed[cgroup_id]
-                    self._cgroup_paths.pop(cgroup_id, None)
+                    path = self._cgroup_paths.pop(cgroup_id, None)
+                    if self._cgroup_by_path.get(path) == cgroup_id:
+                        del self._cgroup_by_path[path]
 
     # -- cgroups ---------------------------------------------------------------------------
     def _record_cgroup(self, cgroup_id: int, path: str, born: bool) -> None:
         with self._lock:
             self._cgroup_paths[cgroup_id] = path
+            self._cgroup_by_path[path] = cgroup_id
             self._cgroup_removed.pop(cgroup_id, None)
             if born:
                 self._cgroup_born[cgroup_id] = time.monotonic()
-            cid = container_id_of_path(path)
-            if cid:
+            cids = container_ids_of_path(path)
+            cid = self._state_cgroups.get(path)   # a runc container's own path (plain runc: /<id>)
+            if cid is None and cids and cids[0] in path.rsplit("/", 1)[-1]:   # its own cgroup, not one below
+                cid = cids[0]
+            if cid is not None:
                 self._cgroup_of_cid[cid] = cgroup_id
                 if cid in self._containers or cid in self._docker_meta or cid in self._runc:
                     self._build(cid)
@@ -363,7 +390,7 @@ class ContainerRegistry:
                 return None
             path = ev.path.decode(errors="replace")
             self._record_cgroup(ev.id, path, born=True)
-            if container_id_of_path(path):
+            if container_ids_of_path(path):
                 self._kick.set()
             return None
 
@@ -397,35 +424,53 @@ class ContainerRegistry:
         self._state_watch.start()
 
     def _states_changed(self) -> None:
-        self._kick.set()
+        """From the inotify thread: read the new state at once, a `runc run` may last milliseconds."""
+        try:
+            self._refresh_states()
+        except Exception as exc:  # the watch must go on
+            log.error("reading the runtimes' state directories failed: %s", exc)
 
     def _refresh_states(self) -> None:
-        running: set[str] = set()
-        for runtime, roots in self._roots.items():
-            if runtime == "docker" and self._docker is None:
-                continue
-            for root in roots:
-                for state in self._states.list(root):
-                    # a state whose init exited (runc run -d, never deleted) is a stopped container
-                    if state.id not in running and state.alive():
-                        running.add(state.id)
-                        self._record_state(_runtime_of(runtime, state), state)
-        with self._lock:
-            gone = [cid for cid in self._runc if cid not in running and cid not in self._exited]
-        for cid in gone:
-            self._exit(cid)
+        with self._refresh_lock:
+            running: dict[str, tuple[str, RuncState]] = {}
+            stopped: dict[str, tuple[str, RuncState]] = {}
+            for runtime, roots in self._roots.items():
+                if runtime == "docker" and self._docker is None:
+                    continue
+                for root in roots:
+                    for state in self._states.list(root):
+                        if state.id not in running and state.id not in stopped:
+                            # a state whose init exited (runc run -d, never deleted) is a stopped container
+                            found = running if state.alive() else stopped
+                            found[state.id] = (_runtime_of(runtime, state), state)
+            for runtime, state in running.values():
+                self._record_state(runtime, state)
+            for runtime, state in stopped.values():
+                if (state.id, state.pid) not in self._stopped_seen and state.id not in self._containers:
+                    # it ran and exited between two reads: keep what its state says for late rows
+                    self._record_state(runtime, state, running=False)
+            self._stopped_seen = {(state.id, state.pid) for _, state in stopped.values()}
+            with self._lock:
+                gone = [cid for cid in self._runc if cid not in running and cid not in self._exited]
+            for cid in gone:
+                self._exit(cid)
 
-    def _record_state(self, runtime: str, state: RuncState) -> None:
+    def _record_state(self, runtime: str, state: RuncState, running: bool = True) -> None:
         with self._lock:
             known = self._runc.get(state.id)
             self._runc[state.id] = (runtime, state)
             if state.cgroup_path and self._mount and state.cgroup_path.startswith(self._mount):
-                cgroup_id = id_of(self._mount, state.cgroup_path[len(self._mount):])
+                path = state.cgroup_path[len(self._mount):]
+                self._state_cgroups[path] = state.id
+                # the directory may be gone already (and its creation reported, or on its way)
+                cgroup_id = id_of(self._mount, path) or self._cgroup_by_path.get(path, 0)
                 if cgroup_id:
                     self._cgroup_of_cid[state.id] = cgroup_id
-                    self._cgroup_paths.setdefault(cgroup_id, state.cgroup_path[len(self._mount):])
+                    if cgroup_id not in self._cgroup_paths:
+                        self._cgroup_paths[cgroup_id] = path
+                        self._cgroup_by_path[path] = cgroup_id
         if known is None or known[1] != state:
-            self._update(state.id, running=True)
+            self._update(state.id, running=running)
 
     def _refresh_loop(self) -> None:
         while not self._stop.is_set():
@@ -444,6 +489,8 @@ class ContainerRegistry:
     # -- docker ----------------------------------------------------------------------------
     def _start_docker(self) -> None:
         client = DockerClient(self.options.docker_socket)
+        # events are read from before the listing: a container started in between is not missed
+        self._docker_since = str(int(time.time()))
         try:
             client.ping()
             ids = client.running_ids()
@@ -467,8 +514,11 @@ class ContainerRegistry:
     def _docker_events(self) -> None:
         while not self._stop.is_set():
             try:
-                for event in self._docker.events():
+                for event in self._docker.events(self._docker_since):
                     self._docker_event(event)
+                    nanos = event.get("timeNano") or 0
+                    if nanos:   # a reconnection replays what it missed
+                        self._docker_since = f"{nanos // 10**9}.{nanos % 10**9:09d}"
             except (OSError, ValueError) as exc:
                 if self._stop.is_set():
                     return
