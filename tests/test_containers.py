@@ -124,8 +124,8 @@ def test_short_lived_container_still_resolves_after_it_is_gone(registry, docker)
     name = f"ig-reg-{uuid.uuid4().hex[:6]}"
     docker.run("--rm", "--network", "none", "ig-test-busybox:latest", "true", name=name)
     # the container and its cgroup are gone; what the kernel and docker told us is kept a while
-    assert wait_until(lambda: any(c.name == name for c in registry._containers.values()), timeout=5)
-    found = next(c for c in registry._containers.values() if c.name == name)
+    assert wait_until(lambda: any(c.name == name for c in registry.containers(include_exited=True)), timeout=5)
+    found = next(c for c in registry.containers(include_exited=True) if c.name == name)
     assert found.cgroup_id and registry.lookup("cgroup_id", found.cgroup_id) == found
 
 
@@ -325,7 +325,7 @@ def test_unknown_namespace_rows_are_held_only_while_a_container_starts(registry,
         name = f"ig-reg-{uuid.uuid4().hex[:6]}"
         docker.cli("create", "--name", name, "--network", "none", "ig-test-busybox:latest", "sleep", "1000")
         docker.started.append(name)
-        wait_until(lambda: any(c.name == name for c in registry._containers.values()), timeout=5)
+        wait_until(lambda: any(c.name == name for c in registry.containers(include_exited=True)), timeout=5)
         enricher([{"netns": 4026599999, "n": 2}])
         assert enricher.held == 1 and [r["n"] for r in delivered] == [1]
         assert wait_until(lambda: len(delivered) == 2, timeout=5)
@@ -368,7 +368,7 @@ def test_short_lived_runc_container_is_still_named(require_bpf, busybox_rootfs, 
             cid = f"ig-runc-{uuid.uuid4().hex[:8]}"
             runc(root, "run", cid, cwd=bundle)
             assert not (root / cid).exists()
-            found = wait_until(lambda: registry._containers.get(cid), timeout=5)
+            found = wait_until(lambda: next((c for c in registry.containers(include_exited=True) if c.id == cid), None), timeout=5)
             assert found is not None and (found.k8s_namespace, found.k8s_pod, found.k8s_container) == ("shop", "web-7d4b9", "web")
             assert found.cgroup_id and registry.lookup("cgroup_id", found.cgroup_id) == found
             assert found not in registry.containers()

@@ -196,9 +196,10 @@ class ContainerRegistry:
         self._cgroup_miss = True
         self._kick.set()
 
-    def containers(self) -> list[Container]:
+    def containers(self, include_exited: bool = False) -> list[Container]:
+        """Running containers (and, with include_exited, those that exited in the last minute)."""
         with self._lock:
-            return [c for cid, c in self._containers.items() if cid not in self._exited]
+            return [c for cid, c in self._containers.items() if include_exited or cid not in self._exited]
 
     def subscribe(self, on_added: Callable[[Container], None], on_removed: Callable[[Container], None]) -> None:
         """on_added for each running container at once, then for each new one; on_removed when one
@@ -458,6 +459,8 @@ class ContainerRegistry:
     def _record_state(self, runtime: str, state: RuncState, running: bool = True) -> None:
         with self._lock:
             known = self._runc.get(state.id)
+            if known is not None and known[1] == state and state.id in self._cgroup_of_cid:
+                return   # nothing new (the periodic re-read)
             self._runc[state.id] = (runtime, state)
             if state.cgroup_path and self._mount and state.cgroup_path.startswith(self._mount):
                 path = state.cgroup_path[len(self._mount):]
