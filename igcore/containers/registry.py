@@ -132,22 +132,16 @@ class ContainerRegistry:
             if runtime == "docker":
                 roots[runtime] = dirs   # read only once the Engine API answered (see _start_docker)
                 continue
-            signs = [d for d in dirs if os.path.isdir(d)]
-            if runtime == "containerd" and os.path.exists(self.options.containerd_socket):
-                signs.append(self.options.containerd_socket)
-            elif runtime == "cri-o" and os.path.exists(self.options.crio_socket):
-                signs.append(self.options.crio_socket)
-            elif runtime == "runc" and shutil.which("runc", path=SBIN_PATH):
-                signs.append("runc")
-            if runtime == "cri-o":
-                signs = [s for s in signs if s == self.options.crio_socket]  # /run/runc is plain runc's too
-            if signs:
+            if runtime == "cri-o":   # its roots (/run/runc) are plain runc's too: only its socket tells
+                signs = [self.options.crio_socket]
+            elif runtime == "containerd":
+                signs = [self.options.containerd_socket, *dirs]
+            else:
+                signs = [*dirs, "the runc binary"]
+            if any(os.path.exists(s) for s in signs) or (runtime == "runc" and shutil.which("runc", path=SBIN_PATH)):
                 roots[runtime] = dirs
             else:
-                where = {"containerd": self.options.containerd_socket, "cri-o": self.options.crio_socket,
-                         "runc": "the runc binary"}.get(runtime, "")
-                looked = ", ".join(x for x in (where, *dirs) if x)
-                self._warn(f"{runtime}: not found ({looked}); skipped")
+                self._warn(f"{runtime}: not found ({', '.join(signs)}); skipped")
         return roots
 
     # -- queries ---------------------------------------------------------------------------
