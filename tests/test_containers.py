@@ -23,6 +23,7 @@ ANNOTATIONS = {
     "io.kubernetes.cri.container-name": "web",
     "io.kubernetes.cri.sandbox-name": "web-7d4b9",
     "io.kubernetes.cri.sandbox-namespace": "shop",
+    "io.kubernetes.cri.image-name": "registry.example/shop/web:1.4",
 }
 
 
@@ -264,6 +265,7 @@ def test_runc_container_is_known_from_its_state_directory_by_inotify(
         state = json.loads((root / cid / "state.json").read_text())
         found = added[0]
         assert (found.id, found.runtime, found.pid) == (cid, "runc", state["init_process_pid"])
+        assert (found.name, found.image) == ("web", "registry.example/shop/web:1.4")
         assert (found.k8s_namespace, found.k8s_pod, found.k8s_container) == ("shop", "web-7d4b9", "web")
         cgroup_path = state["cgroup_paths"][""]
         assert found.cgroup_id == os.stat(cgroup_path).st_ino

@@ -70,3 +70,11 @@ def k8s_names(annotations: dict[str, str]) -> tuple[str, str, str]:
         if pod_key in annotations or container_key in annotations:
             return annotations.get(ns_key, ""), annotations.get(pod_key, ""), annotations.get(container_key, "")
     return "", "", ""
+
+
+def oci_name_and_image(annotations: dict[str, str]) -> tuple[str, str]:
+    """(container name, image) from OCI annotations: nerdctl's name, else the Kubernetes container
+    name; the image containerd's CRI or cri-o recorded. "" where unknown."""
+    name = annotations.get("nerdctl/name") or k8s_names(annotations)[2]
+    image = annotations.get("io.kubernetes.cri.image-name") or annotations.get("io.kubernetes.cri-o.ImageName", "")
+    return name, image

@@ -24,7 +24,7 @@ from typing import Callable
 from .cgroups import cgroup2_mount, container_ids_of_path, id_of, ns_inode, pid_cgroup_path, scan
 from .docker import DockerClient, metadata_from_event, metadata_from_inspect
 from .inotify import StateDirWatcher
-from .model import Container, RuntimeOptions, k8s_names
+from .model import Container, RuntimeOptions, k8s_names, oci_name_and_image
 from .runc import RuncState, StateReader
 
 log = logging.getLogger("igcore.containers")
@@ -230,6 +230,7 @@ class ContainerRegistry:
             runtime = "docker"
         annotations = state.annotations if state else {}
         ns, pod, k8s_container = k8s_names(annotations)
+        oci_name, oci_image = oci_name_and_image(annotations)
         if meta is not None:
             ns, pod, k8s_container = (meta["k8s_namespace"] or ns, meta["k8s_pod"] or pod,
                                       meta["k8s_container"] or k8s_container)
@@ -248,8 +249,8 @@ class ContainerRegistry:
         else:
             mntns, netns = 0, 0
         container = Container(
-            id=cid, name=(meta or {}).get("name") or (old.name if old else "") or cid,
-            runtime=runtime, image=(meta or {}).get("image", "") or (old.image if old else ""),
+            id=cid, name=(meta or {}).get("name") or oci_name or (old.name if old else "") or cid,
+            runtime=runtime, image=(meta or {}).get("image", "") or oci_image or (old.image if old else ""),
             pid=pid, cgroup_id=cgroup_id or (old.cgroup_id if old else 0), mntns=mntns, netns=netns,
             k8s_namespace=ns, k8s_pod=pod, k8s_container=k8s_container, node_name=self.options.node_name,
         )
