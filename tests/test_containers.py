@@ -376,3 +376,26 @@ def test_short_lived_runc_container_is_still_named(require_bpf, busybox_rootfs, 
             assert found not in registry.containers()
     finally:
         registry.stop()
+
+
+def test_host_rows_dropped_without_host_and_kept_with_it(registry, docker):
+    name = f"ig-reg-{uuid.uuid4().hex[:6]}"
+    docker.run("-d", "--network", "none", "ig-test-busybox:latest", "sleep", "1000", name=name, detach=True)
+    cid = docker.inspect(name, "{{.Id}}")
+    container_cgroup = os.stat(f"{cgroup2_mount()}/docker/{cid}").st_ino
+    host_cgroup = os.stat(cgroup2_mount()).st_ino
+    assert wait_until(lambda: registry.lookup("cgroup_id", container_cgroup))
+
+    def rows():
+        return [{"cgroup_id": host_cgroup, "n": 1}, {"cgroup_id": container_cgroup, "n": 2}, {"cgroup_id": 0, "n": 3}]
+
+    for host, expected in ((False, [2]), (True, [1, 2, 3])):
+        delivered: list[dict] = []
+        enricher = Enricher(registry, "cgroup_id", host=host, sink=delivered.extend)
+        enricher(rows())
+        snapshot = enricher.enrich_now(rows())
+        enricher.close()
+        for got in (delivered, snapshot):
+            assert [r["n"] for r in got] == expected
+            assert {r["runtime.containerName"] for r in got} == ({name, ""} if host else {name})
+        assert (enricher.dropped_host, enricher.held, enricher.expired) == ((0 if host else 4), 0, 0)
