@@ -76,6 +76,8 @@ class GadgetRun:
 
     def stop(self) -> None:
         self.active = False
+        if isinstance(self.gadget, NetnsAware):
+            self._registry.unsubscribe(self._netns_added, self._netns_removed)
         if isinstance(self.gadget, TraceGadget):
             self.gadget.stop()
         else:
