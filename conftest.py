@@ -5,5 +5,5 @@ pytest_plugins = [
     "tests.fixtures.docker",         # docker, busybox_image (one dockerd per session)
     "tests.fixtures.igrun",          # run_ig
     "tests.fixtures.prometheus",     # prometheus_server
-    "tests.fixtures.netns",          # netns
+    "tests.fixtures.netns",          # netns, make_netns
 ]

@@ -45,10 +45,10 @@ def dns_gadget(require_bpf):
 
 def test_n_queries_give_n_queries_and_n_responses_in_their_namespace(dns_gadget, netns):
     gadget, rows = dns_gadget
-    inside = ["ip", "netns", "exec", netns]
+    inside = netns.run
     server = start_server(inside, "127.0.0.1")
     try:
-        gadget.add_netns(os.stat(f"/run/netns/{netns}").st_ino, f"/run/netns/{netns}")
+        gadget.add_netns(netns.inode, netns.path)
         tag = uuid.uuid4().hex[:8]
         for i in range(7):
             assert "10.0.0.1" in dig(inside, f"q{i}.{tag}.test")
@@ -58,7 +58,7 @@ def test_n_queries_give_n_queries_and_n_responses_in_their_namespace(dns_gadget,
         found = mine(rows.rows)
         assert len([r for r in found if r["qr"] == "Q"]) == 7
         assert len([r for r in found if r["qr"] == "R"]) == 7
-        ns = os.stat(f"/run/netns/{netns}").st_ino
+        ns = netns.inode
         assert {r["netns"] for r in found} == {ns}
         response = next(r for r in found if r["qr"] == "R")
         assert response["name"] == f"q0.{tag}.test." or response["name"].endswith(f".{tag}.test.")
@@ -73,10 +73,10 @@ def test_n_queries_give_n_queries_and_n_responses_in_their_namespace(dns_gadget,
 
 def test_latency_matches_the_resolver_delay_tcp_and_nxdomain(dns_gadget, netns):
     gadget, rows = dns_gadget
-    inside = ["ip", "netns", "exec", netns]
+    inside = netns.run
     server = start_server(inside, "127.0.0.1", delay=0.05)
     try:
-        gadget.add_netns(os.stat(f"/run/netns/{netns}").st_ino, f"/run/netns/{netns}")
+        gadget.add_netns(netns.inode, netns.path)
         tag = uuid.uuid4().hex[:8]
         dig(inside, f"udp.{tag}.test")
         dig(inside, f"tcp.{tag}.test", "127.0.0.1", "+tcp")
@@ -94,11 +94,11 @@ def test_latency_matches_the_resolver_delay_tcp_and_nxdomain(dns_gadget, netns):
 
 def test_ipv6_and_removed_namespace(dns_gadget, netns):
     gadget, rows = dns_gadget
-    inside = ["ip", "netns", "exec", netns]
+    inside = netns.run
     server = start_server(inside, "::1")
     try:
-        ns = os.stat(f"/run/netns/{netns}").st_ino
-        gadget.add_netns(ns, f"/run/netns/{netns}")
+        ns = netns.inode
+        gadget.add_netns(ns, netns.path)
         tag = uuid.uuid4().hex[:8]
         dig(inside, f"v6.{tag}.test", "::1")
         found = rows.wait(lambda rs: any(tag in r["name"] and r["qr"] == "R" for r in rs))
@@ -114,10 +114,10 @@ def test_ipv6_and_removed_namespace(dns_gadget, netns):
 
 def test_a_namespace_shared_by_two_containers_stays_watched_and_the_host_is_never_dropped(dns_gadget, netns):
     gadget, rows = dns_gadget
-    inside = ["ip", "netns", "exec", netns]
+    inside = netns.run
     server = start_server(inside, "127.0.0.1")
     try:
-        ns, path = os.stat(f"/run/netns/{netns}").st_ino, f"/run/netns/{netns}"
+        ns, path = netns.inode, netns.path
         gadget.add_netns(ns, path)        # two containers of one pod
         gadget.add_netns(ns, path)
         gadget.remove_netns(ns)           # one of them stops
@@ -135,10 +135,10 @@ def test_a_namespace_shared_by_two_containers_stays_watched_and_the_host_is_neve
 
 def test_malformed_messages_are_counted_and_the_gadget_goes_on(dns_gadget, netns):
     gadget, rows = dns_gadget
-    inside = ["ip", "netns", "exec", netns]
+    inside = netns.run
     server = start_server(inside, "127.0.0.1")
     try:
-        gadget.add_netns(os.stat(f"/run/netns/{netns}").st_ino, f"/run/netns/{netns}")
+        gadget.add_netns(netns.inode, netns.path)
         # a short datagram, a question cut in the middle of its name, a compression loop
         garbage = ["00", "1234010000010000000000000763757400", "12340100000100000000000003616263c00c"]
         send = ("import socket,sys; s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n"
@@ -153,38 +153,34 @@ def test_malformed_messages_are_counted_and_the_gadget_goes_on(dns_gadget, netns
         server.kill()
 
 
-def test_client_and_server_namespaces_over_veth_see_each_message_once(dns_gadget, netns):
+def test_client_and_server_namespaces_over_veth_see_each_message_once(dns_gadget, netns, make_netns):
     gadget, rows = dns_gadget
-    server_ns = f"igtest-{uuid.uuid4().hex[:8]}"
-    subprocess.run(["ip", "netns", "add", server_ns], check=True)
+    server_ns = make_netns()
     veth = f"igv{uuid.uuid4().hex[:6]}"
+    client, server_side = netns.run, server_ns.run
+    subprocess.run(["ip", "link", "add", veth, "netns", netns.name, "type", "veth", "peer", "name", "peer0",
+                    "netns", server_ns.name], check=True)
+    subprocess.run([*client, "ip", "addr", "add", "10.53.0.1/24", "dev", veth], check=True)
+    subprocess.run([*client, "ip", "link", "set", veth, "up"], check=True)
+    subprocess.run([*server_side, "ip", "addr", "add", "10.53.0.2/24", "dev", "peer0"], check=True)
+    subprocess.run([*server_side, "ip", "link", "set", "peer0", "up"], check=True)
+    server = start_server(server_side, "10.53.0.2")
     try:
-        client, server_side = ["ip", "netns", "exec", netns], ["ip", "netns", "exec", server_ns]
-        subprocess.run(["ip", "link", "add", veth, "netns", netns, "type", "veth", "peer", "name", "peer0",
-                        "netns", server_ns], check=True)
-        subprocess.run([*client, "ip", "addr", "add", "10.53.0.1/24", "dev", veth], check=True)
-        subprocess.run([*client, "ip", "link", "set", veth, "up"], check=True)
-        subprocess.run([*server_side, "ip", "addr", "add", "10.53.0.2/24", "dev", "peer0"], check=True)
-        subprocess.run([*server_side, "ip", "link", "set", "peer0", "up"], check=True)
-        server = start_server(server_side, "10.53.0.2")
-        try:
-            ns = {name: os.stat(f"/run/netns/{name}").st_ino for name in (netns, server_ns)}
-            for name in ns:
-                gadget.add_netns(ns[name], f"/run/netns/{name}")
-            tag = uuid.uuid4().hex[:8]
-            for i in range(3):
-                assert "10.0.0.1" in dig(client, f"v{i}.{tag}.test", "10.53.0.2")
-            mine = lambda rs: [r for r in rs if tag in r["name"]]
-            rows.wait(lambda rs: len(mine(rs)) >= 12)
-            time.sleep(0.3)
-            seen = sorted((r["netns"] == ns[netns], r["qr"], r["pktType"]) for r in mine(rows.rows))
-            # the client's namespace sends queries and receives responses; the server's the reverse
-            assert seen == sorted([(True, "Q", "OUTGOING"), (True, "R", "HOST"),
-                                   (False, "Q", "HOST"), (False, "R", "OUTGOING")] * 3)
-            client_latency = [r["latency"] for r in mine(rows.rows) if r["qr"] == "R" and r["netns"] == ns[netns]]
-            server_latency = [r["latency"] for r in mine(rows.rows) if r["qr"] == "R" and r["netns"] != ns[netns]]
-            assert all(c > s > 0 for c, s in zip(sorted(client_latency), sorted(server_latency)))
-        finally:
-            server.kill()
+        for ns in (netns, server_ns):
+            gadget.add_netns(ns.inode, ns.path)
+        client_ns = netns.inode
+        tag = uuid.uuid4().hex[:8]
+        for i in range(3):
+            assert "10.0.0.1" in dig(client, f"v{i}.{tag}.test", "10.53.0.2")
+        mine = lambda rs: [r for r in rs if tag in r["name"]]
+        rows.wait(lambda rs: len(mine(rs)) >= 12)
+        time.sleep(0.3)
+        seen = sorted((r["netns"] == client_ns, r["qr"], r["pktType"]) for r in mine(rows.rows))
+        # the client's namespace sends queries and receives responses; the server's the reverse
+        assert seen == sorted([(True, "Q", "OUTGOING"), (True, "R", "HOST"),
+                               (False, "Q", "HOST"), (False, "R", "OUTGOING")] * 3)
+        client_latency = [r["latency"] for r in mine(rows.rows) if r["qr"] == "R" and r["netns"] == client_ns]
+        server_latency = [r["latency"] for r in mine(rows.rows) if r["qr"] == "R" and r["netns"] != client_ns]
+        assert all(c > s > 0 for c, s in zip(sorted(client_latency), sorted(server_latency)))
     finally:
-        subprocess.run(["ip", "netns", "delete", server_ns], check=False)
+        server.kill()

@@ -45,7 +45,7 @@ def start_sockets(prefix: list[str], k: int, family: str) -> tuple[subprocess.Po
 
 @pytest.mark.parametrize("family", ["4", "6"])
 def test_close_wait_listen_and_udp_in_a_namespace(netns, family):
-    proc, port = start_sockets(["ip", "netns", "exec", netns], 5, family)
+    proc, port = start_sockets(netns.run, 5, family)
     try:
         ns = os.stat(f"/proc/{proc.pid}/ns/net").st_ino
         rows = [r for r in snapshot() if r["netns"] == ns]
@@ -74,7 +74,7 @@ time.sleep(600)
 
 
 def test_ipv4_mapped_addresses_are_shown_as_ipv4(netns):
-    proc = subprocess.Popen(["ip", "netns", "exec", netns, sys.executable, "-c", DUAL_STACK],
+    proc = subprocess.Popen([*netns.run, sys.executable, "-c", DUAL_STACK],
                             stdout=subprocess.PIPE, text=True)
     try:
         port, client_port = map(int, proc.stdout.readline().split())
@@ -90,8 +90,8 @@ def test_ipv4_mapped_addresses_are_shown_as_ipv4(netns):
 
 
 def test_each_namespace_is_read_once(netns):
-    proc, _ = start_sockets(["ip", "netns", "exec", netns], 2, "4")
-    extra = subprocess.Popen(["ip", "netns", "exec", netns, "sleep", "60"])
+    proc, _ = start_sockets(netns.run, 2, "4")
+    extra = subprocess.Popen([*netns.run, "sleep", "60"])
     try:
         ns = os.stat(f"/proc/{proc.pid}/ns/net").st_ino
         rows = [r for r in snapshot() if r["netns"] == ns]
@@ -109,8 +109,8 @@ def test_each_namespace_is_read_once(netns):
 def test_a_namespace_is_read_through_another_process_when_the_first_exited(netns, monkeypatch):
     from ig_gadget_socket import plugin
 
-    proc, port = start_sockets(["ip", "netns", "exec", netns], 1, "4")
-    exited = subprocess.Popen(["ip", "netns", "exec", netns, "sleep", "60"])
+    proc, port = start_sockets(netns.run, 1, "4")
+    exited = subprocess.Popen([*netns.run, "sleep", "60"])
     try:
         ns = os.stat(f"/proc/{proc.pid}/ns/net").st_ino
         os.stat(f"/proc/{exited.pid}/ns/net")
