@@ -91,13 +91,11 @@ def test_schema_and_registration():
 
 def test_n_executions_give_exactly_n_events(trace, binary):
     n = 40
-    pids = {subprocess.Popen([str(binary), "run", str(i)]).pid for i in range(n)}
-    # reap them all
-    while True:
-        try:
-            os.wait()
-        except ChildProcessError:
-            break
+    procs = [subprocess.Popen([str(binary), "run", str(i)]) for i in range(n)]
+    # Wait on these children only: other fixtures (dockerd, Prometheus) may be children too.
+    for p in procs:
+        p.wait(timeout=30)
+    pids = {p.pid for p in procs}
     trace.wait(by_comm(binary.name), n)
     trace.stop()
     rows = trace.matching(by_comm(binary.name))
