@@ -17,6 +17,7 @@ import pytest
 from igcore.containers import ContainerRegistry, Enricher, RuntimeOptions
 from igcore.containers import registry as registry_module
 from igcore.containers.cgroups import cgroup2_mount
+from igcore.containers.model import is_sandbox
 from igcore.containers.runc import RuncState
 
 ANNOTATIONS = {
@@ -399,3 +400,73 @@ def test_host_rows_dropped_without_host_and_kept_with_it(registry, docker):
             assert [r["n"] for r in got] == expected
             assert {r["runtime.containerName"] for r in got} == ({name, ""} if host else {name})
         assert (enricher.dropped_host, enricher.held, enricher.expired) == ((0 if host else 4), 0, 0)
+
+
+def pod_labels(namespace: str, pod: str, container: str, kind: str) -> list[str]:
+    """The labels cri-dockerd puts on a pod's sandbox (kind podsandbox) and on its containers."""
+    labels = {"io.kubernetes.pod.namespace": namespace, "io.kubernetes.pod.name": pod,
+              "io.kubernetes.container.name": container, "io.kubernetes.docker.type": kind}
+    return [arg for key, value in labels.items() for arg in ("--label", f"{key}={value}")]
+
+
+def test_pod_sandbox_is_not_a_workload_and_a_shared_namespace_gives_the_pod(registry, docker):
+    """A pod as cri-dockerd makes it: a sandbox holding the namespace, containers joining it."""
+    sandbox, web, proxy = (f"ig-pod-{uuid.uuid4().hex[:6]}" for _ in range(3))
+    docker.run("-d", "--network", "none", *pod_labels("shop", "web-1", "POD", "podsandbox"),
+               "ig-test-busybox:latest", "sleep", "1000", name=sandbox, detach=True)
+    sandbox_pid = int(docker.inspect(sandbox, "{{.State.Pid}}"))
+    netns = os.stat(f"/proc/{sandbox_pid}/ns/net").st_ino
+
+    def in_pod(name: str, container: str) -> None:
+        docker.run("-d", "--network", f"container:{sandbox}", *pod_labels("shop", "web-1", container, "container"),
+                   "ig-test-busybox:latest", "sleep", "1000", name=name, detach=True)
+
+    def cgroup_of(name: str) -> int:
+        return os.stat(f"{cgroup2_mount()}/docker/{docker.inspect(name, '{{.Id}}')}").st_ino
+
+    def columns_by_netns():
+        found = registry.lookup("netns", netns)
+        return found and {k: v for k, v in found.columns().items() if k.startswith("k8s.")}
+
+    pod_only = {"k8s.node": "", "k8s.namespace": "shop", "k8s.pod": "web-1", "k8s.container": ""}
+    # the sandbox alone: the pod; its own processes are nobody's workload
+    assert wait_until(lambda: columns_by_netns() == pod_only), columns_by_netns()
+    assert wait_until(lambda: any(c.name == sandbox and c.sandbox for c in registry.containers()))
+    assert registry.lookup("cgroup_id", cgroup_of(sandbox)) is None
+    assert registry.lookup("mntns", os.stat(f"/proc/{sandbox_pid}/ns/mnt").st_ino) is None
+    # one container in the pod: rows of the namespace are that container's
+    in_pod(web, "web")
+    assert wait_until(lambda: columns_by_netns() == {**pod_only, "k8s.container": "web"}), columns_by_netns()
+    assert registry.lookup("cgroup_id", cgroup_of(web)).k8s_container == "web"
+    # two: the namespace's rows cannot say which one, so they carry the pod only
+    in_pod(proxy, "proxy")
+    assert wait_until(lambda: columns_by_netns() == pod_only), columns_by_netns()
+    assert registry.lookup("netns", netns).columns()["runtime.containerName"] == ""
+    assert registry.lookup("cgroup_id", cgroup_of(proxy)).k8s_container == "proxy"
+    # the proxy stops: web is the only running one again, though the proxy's record is kept a while
+    docker.cli("stop", "-t", "0", proxy)
+    assert wait_until(lambda: columns_by_netns() == {**pod_only, "k8s.container": "web"}), columns_by_netns()
+    assert any(c.name == proxy for c in registry.containers(include_exited=True))
+
+
+def test_containers_sharing_a_namespace_outside_kubernetes_give_the_one_that_made_it(registry, docker):
+    first, joined = (f"ig-share-{uuid.uuid4().hex[:6]}" for _ in range(2))
+    docker.run("-d", "--network", "none", "ig-test-busybox:latest", "sleep", "1000", name=first, detach=True)
+    netns = os.stat(f"/proc/{docker.inspect(first, '{{.State.Pid}}')}/ns/net").st_ino
+    assert wait_until(lambda: registry.lookup("netns", netns)).name == first
+    docker.run("-d", "--network", f"container:{first}", "ig-test-busybox:latest", "sleep", "1000",
+               name=joined, detach=True)
+    assert wait_until(lambda: any(c.name == joined and c.netns == netns for c in registry.containers()))
+    assert registry.lookup("netns", netns).name == first
+
+
+@pytest.mark.parametrize("annotations, sandbox", [
+    ({"io.kubernetes.cri.container-type": "sandbox"}, True),        # containerd's CRI
+    ({"io.kubernetes.cri.container-type": "container"}, False),
+    ({"io.kubernetes.cri-o.ContainerType": "sandbox"}, True),       # cri-o
+    ({"io.kubernetes.docker.type": "podsandbox"}, True),            # cri-dockerd's label
+    ({"io.kubernetes.docker.type": "container"}, False),
+    ({}, False),
+])
+def test_sandbox_recognised_by_each_runtimes_marker(annotations, sandbox):
+    assert is_sandbox(annotations) is sandbox

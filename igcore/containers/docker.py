@@ -8,7 +8,7 @@ import socket
 import urllib.parse
 from typing import Iterator
 
-from .model import k8s_names
+from .model import is_sandbox, k8s_names
 
 
 class _UnixConnection(http.client.HTTPConnection):
@@ -91,7 +91,7 @@ def metadata_from_inspect(info: dict) -> dict:
         "name": info.get("Name", "").lstrip("/"),
         "image": (info.get("Config") or {}).get("Image", ""),
         "pid": (info.get("State") or {}).get("Pid", 0) or 0,
-        "k8s_namespace": ns, "k8s_pod": pod, "k8s_container": container,
+        "k8s_namespace": ns, "k8s_pod": pod, "k8s_container": container, "sandbox": is_sandbox(labels),
     }
 
 
@@ -100,4 +100,4 @@ def metadata_from_event(event: dict) -> dict:
     attrs = (event.get("Actor") or {}).get("Attributes") or {}
     ns, pod, container = k8s_names(attrs)
     return {"name": attrs.get("name", ""), "image": attrs.get("image", ""),
-            "k8s_namespace": ns, "k8s_pod": pod, "k8s_container": container}
+            "k8s_namespace": ns, "k8s_pod": pod, "k8s_container": container, "sandbox": is_sandbox(attrs)}

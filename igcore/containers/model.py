@@ -42,6 +42,7 @@ class Container:
     k8s_namespace: str = ""
     k8s_pod: str = ""
     k8s_container: str = ""
+    sandbox: bool = False   # a pod's sandbox ("pause"): it holds the pod's namespaces, it is not a workload
     node_name: str = field(default="", compare=False)
 
     def columns(self) -> dict[str, str]:
@@ -58,6 +59,12 @@ class Container:
         }
 
 
+    def pod_only(self) -> Container:
+        """What rows of a namespace shared by a pod's containers are labelled with: the pod, no container."""
+        return Container(id="", name="", runtime=self.runtime, k8s_namespace=self.k8s_namespace,
+                         k8s_pod=self.k8s_pod, node_name=self.node_name)
+
+
 HOST_COLUMNS: dict[str, str] = {name: "" for name in CONTAINER_COLUMN_NAMES}
 
 
@@ -70,6 +77,13 @@ def k8s_names(annotations: dict[str, str]) -> tuple[str, str, str]:
         if pod_key in annotations or container_key in annotations:
             return annotations.get(ns_key, ""), annotations.get(pod_key, ""), annotations.get(container_key, "")
     return "", "", ""
+
+
+def is_sandbox(annotations: dict[str, str]) -> bool:
+    """A pod sandbox by containerd's CRI or cri-o annotations, or by cri-dockerd's docker label."""
+    return (annotations.get("io.kubernetes.cri.container-type") == "sandbox"
+            or annotations.get("io.kubernetes.cri-o.ContainerType") == "sandbox"
+            or annotations.get("io.kubernetes.docker.type") == "podsandbox")
 
 
 def oci_name_and_image(annotations: dict[str, str]) -> tuple[str, str]:

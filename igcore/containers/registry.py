@@ -24,7 +24,7 @@ from typing import Callable
 from .cgroups import cgroup2_mount, container_ids_of_path, id_of, ns_inode, pid_cgroup_path, scan
 from .docker import DockerClient, metadata_from_event, metadata_from_inspect
 from .inotify import StateDirWatcher
-from .model import Container, RuntimeOptions, k8s_names, oci_name_and_image
+from .model import Container, RuntimeOptions, is_sandbox, k8s_names, oci_name_and_image
 from .runc import RuncState, StateReader
 
 log = logging.getLogger("igcore.containers")
@@ -150,7 +150,16 @@ class ContainerRegistry:
         return found if isinstance(found, Container) else None
 
     def resolve(self, key: str, value: int):
-        """A Container, HOST (None), or PENDING when the row may belong to a container not known yet."""
+        """A Container, HOST (None), or PENDING when the row may belong to a container not known yet.
+
+        A pod's sandbox is not a workload: its own processes are the host's, as in Inspektor Gadget.
+        By netns, a namespace shared by several containers gives the pod (see _netns_view)."""
+        found = self._resolve(key, value)
+        if isinstance(found, Container) and found.sandbox and key != "netns":
+            return HOST
+        return found
+
+    def _resolve(self, key: str, value: int):
         with self._lock:
             found = self._by_key[key].get(value)
             if found is not None or not value:
@@ -252,7 +261,8 @@ class ContainerRegistry:
             id=cid, name=(meta or {}).get("name") or oci_name or (old.name if old else "") or cid,
             runtime=runtime, image=(meta or {}).get("image", "") or oci_image or (old.image if old else ""),
             pid=pid, cgroup_id=cgroup_id or (old.cgroup_id if old else 0), mntns=mntns, netns=netns,
-            k8s_namespace=ns, k8s_pod=pod, k8s_container=k8s_container, node_name=self.options.node_name,
+            k8s_namespace=ns, k8s_pod=pod, k8s_container=k8s_container,
+            sandbox=bool((meta or {}).get("sandbox")) or is_sandbox(annotations), node_name=self.options.node_name,
         )
         if container != old:
             self._index(container)
@@ -260,23 +270,51 @@ class ContainerRegistry:
 
     def _index(self, container: Container) -> None:
         old = self._containers.get(container.id)
+        self._containers[container.id] = container   # replaced in place: the first-seen order is kept
         if old is not None:
             self._unindex(old)
-        self._containers[container.id] = container
-        for key in self._by_key:
+        for key in ("cgroup_id", "mntns"):
             value = getattr(container, key)
             if value and value != self._host_ns.get(key):
                 self._by_key[key][value] = container
+        self._refresh_netns(container.netns)
         if container.netns or container.id in self._exited:
             self._starting.pop(container.id, None)
         else:
             self._starting.setdefault(container.id, time.monotonic())
 
     def _unindex(self, container: Container) -> None:
-        for key in self._by_key:
+        for key in ("cgroup_id", "mntns"):
             value = getattr(container, key)
             if value and self._by_key[key].get(value) is container:
                 del self._by_key[key][value]
+        self._refresh_netns(container.netns)
+
+    def _refresh_netns(self, netns: int) -> None:
+        """Re-derive what rows of `netns` are labelled with, after one of its containers changed."""
+        if not netns or netns == self._host_ns["netns"]:
+            return
+        view = self._netns_view([c for c in self._containers.values() if c.netns == netns])
+        if view is None:
+            self._by_key["netns"].pop(netns, None)
+        else:
+            self._by_key["netns"][netns] = view
+
+    def _netns_view(self, members: list[Container]) -> Container | None:
+        """One container in the namespace: that container. A pod's containers (and its sandbox): the
+        pod, with no container name, as Inspektor Gadget does. Containers outside Kubernetes that share
+        a namespace (docker's --network container:NAME): the one that came first, which made it.
+        Running containers are preferred to ones that exited lately (a restarted pod's old instance)."""
+        if not members:
+            return None
+        running = [c for c in members if c.id not in self._exited] or members
+        workloads = [c for c in running if not c.sandbox]
+        if len(workloads) == 1:
+            return workloads[0]
+        pods = {(c.k8s_namespace, c.k8s_pod) for c in running}
+        if not workloads or (len(pods) == 1 and all(next(iter(pods)))):
+            return running[0].pod_only()
+        return workloads[0]   # _containers keeps the order in which containers were first seen
 
     def _update(self, cid: str, running: bool = False) -> None:
         """Rebuild `cid` and tell subscribers about a newly running one (outside the lock).
@@ -284,8 +322,8 @@ class ContainerRegistry:
         `running`: a source says the container (re)started, so an earlier exit is forgotten."""
         with self._notify:
             with self._lock:
-                if running:
-                    self._exited.pop(cid, None)
+                if running and self._exited.pop(cid, None) is not None and cid in self._containers:
+                    self._refresh_netns(self._containers[cid].netns)
                 container = self._build(cid)
                 announce = (container is not None and container.pid and container.netns
                             and cid not in self._announced and cid not in self._exited)
@@ -303,6 +341,7 @@ class ContainerRegistry:
                 if container is None or cid in self._exited:
                     return
                 self._exited[cid] = time.monotonic()
+                self._refresh_netns(container.netns)
                 self._starting.pop(cid, None)
                 self._runc.pop(cid, None)                  # a restart writes a new state
                 self._docker_meta.get(cid, {})["pid"] = 0  # and docker reports its new pid

@@ -88,3 +88,42 @@ def test_queries_in_a_container_are_labelled_with_it(run_ig, docker, require_bpf
         assert ig.value("dns_requests_total", k8s_container=name, k8s_namespace="", k8s_pod="", qtype="A") == 3
     finally:
         resolver.kill()
+
+
+def test_queries_in_a_pod_carry_its_container_then_only_the_pod(run_ig, docker, require_bpf):
+    """A pod as cri-dockerd lays it out: a sandbox holding the namespace and containers joining it.
+    With one container its queries are that container's; once a second shares the namespace a packet
+    cannot say whose it is, so it carries the pod alone (as Inspektor Gadget labels it)."""
+    sandbox, web, proxy = (f"ig-pod-{uuid.uuid4().hex[:6]}" for _ in range(3))
+
+    def labels(container: str, kind: str) -> list[str]:
+        return ["--label", "io.kubernetes.pod.namespace=shop", "--label", "io.kubernetes.pod.name=web-1",
+                "--label", f"io.kubernetes.container.name={container}", "--label", f"io.kubernetes.docker.type={kind}"]
+
+    docker.run("-d", "--network", "none", *labels("POD", "podsandbox"), "ig-test-busybox:latest", "sleep", "1000",
+               name=sandbox, detach=True)
+    docker.run("-d", "--network", f"container:{sandbox}", *labels("web", "container"), "ig-test-busybox:latest",
+               "sleep", "1000", name=web, detach=True)
+    ig = run_ig(CONTAINER_CONFIG)
+    pid = docker.inspect(sandbox, "{{.State.Pid}}")
+    resolver = server(["nsenter", f"--net=/proc/{pid}/ns/net"], "127.0.0.1")
+
+    def lookups(n: int) -> None:
+        for _ in range(n):
+            assert "10.0.0.1" in docker.cli("exec", web, "nslookup", "web.example.test", "127.0.0.1").stdout
+
+    try:
+        time.sleep(0.5)  # the registry announces the pod's namespace to the gadget
+        lookups(2)
+        assert ig.wait_for("dns_requests_total", 2, k8s_container="web", qtype="A") == 2, ig.text()
+        assert ig.value("dns_requests_total", k8s_namespace="shop", k8s_pod="web-1", k8s_container="web", qtype="A") == 2
+        docker.run("-d", "--network", f"container:{sandbox}", *labels("proxy", "container"), "ig-test-busybox:latest",
+                   "sleep", "1000", name=proxy, detach=True)
+        time.sleep(0.5)
+        lookups(3)
+        assert ig.wait_for("dns_requests_total", 3, k8s_container="", qtype="A") == 3, ig.text()
+        assert ig.value("dns_requests_total", k8s_namespace="shop", k8s_pod="web-1", k8s_container="", qtype="A") == 3
+        assert ig.value("dns_requests_total", k8s_container="web", qtype="A") == 2
+        assert ig.value("dns_requests_total", k8s_container="POD", qtype="A") is None
+    finally:
+        resolver.kill()
