@@ -126,7 +126,7 @@ static __always_inline int on_exit(void *ctx, long ret)
     u32 size = ev->args_size;
     if (size > ARGS_BUF)
         size = ARGS_BUF;
-    ig_emit(ctx, ev, offsetof(struct exec_event, args) + size);
+    IG_EMIT_SIZED(ctx, ev, offsetof(struct exec_event, args) + size);
     if (stored)
         exec_inflight.delete(&tid);
     return 0;
