@@ -56,13 +56,19 @@ def id_of(mount: str, path: str) -> int:
 def pid_cgroup_path(pid: int) -> str | None:
     """The cgroup v2 path of a process (the `0::` line of /proc/<pid>/cgroup)."""
     try:
-        with open(f"/proc/{pid}/cgroup") as f:
-            for line in f:
-                if line.startswith("0::"):
-                    return line[3:].strip()
+        with open(f"/proc/{pid}/cgroup", "rb", buffering=0) as f:   # bytes, unbuffered: once per process
+            data = f.read(65536)
     except OSError:
-        pass
-    return None
+        return None
+    if data.startswith(b"0::"):
+        start = 3
+    else:
+        at = data.find(b"\n0::")
+        if at < 0:
+            return None   # no cgroup v2 line (a cgroup v1-only system)
+        start = at + 4
+    end = data.find(b"\n", start)
+    return data[start:end if end >= 0 else None].decode(errors="surrogateescape")
 
 
 def ns_inode(pid: int, kind: str) -> int:
