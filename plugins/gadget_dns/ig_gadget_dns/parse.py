@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import socket
 import struct
+from typing import NamedTuple
 
 QTYPES = {1: "A", 2: "NS", 5: "CNAME", 6: "SOA", 12: "PTR", 15: "MX", 16: "TXT", 28: "AAAA", 33: "SRV",
           35: "NAPTR", 43: "DS", 46: "RRSIG", 47: "NSEC", 48: "DNSKEY", 64: "SVCB", 65: "HTTPS", 255: "ANY"}
@@ -19,6 +20,8 @@ PKT_TYPES = {0: "HOST", 1: "BROADCAST", 2: "MULTICAST", 3: "OTHERHOST", 4: "OUTG
 
 _ETH_PROTO = struct.Struct("!H")
 _PORTS = struct.Struct("!HH")
+_UDP = struct.Struct("!HHH")
+_SEQ = struct.Struct("!I")
 _HEADER = struct.Struct("!HHHH")
 _RR = struct.Struct("!HHIH")
 _INET, _INET6, _ntop = socket.AF_INET, socket.AF_INET6, socket.inet_ntop
@@ -32,8 +35,23 @@ class NotDns(Exception):
     """A packet on port 53 that carries no DNS message (a TCP segment without payload)."""
 
 
-def transport(packet: bytes) -> tuple[str, str, str, int, int, bytes]:
-    """(proto, srcIP, dstIP, srcPort, dstPort, dns message) from an Ethernet frame."""
+class Segment(NamedTuple):
+    """What a frame carries for DNS. `payload` is the DNS message as far as this frame holds it;
+    `length` is the message's length by its framing (UDP's length field, TCP's 2-byte prefix; -1 when
+    a TCP segment is too short to hold the prefix), so a payload shorter than `length` was cut: by
+    the capture, or by TCP carrying the rest in later segments. `seq`: TCP's sequence number."""
+    proto: str
+    src: str
+    dst: str
+    sport: int
+    dport: int
+    payload: bytes
+    length: int
+    seq: int = 0
+
+
+def transport(packet: bytes) -> Segment:
+    """The Segment of an Ethernet frame."""
     try:
         return _transport(packet)
     except (IndexError, struct.error, ValueError) as exc:   # ValueError: inet_ntop of a short address
@@ -57,20 +75,22 @@ def _transport(packet: bytes):
         l4 = 54
     else:
         raise MalformedPacket("not IP")
-    sport, dport = _PORTS.unpack_from(packet, l4)
     if proto == 17:
-        return "UDP", src, dst, sport, dport, packet[l4 + 8:]
+        sport, dport, length = _UDP.unpack_from(packet, l4)
+        return Segment("UDP", src, dst, sport, dport, packet[l4 + 8:], length - 8)
     if proto == 6:
+        sport, dport = _PORTS.unpack_from(packet, l4)
+        (seq,) = _SEQ.unpack_from(packet, l4 + 4)
         offset = (packet[l4 + 12] >> 4) * 4
         if offset < 20:
             raise MalformedPacket("bad TCP header length")
         segment = packet[l4 + offset:]
         if not segment:
             raise NotDns()
-        if len(segment) < 2:
-            raise MalformedPacket("no DNS message in this TCP segment")
-        # DNS over TCP: a 2-byte length, then the message (we read messages that start a segment)
-        return "TCP", src, dst, sport, dport, segment[2:]
+        # DNS over TCP: a 2-byte length, then the message; whether this segment starts a message is
+        # for the caller to tell (see TcpFraming)
+        length = _ETH_PROTO.unpack_from(segment)[0] if len(segment) >= 2 else -1
+        return Segment("TCP", src, dst, sport, dport, segment[2:], length, seq)
     raise MalformedPacket("not UDP or TCP")
 
 
@@ -101,15 +121,18 @@ def _name(msg: bytes, offset: int) -> tuple[str, int]:
     return b".".join(labels).decode("ascii", "replace") + ".", end if end >= 0 else offset + 1
 
 
-def message(msg: bytes) -> dict:
-    """id, qr, rcode, name, qtype, numAnswers, addresses of a DNS message."""
+def message(msg: bytes, cut: bool = False) -> dict:
+    """id, qr, rcode, name, qtype, numAnswers, addresses of a DNS message.
+
+    `cut`: the message goes on beyond `msg` (see Segment): its header and question must be there; the
+    answers are read as far as they go (`numAnswers` is still the header's count)."""
     try:
-        return _message(msg)
+        return _message(msg, cut)
     except (IndexError, struct.error):
         raise MalformedPacket("truncated") from None
 
 
-def _message(msg: bytes) -> dict:
+def _message(msg: bytes, cut: bool) -> dict:
     ident, flags, qdcount, ancount = _HEADER.unpack_from(msg, 0)   # struct.error below 12 bytes
     response = flags & 0x8000
     name = qtype = ""
@@ -124,18 +147,22 @@ def _message(msg: bytes) -> dict:
     if not response:
         return {"id": ident, "qr": "Q", "rcode": "", "name": name, "qtype": qtype, "numAnswers": ancount, "addresses": ""}
     addresses = []
-    for _ in range(ancount):
-        offset = _name(msg, offset)[1]
-        rtype, _cls, _ttl, rdlength = _RR.unpack_from(msg, offset)
-        offset += 10
-        end = offset + rdlength
-        if end > len(msg):
-            raise MalformedPacket("truncated record")
-        if rtype == 1 and rdlength == 4:
-            addresses.append(_ntop(_INET, msg[offset:end]))
-        elif rtype == 28 and rdlength == 16:
-            addresses.append(_ntop(_INET6, msg[offset:end]))
-        offset = end
+    try:
+        for _ in range(ancount):
+            offset = _name(msg, offset)[1]
+            rtype, _cls, _ttl, rdlength = _RR.unpack_from(msg, offset)
+            offset += 10
+            end = offset + rdlength
+            if end > len(msg):
+                raise MalformedPacket("truncated record")
+            if rtype == 1 and rdlength == 4:
+                addresses.append(_ntop(_INET, msg[offset:end]))
+            elif rtype == 28 and rdlength == 16:
+                addresses.append(_ntop(_INET6, msg[offset:end]))
+            offset = end
+    except (IndexError, struct.error, MalformedPacket):
+        if not cut:   # in a cut message the answers simply stop where the bytes do
+            raise
     rcode = flags & 0x0F
     return {"id": ident, "qr": "R", "rcode": RCODES.get(rcode) or str(rcode), "name": name, "qtype": qtype,
             "numAnswers": ancount, "addresses": ",".join(addresses)}

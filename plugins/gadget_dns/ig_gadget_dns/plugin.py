@@ -17,6 +17,7 @@ from igcore.gadgets import GadgetContext, NetnsAware, TraceGadget
 from .netns import packet_socket
 from .parse import PKT_TYPES, MalformedPacket, NotDns, message, transport
 from .slots import load_with_slot
+from .tcp_framing import TcpFraming
 
 SCHEMA = Schema.with_container_columns([
     Column("pid", Kind.INT, "not known to a socket filter: 0"),
@@ -62,6 +63,7 @@ class DnsGadget(TraceGadget, NetnsAware):
         self._own_netns = 0                       # ig's own (the host's): watched until stop
         self._netns_of_slot: dict[int, int] = {}  # slot stamped by the program -> netns
         self._queries: OrderedDict = OrderedDict()  # (netns, id, client, server) -> kernel ns
+        self._tcp = TcpFraming()
         self._lock = threading.Lock()
         self._bpf = self._transport = None
 
@@ -123,15 +125,21 @@ class DnsGadget(TraceGadget, NetnsAware):
         raw = ctypes.string_at(data, size)   # one copy: the header, then `caplen` captured bytes
         try:
             timestamp, slot, _pad, _len, caplen, pkt_type, _ifindex = _HEADER.unpack_from(raw)
-            proto, src, dst, sport, dport, payload = transport(raw[_HEADER.size:_HEADER.size + min(caplen, CAPTURE)])
-            row = message(payload)
+            seg = transport(raw[_HEADER.size:_HEADER.size + min(caplen, CAPTURE)])
+            if seg.proto == "TCP" and not self._tcp.starts_message(
+                    (slot, seg.src, seg.dst, seg.sport, seg.dport), seg.seq, seg.length):
+                return None   # the middle of a long message, or a retransmission
+            if seg.length < 0:
+                raise MalformedPacket("a TCP segment too short for a message")
+            # a message longer than the frame holds: cut by the capture or continued in later segments
+            row = message(seg.payload, cut=len(seg.payload) < seg.length)
         except NotDns:
             return None   # a TCP segment without payload (handshake, ACK, FIN)
         except (MalformedPacket, struct.error):
             self.stats.decode_errors += 1
             return None
-        row.update(pid=0, tid=0, uid=0, gid=0, comm="", srcIP=src, dstIP=dst, srcPort=sport, dstPort=dport,
-                   proto=proto, latency=0, pktType=PKT_TYPES.get(pkt_type) or str(pkt_type),
+        row.update(pid=0, tid=0, uid=0, gid=0, comm="", srcIP=seg.src, dstIP=seg.dst, srcPort=seg.sport,
+                   dstPort=seg.dport, proto=seg.proto, latency=0, pktType=PKT_TYPES.get(pkt_type) or str(pkt_type),
                    netns=self._netns_of_slot.get(slot, 0), timestamp=timestamp)
         self._match(row, timestamp)
         return row

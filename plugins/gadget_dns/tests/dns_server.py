@@ -1,5 +1,9 @@
 """A small DNS server for tests: answers every A query with fixed addresses, after an optional delay.
 
+A name starting with `missing` gets NXDOMAIN; one starting with `big` gets BIG_ANSWERS addresses (a
+message of about 3.5 kB), which over TCP is written in CHUNK-byte pieces a few ms apart, so it
+travels in several segments as a slow or distant server's would.
+
 Usage: python dns_server.py ADDRESS PORT [DELAY_SECONDS]  (UDP and TCP; prints "ready" when bound)
 From a test: start(["ip", "netns", "exec", NAME], "127.0.0.1", delay=0.05) runs it there, ready.
 """
@@ -13,6 +17,15 @@ import sys
 import threading
 import time
 
+BIG_ANSWERS = 200
+CHUNK = 400
+
+
+def addresses(qname: bytes) -> list[str]:
+    if qname.startswith(b"\x03big"):
+        return [f"10.1.{i // 250}.{i % 250 + 1}" for i in range(BIG_ANSWERS)]
+    return ["10.0.0.1", "10.0.0.2"]
+
 
 def answer(query: bytes, delay: float) -> bytes:
     if delay:
@@ -24,9 +37,9 @@ def answer(query: bytes, delay: float) -> bytes:
     question = query[12:end + 5]
     qname = query[12:end + 1]
     nx = qname.startswith(b"\x07missing")
-    header = struct.pack("!HHHHHH", ident, 0x8180 | (3 if nx else 0), 1, 0 if nx else 2, 0, 0)
-    records = b"" if nx else b"".join(
-        b"\xc0\x0c" + struct.pack("!HHIH", 1, 1, 60, 4) + socket.inet_aton(a) for a in ("10.0.0.1", "10.0.0.2"))
+    answers = [] if nx else addresses(qname)
+    header = struct.pack("!HHHHHH", ident, 0x8180 | (3 if nx else 0), 1, len(answers), 0, 0)
+    records = b"".join(b"\xc0\x0c" + struct.pack("!HHIH", 1, 1, 60, 4) + socket.inet_aton(a) for a in answers)
     return header + question + records
 
 
@@ -45,7 +58,12 @@ def serve_tcp(sock: socket.socket, delay: float) -> None:
             while len(data) < length:
                 data += conn.recv(length - len(data))
             reply = answer(data, delay)
-            conn.sendall(struct.pack("!H", len(reply)) + reply)
+            framed = struct.pack("!H", len(reply)) + reply
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            for at in range(0, len(framed), CHUNK):
+                conn.sendall(framed[at:at + CHUNK])
+                if at + CHUNK < len(framed):
+                    time.sleep(0.005)
 
 
 def start(prefix: list[str], address: str, delay: float = 0.0, port: int = 53) -> subprocess.Popen:

@@ -18,7 +18,8 @@ def udp(payload: bytes) -> bytes:
 
 def decode(packet: bytes) -> None:
     try:
-        message(transport(packet)[5])
+        seg = transport(packet)
+        message(seg.payload, cut=len(seg.payload) < seg.length)
     except (MalformedPacket, NotDns):
         pass
 
@@ -48,3 +49,12 @@ def test_compression_loop_is_an_error_not_a_hang():
     except MalformedPacket:
         return
     raise AssertionError("a name pointing at itself must be rejected")
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.integers(0, 0xFFFF), st.integers(0, 3), st.integers(0, 300), st.binary(max_size=300))
+def test_messages_said_to_be_cut_still_only_raise_our_errors(flags, qd, an, body):
+    try:
+        message(struct.pack("!HHHHHH", 7, flags, qd, an, 0, 0) + body, cut=True)
+    except MalformedPacket:
+        pass

@@ -9,6 +9,7 @@ import time
 import uuid
 
 import pytest
+from dns_server import BIG_ANSWERS, addresses
 from dns_server import start as start_server
 
 from igcore.gadgets import GadgetContext
@@ -43,32 +44,36 @@ def dns_gadget(require_bpf):
     gadget.stop()
 
 
-def test_n_queries_give_n_queries_and_n_responses_in_their_namespace(dns_gadget, netns):
+@pytest.fixture
+def watched(dns_gadget, netns):
+    """The gadget watching a namespace in which the test resolver answers on 127.0.0.1."""
     gadget, rows = dns_gadget
-    inside = netns.run
-    server = start_server(inside, "127.0.0.1")
-    try:
-        gadget.add_netns(netns.inode, netns.path)
-        tag = uuid.uuid4().hex[:8]
-        for i in range(7):
-            assert "10.0.0.1" in dig(inside, f"q{i}.{tag}.test")
-        mine = lambda rs: [r for r in rs if tag in r["name"]]
-        rows.wait(lambda rs: len(mine(rs)) >= 14)
-        time.sleep(0.3)  # nothing more may arrive: each message once, though loopback shows it twice
-        found = mine(rows.rows)
-        assert len([r for r in found if r["qr"] == "Q"]) == 7
-        assert len([r for r in found if r["qr"] == "R"]) == 7
-        ns = netns.inode
-        assert {r["netns"] for r in found} == {ns}
-        response = next(r for r in found if r["qr"] == "R")
-        assert response["name"] == f"q0.{tag}.test." or response["name"].endswith(f".{tag}.test.")
-        assert (response["qtype"], response["rcode"], response["numAnswers"]) == ("A", "NoError", 2)
-        assert response["addresses"] == "10.0.0.1,10.0.0.2"
-        assert (response["srcIP"], response["srcPort"], response["proto"]) == ("127.0.0.1", 53, "UDP")
-        assert response["pktType"] == "HOST" and response["latency"] > 0
-        assert gadget.stats.decode_errors == 0 and gadget.stats.events_lost == 0
-    finally:
-        server.kill()
+    server = start_server(netns.run, "127.0.0.1")
+    gadget.add_netns(netns.inode, netns.path)
+    yield gadget, rows, netns.run
+    server.kill()
+
+
+def test_n_queries_give_n_queries_and_n_responses_in_their_namespace(watched, netns):
+    gadget, rows, inside = watched
+    tag = uuid.uuid4().hex[:8]
+    for i in range(7):
+        assert "10.0.0.1" in dig(inside, f"q{i}.{tag}.test")
+    mine = lambda rs: [r for r in rs if tag in r["name"]]
+    rows.wait(lambda rs: len(mine(rs)) >= 14)
+    time.sleep(0.3)  # nothing more may arrive: each message once, though loopback shows it twice
+    found = mine(rows.rows)
+    assert len([r for r in found if r["qr"] == "Q"]) == 7
+    assert len([r for r in found if r["qr"] == "R"]) == 7
+    ns = netns.inode
+    assert {r["netns"] for r in found} == {ns}
+    response = next(r for r in found if r["qr"] == "R")
+    assert response["name"] == f"q0.{tag}.test." or response["name"].endswith(f".{tag}.test.")
+    assert (response["qtype"], response["rcode"], response["numAnswers"]) == ("A", "NoError", 2)
+    assert response["addresses"] == "10.0.0.1,10.0.0.2"
+    assert (response["srcIP"], response["srcPort"], response["proto"]) == ("127.0.0.1", 53, "UDP")
+    assert response["pktType"] == "HOST" and response["latency"] > 0
+    assert gadget.stats.decode_errors == 0 and gadget.stats.events_lost == 0
 
 
 def test_latency_matches_the_resolver_delay_tcp_and_nxdomain(dns_gadget, netns):
@@ -133,24 +138,18 @@ def test_a_namespace_shared_by_two_containers_stays_watched_and_the_host_is_neve
         server.kill()
 
 
-def test_malformed_messages_are_counted_and_the_gadget_goes_on(dns_gadget, netns):
-    gadget, rows = dns_gadget
-    inside = netns.run
-    server = start_server(inside, "127.0.0.1")
-    try:
-        gadget.add_netns(netns.inode, netns.path)
-        # a short datagram, a question cut in the middle of its name, a compression loop
-        garbage = ["00", "1234010000010000000000000763757400", "12340100000100000000000003616263c00c"]
-        send = ("import socket,sys; s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n"
-                "for h in sys.argv[1:]: s.sendto(bytes.fromhex(h), ('127.0.0.1', 53))")
-        subprocess.run([*inside, sys.executable, "-c", send, *garbage], check=True)
-        tag = uuid.uuid4().hex[:8]
-        assert "10.0.0.1" in dig(inside, f"after.{tag}.test")
-        rows.wait(lambda rs: any(tag in r["name"] and r["qr"] == "R" for r in rs))
-        assert len([r for r in rows.rows if tag in r["name"]]) == 2
-        assert gadget.stats.decode_errors == len(garbage)
-    finally:
-        server.kill()
+def test_malformed_messages_are_counted_and_the_gadget_goes_on(watched):
+    gadget, rows, inside = watched
+    # a short datagram, a question cut in the middle of its name, a compression loop
+    garbage = ["00", "1234010000010000000000000763757400", "12340100000100000000000003616263c00c"]
+    send = ("import socket,sys; s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n"
+            "for h in sys.argv[1:]: s.sendto(bytes.fromhex(h), ('127.0.0.1', 53))")
+    subprocess.run([*inside, sys.executable, "-c", send, *garbage], check=True)
+    tag = uuid.uuid4().hex[:8]
+    assert "10.0.0.1" in dig(inside, f"after.{tag}.test")
+    rows.wait(lambda rs: any(tag in r["name"] and r["qr"] == "R" for r in rs))
+    assert len([r for r in rows.rows if tag in r["name"]]) == 2
+    assert gadget.stats.decode_errors == len(garbage)
 
 
 def test_client_and_server_namespaces_over_veth_see_each_message_once(dns_gadget, netns, make_netns):
@@ -184,3 +183,26 @@ def test_client_and_server_namespaces_over_veth_see_each_message_once(dns_gadget
         assert all(c > s > 0 for c, s in zip(sorted(client_latency), sorted(server_latency)))
     finally:
         server.kill()
+
+
+def test_long_answers_cut_by_the_capture_or_split_over_tcp_segments_are_read_once(watched):
+    """An answer of 200 addresses (3.2 kB): over UDP the capture keeps its first 512 bytes; over TCP
+    the server writes it in 400-byte pieces, so most segments continue the message. Each response is
+    one row with the header's answer count and the addresses its first bytes hold; nothing is a
+    decode error."""
+    gadget, rows, inside = watched
+    tag = uuid.uuid4().hex[:8]
+    for proto, opt in (("udp", "+bufsize=4096"), ("tcp", "+tcp")):
+        assert len(dig(inside, f"big.{proto}.{tag}.test", "127.0.0.1", opt).split()) == BIG_ANSWERS
+    mine = lambda rs: [r for r in rs if tag in r["name"]]
+    rows.wait(lambda rs: len(mine(rs)) >= 4)
+    time.sleep(0.3)   # continuation segments have arrived too, and must not have become rows
+    found = mine(rows.rows)
+    assert sorted((r["proto"], r["qr"]) for r in found) == [("TCP", "Q"), ("TCP", "R"), ("UDP", "Q"), ("UDP", "R")]
+    expected = addresses(b"\x03big")
+    for r in (r for r in found if r["qr"] == "R"):
+        assert (r["rcode"], r["numAnswers"]) == ("NoError", BIG_ANSWERS) and r["latency"] > 0
+        got = r["addresses"].split(",")
+        assert 15 < len(got) < 40 and got == expected[:len(got)], r
+    assert gadget.stats.decode_errors == 0
+    assert gadget._tcp.continuations >= 8
