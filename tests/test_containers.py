@@ -470,3 +470,41 @@ def test_containers_sharing_a_namespace_outside_kubernetes_give_the_one_that_mad
 ])
 def test_sandbox_recognised_by_each_runtimes_marker(annotations, sandbox):
     assert is_sandbox(annotations) is sandbox
+
+
+def test_containerd_pod_sandbox_and_container_from_their_oci_annotations(require_bpf, busybox_rootfs, tmp_path):
+    """A pod as containerd's CRI makes it, with runc under containerd's state layout: the sandbox and
+    a container joining its network namespace, each with the annotations CRI writes."""
+    root = tmp_path / "containerd-runc"
+    root.mkdir()   # what containerd makes at its start; its namespace's directory comes with the first pod
+    pod = {"io.kubernetes.cri.sandbox-name": "web-7d4b9", "io.kubernetes.cri.sandbox-namespace": "shop"}
+    registry = ContainerRegistry(RuntimeOptions(runtimes=("containerd",), state_dirs={"containerd": (str(root),)}))
+    registry.start()
+    ids = [f"ig-cri-{uuid.uuid4().hex[:8]}" for _ in range(2)]
+    try:
+        (tmp_path / "sandbox").mkdir()
+        bundle = runc_bundle(busybox_rootfs, tmp_path / "sandbox", ["sleep", "1000"],
+                             {**pod, "io.kubernetes.cri.container-type": "sandbox"})
+        runc(root / "k8s.io", "run", "-d", ids[0], cwd=bundle)
+        sandbox = wait_until(lambda: registry.containers(), timeout=5)[0]
+        assert (sandbox.runtime, sandbox.sandbox, sandbox.k8s_pod) == ("containerd", True, "web-7d4b9")
+        assert registry.lookup("mntns", sandbox.mntns) is None   # the pause process is nobody's workload
+        (tmp_path / "web").mkdir()
+        bundle = runc_bundle(busybox_rootfs, tmp_path / "web", ["sleep", "1000"],
+                             {**pod, "io.kubernetes.cri.container-type": "container",
+                              "io.kubernetes.cri.container-name": "web"})
+        spec = json.loads((bundle / "config.json").read_text())
+        for ns in spec["linux"]["namespaces"]:
+            if ns["type"] == "network":
+                ns["path"] = f"/proc/{sandbox.pid}/ns/net"
+        (bundle / "config.json").write_text(json.dumps(spec))
+        runc(root / "k8s.io", "run", "-d", ids[1], cwd=bundle)
+        web = wait_until(lambda: next((c for c in registry.containers() if c.id == ids[1]), None), timeout=5)
+        assert web.netns == sandbox.netns and not web.sandbox
+        assert registry.lookup("mntns", web.mntns) == web
+        columns = registry.lookup("netns", web.netns).columns()
+        assert (columns["k8s.namespace"], columns["k8s.pod"], columns["k8s.container"]) == ("shop", "web-7d4b9", "web")
+    finally:
+        for cid in ids:
+            subprocess.run(["runc", "--root", str(root / "k8s.io"), "delete", "--force", cid], capture_output=True)
+        registry.stop()
