@@ -441,7 +441,9 @@ def test_pod_sandbox_is_not_a_workload_and_a_shared_namespace_gives_the_pod(regi
     # two: the namespace's rows cannot say which one, so they carry the pod only
     in_pod(proxy, "proxy")
     assert wait_until(lambda: columns_by_netns() == pod_only), columns_by_netns()
-    assert registry.lookup("netns", netns).columns()["runtime.containerName"] == ""
+    assert {k: v for k, v in registry.lookup("netns", netns).columns().items() if k.startswith("runtime.")} == {
+        "runtime.runtimeName": "", "runtime.containerId": "", "runtime.containerName": "",
+        "runtime.containerImageName": ""}
     assert registry.lookup("cgroup_id", cgroup_of(proxy)).k8s_container == "proxy"
     # the proxy stops: web is the only running one again, though the proxy's record is kept a while
     docker.cli("stop", "-t", "0", proxy)

@@ -58,11 +58,10 @@ class Container:
             "runtime.containerImageName": self.image,
         }
 
-
     def pod_only(self) -> Container:
         """What rows of a namespace shared by a pod's containers are labelled with: the pod, no container."""
-        return Container(id="", name="", runtime=self.runtime, k8s_namespace=self.k8s_namespace,
-                         k8s_pod=self.k8s_pod, node_name=self.node_name)
+        return Container(id="", name="", runtime="", k8s_namespace=self.k8s_namespace, k8s_pod=self.k8s_pod,
+                         node_name=self.node_name)
 
 
 HOST_COLUMNS: dict[str, str] = {name: "" for name in CONTAINER_COLUMN_NAMES}
