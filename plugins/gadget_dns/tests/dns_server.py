@@ -1,7 +1,7 @@
 """A small DNS server for tests: answers every A query with fixed addresses, after an optional delay.
 
 A name starting with `missing` gets NXDOMAIN; one starting with `big` gets BIG_ANSWERS addresses (a
-message of about 3.5 kB), which over TCP is written in CHUNK-byte pieces a few ms apart, so it
+message of about 3.2 kB), which over TCP is written in CHUNK-byte pieces a few ms apart, so it
 travels in several segments as a slow or distant server's would.
 
 Usage: python dns_server.py ADDRESS PORT [DELAY_SECONDS]  (UDP and TCP; prints "ready" when bound)
