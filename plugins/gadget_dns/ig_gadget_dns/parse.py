@@ -18,7 +18,7 @@ RCODES = {0: "NoError", 1: "FormErr", 2: "ServFail", 3: "NXDomain", 4: "NotImp",
           7: "YXRRSet", 8: "NXRRSet", 9: "NotAuth", 10: "NotZone"}
 PKT_TYPES = {0: "HOST", 1: "BROADCAST", 2: "MULTICAST", 3: "OTHERHOST", 4: "OUTGOING"}
 
-_ETH_PROTO = struct.Struct("!H")
+_U16 = struct.Struct("!H")   # EtherType, the TCP length prefix, QTYPE
 _PORTS = struct.Struct("!HH")
 _UDP = struct.Struct("!HHH")
 _SEQ = struct.Struct("!I")
@@ -61,7 +61,7 @@ def transport(packet: bytes) -> Segment:
 
 
 def _transport(packet: bytes):
-    (eth_proto,) = _ETH_PROTO.unpack_from(packet, 12)
+    (eth_proto,) = _U16.unpack_from(packet, 12)
     if eth_proto == 0x0800:
         ihl = (packet[14] & 0x0F) * 4
         if ihl < 20:
@@ -89,7 +89,7 @@ def _transport(packet: bytes):
             raise NotDns()
         # DNS over TCP: a 2-byte length, then the message; whether this segment starts a message is
         # for the caller to tell (see TcpFraming)
-        length = _ETH_PROTO.unpack_from(segment)[0] if len(segment) >= 2 else -1
+        length = _U16.unpack_from(segment)[0] if len(segment) >= 2 else -1
         return Segment("TCP", src, dst, sport, dport, segment[2:], length, seq)
     raise MalformedPacket("not UDP or TCP")
 
@@ -139,7 +139,7 @@ def _message(msg: bytes, cut: bool) -> dict:
     offset = 12
     if qdcount:
         name, offset = _name(msg, offset)
-        code = _ETH_PROTO.unpack_from(msg, offset)[0]
+        code = _U16.unpack_from(msg, offset)[0]
         qtype = QTYPES.get(code) or str(code)
         offset += 4
         for _ in range(qdcount - 1):   # rare: skip further questions

@@ -117,25 +117,18 @@ def test_ipv6_and_removed_namespace(dns_gadget, netns):
         server.kill()
 
 
-def test_a_namespace_shared_by_two_containers_stays_watched_and_the_host_is_never_dropped(dns_gadget, netns):
-    gadget, rows = dns_gadget
-    inside = netns.run
-    server = start_server(inside, "127.0.0.1")
-    try:
-        ns, path = netns.inode, netns.path
-        gadget.add_netns(ns, path)        # two containers of one pod
-        gadget.add_netns(ns, path)
-        gadget.remove_netns(ns)           # one of them stops
-        host = os.stat("/proc/self/ns/net").st_ino
-        gadget.add_netns(host, "/proc/self/ns/net")   # a --network host container starts...
-        gadget.remove_netns(host)                     # ...and stops
-        tag = uuid.uuid4().hex[:8]
-        dig(inside, f"shared.{tag}.test")
-        found = rows.wait(lambda rs: any(tag in r["name"] and r["qr"] == "R" for r in rs))
-        assert any(tag in r["name"] for r in found)
-        assert host in gadget._sockets
-    finally:
-        server.kill()
+def test_a_namespace_shared_by_two_containers_stays_watched_and_the_host_is_never_dropped(watched, netns):
+    gadget, rows, inside = watched    # the fixture added the namespace for one container of a pod
+    gadget.add_netns(netns.inode, netns.path)   # a second container of that pod
+    gadget.remove_netns(netns.inode)            # one of them stops
+    host = os.stat("/proc/self/ns/net").st_ino
+    gadget.add_netns(host, "/proc/self/ns/net")   # a --network host container starts...
+    gadget.remove_netns(host)                     # ...and stops
+    tag = uuid.uuid4().hex[:8]
+    dig(inside, f"shared.{tag}.test")
+    found = rows.wait(lambda rs: any(tag in r["name"] and r["qr"] == "R" for r in rs))
+    assert any(tag in r["name"] for r in found)
+    assert host in gadget._sockets
 
 
 def test_malformed_messages_are_counted_and_the_gadget_goes_on(watched):
