@@ -5,6 +5,7 @@ from __future__ import annotations
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from . import __version__
+from .health import loop_errors
 
 
 def self_metric_families(engine) -> list:
@@ -20,8 +21,11 @@ def self_metric_families(engine) -> list:
     snapshot_seconds = GaugeMetricFamily("ig_snapshot_duration_seconds", "duration of the latest snapshot", labels=["category", "gadget"])
     snapshot_errors = CounterMetricFamily("ig_snapshot_errors", "snapshots that failed", labels=["category", "gadget"])
     reloads = CounterMetricFamily("ig_config_reloads", "config reloads (SIGHUP)", labels=["result"])
+    loop_failures = CounterMetricFamily("ig_loop_errors", "errors caught in long-lived loops, which kept running", labels=["component", "gadget"])
     extras: dict[str, CounterMetricFamily] = {}
 
+    for (component, gadget), n in sorted(loop_errors.counts().items()):
+        loop_failures.add_metric([component, gadget], n)
     for result, n in engine.reloads.items():
         reloads.add_metric([result], n)
     for (category, name), run in list(engine.runs.items()):
@@ -44,7 +48,7 @@ def self_metric_families(engine) -> list:
             snapshot_seconds.add_metric([category, name], run.snapshots.last_duration_seconds)
             snapshot_errors.add_metric([category, name], run.snapshots.errors)
     return [info, running, received, lost, dropped, held, series_dropped, snapshots, snapshot_seconds,
-            snapshot_errors, reloads, *extras.values()]
+            snapshot_errors, reloads, loop_failures, *extras.values()]
 
 
 class EngineCollector:

@@ -9,10 +9,17 @@ import threading
 from collections import OrderedDict
 from importlib import resources
 
-from igcore import hookimpl
-from igcore.bpf import RingBufferTransport, compile_program
-from igcore.columns import Column, Kind, Schema
-from igcore.gadgets import GadgetContext, NetnsAware, TraceGadget
+from igcore.api import (
+    Column,
+    GadgetContext,
+    Kind,
+    NetnsAware,
+    RingBufferTransport,
+    Schema,
+    TraceGadget,
+    compile_program,
+    hookimpl,
+)
 
 from .netns import packet_socket
 from .parse import PKT_TYPES, MalformedPacket, NotDns, message, transport

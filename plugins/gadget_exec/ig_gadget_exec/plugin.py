@@ -13,12 +13,19 @@ import struct
 import time
 from importlib import resources
 
-from igcore import hookimpl
-from igcore.bpf import RingBufferTransport, compile_program
-from igcore.columns import Column, Kind, Schema
-from igcore.containers.cgroups import ns_inode
-from igcore.errors import ConfigError
-from igcore.gadgets import GadgetContext, Sink, TraceGadget
+from igcore.api import (
+    Column,
+    ConfigError,
+    GadgetContext,
+    Kind,
+    RingBufferTransport,
+    Schema,
+    Sink,
+    TraceGadget,
+    compile_program,
+    hookimpl,
+    ns_inode,
+)
 
 MAXARGS = 20
 ARGSIZE = 128  # per argument, including its NUL: an argument keeps at most 127 bytes

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from igcore import hookimpl
-from igcore.columns import Column, Kind, Schema
-from igcore.containers.cgroups import ns_inode
-from igcore.gadgets import SnapshotGadget
+from igcore.api import Column, Kind, Schema, SnapshotGadget, hookimpl, ns_inode
 
 from .procfs import CgroupIds, pids, read_status
 

@@ -10,7 +10,7 @@ import os
 import re
 from typing import NamedTuple
 
-from igcore.containers.cgroups import cgroup2_mount, id_of, pid_cgroup_path
+from igcore.api import cgroup2_mount, id_of, pid_cgroup_path
 
 VANISHED = (FileNotFoundError, ProcessLookupError, PermissionError)
 

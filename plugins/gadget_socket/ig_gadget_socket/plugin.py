@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import os
 
-from igcore import hookimpl
-from igcore.columns import Column, Kind, Schema
-from igcore.gadgets import SnapshotGadget
+from igcore.api import Column, Kind, Schema, SnapshotGadget, hookimpl
 
 from .procnet import TABLES, Addresses, parse_table
 

@@ -12,9 +12,7 @@ import os
 import threading
 import time
 
-from igcore import hookimpl
-from igcore.columns import Column, Kind, Schema
-from igcore.gadgets import GadgetContext, SnapshotGadget, TraceGadget
+from igcore.api import Column, GadgetContext, Kind, Schema, SnapshotGadget, TraceGadget, hookimpl
 
 TRACE_SCHEMA = Schema.with_container_columns([
     Column("pid", Kind.INT, "process id"),
