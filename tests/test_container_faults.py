@@ -141,6 +141,7 @@ def test_enricher_retry_loop_survives_a_failing_delivery(require_bpf, tmp_path):
 
 
 def test_collection_can_be_stopped_and_started_again(require_bpf, docker):
+    before = set(threading.enumerate())
     collection = ContainerCollection.for_host(RuntimeOptions(runtimes=("docker",)))
     collection.start()
     collection.stop()
@@ -151,14 +152,20 @@ def test_collection_can_be_stopped_and_started_again(require_bpf, docker):
         pid = int(docker.inspect(name, "{{.State.Pid}}"))
         found = wait_until(lambda: collection.lookup("netns", os.stat(f"/proc/{pid}/ns/net").st_ino), timeout=10)
         assert found is not None and found.name == name
-        readers = [t for t in threading.enumerate() if t.name == "ig-docker-events"]
-        assert len(readers) == 1
+        readers = [t for t in threading.enumerate() if t.name == "ig-docker-events" and t not in before]
+        assert len(readers) == 1   # the first start's reader ended with its stop
     finally:
         collection.stop()
 
 
 @pytest.fixture(autouse=True)
 def _no_leftover_threads():
+    """The collection's threads started by a test end with its stop()."""
+    names = ("ig-containers-refresh", "ig-docker-events", "ig-state-dirs")
+    before = set(threading.enumerate())
+
+    def leftover():
+        return [t for t in threading.enumerate() if t.name in names and t not in before]
+
     yield
-    assert wait_until(lambda: not [t for t in threading.enumerate()
-                                   if t.name in ("ig-containers-refresh", "ig-docker-events", "ig-state-dirs")], timeout=10)
+    assert wait_until(lambda: not leftover(), timeout=10), leftover()
