@@ -96,27 +96,27 @@ def _empty_hint(console: Console, host: bool, what: str) -> None:
 
 
 def run_trace(name, filters, output, columns, host, timeout, runtime_options, console: Console) -> None:
-    from .containers import ContainerRegistry, Enricher
+    from .containers import ContainerCollection, Enricher
 
     spec = _spec(Category.TRACE, name)
     predicate = _filter(spec, filters)
     printer = _Printer(console, output, _columns(spec, columns), spec)
     sink = printer if predicate is None else (lambda rows: printer([r for r in rows if predicate(r)]))
     signals.block()
-    registry = ContainerRegistry(runtime_options)
-    registry.start()
+    containers = ContainerCollection.for_host(runtime_options)
+    containers.start()
     gadget = spec.factory(GadgetContext(host=host))
-    enricher = Enricher(registry, spec.container_key, host, sink)
+    enricher = Enricher(containers, spec.container_key, host, sink)
     gadget.start(enricher)
     if isinstance(gadget, NetnsAware):
-        registry.subscribe(lambda c: gadget.add_netns(c.netns, f"/proc/{c.pid}/ns/net"),
-                           lambda c: gadget.remove_netns(c.netns))
+        containers.subscribe(lambda c: gadget.add_netns(c.netns, f"/proc/{c.pid}/ns/net"),
+                             lambda c: gadget.remove_netns(c.netns))
     try:
         signals.wait(timeout or None)
     finally:
         gadget.stop()
         enricher.close()
-        registry.stop()
+        containers.stop()
         if gadget.stats.events_lost:
             console.print(f"[yellow]{gadget.stats.events_lost} events lost (ring buffer full)[/]")
         if not printer.shown and output == "table":
@@ -124,19 +124,19 @@ def run_trace(name, filters, output, columns, host, timeout, runtime_options, co
 
 
 def run_snapshot(name, filters, output, columns, host, runtime_options, console: Console) -> None:
-    from .containers import ContainerRegistry, Enricher
+    from .containers import ContainerCollection, Enricher
 
     spec = _spec(Category.SNAPSHOT, name)
     predicate = _filter(spec, filters)
     shown = _columns(spec, columns)
-    registry = ContainerRegistry(runtime_options)
-    registry.start()
+    containers = ContainerCollection.for_host(runtime_options)
+    containers.start()
     gadget = spec.factory(GadgetContext(host=host))
     try:
-        rows = Enricher(registry, spec.container_key, host, lambda rows: None).enrich_now(gadget.snapshot())
+        rows = Enricher(containers, spec.container_key, host, lambda rows: None).enrich_now(gadget.snapshot())
     finally:
         gadget.close()
-        registry.stop()
+        containers.stop()
     if predicate is not None:
         rows = [r for r in rows if predicate(r)]
     if output == "json":
