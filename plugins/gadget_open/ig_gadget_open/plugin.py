@@ -36,7 +36,7 @@ PATHSIZE = 256  # with its NUL: a path keeps at most 255 bytes, as Inspektor Gad
 RINGBUF_PAGES = 4096
 SYSCALLS = {0: "open", 1: "openat", 2: "openat2", 0xFF: ""}
 FLAG_NO_ENTRY, FLAG_PATH_CUT = 1, 2
-MNTNS_CACHE = 4096  # processes whose mount namespace is remembered; the cache is cleared when full
+MNTNS_CACHE = 4096  # processes (and commands) remembered by the decoder; a cache is cleared when full
 
 SCHEMA = Schema.with_container_columns([
     Column("pid", Kind.INT, "process id (tgid) that opened"),
@@ -83,37 +83,41 @@ class OpenGadget(TraceGadget):
         self.transport: RingBufferTransport | None = None
         self.stats.extra.update(path_cut=0, entry_missing=0)
         self._mntns: dict[tuple[int, int], int] = {}
+        self._comms: dict[bytes, str] = {}
         # Kernel timestamps are boot-time ns; rows carry wall-clock ns.
         self._boot_to_wall = time.time_ns() - time.clock_gettime_ns(time.CLOCK_BOOTTIME)
 
     def _mount_ns(self, pid: int, cgroup_id: int) -> int:
-        # Keyed with the cgroup too, so a reused pid in another container is read again.
-        key = (pid, cgroup_id)
-        inode = self._mntns.get(key)
-        if inode is None:
-            if len(self._mntns) >= MNTNS_CACHE:
-                self._mntns.clear()
-            inode = self._mntns[key] = ns_inode(pid, "mnt")
+        if len(self._mntns) >= MNTNS_CACHE:
+            self._mntns.clear()
+        inode = self._mntns[(pid, cgroup_id)] = ns_inode(pid, "mnt")
         return inode
+
+    def _comm(self, raw: bytes) -> str:
+        if len(self._comms) >= MNTNS_CACHE:
+            self._comms.clear()
+        comm = self._comms[raw] = raw.split(b"\0", 1)[0].decode("utf-8", "replace")
+        return comm
 
     def decode(self, data, size: int) -> dict:
         raw = ctypes.string_at(data, size)
         (ts, cgroup_id, flags, mode, pid, tid, uid, gid, ret, _dfd, path_size, syscall, event_flags,
          comm) = HEADER.unpack_from(raw)
-        path = raw[HEADER.size:HEADER.size + path_size]
-        if path.endswith(b"\0"):
-            path = path[:-1]
         if event_flags:
             if event_flags & FLAG_PATH_CUT:
                 self.stats.extra["path_cut"] += 1
-            if event_flags & FLAG_NO_ENTRY:
+            else:
                 self.stats.extra["entry_missing"] += 1
+        # path_size counts the NUL (bpf_probe_read_user_str ends a cut path with one too).
+        path = raw[HEADER.size:HEADER.size + path_size - 1] if path_size else b""
+        # Caches keyed with the cgroup too, so that a reused pid in another container is read again.
+        mntns = self._mntns.get((pid, cgroup_id))
         return {
             "pid": pid,
             "tid": tid,
             "uid": uid,
             "gid": gid,
-            "comm": comm.split(b"\0", 1)[0].decode("utf-8", "replace"),
+            "comm": self._comms.get(comm) or self._comm(comm),
             "syscall": SYSCALLS.get(syscall, ""),
             "path": path.decode("utf-8", "replace"),
             "flags": flag_names(flags),
@@ -125,7 +129,7 @@ class OpenGadget(TraceGadget):
             "retval": ret,
             "timestamp": ts + self._boot_to_wall,
             "cgroup_id": cgroup_id,
-            "mntns": self._mount_ns(pid, cgroup_id),
+            "mntns": self._mount_ns(pid, cgroup_id) if mntns is None else mntns,
         }
 
     def start(self, sink: Sink) -> None:
