@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import uuid
 
-from tests.fixtures.tracing import TraceProcess
+from tests.fixtures.tracing import IG, TraceProcess
 
 IMAGE = "ig-test-busybox:latest"
 # pid 1 of the container: handles USR1, USR2 and HUP (so it lives), sleeps in a loop.
@@ -85,3 +86,13 @@ metrics:
     assert ig.value("usr1_sent_total", k8s_container=name, comm="sh") == usr1_container
     assert ig.wait_for("usr1_sent_total", usr1_host, k8s_container="", comm="kill") == usr1_host
     assert ig.value("ig_events_lost_total", gadget="signal") in (None, 0)
+
+
+def test_list_gadgets_shows_signal_with_its_columns():
+    env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1"}
+    listing = subprocess.run([IG, "list-gadgets"], capture_output=True, text=True, env=env, timeout=60)
+    assert any(" signal " in l and "ig-gadget-signal" in l for l in listing.stdout.splitlines()), listing.stdout
+    columns = subprocess.run([IG, "list-gadgets", "trace", "signal"], capture_output=True, text=True, env=env, timeout=60)
+    assert columns.returncode == 0, columns.stderr
+    for name in ("pid", "comm", "tpid", "tcomm", "signal", "signalRaw", "result", "retval", "k8s.container"):
+        assert f" {name} " in columns.stdout, name
