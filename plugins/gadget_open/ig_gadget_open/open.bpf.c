@@ -3,8 +3,9 @@
  * Only stable tracepoints and BPF helpers; no kernel struct is dereferenced (the path and openat2's
  * struct open_how are user memory, read with bpf_probe_read_user*).
  *
- *   sys_enter_open(at|at2)   read the path, flags and mode into an in-flight record keyed by thread id
- *   sys_exit_open(at|at2)    complete it (pid, uid, gid, comm, cgroup, fd or -errno) and emit
+ *   sys_enter_open(at|at2)   remember the path pointer, flags and mode by thread id
+ *   sys_exit_open(at|at2)    read the path (still the caller's memory), complete the record (pid, uid,
+ *                            gid, comm, cgroup, fd or -errno) and emit
  *
  * Parameters (cflags): PATHSIZE (bytes kept of the path, with its NUL), MAX_INFLIGHT, HAVE_SYS_OPEN
  * (the architecture has open(2): x86_64 does, arm64 does not).
@@ -51,27 +52,24 @@ struct ig_open_how {
     u64 resolve;
 };
 
+/* What the entry leaves for the exit: small, so that the map update stays cheap on the busiest syscall. */
+struct open_call {
+    const char *filename; /* user memory, read when the call returns (as bcc's opensnoop does) */
+    u64 flags;
+    u64 mode;
+    s32 dfd;
+    u8 syscall;
+};
+
 BPF_PERCPU_ARRAY(open_scratch, struct open_event, 1);
 /* LRU: a thread that never returns (killed in a blocking open) cannot fill the map. */
-BPF_TABLE("lru_hash", u32, struct open_event, open_inflight, MAX_INFLIGHT);
+BPF_TABLE("lru_hash", u32, struct open_call, open_inflight, MAX_INFLIGHT);
 
 static __always_inline int on_enter(u8 syscall, int dfd, const char *filename, u64 flags, u64 mode)
 {
-    u32 zero = 0;
-    struct open_event *ev = open_scratch.lookup(&zero);
-    if (!ev)
-        return 0;
     u32 tid = (u32)bpf_get_current_pid_tgid();
-    long n = bpf_probe_read_user_str(ev->path, PATHSIZE, filename);
-    if (n < 0)
-        n = 0;
-    ev->path_size = n;
-    ev->event_flags = n >= PATHSIZE ? FLAG_PATH_CUT : 0;
-    ev->syscall = syscall;
-    ev->dfd = dfd;
-    ev->flags = flags;
-    ev->mode = mode;
-    open_inflight.update(&tid, ev);
+    struct open_call call = {.filename = filename, .flags = flags, .mode = mode, .dfd = dfd, .syscall = syscall};
+    open_inflight.update(&tid, &call);
     return 0;
 }
 
@@ -79,13 +77,23 @@ static __always_inline int on_exit(void *ctx, long ret)
 {
     u64 pid_tgid = bpf_get_current_pid_tgid();
     u32 tid = (u32)pid_tgid;
-    struct open_event *ev = open_inflight.lookup(&tid);
-    int stored = ev != NULL;
-    if (!ev) {
-        u32 zero = 0;
-        ev = open_scratch.lookup(&zero);
-        if (!ev)
-            return 0;
+    u32 zero = 0;
+    struct open_event *ev = open_scratch.lookup(&zero);
+    if (!ev)
+        return 0;
+    struct open_call *call = open_inflight.lookup(&tid);
+    if (call) {
+        long n = bpf_probe_read_user_str(ev->path, PATHSIZE, call->filename);
+        if (n < 0)
+            n = 0;
+        ev->path_size = n;
+        ev->event_flags = n >= PATHSIZE ? FLAG_PATH_CUT : 0;
+        ev->syscall = call->syscall;
+        ev->dfd = call->dfd;
+        ev->flags = call->flags;
+        ev->mode = call->mode;
+        open_inflight.delete(&tid);
+    } else {
         ev->path_size = 0;
         ev->event_flags = FLAG_NO_ENTRY;
         ev->flags = ev->mode = 0;
@@ -105,8 +113,6 @@ static __always_inline int on_exit(void *ctx, long ret)
     if (size > PATHSIZE)
         size = PATHSIZE;
     IG_EMIT_SIZED(ctx, ev, offsetof(struct open_event, path) + size);
-    if (stored)
-        open_inflight.delete(&tid);
     return 0;
 }
 
