@@ -31,8 +31,9 @@ from igcore.api import (
 from .flags import flag_names, mode_text
 
 PATHSIZE = 256  # with its NUL: a path keeps at most 255 bytes, as Inspektor Gadget's (NAME_MAX)
-# 16 MiB: bench/open_storm stalls the reader for a whole burst of 100,000 opens; records are
-# 76 bytes + the path + 8 bytes of ring-buffer header (about 140 bytes for the bench's paths).
+# 16 MiB: bench/open_storm stalls the reader for a whole burst of 100,000 opens (one second at
+# 100 k/s); records are 76 bytes + the path + 8 bytes of ring-buffer header, about 120 bytes for the
+# bench's paths, so about 139,000 fit.
 RINGBUF_PAGES = 4096
 SYSCALLS = {0: "open", 1: "openat", 2: "openat2", 0xFF: ""}
 FLAG_NO_ENTRY, FLAG_PATH_CUT = 1, 2
@@ -45,7 +46,8 @@ SCHEMA = Schema.with_container_columns([
     Column("gid", Kind.INT, "real group id"),
     Column("comm", Kind.STR, "command of the process"),
     Column("syscall", Kind.STR, "open, openat or openat2 (empty when the call began before the gadget)"),
-    Column("path", Kind.STR, f"path as the process passed it (relative ones too), cut at {PATHSIZE - 1} bytes"),
+    Column("path", Kind.STR, f"path as the process passed it (relative ones too), read from its memory when the "
+                             f"call returns; cut at {PATHSIZE - 1} bytes"),
     Column("flags", Kind.STR, "open flags by name, O_WRONLY|O_CREAT|O_TRUNC; unnamed bits end it in hex"),
     Column("flagsRaw", Kind.INT, "open flags as a number"),
     Column("mode", Kind.STR, "mode as passed, -rw-r--r-- (used by the kernel only with O_CREAT or O_TMPFILE)"),
