@@ -51,7 +51,15 @@ def test_signal_counters_through_ig_prometheus(require_bpf, run_ig, docker):
     with --host, for the host (empty container label)."""
     kills, usr1_container, usr1_host = 4, 9, 6
     name = f"ig-signal-{uuid.uuid4().hex[:12]}"
-    ig = run_ig("""
+    # The host's target exists first, so that a selector can name it: other host processes may send
+    # SIGUSR1 meanwhile (the machine is shared), to other targets.
+    host_target = subprocess.Popen([sys.executable, "-c", "import signal, sys\n"
+                                    "signal.signal(signal.SIGUSR1, lambda *_: None)\n"
+                                    "print('ready', flush=True)\nsys.stdin.read()"],
+                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        assert host_target.stdout.readline() == b"ready\n"
+        ig = run_ig(f"""
 metrics_name: signal_e2e
 metrics:
   - name: killed
@@ -66,16 +74,16 @@ metrics:
     gadget: signal
     selector: ["signal:SIGUSR1", "ret:0"]
     labels: [k8s.container, comm]
+  - name: usr1_to_host_target
+    type: counter
+    category: trace
+    gadget: signal
+    selector: ["signal:SIGUSR1", "tpid:{host_target.pid}"]
+    labels: [k8s.container, comm]
 """, "--host")
-    started_target(docker, name)
-    docker.cli("exec", name, "sh", "-c", f"for i in $(seq {kills}); do sleep 60 & kill -KILL $!; wait; done; "
-                                         f"for i in $(seq {usr1_container}); do kill -USR1 1; done")
-    host_target = subprocess.Popen([sys.executable, "-c", "import signal, sys\n"
-                                    "signal.signal(signal.SIGUSR1, lambda *_: None)\n"
-                                    "print('ready', flush=True)\nsys.stdin.read()"],
-                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-    try:
-        assert host_target.stdout.readline() == b"ready\n"
+        started_target(docker, name)
+        docker.cli("exec", name, "sh", "-c", f"for i in $(seq {kills}); do sleep 60 & kill -KILL $!; wait; done; "
+                                             f"for i in $(seq {usr1_container}); do kill -USR1 1; done")
         for _ in range(usr1_host):
             subprocess.run(["/bin/kill", "-USR1", str(host_target.pid)], check=True)
     finally:
@@ -84,7 +92,7 @@ metrics:
     assert ig.wait_for("killed_total", kills, k8s_container=name) == kills
     assert ig.wait_for("usr1_sent_total", usr1_container, k8s_container=name) == usr1_container
     assert ig.value("usr1_sent_total", k8s_container=name, comm="sh") == usr1_container
-    assert ig.wait_for("usr1_sent_total", usr1_host, k8s_container="", comm="kill") == usr1_host
+    assert ig.wait_for("usr1_to_host_target_total", usr1_host, k8s_container="", comm="kill") == usr1_host
     assert ig.value("ig_events_lost_total", gadget="signal") in (None, 0)
 
 
