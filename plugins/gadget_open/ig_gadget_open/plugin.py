@@ -92,7 +92,9 @@ class OpenGadget(TraceGadget):
     def _mount_ns(self, pid: int, cgroup_id: int) -> int:
         if len(self._mntns) >= MNTNS_CACHE:
             self._mntns.clear()
-        inode = self._mntns[(pid, cgroup_id)] = ns_inode(pid, "mnt")
+        inode = ns_inode(pid, "mnt")
+        if inode:  # 0: the process has exited; its pid may come back as another process
+            self._mntns[(pid, cgroup_id)] = inode
         return inode
 
     def _comm(self, raw: bytes) -> str:
