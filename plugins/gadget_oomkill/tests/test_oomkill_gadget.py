@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from oom_container import run_oom
+from oom_container import HOLDER_AND_GROWER, run_oom
 
 from igcore.api import cgroup2_mount, id_of, pid_cgroup_path
 from igcore.plugins import load_catalog
@@ -35,3 +35,16 @@ def test_one_oom_kill_is_one_row_with_the_victims_cgroup(trace_rows, docker):
     mine = id_of(cgroup2_mount(), pid_cgroup_path(os.getpid()))
     assert row["cgroup_id"] not in (0, 1, mine)
     assert trace.gadget.stats.events_lost == 0 and trace.gadget.stats.decode_errors == 0
+
+
+def test_victim_and_trigger_apart(trace_rows, docker):
+    """The OOM killer runs in the shell's context but kills dd: the row is dd's (pid, comm, cgroup),
+    and names the shell as the trigger."""
+    trace = trace_rows("oomkill")
+    run_oom(docker, script=HOLDER_AND_GROWER, limit="48m")
+    trace.stop()
+    rows = sorted(trace.matching(lambda r: r["kcomm"] in ("dd", "sh")), key=lambda r: r["timestamp"])
+    assert [(r["kcomm"], r["tcomm"]) for r in rows] == [("dd", "sh"), ("sh", "sh")]
+    dd, sh = rows
+    assert dd["tpid"] == sh["kpid"] == sh["tpid"] and dd["kpid"] != sh["kpid"]
+    assert dd["cgroup_id"] == sh["cgroup_id"] and dd["pages"] >= 30 * 2**20 // os.sysconf("SC_PAGE_SIZE")
