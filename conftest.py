@@ -6,4 +6,5 @@ pytest_plugins = [
     "tests.fixtures.igrun",          # run_ig
     "tests.fixtures.prometheus",     # prometheus_server
     "tests.fixtures.netns",          # netns, make_netns
+    "tests.fixtures.trace_rows",     # trace_rows, live_trace: a trace gadget's rows
 ]
