@@ -24,7 +24,6 @@ import threading
 from abc import ABC, abstractmethod
 from bisect import bisect_left
 from collections import Counter, defaultdict, deque
-from fractions import Fraction
 from functools import partial
 from itertools import accumulate
 from operator import itemgetter
@@ -34,6 +33,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.utils import floatToGoString
 
 from ..naming import label_value
+from .exact import FloatParts, exact_value, merge_parts, split_sum
 
 __all__ = ["TraceAggregator", "CounterAggregator", "HistogramAggregator", "GaugeAggregator", "DEFAULT_MAX_SERIES"]
 
@@ -42,8 +42,6 @@ log = logging.getLogger("igcore.metrics")
 DEFAULT_MAX_SERIES = 10000
 
 Key = Hashable
-# An exact sum: a Python int plus non-overlapping floats whose exact sum is the float part.
-FloatParts = tuple[float, ...]
 
 _exhaust = partial(deque, maxlen=0)  # runs an iterator to its end in C, keeping nothing
 
@@ -86,63 +84,11 @@ def _group_values(rows: list[dict], key: Callable | None, field: Callable) -> di
     return groups
 
 
-# --- exact sums --------------------------------------------------------------------------------
-#
-# `_sum` (and counters/gauges fed by a field) must be exact. Integers are summed as Python ints.
-# Floats are kept as an expansion: non-overlapping floats whose exact sum is the exact sum of every
-# float added. math.fsum returns the correctly rounded exact sum of its inputs, so fsum(xs) is the
-# leading part and fsum(xs + [-s1]) the exactly rounded remainder, and so on until it is 0: each
-# step runs in C over the batch, usually two steps. Fraction per value would be exact too, but costs
-# microseconds per event; fsum of a running float would be fast but drift across batches.
-
-
-def _float_parts(values: list[float]) -> FloatParts:
-    terms = list(values)
-    try:
-        parts = []
-        for _ in range(80):  # each part is >= 2**52 times smaller than the one before: ~40 at most
-            s = math.fsum(terms)
-            if s == 0.0:
-                break
-            if not math.isfinite(s):
-                return (s,)
-            parts.append(s)
-            terms.append(-s)
-        return tuple(parts)
-    except (OverflowError, ValueError):  # inf - inf, or an overflowing sum: no exact value exists
-        return (sum(values),)
-
-
-def _split_sum(values: list) -> tuple[int, FloatParts]:
-    """The exact sum of `values` (ints, bools, floats) as an int and float parts."""
-    if type(values[0]) is not float:
-        total = sum(values)
-        if type(total) is int:  # no float among them: the usual case, all in C
-            return total, ()
-    return (sum(v for v in values if type(v) is not float),
-            _float_parts([v for v in values if type(v) is float]))
-
-
-def _merge_parts(old: FloatParts, new: FloatParts) -> FloatParts:
-    return _float_parts([*old, *new]) if old else new
-
-
-def _exact_value(integer: int, parts: FloatParts) -> int | float:
-    """The exact sum as one number: the int itself, or the correctly rounded float."""
-    if not parts:
-        return integer
-    if integer == 0 or not math.isfinite(parts[0]):
-        return parts[0]  # the leading part is the correctly rounded sum of the parts (inf/nan: sticky)
-    if abs(integer) <= 2**53:  # exactly representable: fsum still rounds once, correctly
-        return math.fsum((*parts, float(integer)))
-    return float(Fraction(integer) + sum(map(Fraction, parts)))
-
-
 def _tally(rows: list[dict], key: Callable | None, field: Callable | None) -> dict[Key, tuple[int, int, FloatParts]]:
     """Per series of a batch: (rows, int part, float parts) of the row count, or of the field's sum."""
     if field is None:
         return {k: (n, n, ()) for k, n in _count_keys(rows, key).items()}
-    return {k: (len(vs), *_split_sum(vs)) for k, vs in _group_values(rows, key, field).items()}
+    return {k: (len(vs), *split_sum(vs)) for k, vs in _group_values(rows, key, field).items()}
 
 
 # --- the series cap ----------------------------------------------------------------------------
@@ -248,7 +194,7 @@ class CounterAggregator(TraceAggregator):
                 if state is not None:
                     state[0] += integer
                     if parts:
-                        state[1] = _merge_parts(state[1], parts)
+                        state[1] = merge_parts(state[1], parts)
                 elif len(series) < cap.max_series:
                     series[key] = [integer, parts]
                 else:
@@ -262,7 +208,7 @@ class CounterAggregator(TraceAggregator):
         bound = self.bound
         family = CounterMetricFamily(bound.family_name, bound.description, labels=bound.label_names)
         for key, integer, parts in items:
-            family.add_metric(self._labels(key), _exact_value(integer, parts))
+            family.add_metric(self._labels(key), exact_value(integer, parts))
         return [family]
 
 
@@ -293,7 +239,7 @@ class HistogramAggregator(TraceAggregator):
         batch = []
         for key, values in _group_values(matching, self._key, self._field).items():
             place = self._place_int if type(values[0]) is int else self._place_float
-            batch.append((key, len(values), Counter(map(place, values)), *_split_sum(values)))
+            batch.append((key, len(values), Counter(map(place, values)), *split_sum(values)))
         warn = False
         with self._lock:
             series, cap = self._series, self._cap
@@ -309,7 +255,7 @@ class HistogramAggregator(TraceAggregator):
                     counts[index] += hits
                 state[1] += integer
                 if parts:
-                    state[2] = _merge_parts(state[2], parts)
+                    state[2] = merge_parts(state[2], parts)
         if warn:
             self._cap.warn()
 
@@ -320,7 +266,7 @@ class HistogramAggregator(TraceAggregator):
         family = HistogramMetricFamily(bound.family_name, bound.description, labels=bound.label_names)
         for key, counts, integer, parts in items:
             # `_count` is the +Inf bucket: prometheus_client takes it from there.
-            family.add_metric(self._labels(key), list(zip(les, accumulate(counts))), _exact_value(integer, parts))
+            family.add_metric(self._labels(key), list(zip(les, accumulate(counts))), exact_value(integer, parts))
         return [family]
 
 
@@ -349,7 +295,7 @@ class GaugeAggregator(_Aggregator):
         kept = list(tally.items())[: self._cap.max_series]
         dropped = sum(n for n, _, _ in list(tally.values())[len(kept):])
         for key, (_, integer, parts) in kept:
-            family.add_metric(self._labels(key), _exact_value(integer, parts))
+            family.add_metric(self._labels(key), exact_value(integer, parts))
         warn = False
         with self._lock:
             self._series_count = len(kept)
