@@ -21,13 +21,14 @@ from __future__ import annotations
 import logging
 import math
 import threading
+import time
 from abc import ABC, abstractmethod
 from bisect import bisect_left
 from collections import Counter, defaultdict, deque
 from functools import partial
 from itertools import accumulate
 from operator import itemgetter
-from typing import Callable, Hashable
+from typing import Callable, Hashable, Iterable
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.utils import floatToGoString
@@ -150,16 +151,50 @@ class TraceAggregator(_Aggregator, ABC):
     carrying every column of the gadget's schema plus the container columns); `collect()` builds
     the metric families from state the aggregator owns. Both may run at once in different threads.
 
+    Series have a lifecycle: each remembers when it last moved (one clock read per batch, stored
+    per series of the batch, never per row); the sweep (`metrics.lifecycle`) reads `last_moved()`
+    and removes what it decides has left with `expire()`, which makes room under the cap again.
+
     The interface also fits aggregation inside the kernel (counters and histograms kept in BPF maps,
     read at scrape time, as cloudflare's ebpf_exporter does): such a subclass does nothing in
     `ingest` (the kernel already counted) and reads the map in `collect`, reporting `series_count`
-    and `series_dropped` from what the map holds.
+    and `series_dropped` from what the map holds, and overrides `last_moved`/`expire` to read and
+    delete map entries.
     """
 
+    # Series state is a list per key in `_series` whose last item is the clock when it last moved.
+    _series: dict[Key, list]
+
+    def __init__(self, bound, max_series: int = DEFAULT_MAX_SERIES, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__(bound, max_series)
+        self._clock = clock  # when series last moved; the sweep (metrics.lifecycle) reads the same clock
+        self._series = {}
+        self.series_expired: Counter[str] = Counter()  # reason -> label sets removed by the sweep
+
     @property
-    @abstractmethod
     def series_count(self) -> int:
         """Label sets currently kept."""
+        return len(self._series)
+
+    def last_moved(self) -> list[tuple[Key, float]]:
+        """(series key, clock when it last moved) of every series kept."""
+        with self._lock:
+            items = list(self._series.items())  # in C: the lock is held for a copy only
+        return [(key, state[-1]) for key, state in items]
+
+    def expire(self, stale: Iterable[tuple[Key, float]], reason: str) -> int:
+        """Remove each series of `stale` (key, last moved) that has not moved since; count it
+        under `reason`. A series that moved after the sweep looked stays."""
+        removed = 0
+        with self._lock:
+            series = self._series
+            for key, moved in stale:
+                state = series.get(key)
+                if state is not None and state[-1] == moved:
+                    del series[key]
+                    removed += 1
+            self.series_expired[reason] += removed
+        return removed
 
     @abstractmethod
     def ingest(self, rows: list[dict]) -> None:
@@ -173,20 +208,14 @@ class TraceAggregator(_Aggregator, ABC):
 class CounterAggregator(TraceAggregator):
     """+1 per matching row, or + the row's `field` (ints stay ints; floats summed exactly)."""
 
-    def __init__(self, bound, max_series: int = DEFAULT_MAX_SERIES) -> None:
-        super().__init__(bound, max_series)
-        self._series: dict[Key, list] = {}  # key -> [int part, float parts]
-
-    @property
-    def series_count(self) -> int:
-        return len(self._series)
+    # _series: key -> [int part, float parts, last moved]
 
     def ingest(self, rows: list[dict]) -> None:
         matching = self._matching(rows)
         if not matching:
             return
         batch = _tally(matching, self._key, self._field)
-        warn = False
+        now, warn = self._clock(), False
         with self._lock:
             series, cap = self._series, self._cap
             for key, (n, integer, parts) in batch.items():
@@ -195,8 +224,9 @@ class CounterAggregator(TraceAggregator):
                     state[0] += integer
                     if parts:
                         state[1] = merge_parts(state[1], parts)
+                    state[2] = now
                 elif len(series) < cap.max_series:
-                    series[key] = [integer, parts]
+                    series[key] = [integer, parts, now]
                 else:
                     warn |= cap.drop(n)
         if warn:
@@ -204,7 +234,7 @@ class CounterAggregator(TraceAggregator):
 
     def collect(self) -> list[Metric]:
         with self._lock:
-            items = [(key, integer, parts) for key, (integer, parts) in self._series.items()]
+            items = [(key, integer, parts) for key, (integer, parts, _) in self._series.items()]
         bound = self.bound
         family = CounterMetricFamily(bound.family_name, bound.description, labels=bound.label_names)
         for key, integer, parts in items:
@@ -215,8 +245,8 @@ class CounterAggregator(TraceAggregator):
 class HistogramAggregator(TraceAggregator):
     """Observes the row's `field`. Buckets are (previous, bound], plus +Inf; `_sum` is exact."""
 
-    def __init__(self, bound, max_series: int = DEFAULT_MAX_SERIES) -> None:
-        super().__init__(bound, max_series)
+    def __init__(self, bound, max_series: int = DEFAULT_MAX_SERIES, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__(bound, max_series, clock)
         bounds = tuple(bound.bounds)
         self._les = [floatToGoString(b) for b in bounds] + ["+Inf"]
         self._width = len(bounds) + 1
@@ -226,11 +256,7 @@ class HistogramAggregator(TraceAggregator):
         as_ints = tuple(int(b) if math.isfinite(b) and float(b).is_integer() else b for b in bounds)
         self._place_float = partial(bisect_left, bounds)
         self._place_int = partial(bisect_left, as_ints)
-        self._series: dict[Key, list] = {}  # key -> [bucket counts (not cumulative), int sum, float parts]
-
-    @property
-    def series_count(self) -> int:
-        return len(self._series)
+        # _series: key -> [bucket counts (not cumulative), int sum, float parts, last moved]
 
     def ingest(self, rows: list[dict]) -> None:
         matching = self._matching(rows)
@@ -240,7 +266,7 @@ class HistogramAggregator(TraceAggregator):
         for key, values in _group_values(matching, self._key, self._field).items():
             place = self._place_int if type(values[0]) is int else self._place_float
             batch.append((key, len(values), Counter(map(place, values)), *split_sum(values)))
-        warn = False
+        now, warn = self._clock(), False
         with self._lock:
             series, cap = self._series, self._cap
             for key, n, buckets, integer, parts in batch:
@@ -249,19 +275,20 @@ class HistogramAggregator(TraceAggregator):
                     if len(series) >= cap.max_series:
                         warn |= cap.drop(n)
                         continue
-                    state = series[key] = [[0] * self._width, 0, ()]
+                    state = series[key] = [[0] * self._width, 0, (), now]
                 counts = state[0]
                 for index, hits in buckets.items():
                     counts[index] += hits
                 state[1] += integer
                 if parts:
                     state[2] = merge_parts(state[2], parts)
+                state[3] = now
         if warn:
             self._cap.warn()
 
     def collect(self) -> list[Metric]:
         with self._lock:
-            items = [(key, counts.copy(), integer, parts) for key, (counts, integer, parts) in self._series.items()]
+            items = [(key, counts.copy(), integer, parts) for key, (counts, integer, parts, _) in self._series.items()]
         bound, les = self.bound, self._les
         family = HistogramMetricFamily(bound.family_name, bound.description, labels=bound.label_names)
         for key, counts, integer, parts in items:
