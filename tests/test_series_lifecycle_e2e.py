@@ -10,16 +10,8 @@ IMAGE = "ig-test-busybox:latest"
 
 def config(run_id: str) -> str:
     # Only this test's containers count: other test runs on the machine must not take the one place.
-    return f"""
-metrics_name: lifecycle
-metrics:
-  - name: execs
-    type: counter
-    category: trace
-    gadget: exec
-    labels: [k8s.container, comm]
-    selector: ["comm:cat", "k8s.container:~^ig-life-[ab]-{run_id}$"]
-"""
+    return (f"{{metrics_name: lifecycle, metrics: [{{name: execs, type: counter, category: trace, gadget: exec, "
+            f"labels: [k8s.container, comm], selector: ['comm:cat', 'k8s.container:~^ig-life-[ab]-{run_id}$']}}]}}")
 
 
 def cats(n: int) -> str:
