@@ -20,11 +20,12 @@ metrics:
 def test_guide_docker_example_short_lived_container(run_ig, docker, require_bpf):
     """The user guide's example: 100 cats in a container that lives well under a second."""
     ig = run_ig(CAT_COUNTER)
+    name = f"mycontainer-{uuid.uuid4().hex[:6]}"   # unique: suites may run side by side
     docker.run("--rm", "--network", "none", "ig-test-busybox:latest", "sh", "-c",
-               "for i in $(seq 1 100); do cat /dev/null; done", name="mycontainer")
-    value = ig.wait_for("executed_processes_total", 100, k8s_container="mycontainer", k8s_namespace="", k8s_pod="")
+               "for i in $(seq 1 100); do cat /dev/null; done", name=name)
+    value = ig.wait_for("executed_processes_total", 100, k8s_container=name, k8s_namespace="", k8s_pod="")
     assert value == 100, ig.text()
-    line = 'executed_processes_total{k8s_container="mycontainer",k8s_namespace="",k8s_pod=""} 100.0'
+    line = f'executed_processes_total{{k8s_container="{name}",k8s_namespace="",k8s_pod=""}} 100.0'
     assert line in ig.text()
 
 

@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 from tests.fixtures.histograms import assert_latency_buckets, timed
@@ -53,25 +54,27 @@ def test_prometheus_gets_exact_container_counts(run_ig, prometheus_server, docke
     prom = prometheus_server(write_config(tmp_path / "prometheus.yml", ig.address))
     assert prom.wait_for("up", lambda r: any(s["value"][1] == "1" for s in r)), "Prometheus never scraped ig"
 
+    # the guide's names, made unique so that suites running side by side cannot collide
+    workload, client = (f"{name}-{uuid.uuid4().hex[:6]}" for name in ("mycontainer", "dnsclient"))
     docker.run("--rm", "--network", "none", "ig-test-busybox:latest", "sh", "-c",
-               "for i in $(seq 1 100); do cat /dev/null; done", name="mycontainer")
-    result = prometheus_sees_final(prom, ig, 'executed_processes_total{k8s_container="mycontainer", comm="cat"}')
+               "for i in $(seq 1 100); do cat /dev/null; done", name=workload)
+    result = prometheus_sees_final(prom, ig, f'executed_processes_total{{k8s_container="{workload}", comm="cat"}}')
     assert result and float(result[0]["value"][1]) == 100, result
     # Prometheus drops empty labels: a plain docker container has no k8s namespace or pod
     assert "k8s_namespace" not in result[0]["metric"] and "k8s_pod" not in result[0]["metric"]
 
     # DNS: a resolver on the container's own loopback answering after 15 ms, queried from inside
     delay_ns = 15_000_000
-    pid = docker.run("-d", "--network", "none", "ig-test-busybox:latest", "sleep", "1000", name="dnsclient",
-                     detach=True) and docker.inspect("dnsclient", "{{.State.Pid}}")
+    pid = docker.run("-d", "--network", "none", "ig-test-busybox:latest", "sleep", "1000", name=client,
+                     detach=True) and docker.inspect(client, "{{.State.Pid}}")
     resolver = subprocess.Popen(["nsenter", f"--net=/proc/{pid}/ns/net", sys.executable, str(DNS_SERVER), "127.0.0.1", "53",
                                  str(delay_ns / 1e9)], stdout=subprocess.PIPE, text=True)
     try:
         assert resolver.stdout.readline().strip() == "ready"
         wait_until_watched(ig.proc.pid, int(pid))
-        took = [timed(lambda: docker.cli("exec", "dnsclient", "nslookup", f"web{i}.example.test", "127.0.0.1"))
+        took = [timed(lambda: docker.cli("exec", client, "nslookup", f"web{i}.example.test", "127.0.0.1"))
                 for i in range(10)]
-        result = prometheus_sees_final(prom, ig, 'sum by(le) (dns_requests_latency_nanoseconds_bucket{k8s_container="dnsclient"})')
+        result = prometheus_sees_final(prom, ig, f'sum by(le) (dns_requests_latency_nanoseconds_bucket{{k8s_container="{client}"}})')
         # nslookup asks A and AAAA: 20 responses, each at least the resolver's delay after its
         # query and no later than its client returned
         assert_latency_buckets({float(s["metric"]["le"]): float(s["value"][1]) for s in result}, delay_ns, took, 2)

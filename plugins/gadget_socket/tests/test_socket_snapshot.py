@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import uuid
 
 import pytest
 
@@ -187,7 +188,7 @@ metrics:
 
 
 def test_container_close_wait_gauge(run_ig, docker):
-    name = "ig-sockets"
+    name = "ig-sockets-" + uuid.uuid4().hex[:6]
     docker.run("-d", "--network", "none", "ig-test-busybox:latest", "sleep", "1000", name=name, detach=True)
     pid = docker.inspect(name, "{{.State.Pid}}")
     # sockets in the container's own network namespace (its loopback), made by a helper process
