@@ -123,7 +123,7 @@ class Engine:
         self._lock = threading.Lock()  # one start/reload/stop at a time
         self._containers_started = False
         self.started_at = time.time()
-        self.sweeper = SeriesSweeper(self._trace_aggregators, self.registry.containers, options.series)
+        self.sweeper = SeriesSweeper(self._trace_aggregators, self.containers.containers, options.series)
 
     def _trace_aggregators(self) -> list[TraceAggregator]:
         return [a for run in list(self.runs.values()) for a in run.aggregators.values() if isinstance(a, TraceAggregator)]

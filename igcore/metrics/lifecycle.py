@@ -86,7 +86,7 @@ class SeriesSweeper:
 
     `aggregators()` gives the trace aggregators of the running config (read anew at each sweep, so
     a reload is followed); `containers()` the live containers (objects with `columns()`,
-    `k8s_pod` and `pod_only()`, as the container registry gives). `clock` must be the aggregators'.
+    `k8s_pod` and `pod_only()`, as the container collection gives). `clock` must be the aggregators'.
     """
 
     def __init__(self, aggregators: Callable[[], Iterable], containers: Callable[[], Iterable],
