@@ -6,6 +6,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from . import __version__
 from .health import loop_errors
+from .metrics.aggregators import TraceAggregator
 from .metrics.lifecycle import REASONS
 
 
@@ -47,15 +48,15 @@ def self_metric_families(engine) -> list:
         for bound, aggregator in run.aggregators.items():
             series_dropped.add_metric([bound.config.name], aggregator.series_dropped)
             series.add_metric([bound.config.name], aggregator.series_count)
-            expired = getattr(aggregator, "series_expired", None)  # trace metrics: gauges keep nothing
-            for reason in REASONS if expired is not None else ():
-                series_expired.add_metric([bound.config.name, reason], expired[reason])
+            if isinstance(aggregator, TraceAggregator):  # gauges keep no series between scrapes
+                for reason in REASONS:
+                    series_expired.add_metric([bound.config.name, reason], aggregator.series_expired[reason])
         if run.snapshots is not None:
             snapshots.add_metric([category, name], run.snapshots.snapshots_taken)
             snapshot_seconds.add_metric([category, name], run.snapshots.last_duration_seconds)
             snapshot_errors.add_metric([category, name], run.snapshots.errors)
-    return [info, running, received, lost, dropped, held, series_dropped, series, series_expired, snapshots, snapshot_seconds,
-            snapshot_errors, reloads, loop_failures, *extras.values()]
+    return [info, running, received, lost, dropped, held, series_dropped, series, series_expired, snapshots,
+            snapshot_seconds, snapshot_errors, reloads, loop_failures, *extras.values()]
 
 
 class EngineCollector:
