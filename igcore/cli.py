@@ -80,6 +80,9 @@ def prometheus(
     check: Annotated[bool, typer.Option("--check", help="Validate the config and exit, without loading eBPF.")] = False,
     max_series: Annotated[int, typer.Option("--max-series", min=1, help="Label sets kept per metric; more are dropped and counted.")] = 10000,
     snapshot_interval: Annotated[float, typer.Option("--snapshot-min-interval", min=0.0, help="Seconds a snapshot is reused by later scrapes.")] = 1.0,
+    series_grace: Annotated[float, typer.Option("--series-grace", min=0.0, help="Seconds a series of a container that is gone stays after its last event.")] = 300.0,
+    series_idle: Annotated[float, typer.Option("--series-idle-timeout", min=0.0, help="Seconds after its last event that any series leaves (0: never).")] = 0.0,
+    series_sweep: Annotated[float, typer.Option("--series-sweep-period", min=0.1, help="Seconds between two looks for series that left.")] = 10.0,
     runtimes: RuntimesOpt = ",".join(RUNTIMES),
     docker_socket: DockerSock = "/run/docker.sock",
     containerd_socket: ContainerdSock = "/run/containerd/containerd.sock",
@@ -90,12 +93,19 @@ def prometheus(
     _setup_logging(verbose)
     try:
         _prometheus(config, listen, path, host, check, max_series, snapshot_interval,
-                    lambda: _runtime_options(runtimes, docker_socket, containerd_socket, crio_socket))
+                    lambda: _runtime_options(runtimes, docker_socket, containerd_socket, crio_socket),
+                    _series_policy(series_grace, series_idle, series_sweep))
     except IgError as exc:
         raise fail(exc)
 
 
-def _prometheus(config, listen, path, host, check, max_series, snapshot_interval, runtime_options) -> None:
+def _series_policy(grace: float, idle_timeout: float, sweep_period: float):
+    from .metrics.lifecycle import SeriesPolicy
+
+    return SeriesPolicy(grace=grace, idle_timeout=idle_timeout, sweep_period=sweep_period)
+
+
+def _prometheus(config, listen, path, host, check, max_series, snapshot_interval, runtime_options, series_policy) -> None:
     """`runtime_options` is a callable: --check must not need the container code."""
     from prometheus_client import CollectorRegistry
 
@@ -117,7 +127,7 @@ def _prometheus(config, listen, path, host, check, max_series, snapshot_interval
     from .engine import Engine, EngineOptions
 
     engine = Engine(EngineOptions(host=host, max_series=max_series, snapshot_min_interval=snapshot_interval,
-                                  runtimes=runtime_options()))
+                                  series=series_policy, runtimes=runtime_options()))
     registry = CollectorRegistry(auto_describe=False)
     registry.register(EngineCollector(engine))
     signals.block()

@@ -6,6 +6,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from . import __version__
 from .health import loop_errors
+from .metrics.aggregators import TraceAggregator
+from .metrics.lifecycle import REASONS
 
 
 def self_metric_families(engine) -> list:
@@ -17,6 +19,8 @@ def self_metric_families(engine) -> list:
     dropped = CounterMetricFamily("ig_events_dropped", "events read but not counted", labels=["category", "gadget", "reason"])
     held = CounterMetricFamily("ig_events_held", "events held until their container's metadata arrived", labels=["category", "gadget"])
     series_dropped = CounterMetricFamily("ig_series_dropped", "events (or snapshot rows) not counted because their label set was beyond --max-series", labels=["metric"])
+    series = GaugeMetricFamily("ig_series", "label sets kept now (at most --max-series)", labels=["metric"])
+    series_expired = CounterMetricFamily("ig_series_expired", "label sets removed: their container is gone, or idle", labels=["metric", "reason"])
     snapshots = CounterMetricFamily("ig_snapshots", "snapshots taken", labels=["category", "gadget"])
     snapshot_seconds = GaugeMetricFamily("ig_snapshot_duration_seconds", "duration of the latest snapshot", labels=["category", "gadget"])
     snapshot_errors = CounterMetricFamily("ig_snapshot_errors", "snapshots that failed", labels=["category", "gadget"])
@@ -43,12 +47,16 @@ def self_metric_families(engine) -> list:
             family.add_metric([category, name], value)
         for bound, aggregator in run.aggregators.items():
             series_dropped.add_metric([bound.config.name], aggregator.series_dropped)
+            series.add_metric([bound.config.name], aggregator.series_count)
+            if isinstance(aggregator, TraceAggregator):  # gauges keep no series between scrapes
+                for reason in REASONS:
+                    series_expired.add_metric([bound.config.name, reason], aggregator.series_expired[reason])
         if run.snapshots is not None:
             snapshots.add_metric([category, name], run.snapshots.snapshots_taken)
             snapshot_seconds.add_metric([category, name], run.snapshots.last_duration_seconds)
             snapshot_errors.add_metric([category, name], run.snapshots.errors)
-    return [info, running, received, lost, dropped, held, series_dropped, snapshots, snapshot_seconds,
-            snapshot_errors, reloads, loop_failures, *extras.values()]
+    return [info, running, received, lost, dropped, held, series_dropped, series, series_expired, snapshots,
+            snapshot_seconds, snapshot_errors, reloads, loop_failures, *extras.values()]
 
 
 class EngineCollector:

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from .config import BoundMetric, Config
 from .containers import ContainerCollection, Enricher, RuntimeOptions
 from .gadgets import GadgetContext, GadgetSpec, NetnsAware, SnapshotGadget, TraceGadget
-from .metrics.aggregators import CounterAggregator, GaugeAggregator, HistogramAggregator
+from .metrics.aggregators import CounterAggregator, GaugeAggregator, HistogramAggregator, TraceAggregator
+from .metrics.lifecycle import SeriesPolicy, SeriesSweeper
 from .metrics.snapshots import SnapshotCache
 
 log = logging.getLogger("igcore.engine")
@@ -27,6 +28,7 @@ class EngineOptions:
     host: bool = False
     max_series: int = 10000
     snapshot_min_interval: float = 1.0
+    series: SeriesPolicy = field(default_factory=SeriesPolicy)
     runtimes: RuntimeOptions = field(default_factory=RuntimeOptions)
 
 
@@ -121,6 +123,10 @@ class Engine:
         self._lock = threading.Lock()  # one start/reload/stop at a time
         self._containers_started = False
         self.started_at = time.time()
+        self.sweeper = SeriesSweeper(self._trace_aggregators, self.containers.containers, options.series)
+
+    def _trace_aggregators(self) -> list[TraceAggregator]:
+        return [a for run in list(self.runs.values()) for a in run.aggregators.values() if isinstance(a, TraceAggregator)]
 
     def start(self, config: Config) -> None:
         with self._lock:
@@ -128,6 +134,7 @@ class Engine:
                 self.containers.start()
                 self._containers_started = True
             self._apply(config)
+            self.sweeper.start()
 
     def reload(self, config: Config) -> None:
         """Swap to `config`, keeping the counts of unchanged metrics."""
@@ -164,6 +171,7 @@ class Engine:
 
     def stop(self) -> None:
         with self._lock:
+            self.sweeper.stop()
             for run in self.runs.values():
                 run.stop()
             self.runs.clear()

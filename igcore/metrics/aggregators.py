@@ -21,19 +21,20 @@ from __future__ import annotations
 import logging
 import math
 import threading
+import time
 from abc import ABC, abstractmethod
 from bisect import bisect_left
 from collections import Counter, defaultdict, deque
-from fractions import Fraction
 from functools import partial
 from itertools import accumulate
 from operator import itemgetter
-from typing import Callable, Hashable
+from typing import Callable, Hashable, Iterable
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.utils import floatToGoString
 
 from ..naming import label_value
+from .exact import FloatParts, exact_value, merge_parts, split_sum
 
 __all__ = ["TraceAggregator", "CounterAggregator", "HistogramAggregator", "GaugeAggregator", "DEFAULT_MAX_SERIES"]
 
@@ -42,8 +43,6 @@ log = logging.getLogger("igcore.metrics")
 DEFAULT_MAX_SERIES = 10000
 
 Key = Hashable
-# An exact sum: a Python int plus non-overlapping floats whose exact sum is the float part.
-FloatParts = tuple[float, ...]
 
 _exhaust = partial(deque, maxlen=0)  # runs an iterator to its end in C, keeping nothing
 
@@ -86,63 +85,11 @@ def _group_values(rows: list[dict], key: Callable | None, field: Callable) -> di
     return groups
 
 
-# --- exact sums --------------------------------------------------------------------------------
-#
-# `_sum` (and counters/gauges fed by a field) must be exact. Integers are summed as Python ints.
-# Floats are kept as an expansion: non-overlapping floats whose exact sum is the exact sum of every
-# float added. math.fsum returns the correctly rounded exact sum of its inputs, so fsum(xs) is the
-# leading part and fsum(xs + [-s1]) the exactly rounded remainder, and so on until it is 0: each
-# step runs in C over the batch, usually two steps. Fraction per value would be exact too, but costs
-# microseconds per event; fsum of a running float would be fast but drift across batches.
-
-
-def _float_parts(values: list[float]) -> FloatParts:
-    terms = list(values)
-    try:
-        parts = []
-        for _ in range(80):  # each part is >= 2**52 times smaller than the one before: ~40 at most
-            s = math.fsum(terms)
-            if s == 0.0:
-                break
-            if not math.isfinite(s):
-                return (s,)
-            parts.append(s)
-            terms.append(-s)
-        return tuple(parts)
-    except (OverflowError, ValueError):  # inf - inf, or an overflowing sum: no exact value exists
-        return (sum(values),)
-
-
-def _split_sum(values: list) -> tuple[int, FloatParts]:
-    """The exact sum of `values` (ints, bools, floats) as an int and float parts."""
-    if type(values[0]) is not float:
-        total = sum(values)
-        if type(total) is int:  # no float among them: the usual case, all in C
-            return total, ()
-    return (sum(v for v in values if type(v) is not float),
-            _float_parts([v for v in values if type(v) is float]))
-
-
-def _merge_parts(old: FloatParts, new: FloatParts) -> FloatParts:
-    return _float_parts([*old, *new]) if old else new
-
-
-def _exact_value(integer: int, parts: FloatParts) -> int | float:
-    """The exact sum as one number: the int itself, or the correctly rounded float."""
-    if not parts:
-        return integer
-    if integer == 0 or not math.isfinite(parts[0]):
-        return parts[0]  # the leading part is the correctly rounded sum of the parts (inf/nan: sticky)
-    if abs(integer) <= 2**53:  # exactly representable: fsum still rounds once, correctly
-        return math.fsum((*parts, float(integer)))
-    return float(Fraction(integer) + sum(map(Fraction, parts)))
-
-
 def _tally(rows: list[dict], key: Callable | None, field: Callable | None) -> dict[Key, tuple[int, int, FloatParts]]:
     """Per series of a batch: (rows, int part, float parts) of the row count, or of the field's sum."""
     if field is None:
         return {k: (n, n, ()) for k, n in _count_keys(rows, key).items()}
-    return {k: (len(vs), *_split_sum(vs)) for k, vs in _group_values(rows, key, field).items()}
+    return {k: (len(vs), *split_sum(vs)) for k, vs in _group_values(rows, key, field).items()}
 
 
 # --- the series cap ----------------------------------------------------------------------------
@@ -204,16 +151,50 @@ class TraceAggregator(_Aggregator, ABC):
     carrying every column of the gadget's schema plus the container columns); `collect()` builds
     the metric families from state the aggregator owns. Both may run at once in different threads.
 
+    Series have a lifecycle: each remembers when it last moved (one clock read per batch, stored
+    per series of the batch, never per row); the sweep (`metrics.lifecycle`) reads `last_moved()`
+    and removes what it decides has left with `expire()`, which makes room under the cap again.
+
     The interface also fits aggregation inside the kernel (counters and histograms kept in BPF maps,
     read at scrape time, as cloudflare's ebpf_exporter does): such a subclass does nothing in
     `ingest` (the kernel already counted) and reads the map in `collect`, reporting `series_count`
-    and `series_dropped` from what the map holds.
+    and `series_dropped` from what the map holds, and overrides `last_moved`/`expire` to read and
+    delete map entries.
     """
 
+    # Series state is a list per key in `_series` whose last item is the clock when it last moved.
+    _series: dict[Key, list]
+
+    def __init__(self, bound, max_series: int = DEFAULT_MAX_SERIES, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__(bound, max_series)
+        self._clock = clock  # when series last moved; the sweep (metrics.lifecycle) reads the same clock
+        self._series = {}
+        self.series_expired: Counter[str] = Counter()  # reason -> label sets removed by the sweep
+
     @property
-    @abstractmethod
     def series_count(self) -> int:
         """Label sets currently kept."""
+        return len(self._series)
+
+    def last_moved(self) -> list[tuple[Key, float]]:
+        """(series key, clock when it last moved) of every series kept."""
+        with self._lock:
+            items = list(self._series.items())  # in C: the lock is held for a copy only
+        return [(key, state[-1]) for key, state in items]
+
+    def expire(self, stale: Iterable[tuple[Key, float]], reason: str) -> int:
+        """Remove each series of `stale` (key, last moved) that has not moved since; count it
+        under `reason`. A series that moved after the sweep looked stays."""
+        removed = 0
+        with self._lock:
+            series = self._series
+            for key, moved in stale:
+                state = series.get(key)
+                if state is not None and state[-1] == moved:
+                    del series[key]
+                    removed += 1
+            self.series_expired[reason] += removed
+        return removed
 
     @abstractmethod
     def ingest(self, rows: list[dict]) -> None:
@@ -227,20 +208,14 @@ class TraceAggregator(_Aggregator, ABC):
 class CounterAggregator(TraceAggregator):
     """+1 per matching row, or + the row's `field` (ints stay ints; floats summed exactly)."""
 
-    def __init__(self, bound, max_series: int = DEFAULT_MAX_SERIES) -> None:
-        super().__init__(bound, max_series)
-        self._series: dict[Key, list] = {}  # key -> [int part, float parts]
-
-    @property
-    def series_count(self) -> int:
-        return len(self._series)
+    # _series: key -> [int part, float parts, last moved]
 
     def ingest(self, rows: list[dict]) -> None:
         matching = self._matching(rows)
         if not matching:
             return
         batch = _tally(matching, self._key, self._field)
-        warn = False
+        now, warn = self._clock(), False
         with self._lock:
             series, cap = self._series, self._cap
             for key, (n, integer, parts) in batch.items():
@@ -248,9 +223,10 @@ class CounterAggregator(TraceAggregator):
                 if state is not None:
                     state[0] += integer
                     if parts:
-                        state[1] = _merge_parts(state[1], parts)
+                        state[1] = merge_parts(state[1], parts)
+                    state[2] = now
                 elif len(series) < cap.max_series:
-                    series[key] = [integer, parts]
+                    series[key] = [integer, parts, now]
                 else:
                     warn |= cap.drop(n)
         if warn:
@@ -258,19 +234,19 @@ class CounterAggregator(TraceAggregator):
 
     def collect(self) -> list[Metric]:
         with self._lock:
-            items = [(key, integer, parts) for key, (integer, parts) in self._series.items()]
+            items = [(key, integer, parts) for key, (integer, parts, _) in self._series.items()]
         bound = self.bound
         family = CounterMetricFamily(bound.family_name, bound.description, labels=bound.label_names)
         for key, integer, parts in items:
-            family.add_metric(self._labels(key), _exact_value(integer, parts))
+            family.add_metric(self._labels(key), exact_value(integer, parts))
         return [family]
 
 
 class HistogramAggregator(TraceAggregator):
     """Observes the row's `field`. Buckets are (previous, bound], plus +Inf; `_sum` is exact."""
 
-    def __init__(self, bound, max_series: int = DEFAULT_MAX_SERIES) -> None:
-        super().__init__(bound, max_series)
+    def __init__(self, bound, max_series: int = DEFAULT_MAX_SERIES, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__(bound, max_series, clock)
         bounds = tuple(bound.bounds)
         self._les = [floatToGoString(b) for b in bounds] + ["+Inf"]
         self._width = len(bounds) + 1
@@ -280,11 +256,7 @@ class HistogramAggregator(TraceAggregator):
         as_ints = tuple(int(b) if math.isfinite(b) and float(b).is_integer() else b for b in bounds)
         self._place_float = partial(bisect_left, bounds)
         self._place_int = partial(bisect_left, as_ints)
-        self._series: dict[Key, list] = {}  # key -> [bucket counts (not cumulative), int sum, float parts]
-
-    @property
-    def series_count(self) -> int:
-        return len(self._series)
+        # _series: key -> [bucket counts (not cumulative), int sum, float parts, last moved]
 
     def ingest(self, rows: list[dict]) -> None:
         matching = self._matching(rows)
@@ -293,8 +265,8 @@ class HistogramAggregator(TraceAggregator):
         batch = []
         for key, values in _group_values(matching, self._key, self._field).items():
             place = self._place_int if type(values[0]) is int else self._place_float
-            batch.append((key, len(values), Counter(map(place, values)), *_split_sum(values)))
-        warn = False
+            batch.append((key, len(values), Counter(map(place, values)), *split_sum(values)))
+        now, warn = self._clock(), False
         with self._lock:
             series, cap = self._series, self._cap
             for key, n, buckets, integer, parts in batch:
@@ -303,24 +275,25 @@ class HistogramAggregator(TraceAggregator):
                     if len(series) >= cap.max_series:
                         warn |= cap.drop(n)
                         continue
-                    state = series[key] = [[0] * self._width, 0, ()]
+                    state = series[key] = [[0] * self._width, 0, (), now]
                 counts = state[0]
                 for index, hits in buckets.items():
                     counts[index] += hits
                 state[1] += integer
                 if parts:
-                    state[2] = _merge_parts(state[2], parts)
+                    state[2] = merge_parts(state[2], parts)
+                state[3] = now
         if warn:
             self._cap.warn()
 
     def collect(self) -> list[Metric]:
         with self._lock:
-            items = [(key, counts.copy(), integer, parts) for key, (counts, integer, parts) in self._series.items()]
+            items = [(key, counts.copy(), integer, parts) for key, (counts, integer, parts, _) in self._series.items()]
         bound, les = self.bound, self._les
         family = HistogramMetricFamily(bound.family_name, bound.description, labels=bound.label_names)
         for key, counts, integer, parts in items:
             # `_count` is the +Inf bucket: prometheus_client takes it from there.
-            family.add_metric(self._labels(key), list(zip(les, accumulate(counts))), _exact_value(integer, parts))
+            family.add_metric(self._labels(key), list(zip(les, accumulate(counts))), exact_value(integer, parts))
         return [family]
 
 
@@ -349,7 +322,7 @@ class GaugeAggregator(_Aggregator):
         kept = list(tally.items())[: self._cap.max_series]
         dropped = sum(n for n, _, _ in list(tally.values())[len(kept):])
         for key, (_, integer, parts) in kept:
-            family.add_metric(self._labels(key), _exact_value(integer, parts))
+            family.add_metric(self._labels(key), exact_value(integer, parts))
         warn = False
         with self._lock:
             self._series_count = len(kept)
