@@ -131,7 +131,7 @@ def _prometheus(config, listen, path, host, check, max_series, snapshot_interval
         out.print(f"{cfg.origin}: OK, {len(cfg.metrics)} metric(s): {', '.join(b.config.name for b in cfg.metrics)}")
         if web_config is not None:
             out.print(f"{web_config.path}: OK, TLS {'on' if web_config.tls else 'off'}, "
-                      f"{len(web_config.users)} basic auth user(s)")
+                      f"{len(web_config.users)} basic auth user(s)", soft_wrap=True)
         return
 
     from .collector import EngineCollector

@@ -171,7 +171,7 @@ class MetricsServer:
             reader = asyncio.StreamReader(limit=MAX_HEAD_BYTES)
             protocol = asyncio.StreamReaderProtocol(reader)
             if context is not None and not await self._starts_tls(sock):
-                sock.send(PLAIN_HTTP_ON_TLS)
+                _refuse_plain_http(sock)
                 raise _Close("plain_http_on_tls")
             try:
                 transport, _ = await self._loop.connect_accepted_socket(
@@ -273,6 +273,19 @@ class MetricsServer:
             await asyncio.wait_for(writer.drain(), self.options.idle_timeout)
         except asyncio.TimeoutError:
             raise _Close("write_timeout") from None
+
+
+def _refuse_plain_http(sock: socket.socket) -> None:
+    """Answer a clear 400. The request is read first: closing with unread data would send a reset
+    that can destroy the answer before the client reads it."""
+    try:
+        for _ in range(4):
+            if not sock.recv(MAX_HEAD_BYTES):
+                break
+    except BlockingIOError:
+        pass
+    sock.send(PLAIN_HTTP_ON_TLS)
+    sock.shutdown(socket.SHUT_WR)
 
 
 class _Refusal(NamedTuple):
