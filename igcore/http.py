@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import os
 import resource
 import socket
 import threading
@@ -83,7 +84,8 @@ class MetricsServer:
             self._sock = socket.create_server((host, port), family=socket.AF_INET6 if ":" in host else socket.AF_INET,
                                               backlog=options.backlog)
         except OSError as exc:
-            raise RuntimeFailure(f"cannot listen on {address}: {exc.strerror or exc}") from None
+            reason = os.strerror(exc.errno) if exc.errno else str(exc)  # create_server's own text repeats the address
+            raise RuntimeFailure(f"cannot listen on {address}: {reason}") from None
         self._sock.setblocking(False)
         self.host, self.port = host, self._sock.getsockname()[1]
         self.path, self.options, self._registry, self._web = path, options, registry, web
