@@ -4,7 +4,8 @@ every resource a client can hold.
 An asyncio loop in one thread owns every connection, so an idle or slow client costs a
 descriptor, not a thread. The port is bound (and listening, with a large backlog) when the object
 is made, before the eBPF programs are compiled; connections wait in the backlog until `start()`.
-Limits: a connection count sized from the descriptor limit (when full, the connection idle the
+Scrapes that arrive together share a render that starts after all of them arrived
+(exposition.SharedRenders). Limits: a connection count sized from the descriptor limit (when full, the connection idle the
 longest is closed for the new one), a time limit for the TLS handshake and for each request head,
 an idle time-out for kept-alive connections, a size limit on request heads. Scrapes are encoded
 in a small thread pool, so the loop keeps accepting while one scrape is built.
@@ -25,7 +26,7 @@ from typing import NamedTuple
 from http import HTTPStatus
 
 from .errors import ConfigError, RuntimeFailure
-from .exposition import render
+from .exposition import SharedRenders, scrape_key
 from .health import loop_errors
 from .webauth import BasicAuth, WebConfigWatcher
 
@@ -97,6 +98,7 @@ class MetricsServer:
         self._conns: dict[int, _Conn] = {}
         self._auth = BasicAuth()
         self._pool = concurrent.futures.ThreadPoolExecutor(options.scrape_threads, thread_name_prefix="ig-scrape")
+        self._renders = SharedRenders(registry, self._pool)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self._thread: threading.Thread | None = None
@@ -223,13 +225,15 @@ class MetricsServer:
         while conn is not None:
             conn.busy, conn.since = False, time.monotonic()
             try:
-                first = await asyncio.wait_for(reader.read(1), wait)
+                async with asyncio.timeout(wait):  # no task per call, unlike wait_for
+                    first = await reader.read(1)
             except asyncio.TimeoutError:
                 raise _Close("idle_timeout" if wait == self.options.idle_timeout else "read_timeout") from None
             if not first:
                 return
             try:
-                head = first + await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), self.options.read_timeout)
+                async with asyncio.timeout(self.options.read_timeout):
+                    head = first + await reader.readuntil(b"\r\n\r\n")
             except asyncio.TimeoutError:
                 raise _Close("read_timeout") from None
             except asyncio.LimitOverrunError:
@@ -242,22 +246,27 @@ class MetricsServer:
                 raise _Close("bad_request")
             method, target, headers, keep_alive = request
             path, _, query = target.partition("?")
-            status, out_headers, body = await self._loop.run_in_executor(self._pool, self._respond, config, path, query, headers)
+            status, out_headers, body = await self._respond(config, path, query, headers)
             await self._send(writer, status, out_headers, b"" if method == "HEAD" else body, keep_alive,
                              length=len(body), extra=config.headers if config else None)
             if not keep_alive:
                 return
             wait = self.options.idle_timeout
 
-    def _respond(self, config, path: str, query: str, headers: dict[str, str]) -> tuple[int, list, bytes]:
-        """In a pool thread: authentication (bcrypt is slow) and the scrape."""
+    async def _respond(self, config, path: str, query: str, headers: dict[str, str]) -> tuple[int, list, bytes]:
         text = [("Content-Type", "text/plain; charset=utf-8")]
-        if config is not None and config.users and not self._auth.allowed(config.users, headers.get("authorization")):
-            return 401, text + [("WWW-Authenticate", "Basic")], b"Unauthorized\n"
+        if config is not None and config.users:
+            authorization = headers.get("authorization")
+            allowed = self._auth.cached(config.users, authorization)
+            if allowed is None:  # a bcrypt check takes tens of milliseconds: not on the loop
+                allowed = await self._loop.run_in_executor(self._pool, self._auth.allowed, config.users, authorization)
+            if not allowed:
+                return 401, text + [("WWW-Authenticate", "Basic")], b"Unauthorized\n"
         if path != self.path:
             return 404, text, f"Not found. Metrics are served at {self.path}\n".encode()
         try:
-            out_headers, body = render(self._registry, query, headers.get("accept"), headers.get("accept-encoding"))
+            key = scrape_key(query, headers.get("accept"), headers.get("accept-encoding"))
+            out_headers, body = await asyncio.wrap_future(self._renders.submit(key))
         except Exception as exc:
             loop_errors.record("http", exc)
             return 500, text, b"The scrape failed; see ig's log.\n"
@@ -272,7 +281,8 @@ class MetricsServer:
         writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
         self.requests[status] += 1
         try:
-            await asyncio.wait_for(writer.drain(), self.options.idle_timeout)
+            async with asyncio.timeout(self.options.idle_timeout):
+                await writer.drain()
         except asyncio.TimeoutError:
             raise _Close("write_timeout") from None
 

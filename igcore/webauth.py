@@ -79,33 +79,46 @@ class BasicAuth:
         self._bcrypt_lock = threading.Lock()
         self._fake_hash: bytes | None = None
 
-    def allowed(self, users: dict[str, bytes], authorization: str | None) -> bool:
+    def cached(self, users: dict[str, bytes], authorization: str | None) -> bool | None:
+        """The answer if it needs no bcrypt check (no users, bad header, or seen before), else None."""
         if not users:
             return True
+        attempt = self._attempt(users, authorization)
+        if attempt is None:
+            return False
+        with self._cache_lock:
+            return self._cache.get(attempt[0])
+
+    def allowed(self, users: dict[str, bytes], authorization: str | None) -> bool:
+        """The answer, with a bcrypt check if needed (slow: call it off the event loop)."""
+        answer = self.cached(users, authorization)
+        if answer is not None:
+            return answer
+        key, hashed, password, known = self._attempt(users, authorization)
+        import bcrypt
+
+        with self._bcrypt_lock:
+            try:
+                answer = bcrypt.checkpw(password, hashed) and known
+            except ValueError:
+                answer = False
+        with self._cache_lock:
+            self._cache[key] = answer
+            while len(self._cache) > self.CACHE_SIZE:
+                self._cache.popitem(last=False)
+        return answer
+
+    def _attempt(self, users: dict[str, bytes], authorization: str | None):
         credentials = _parse_basic(authorization)
         if credentials is None:
-            return False
+            return None
         user, password = credentials
         hashed = users.get(user)
         known = hashed is not None
         if not known:
             hashed = self._fake()
         key = hashlib.sha256(b"\0".join((user.encode(), hashed, password))).digest()
-        with self._cache_lock:
-            cached = self._cache.get(key)
-        if cached is None:
-            import bcrypt
-
-            with self._bcrypt_lock:
-                try:
-                    cached = bcrypt.checkpw(password, hashed) and known
-                except ValueError:
-                    cached = False
-            with self._cache_lock:
-                self._cache[key] = cached
-                while len(self._cache) > self.CACHE_SIZE:
-                    self._cache.popitem(last=False)
-        return cached
+        return key, hashed, password, known
 
     def _fake(self) -> bytes:
         if self._fake_hash is None:
