@@ -7,7 +7,9 @@ is checked by promtool's `check web-config` (the exporter-toolkit's own validati
 from __future__ import annotations
 
 import base64
+import http.client
 import os
+import re
 import shutil
 import socket
 import ssl
@@ -20,6 +22,7 @@ from pathlib import Path
 
 import bcrypt
 import pytest
+import yaml
 
 from tests.fixtures.certs import CertificateAuthority, serial_of
 from tests.fixtures.igrun import IG
@@ -238,3 +241,29 @@ def test_check_accepts_a_good_web_config(pki, tmp_path):
     result = subprocess.run([IG, "prometheus", "--check", "--web-config-file", str(config)], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert f"{config}: OK, TLS on, 1 basic auth user(s)" in result.stdout
+
+
+def test_the_documented_example_is_accepted_by_ig_and_promtool(pki, tmp_path):
+    """docs/security.md's example file, with this test's certificates under its file names."""
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "security.md").read_text()
+    example = re.search(r"```yaml\n(tls_server_config:.*?)```", doc, flags=re.S).group(1)
+    config = web_config(pki.dir, example)
+    (pki.dir / "clients-ca.crt").write_bytes(pki.cert.read_bytes())
+    promtool_check_web_config(config)
+    result = subprocess.run([IG, "prometheus", "--check", "--web-config-file", str(config)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    users = yaml.safe_load(example)["basic_auth_users"]
+    assert bcrypt.checkpw(b"example", users["prometheus"].encode())
+
+
+def test_client_allowed_sans(run_ig, synth, pki, tmp_path):
+    pki.issue("someone", "someone", dns=("someone",))
+    config = web_config(tmp_path, f"tls_server_config:\n  cert_file: {pki.dir / 'server.crt'}\n"
+                                  f"  key_file: {pki.dir / 'server.key'}\n"
+                                  "  client_auth_type: RequireAndVerifyClientCert\n"
+                                  f"  client_ca_file: {pki.cert}\n  client_allowed_sans: [prometheus]\n")
+    ig = run_ig(SYNTH, "--web-config-file", str(config), scheme="https", ssl_context=client_context(pki, "client"))
+    assert "ig_info" in ig.text()  # the client certificate names DNS:prometheus
+    with pytest.raises((urllib.error.URLError, ConnectionError, http.client.HTTPException)):
+        urllib.request.urlopen(ig.url, timeout=10, context=client_context(pki, "someone"))
+    assert ig.value("ig_http_connections_closed_total", reason="client_san") == 1
