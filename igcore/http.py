@@ -353,10 +353,10 @@ class HttpCollector:
         limit = GaugeMetricFamily("ig_http_connections_limit", "connections kept open at most (the idle longest is closed for a new one)")
         limit.add_metric([], server.max_connections)
         closed = CounterMetricFamily("ig_http_connections_closed", "connections closed by ig before the client was done, by reason", labels=["reason"])
-        for reason, n in sorted(server.closed.items()):
+        for reason, n in sorted(dict(server.closed).items()):  # dict(): one atomic copy under the GIL
             closed.add_metric([reason], n)
         answers = CounterMetricFamily("ig_http_responses", "HTTP responses sent, by status code", labels=["code"])
-        for code, n in sorted(server.requests.items()):
+        for code, n in sorted(dict(server.requests).items()):
             answers.add_metric([str(code)], n)
         families = [open_, limit, closed, answers]
         if server._web is not None:
