@@ -6,7 +6,7 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, NamedTuple, Optional
 
 import typer
 from rich.console import Console
@@ -16,12 +16,15 @@ from rich.table import Table
 
 from . import signals
 from .errors import ConfigError, IgError
+from .http import HttpOptions
 
 app = typer.Typer(
     help="Kernel events captured with eBPF, served as Prometheus metrics.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain click help: rich's option table cuts long option names at 80 columns.
+    rich_markup_mode=None,
 )
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
@@ -87,14 +90,20 @@ def prometheus(
     docker_socket: DockerSock = "/run/docker.sock",
     containerd_socket: ContainerdSock = "/run/containerd/containerd.sock",
     crio_socket: CrioSock = "/run/crio/crio.sock",
+    web_config: Annotated[Optional[Path], typer.Option("--web-config-file", help="TLS and basic auth, in the Prometheus exporter-toolkit's format (docs/security.md).")] = None,
+    max_connections: Annotated[int, typer.Option("--web-max-connections", min=1, help="Connections kept open at most (also at most half the descriptor limit).")] = HttpOptions.max_connections,
+    read_timeout: Annotated[float, typer.Option("--web-read-timeout", min=0.1, help="Seconds for a TLS handshake, and for a request once it started.")] = HttpOptions.read_timeout,
+    idle_timeout: Annotated[float, typer.Option("--web-idle-timeout", min=0.1, help="Seconds a kept-alive connection may wait between requests.")] = HttpOptions.idle_timeout,
     verbose: VerboseOpt = False,
 ) -> None:
     """Serve metrics from eBPF gadgets for Prometheus to scrape."""
     _setup_logging(verbose)
+    web = WebOptions(web_config, HttpOptions(max_connections=max_connections, read_timeout=read_timeout,
+                                             idle_timeout=idle_timeout))
     try:
         _prometheus(config, listen, path, host, check, max_series, snapshot_interval,
                     lambda: _runtime_options(runtimes, docker_socket, containerd_socket, crio_socket),
-                    _series_policy(series_grace, series_idle, series_sweep))
+                    _series_policy(series_grace, series_idle, series_sweep), web)
     except IgError as exc:
         raise fail(exc)
 
@@ -105,15 +114,24 @@ def _series_policy(grace: float, idle_timeout: float, sweep_period: float):
     return SeriesPolicy(grace=grace, idle_timeout=idle_timeout, sweep_period=sweep_period)
 
 
-def _prometheus(config, listen, path, host, check, max_series, snapshot_interval, runtime_options, series_policy) -> None:
+class WebOptions(NamedTuple):
+    config_file: Optional[Path]
+    http: HttpOptions
+
+
+def _prometheus(config, listen, path, host, check, max_series, snapshot_interval, runtime_options, series_policy,
+                web: WebOptions = WebOptions(None, HttpOptions())) -> None:
     """`runtime_options` is a callable: --check must not need the container code."""
     from prometheus_client import CollectorRegistry
 
     from .config import load_config
-    from .http import MetricsServer, parse_listen_address
+    from .http import HttpCollector, MetricsServer, parse_listen_address
     from .plugins import load_catalog
+    from .webauth import WebConfigWatcher
+    from .webconfig import load_web_config
 
     parse_listen_address(listen)
+    web_config = load_web_config(web.config_file) if web.config_file is not None else None
     catalog = load_catalog()
     for broken in catalog.broken:
         logging.getLogger("igcore").warning("plugin %s failed to load: %s", broken.name, broken.error)
@@ -121,6 +139,9 @@ def _prometheus(config, listen, path, host, check, max_series, snapshot_interval
     cfg = load_config(source, catalog)
     if check:
         out.print(f"{cfg.origin}: OK, {len(cfg.metrics)} metric(s): {', '.join(b.config.name for b in cfg.metrics)}")
+        if web_config is not None:
+            out.print(f"{web_config.path}: OK, TLS {'on' if web_config.tls else 'off'}, "
+                      f"{len(web_config.users)} basic auth user(s)", soft_wrap=True)
         return
 
     from .collector import EngineCollector
@@ -130,15 +151,18 @@ def _prometheus(config, listen, path, host, check, max_series, snapshot_interval
                                   series=series_policy, runtimes=runtime_options()))
     registry = CollectorRegistry(auto_describe=False)
     registry.register(EngineCollector(engine))
+    # Bound before the eBPF programs compile: a port in use fails at once.
+    server = MetricsServer(registry, listen, path, WebConfigWatcher(web_config) if web_config else None, web.http)
+    registry.register(HttpCollector(server))
     signals.block()
-    engine.start(cfg)
     try:
-        server = MetricsServer(registry, listen, path)
-    except IgError:
-        engine.stop()
+        engine.start(cfg)
+    except BaseException:
+        server.close()
         raise
+    server.start()
     out.print("Running. Press Ctrl + C to finish")
-    out.print(f"Publishing metrics... (http://{server.address}{path})")
+    out.print(f"Publishing metrics... ({server.url})")
     sys.stdout.flush()
     try:
         while signals.wait() == signals.RELOAD:

@@ -1,15 +1,48 @@
-"""Serves a CollectorRegistry on one path (404 elsewhere), with prometheus_client's content negotiation."""
+"""The metrics endpoint: one path (404 elsewhere), optional TLS and basic auth, and bounded in
+every resource a client can hold.
+
+An asyncio loop in one thread owns every connection, so an idle or slow client costs a
+descriptor, not a thread. The port is bound (and listening, with a large backlog) when the object
+is made, before the eBPF programs are compiled; connections wait in the backlog until `start()`.
+Scrapes that arrive together share a render that starts after all of them arrived
+(exposition.SharedRenders). Limits: a connection count sized from the descriptor limit (when full, the connection idle the
+longest is closed for the new one), a time limit for the TLS handshake and for each request head,
+an idle time-out for kept-alive connections, a size limit on request heads. Scrapes are encoded
+in a small thread pool, so the loop keeps accepting while one scrape is built.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
+import os
+import resource
 import socket
 import threading
-from socketserver import ThreadingMixIn
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
-
-from prometheus_client import CollectorRegistry, make_wsgi_app
+import time
+from collections import Counter
+from dataclasses import dataclass
+from typing import NamedTuple
+from http import HTTPStatus
 
 from .errors import ConfigError, RuntimeFailure
+from .exposition import SharedRenders, scrape_key
+from .health import loop_errors
+from .webauth import BasicAuth, WebConfigWatcher
+
+MAX_HEAD_BYTES = 16 * 1024
+TLS_HANDSHAKE_RECORD = b"\x16"
+PLAIN_HTTP_ON_TLS = (b"HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n"
+                     b"Client sent an HTTP request to an HTTPS server.\n")
+
+
+@dataclass(frozen=True)
+class HttpOptions:
+    max_connections: int = 512
+    read_timeout: float = 10.0   # TLS handshake; a request head, from its first byte
+    idle_timeout: float = 60.0   # a kept-alive connection between requests; a stalled response write
+    backlog: int = 1024          # the kernel caps it at net.core.somaxconn
+    scrape_threads: int = 4
 
 
 def parse_listen_address(address: str) -> tuple[str, int]:
@@ -21,48 +54,314 @@ def parse_listen_address(address: str) -> tuple[str, int]:
     return host or "0.0.0.0", int(port)
 
 
-class _Server(ThreadingMixIn, WSGIServer):
-    daemon_threads = True
-    allow_reuse_address = True
+def format_url(host: str, port: int, path: str, tls: bool = False) -> str:
+    """IPv6 hosts in brackets, as URLs need them."""
+    return f"{'https' if tls else 'http'}://{f'[{host}]' if ':' in host else host}:{port}{path}"
 
 
-class _Server6(_Server):
-    address_family = socket.AF_INET6
+class _Conn:
+    __slots__ = ("task", "busy", "since")
+
+    def __init__(self, task: asyncio.Task) -> None:
+        self.task, self.busy, self.since = task, False, time.monotonic()
 
 
-class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format, *args):  # scrapes every second would flood the terminal
-        pass
+class _Close(Exception):
+    """End this connection, counted under `reason`."""
 
-
-def _only_path(app, path: str):
-    def routed(environ, start_response):
-        if environ.get("PATH_INFO", "") != path:
-            start_response("404 Not Found", [("Content-Type", "text/plain; charset=utf-8")])
-            return [f"Not found. Metrics are served at {path}\n".encode()]
-        return app(environ, start_response)
-
-    return routed
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
 
 
 class MetricsServer:
-    """HTTP server in a background thread; `close()` stops it."""
+    """Binds at construction (a port in use fails at once), serves from `start()` until `close()`."""
 
-    def __init__(self, registry: CollectorRegistry, address: str, path: str) -> None:
+    def __init__(self, registry, address: str, path: str, web: WebConfigWatcher | None = None,
+                 options: HttpOptions = HttpOptions()) -> None:
         if not path.startswith("/"):
             raise ConfigError(f"--metrics-path {path!r} must start with /")
         host, port = parse_listen_address(address)
-        server_class = _Server6 if ":" in host else _Server
         try:
-            self._httpd = make_server(host, port, _only_path(make_wsgi_app(registry), path),
-                                      server_class=server_class, handler_class=_QuietHandler)
+            self._sock = socket.create_server((host, port), family=socket.AF_INET6 if ":" in host else socket.AF_INET,
+                                              backlog=options.backlog)
         except OSError as exc:
-            raise RuntimeFailure(f"cannot listen on {address}: {exc.strerror or exc}") from exc
-        self.address = f"{host}:{self._httpd.server_port}"
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="ig-http", daemon=True)
+            reason = os.strerror(exc.errno) if exc.errno else str(exc)  # create_server's own text repeats the address
+            raise RuntimeFailure(f"cannot listen on {address}: {reason}") from None
+        self._sock.setblocking(False)
+        self.host, self.port = host, self._sock.getsockname()[1]
+        self.path, self.options, self._registry, self._web = path, options, registry, web
+        soft_limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        # Half the descriptors for clients; the rest for BPF maps, ring buffers, runtime sockets.
+        self.max_connections = max(8, min(options.max_connections, soft_limit // 2))
+        self.closed: Counter[str] = Counter()
+        self.requests: Counter[int] = Counter()
+        self._conns: dict[int, _Conn] = {}
+        self._auth = BasicAuth()
+        self._pool = concurrent.futures.ThreadPoolExecutor(options.scrape_threads, thread_name_prefix="ig-scrape")
+        self._renders = SharedRenders(registry, self._pool)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def tls(self) -> bool:
+        return self._web is not None and self._web.current()[1] is not None
+
+    @property
+    def url(self) -> str:
+        return format_url(self.host, self.port, self.path, self.tls)
+
+    @property
+    def open_connections(self) -> int:
+        return len(self._conns)
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def start(self) -> None:
+        ready = threading.Event()
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._main(ready)), name="ig-http", daemon=True)
         self._thread.start()
+        ready.wait()
 
     def close(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(timeout=5)
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+            self._thread.join(timeout=5)
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._sock.close()
+
+    async def _main(self, ready: threading.Event) -> None:
+        self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
+        accepting = asyncio.create_task(self._accept_loop())
+        ready.set()
+        await self._stop.wait()
+        accepting.cancel()
+        for conn in list(self._conns.values()):
+            conn.task.cancel()
+        await asyncio.gather(accepting, *(c.task for c in self._conns.values()), return_exceptions=True)
+
+    # -- connections -----------------------------------------------------------------------
+    async def _accept_loop(self) -> None:
+        while True:
+            try:
+                sock, _ = await self._loop.sock_accept(self._sock)
+            except OSError as exc:  # EMFILE and the like: free a descriptor, then try again
+                loop_errors.record("http", exc)
+                self._evict_idle()
+                await asyncio.sleep(0.1)
+                continue
+            if len(self._conns) >= self.max_connections and not self._evict_idle():
+                self.closed["over_limit"] += 1
+                sock.close()
+                continue
+            task = asyncio.create_task(self._serve(sock))
+            self._conns[id(task)] = _Conn(task)
+
+    def _evict_idle(self) -> bool:
+        """Close the connection that has waited longest without a request being answered."""
+        idle = [c for c in self._conns.values() if not c.busy and not c.task.done()]
+        if not idle:
+            return False
+        victim = min(idle, key=lambda c: c.since)
+        self._conns.pop(id(victim.task), None)
+        victim.task.cancel()
+        self.closed["evicted"] += 1
+        return True
+
+    async def _serve(self, sock: socket.socket) -> None:
+        conn_id = id(asyncio.current_task())
+        transport, graceful = None, False
+        try:
+            config, context = self._web.current() if self._web else (None, None)
+            reader = asyncio.StreamReader(limit=MAX_HEAD_BYTES)
+            protocol = asyncio.StreamReaderProtocol(reader)
+            if context is not None and not await self._starts_tls(sock):
+                _refuse_plain_http(sock)
+                raise _Close("plain_http_on_tls")
+            try:
+                transport, _ = await self._loop.connect_accepted_socket(
+                    lambda: protocol, sock, ssl=context,
+                    ssl_handshake_timeout=self.options.read_timeout if context else None)
+            except (OSError, asyncio.TimeoutError) as exc:  # ssl.SSLError is an OSError
+                raise _Close("tls_handshake") from exc
+            writer = asyncio.StreamWriter(transport, protocol, reader, self._loop)
+            if config is not None and config.tls and config.tls.allowed_sans and not _san_allowed(
+                    transport.get_extra_info("peercert"), config.tls.allowed_sans):
+                raise _Close("client_san")
+            await self._requests(conn_id, reader, writer, config)
+            graceful = True
+        except _Close as close:
+            self.closed[close.reason] += 1
+        except (OSError, asyncio.IncompleteReadError, asyncio.CancelledError):
+            pass  # the client went away, or it was evicted, or the server stops
+        except Exception as exc:  # a bug here must cost one connection, not the server
+            loop_errors.record("http", exc)
+        finally:
+            self._conns.pop(conn_id, None)
+            if transport is None:
+                sock.close()
+            elif graceful:
+                transport.close()  # the response was drained already
+            else:
+                transport.abort()
+
+    async def _starts_tls(self, sock: socket.socket) -> bool:
+        """Whether the client's first byte opens a TLS handshake (a plain-HTTP client gets a clear 400)."""
+        readable = self._loop.create_future()
+        self._loop.add_reader(sock.fileno(), lambda: readable.done() or readable.set_result(None))
+        try:
+            await asyncio.wait_for(readable, self.options.read_timeout)
+        except asyncio.TimeoutError:
+            raise _Close("read_timeout") from None
+        finally:
+            self._loop.remove_reader(sock.fileno())
+        first = sock.recv(1, socket.MSG_PEEK)
+        if not first:
+            raise ConnectionResetError
+        return first == TLS_HANDSHAKE_RECORD
+
+    async def _requests(self, conn_id: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, config) -> None:
+        conn = self._conns.get(conn_id)
+        wait = self.options.read_timeout  # a new connection must send its request soon
+        while conn is not None:
+            conn.busy, conn.since = False, time.monotonic()
+            try:
+                async with asyncio.timeout(wait):  # no task per call, unlike wait_for
+                    first = await reader.read(1)
+            except asyncio.TimeoutError:
+                raise _Close("idle_timeout" if wait == self.options.idle_timeout else "read_timeout") from None
+            if not first:
+                return
+            try:
+                async with asyncio.timeout(self.options.read_timeout):
+                    head = first + await reader.readuntil(b"\r\n\r\n")
+            except asyncio.TimeoutError:
+                raise _Close("read_timeout") from None
+            except asyncio.LimitOverrunError:
+                await self._send(writer, 431, [], b"Request header too large.\n", keep_alive=False)
+                raise _Close("bad_request") from None
+            conn.busy = True
+            request = _parse_head(head)
+            if isinstance(request, _Refusal):
+                await self._send(writer, request.status, request.headers, request.body, keep_alive=False)
+                raise _Close("bad_request")
+            method, target, headers, keep_alive = request
+            path, _, query = target.partition("?")
+            status, out_headers, body = await self._respond(config, path, query, headers)
+            await self._send(writer, status, out_headers, b"" if method == "HEAD" else body, keep_alive,
+                             length=len(body), extra=config.headers if config else None)
+            if not keep_alive:
+                return
+            wait = self.options.idle_timeout
+
+    async def _respond(self, config, path: str, query: str, headers: dict[str, str]) -> tuple[int, list, bytes]:
+        text = [("Content-Type", "text/plain; charset=utf-8")]
+        if config is not None and config.users:
+            authorization = headers.get("authorization")
+            allowed = self._auth.cached(config.users, authorization)
+            if allowed is None:  # a bcrypt check takes tens of milliseconds: not on the loop
+                allowed = await self._loop.run_in_executor(self._pool, self._auth.allowed, config.users, authorization)
+            if not allowed:
+                return 401, text + [("WWW-Authenticate", "Basic")], b"Unauthorized\n"
+        if path != self.path:
+            return 404, text, f"Not found. Metrics are served at {self.path}\n".encode()
+        try:
+            key = scrape_key(query, headers.get("accept"), headers.get("accept-encoding"))
+            out_headers, body = await asyncio.wrap_future(self._renders.submit(key))
+        except Exception as exc:
+            loop_errors.record("http", exc)
+            return 500, text, b"The scrape failed; see ig's log.\n"
+        return 200, out_headers, body
+
+    async def _send(self, writer: asyncio.StreamWriter, status: int, headers: list, body: bytes, keep_alive: bool,
+                    length: int | None = None, extra: dict | None = None) -> None:
+        lines = [f"HTTP/1.1 {status} {HTTPStatus(status).phrase}",
+                 f"Content-Length: {len(body) if length is None else length}",
+                 f"Connection: {'keep-alive' if keep_alive else 'close'}",
+                 *(f"{k}: {v}" for k, v in headers), *(f"{k}: {v}" for k, v in (extra or {}).items())]
+        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
+        self.requests[status] += 1
+        try:
+            async with asyncio.timeout(self.options.idle_timeout):
+                await writer.drain()
+        except asyncio.TimeoutError:
+            raise _Close("write_timeout") from None
+
+
+def _refuse_plain_http(sock: socket.socket) -> None:
+    """Answer a clear 400. The request is read first: closing with unread data would send a reset
+    that can destroy the answer before the client reads it."""
+    try:
+        for _ in range(4):
+            if not sock.recv(MAX_HEAD_BYTES):
+                break
+    except BlockingIOError:
+        pass
+    sock.send(PLAIN_HTTP_ON_TLS)
+    sock.shutdown(socket.SHUT_WR)
+
+
+class _Refusal(NamedTuple):
+    status: int
+    headers: list
+    body: bytes
+
+
+def _parse_head(head: bytes):
+    """(method, target, headers, keep_alive), or the _Refusal to answer."""
+    lines = head.decode("latin-1").split("\r\n")
+    parts = lines[0].split(" ")
+    if len(parts) != 3 or not parts[1].startswith("/"):
+        return _Refusal(400, [], b"Bad request.\n")
+    method, target, version = parts
+    headers = {}
+    for line in lines[1:]:
+        if not line:
+            continue
+        name, sep, value = line.partition(":")
+        if not sep or not name or name != name.strip():
+            return _Refusal(400, [], b"Bad request header.\n")
+        headers[name.lower()] = value.strip()
+    if version not in ("HTTP/1.1", "HTTP/1.0"):
+        return _Refusal(505, [], b"HTTP/1.1 only.\n")
+    if method not in ("GET", "HEAD"):
+        return _Refusal(405, [("Allow", "GET, HEAD")], b"Only GET and HEAD.\n")
+    if "transfer-encoding" in headers or headers.get("content-length", "0") != "0":
+        return _Refusal(400, [], b"A scrape has no request body.\n")
+    connection = headers.get("connection", "").lower()
+    keep_alive = "keep-alive" in connection if version == "HTTP/1.0" else "close" not in connection
+    return method, target, headers, keep_alive
+
+
+def _san_allowed(peercert: dict | None, allowed: tuple[str, ...]) -> bool:
+    """The toolkit's client_allowed_sans: some DNS, IP, e-mail or URI name of the certificate is listed."""
+    names = [value for _, value in (peercert or {}).get("subjectAltName", ())]
+    return any(name in allowed for name in names)
+
+
+class HttpCollector:
+    """The endpoint's own metrics: connections open, refused and closed early, answers by code."""
+
+    def __init__(self, server: MetricsServer) -> None:
+        self.server = server
+
+    def collect(self):
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        server = self.server
+        open_ = GaugeMetricFamily("ig_http_connections", "connections open to the metrics endpoint")
+        open_.add_metric([], server.open_connections)
+        limit = GaugeMetricFamily("ig_http_connections_limit", "connections kept open at most (the idle longest is closed for a new one)")
+        limit.add_metric([], server.max_connections)
+        closed = CounterMetricFamily("ig_http_connections_closed", "connections closed by ig before the client was done, by reason", labels=["reason"])
+        for reason, n in sorted(dict(server.closed).items()):  # dict(): one atomic copy under the GIL
+            closed.add_metric([reason], n)
+        answers = CounterMetricFamily("ig_http_responses", "HTTP responses sent, by status code", labels=["code"])
+        for code, n in sorted(dict(server.requests).items()):
+            answers.add_metric([str(code)], n)
+        families = [open_, limit, closed, answers]
+        if server._web is not None:
+            reloads = CounterMetricFamily("ig_web_config_reloads", "re-reads of --web-config-file after a change", labels=["result"])
+            for result in ("success", "failure"):
+                reloads.add_metric([result], server._web.reloads[result])
+            families.append(reloads)
+        return families
