@@ -20,6 +20,7 @@ from typing import Callable, Iterable
 import re2
 
 from .columns import Column, Kind, Schema
+from .quoting import quoted, shorten
 
 Predicate = Callable[[dict], bool]
 
@@ -34,14 +35,6 @@ _MEMO_LIMIT = 4096
 
 _RE2_OPTIONS = re2.Options()
 _RE2_OPTIONS.log_errors = False  # the error reaches the user as one line; no C++ log on stderr
-
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-
-def quoted(text: str) -> str:
-    """`text` in double quotes for a message, control characters escaped so it stays one line."""
-    return '"' + _CONTROL.sub(lambda m: repr(m.group())[1:-1], text) + '"'
 
 
 class SelectorError(ValueError):
@@ -154,7 +147,7 @@ def _re2_reason(exc: Exception) -> str:
     reason = exc.args[0] if exc.args else exc
     if isinstance(reason, bytes):  # google-re2 reports the C++ message as bytes
         reason = reason.decode("utf-8", "replace")
-    return " ".join(str(reason).split())
+    return shorten(" ".join(str(reason).split()))  # RE2 may quote the whole pattern back
 
 
 def _convert(text: str, column: Column, op: str, raw: str) -> object:
