@@ -12,6 +12,7 @@ lookup of the column and no conversion left for the per-event call.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -208,8 +209,15 @@ def _generate(terms: list[tuple[str, _Term]], label: str) -> Predicate:
         f"({term.template.format(cell=f'row[{column!r}]', v=name)})" for name, (column, term) in zip(names, terms)
     )
     source = f"def make({', '.join(names)}):\n    def predicate(row):\n        return {body}\n    return predicate\n"
-    namespace: dict = {}
-    exec(compile(source, "<selector>", "exec"), namespace)
-    predicate = namespace["make"](*(term.binding for _, term in terms))
+    predicate = _maker(source)(*(term.binding for _, term in terms))
     predicate.__doc__ = label
     return predicate
+
+
+@functools.lru_cache(maxsize=1024)
+def _maker(source: str) -> Callable[..., Predicate]:
+    # The source holds column names and operators, never values (those are bound by `make`): the
+    # metrics of a large config share a few shapes, and compiling each costs as much as the rest.
+    namespace: dict = {}
+    exec(compile(source, "<selector>", "exec"), namespace)
+    return namespace["make"]

@@ -15,11 +15,11 @@ from .checks import RESERVED_PREFIX
 from .model import BucketConfig, FileConfig, MetricConfig
 from .source import INLINE_ORIGIN, MAX_CONFIG_BYTES, read_source
 from .text import one_line
-from .yaml12 import MAX_NESTING, parse_yaml
+from .yaml12 import parse_yaml
 
 __all__ = [
     "BoundMetric", "BucketConfig", "Config", "ConfigError", "FileConfig", "INLINE_ORIGIN", "MAX_CONFIG_BYTES",
-    "MAX_NESTING", "MetricConfig", "RESERVED_PREFIX", "bind_config", "load_config",
+    "MetricConfig", "RESERVED_PREFIX", "bind_config", "load_config",
 ]
 
 
