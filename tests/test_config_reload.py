@@ -5,16 +5,13 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from tests.synthetic import synth  # noqa: F401  (fixture)
-
-IG = str(Path(sys.executable).with_name("ig"))
+from tests.test_cli_check import check
 
 GOOD = "metrics_name: t\nmetrics:\n  - {name: events, type: counter, category: trace, gadget: synth, labels: [comm]}\n"
 
@@ -51,11 +48,6 @@ HOSTILE = [
     ("reserved name", _write(GOOD.replace("name: events", "name: ig_info")),
      'name "ig_info" is reserved'),
 ]
-
-
-def check(config: str) -> subprocess.CompletedProcess:
-    return subprocess.run([IG, "prometheus", "--check", "--config", config], capture_output=True, text=True, timeout=60,
-                          env={**os.environ, "IG_TEST_GADGETS": "1", "NO_COLOR": "1", "COLUMNS": "400"})
 
 
 @pytest.mark.parametrize("make_hostile, phrase", [c[1:] for c in HOSTILE], ids=[c[0] for c in HOSTILE])
