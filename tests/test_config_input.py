@@ -161,3 +161,24 @@ def test_names_of_igs_own_metrics_are_reserved(name, metric, phrase):
 @pytest.mark.parametrize("name", ["igx_info", "IG_info", "my_ig_info", "ig"])
 def test_names_merely_like_igs_are_allowed(name):
     assert load_config(text_of(counter(name=name)), CATALOG).metrics[0].name == name
+
+
+# --- aliases -----------------------------------------------------------------------------------
+
+
+def test_alias_bomb_is_refused_before_it_is_expanded():
+    labels = "[" + ",".join(["comm"] * 5000) + "]"
+    text = ("metrics_name: t\nmetrics: [&m {name: a, type: counter, category: trace, gadget: exec, labels: "
+            + labels + "}, " + ",".join(["*m"] * 20_000) + "]\n")
+    assert len(text) < 100_000  # 10**8 values out of less than 100 kB
+    assert failing(text) == "inline config: aliases expand the config to more than 1,000,000 values"
+
+
+def test_alias_inside_itself_is_one_line():
+    problem("metrics_name: t\nmetrics: &a [*a]\n", "an alias refers to a value that contains it")
+
+
+def test_ordinary_aliases_still_work():
+    text = "metrics_name: t\nmetrics:\n  - &c {name: a, type: counter, category: trace, gadget: exec, labels: &l [comm]}\n" \
+           "  - {name: b, type: counter, category: trace, gadget: exec, labels: *l}\n"
+    assert [m.label_columns for m in load_config(text, CATALOG).metrics] == [("comm",), ("comm",)]
