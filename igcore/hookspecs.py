@@ -12,7 +12,7 @@ and version, validates each gadget and detects name collisions (validation stays
 
 from __future__ import annotations
 
-from typing import Callable, Protocol
+from typing import Callable, Literal, Protocol
 
 import pluggy
 
@@ -39,7 +39,7 @@ class Register(Protocol):
     def __call__(
         self,
         *,
-        category: Category | str,
+        category: Category | Literal["trace", "snapshot"],
         name: str,
         description: str,
         columns: Schema,

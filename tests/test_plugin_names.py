@@ -105,3 +105,19 @@ def test_container_key_is_checked_when_the_plugin_registers(mode, error):
     assert warn.returncode == 0, warn.stderr
     assert [l for l in warn.stderr.splitlines() if l.strip()] == [l for l in warn.stderr.splitlines() if "aaa-impostor" in l]
     assert error in warn.stderr and warn.stderr.count("\n") == 1
+
+
+def test_register_protocol_is_keyword_only_and_matches_the_core():
+    import inspect
+
+    from igcore import api
+    from igcore.plugins import _Registrar
+
+    def params(fn):
+        return [(p.name, p.kind, p.default) for p in inspect.signature(fn).parameters.values() if p.name != "self"]
+
+    expected = params(api.Register.__call__)
+    assert all(kind is inspect.Parameter.KEYWORD_ONLY for _, kind, _ in expected)
+    assert [n for n, _, _ in expected] == ["category", "name", "description", "columns", "factory", "container_key"]
+    assert params(_Registrar.__call__) == expected
+    assert "Register" in api.__all__
