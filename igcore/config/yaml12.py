@@ -104,7 +104,8 @@ def _load(loader_class: type, text: str, origin: str) -> object:
     loader = loader_class(text)
     try:
         node = loader.get_single_node()
-        _check_expansion(node, origin)
+        if "&" in text and "*" in text:  # no anchor or no alias: nothing can expand (and the walk costs)
+            _check_expansion(node, origin)
         return loader.construct_document(node) if node is not None else None
     finally:
         loader.dispose()
