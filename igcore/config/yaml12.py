@@ -20,10 +20,22 @@ from ..errors import ConfigError
 from ..quoting import quoted
 from .text import one_line
 
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
 class _Yaml12:
     """Mixed into a safe loader: YAML 1.2 scalars (resolvers set below) and no duplicate keys."""
 
     def construct_mapping(self, node, deep=False):
+        if any(k.tag == _MERGE_TAG for k, _ in node.value):
+            self._check_duplicates(node, deep)  # merged keys may repeat; only the written ones count
+            return super().construct_mapping(node, deep=deep)
+        mapping = super().construct_mapping(node, deep=deep)
+        if len(mapping) < len(node.value):  # some key came twice: find it (rare, so the scan is here)
+            self._check_duplicates(node, deep)
+        return mapping
+
+    def _check_duplicates(self, node, deep: bool) -> None:
         seen: set = set()
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=deep)
@@ -34,7 +46,6 @@ class _Yaml12:
                     None, None, f"key {quoted(str(key))} appears twice in one mapping", key_node.start_mark
                 )
             seen.add(key)
-        return super().construct_mapping(node, deep=deep)
 
 
 class _PureLoader(_Yaml12, yaml.SafeLoader):
