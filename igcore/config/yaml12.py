@@ -26,6 +26,20 @@ _MERGE_TAG = "tag:yaml.org,2002:merge"
 class _Yaml12:
     """Mixed into a safe loader: YAML 1.2 scalars (resolvers set below) and no duplicate keys."""
 
+    def __init__(self, stream) -> None:
+        super().__init__(stream)
+        self._plain_tags: dict[str, str] = {}
+
+    def resolve(self, kind, value, implicit):
+        # A plain scalar's tag depends on its text alone (no path resolvers), and a config repeats
+        # the same words (counter, trace, exec, the keys) thousands of times: try each regex once.
+        if kind is yaml.ScalarNode and implicit[0]:
+            tag = self._plain_tags.get(value)
+            if tag is None:
+                tag = self._plain_tags[value] = super().resolve(kind, value, implicit)
+            return tag
+        return super().resolve(kind, value, implicit)
+
     def construct_mapping(self, node, deep=False):
         if any(k.tag == _MERGE_TAG for k, _ in node.value):
             self._check_duplicates(node, deep)  # merged keys may repeat; only the written ones count
