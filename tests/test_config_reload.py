@@ -72,6 +72,15 @@ def _wait_value(ig, name: str, expected: float, timeout: float = 30, **labels) -
     return value
 
 
+def _reload_errors(ig, expected: int, timeout: float = 30) -> list[str]:
+    deadline = time.monotonic() + timeout
+    lines = [l for l in ig.output().splitlines() if "reload failed" in l]
+    while len(lines) < expected and time.monotonic() < deadline:
+        time.sleep(0.1)
+        lines = [l for l in ig.output().splitlines() if "reload failed" in l]
+    return lines
+
+
 def test_running_ig_survives_every_hostile_reload(run_ig, synth, tmp_path):
     feed, _ = synth
     path = tmp_path / "config.yaml"
@@ -85,7 +94,7 @@ def test_running_ig_survives_every_hostile_reload(run_ig, synth, tmp_path):
         ig.proc.send_signal(signal.SIGHUP)
         assert _wait_value(ig, "ig_config_reloads_total", failures, result="failure") == failures, name
         assert ig.proc.poll() is None, name
-        errors = [l for l in ig.output().splitlines() if "reload failed" in l]
+        errors = _reload_errors(ig, failures)  # counted before it is printed: wait for the line too
         assert len(errors) == failures and phrase in errors[-1] and len(errors[-1]) < 1000, (name, errors[-1][:2000])
         # the old config still counts
         feed.send({"comm": "cat"})
