@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -182,3 +183,20 @@ def test_ordinary_aliases_still_work():
     text = "metrics_name: t\nmetrics:\n  - &c {name: a, type: counter, category: trace, gadget: exec, labels: &l [comm]}\n" \
            "  - {name: b, type: counter, category: trace, gadget: exec, labels: *l}\n"
     assert [m.label_columns for m in load_config(text, CATALOG).metrics] == [("comm",), ("comm",)]
+
+
+# --- the fast constructor gives what PyYAML's gives ----------------------------------------------
+
+
+@pytest.mark.parametrize("text", [
+    *(p.read_text() for p in sorted(Path(__file__).resolve().parents[1].glob("examples/*.yaml"))),
+    "a: [1, 2.5, -3, 0755, 1e5, .inf, true, False, ~, null, '', x, '5']\nb: &x {c: 1}\nd: *x\n",
+    "a: !!str 5\nb: !!int 0x10\nc: {~: 1, null: 2}\n",
+])
+def test_plain_constructor_matches_pyyaml(text):
+    from igcore.config.yaml12 import _NOT_PLAIN, _construct_plain, _FastLoader
+
+    fast = _FastLoader(text)
+    ours = _construct_plain(fast, fast.get_single_node())
+    assert ours is not _NOT_PLAIN
+    assert repr(ours) == repr(_FastLoader(text).get_single_data())
