@@ -20,7 +20,7 @@ from .gadgets import (
     StopFlag,
     TraceGadget,
 )
-from .hookspecs import hookimpl
+from .hookspecs import Register, hookimpl
 
 __all__ = [
     "BpfUnavailable", "RingBufferTransport", "compile_program",
@@ -29,5 +29,5 @@ __all__ = [
     "ConfigError", "IgError", "RuntimeFailure",
     "Category", "ContainerKey", "GadgetContext", "GadgetStats", "NetnsAware", "Row", "Sink",
     "SnapshotGadget", "StopFlag", "TraceGadget",
-    "hookimpl",
+    "Register", "hookimpl",
 ]

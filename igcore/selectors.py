@@ -12,6 +12,7 @@ lookup of the column and no conversion left for the per-event call.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -20,6 +21,7 @@ from typing import Callable, Iterable
 import re2
 
 from .columns import Column, Kind, Schema
+from .quoting import quoted, shorten
 
 Predicate = Callable[[dict], bool]
 
@@ -34,14 +36,6 @@ _MEMO_LIMIT = 4096
 
 _RE2_OPTIONS = re2.Options()
 _RE2_OPTIONS.log_errors = False  # the error reaches the user as one line; no C++ log on stderr
-
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-
-def quoted(text: str) -> str:
-    """`text` in double quotes for a message, control characters escaped so it stays one line."""
-    return '"' + _CONTROL.sub(lambda m: repr(m.group())[1:-1], text) + '"'
 
 
 class SelectorError(ValueError):
@@ -154,7 +148,7 @@ def _re2_reason(exc: Exception) -> str:
     reason = exc.args[0] if exc.args else exc
     if isinstance(reason, bytes):  # google-re2 reports the C++ message as bytes
         reason = reason.decode("utf-8", "replace")
-    return " ".join(str(reason).split())
+    return shorten(" ".join(str(reason).split()))  # RE2 may quote the whole pattern back
 
 
 def _convert(text: str, column: Column, op: str, raw: str) -> object:
@@ -215,8 +209,15 @@ def _generate(terms: list[tuple[str, _Term]], label: str) -> Predicate:
         f"({term.template.format(cell=f'row[{column!r}]', v=name)})" for name, (column, term) in zip(names, terms)
     )
     source = f"def make({', '.join(names)}):\n    def predicate(row):\n        return {body}\n    return predicate\n"
-    namespace: dict = {}
-    exec(compile(source, "<selector>", "exec"), namespace)
-    predicate = namespace["make"](*(term.binding for _, term in terms))
+    predicate = _maker(source)(*(term.binding for _, term in terms))
     predicate.__doc__ = label
     return predicate
+
+
+@functools.lru_cache(maxsize=1024)
+def _maker(source: str) -> Callable[..., Predicate]:
+    # The source holds column names and operators, never values (those are bound by `make`): the
+    # metrics of a large config share a few shapes, and compiling each costs as much as the rest.
+    namespace: dict = {}
+    exec(compile(source, "<selector>", "exec"), namespace)
+    return namespace["make"]

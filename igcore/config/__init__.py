@@ -1,0 +1,36 @@
+"""The metrics config (DESIGN section 3): YAML in, validated metrics bound to installed gadgets out.
+
+One module per job: `source` reads the text (bounded), `yaml12` parses it as YAML 1.2, `model`
+checks its shape with pydantic, `explain` turns pydantic's errors into sentences, `bind` ties each
+metric to its gadget with the `checks` that need the catalog. Every problem, whatever raised it,
+becomes ONE ConfigError line naming the origin, the metric and the key.
+"""
+
+from __future__ import annotations
+
+from ..errors import ConfigError
+from ..plugins import GadgetCatalog
+from .bind import BoundMetric, Config, bind_config
+from .checks import RESERVED_PREFIX
+from .model import BucketConfig, FileConfig, MetricConfig
+from .source import INLINE_ORIGIN, MAX_CONFIG_BYTES, read_source
+from .text import one_line
+from .yaml12 import parse_yaml
+
+__all__ = [
+    "BoundMetric", "BucketConfig", "Config", "ConfigError", "FileConfig", "INLINE_ORIGIN", "MAX_CONFIG_BYTES",
+    "MetricConfig", "RESERVED_PREFIX", "bind_config", "load_config",
+]
+
+
+def load_config(source: str, catalog: GadgetCatalog) -> Config:
+    """`@path` reads a YAML file; anything else is YAML text. Raises ConfigError, one line, for anything."""
+    origin = source[1:] if source.startswith("@") else INLINE_ORIGIN
+    try:
+        origin, text = read_source(source)
+        return bind_config(parse_yaml(text, origin), catalog, origin)
+    except ConfigError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - whatever a hostile config makes a library raise
+        # RecursionError, MemoryError, an ArithmeticError: still one line, never a traceback.
+        raise ConfigError(f"{origin}: cannot load the config: {type(exc).__name__}: {one_line(str(exc))}") from None

@@ -1,0 +1,139 @@
+"""The checks of one metric that need its gadget, and the checks across metrics.
+
+Each raises `Problem` with the phrase for the user; the caller adds the origin and the metric's name.
+"""
+
+from __future__ import annotations
+
+from decimal import DecimalException
+
+from ..buckets import bucket_bounds
+from ..columns import Column, Schema
+from ..gadgets import GadgetSpec
+from ..naming import family_name, sanitize_label_name
+from ..plugins import GadgetCatalog
+from ..quoting import quoted
+from ..selectors import column_list, unknown_column
+from .model import MetricConfig
+
+# A counter or histogram counts events; a gauge reads a snapshot's rows.
+_CATEGORY_OF_TYPE = {"counter": "trace", "histogram": "trace", "gauge": "snapshot"}
+
+# ig's own metrics (ig_info, ig_gadget_running, ig_events_*_total, ig_gadget_<counter>_total, ...)
+# all start with this. The whole prefix is reserved, not today's families one by one: a gadget's
+# own counters add families by name, and later releases add more.
+RESERVED_PREFIX = "ig_"
+
+
+class Problem(Exception):
+    """A problem with one metric; the caller adds the origin and the metric's name."""
+
+
+def check_category(cfg: MetricConfig) -> None:
+    needed = _CATEGORY_OF_TYPE[cfg.type]
+    if cfg.category != needed:
+        feeds = "gauges" if cfg.category == "snapshot" else "counters and histograms"
+        raise Problem(f"a {cfg.type} needs a {needed} gadget, but category is {cfg.category} "
+                      f"({cfg.category} gadgets feed {feeds})")
+
+
+def gadget(cfg: MetricConfig, catalog: GadgetCatalog) -> GadgetSpec:
+    check_category(cfg)
+    spec = catalog.get(cfg.category, cfg.gadget)
+    if spec is not None:
+        return spec
+    installed = catalog.names(cfg.category)
+    choices = f"installed {cfg.category} gadgets: {', '.join(installed)}"
+    if not installed:
+        choices = f"no {cfg.category} gadgets are installed"
+    name, others = quoted(cfg.gadget), catalog.categories_of(cfg.gadget)
+    if others:
+        raise Problem(f"gadget {name} is a {' and '.join(others)} gadget, not {cfg.category} ({choices})")
+    raise Problem(f"unknown gadget {name} in category {cfg.category} ({choices})")
+
+
+def check_histogram_keys(cfg: MetricConfig) -> None:
+    if cfg.type != "histogram":
+        if cfg.bucket is not None:
+            raise Problem(f"bucket is only for histograms, but this metric is a {cfg.type}")
+        return
+    if cfg.field is None:
+        raise Problem("a histogram needs field (the numeric column it observes)")
+    if cfg.bucket is None:
+        raise Problem("a histogram needs bucket (e.g. {type: exp2, min: 0, max: 10})")
+
+
+def bounds(cfg: MetricConfig) -> tuple[float, ...] | None:
+    b = cfg.bucket
+    if b is None:
+        return None
+    try:
+        return tuple(bucket_bounds(b.type, b.min, b.max, b.multiplier))
+    except ValueError as exc:
+        raise Problem(str(exc)) from None
+    except DecimalException:  # 2**min beyond Decimal's exponent range: min of a few million
+        raise Problem("bucket bounds exceed the range of a float; lower max or multiplier") from None
+
+
+def column(schema: Schema, name: str, key: str) -> Column:
+    found = schema.get(name)
+    if found is None:
+        raise Problem(unknown_column(name, schema, f" in {key}"))
+    return found
+
+
+def label_names(written: tuple[str, ...], columns: tuple[str, ...]) -> tuple[str, ...]:
+    names = tuple(sanitize_label_name(c) for c in columns)
+    first: dict[str, str] = {}
+    for text, label in zip(written, names):
+        if label in first:
+            raise Problem(f"duplicate label {label} in labels (from {quoted(first[label])} and {quoted(text)})")
+        first[label] = text
+    return names
+
+
+def field(cfg: MetricConfig, schema: Schema) -> str | None:
+    if cfg.field is None:
+        return None
+    found = column(schema, cfg.field, "field")
+    if not found.kind.numeric:
+        numeric = column_list(schema, (c for c in schema if c.kind.numeric)) or "none"
+        raise Problem(f"field {quoted(cfg.field)} is not numeric: column {found.name} is {found.kind.value} "
+                      f"(numeric columns: {numeric})")
+    return found.name
+
+
+def family(cfg: MetricConfig) -> str:
+    unit = cfg.bucket.unit if cfg.bucket else None
+    name = family_name(cfg.name, cfg.type, unit)
+    if not name:
+        raise Problem(f"name {quoted(cfg.name)} is empty once the _total that counters add is removed")
+    if name.startswith(RESERVED_PREFIX):
+        exposed = "" if name == cfg.name else f" (exposed as {name})"
+        raise Problem(f"name {quoted(cfg.name)}{exposed} is reserved: names starting with {RESERVED_PREFIX} "
+                      f"are ig's own metrics (ig_info, ig_gadget_running, ...)")
+    return name
+
+
+class UniqueNames:
+    """Family names seen so far, compared as exposed: "a.b" and "a_b", or counters "x" and "x_total"."""
+
+    def __init__(self) -> None:
+        self._first: dict[str, tuple[int, str]] = {}  # family -> (index, name as written)
+
+    def add(self, family_name: str, name: str) -> None:
+        earlier = self._first.get(family_name)
+        if earlier is not None:
+            index, other = earlier
+            raise Problem(f"duplicate metric name {quoted(family_name)} (also the name of metrics[{index}] {quoted(other)})")
+        self._first[family_name] = (len(self._first), name)
+
+
+def description(cfg: MetricConfig) -> str:
+    things = "events" if cfg.category == "trace" else "rows"
+    source = f"{cfg.category} {cfg.gadget} {things}"
+    if cfg.field is None:
+        return f"{cfg.name}: {cfg.type} of {source}"
+    if cfg.type == "histogram":
+        return f"{cfg.name}: histogram of {cfg.field} in {source}"
+    return f"{cfg.name}: {cfg.type} of the sum of {cfg.field} over {source}"

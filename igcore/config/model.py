@@ -1,0 +1,115 @@
+"""The shape of a config: pydantic models that check keys, types and allowed words.
+
+They know nothing of gadgets (binding checks those). strict: no "5" -> 5 coercion; forbid: typos
+are errors (the original ignored them); frozen: hashable, so a reload can tell unchanged metrics
+apart by their config.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from ..buckets import parse_multiplier
+from .text import describe
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+
+def _non_blank(key: str, value: str) -> str:
+    if not value.strip():
+        raise ValueError(f"{key} is empty")
+    return value
+
+
+def _as_tuple(value: object) -> object:
+    # YAML gives lists; frozen models want tuples. `key:` with nothing after it means none.
+    if value is None:
+        return ()
+    return tuple(value) if isinstance(value, list) else value
+
+
+class BucketConfig(_Model):
+    type: Literal["exp2", "linear"]
+    min: int = Field(ge=0)
+    max: int
+    multiplier: Decimal = Decimal(1)
+    unit: Literal["ns", "us", "ms", "s", "By"] | None = None
+
+    @field_validator("multiplier", mode="before")
+    @classmethod
+    def _multiplier(cls, value: object) -> Decimal:
+        try:
+            return parse_multiplier(value)
+        except ValueError as exc:
+            raise ValueError(f"bucket {exc}") from None
+
+
+class MetricConfig(_Model):
+    name: str
+    type: Literal["counter", "gauge", "histogram"]
+    category: Literal["trace", "snapshot"]
+    gadget: str
+    selector: tuple[str, ...] = ()
+    labels: tuple[str, ...] = ()
+    field: str | None = None
+    bucket: BucketConfig | None = None
+
+    @field_validator("name", "gadget")
+    @classmethod
+    def _filled(cls, value: str, info) -> str:
+        return _non_blank(info.field_name, value)
+
+    @field_validator("labels", mode="before")
+    @classmethod
+    def _labels(cls, value: object) -> object:
+        return _as_tuple(value)
+
+    @field_validator("selector", mode="before")
+    @classmethod
+    def _selectors(cls, value: object) -> object:
+        value = _as_tuple(value)
+        if not isinstance(value, tuple):
+            return value  # let the type check report it
+        return tuple(_selector_text(i, item) for i, item in enumerate(value))
+
+
+class FileConfig(_Model):
+    metrics_name: str
+    metrics: tuple[MetricConfig, ...]
+
+    @field_validator("metrics_name")
+    @classmethod
+    def _filled(cls, value: str) -> str:
+        return _non_blank("metrics_name", value)
+
+    @field_validator("metrics", mode="before")
+    @classmethod
+    def _metrics(cls, value: object) -> object:
+        return tuple(value) if isinstance(value, list) else value
+
+
+# Which model holds the keys at each scope of an error's location (for "allowed keys: ...").
+MODELS_BY_SCOPE = {(): FileConfig, ("metric",): MetricConfig, ("metric", "bucket"): BucketConfig}
+
+
+def _selector_text(index: int, item: object) -> object:
+    """`{k8s.namespace: default}` -> `k8s.namespace:default`; strings pass through."""
+    if isinstance(item, dict) and len(item) == 1:
+        ((column, value),) = item.items()
+        if not isinstance(value, (dict, list)):
+            return f"{_scalar_text(column)}:{_scalar_text(value)}"
+    if isinstance(item, str):
+        return item
+    expected = 'a "column:rule" string or a one-key mapping like {comm: cat}'
+    raise ValueError(f"selector[{index}] must be {expected}, got {describe(item)}")
+
+
+def _scalar_text(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "" if value is None else str(value)
