@@ -29,7 +29,10 @@ DISABLE_ENV = "IG_DISABLE_PLUGINS"
 
 # The distributions this repository ships (plugins/*/pyproject.toml; a test keeps the two in step).
 # A name is settled by distribution, not by entry-point name, which any package may reuse.
-BUILTIN_DISTRIBUTIONS = frozenset({"ig-gadget-exec", "ig-gadget-dns", "ig-gadget-process", "ig-gadget-socket"})
+BUILTIN_DISTRIBUTIONS = frozenset({
+    "ig-gadget-exec", "ig-gadget-dns", "ig-gadget-process", "ig-gadget-socket",
+    "ig-gadget-open", "ig-gadget-signal", "ig-gadget-bind", "ig-gadget-tcp", "ig-gadget-oomkill",
+})
 
 CONTAINER_KEYS: tuple[str, ...] = get_args(ContainerKey)
 
