@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -46,9 +47,12 @@ def _setup_logging(verbose: bool) -> None:
 
 def _read_config_source(config: Optional[str]) -> str:
     """The text `load_config` takes: `@path`, inline YAML, or the built-in default."""
+    from .configwatch import config_path
+
     if config is None:
         return f"@{Path(__file__).resolve().parent / 'data' / DEFAULT_CONFIG}"
-    return config
+    path = config_path(config)
+    return config if path is None else f"@{path}"  # a directory means its config.yaml
 
 
 def _runtime_options(runtimes: str, docker_socket: str, containerd_socket: str = "/run/containerd/containerd.sock",
@@ -84,22 +88,33 @@ def prometheus(
     docker_socket: DockerSock = "/run/docker.sock",
     containerd_socket: ContainerdSock = "/run/containerd/containerd.sock",
     crio_socket: CrioSock = "/run/crio/crio.sock",
+    watch: Annotated[bool, typer.Option("--watch", help="Follow the --config file (or directory: its config.yaml, as a mounted ConfigMap) and reload on change; a missing or invalid file keeps ig running.")] = False,
+    watch_poll: Annotated[float, typer.Option("--watch-poll-interval", min=0.1, help="With --watch: seconds between checks that do not rely on inotify.")] = 10.0,
+    inotify: Annotated[bool, typer.Option("--inotify/--no-inotify", help="With --watch: wake on inotify events of the config's directory (--no-inotify: poll only).")] = True,
     verbose: VerboseOpt = False,
 ) -> None:
     """Serve metrics from eBPF gadgets for Prometheus to scrape."""
     _setup_logging(verbose)
     try:
+        follow = WatchOptions(watch_poll, inotify) if watch else None
         _prometheus(config, listen, path, host, check, max_series, snapshot_interval,
-                    lambda: _runtime_options(runtimes, docker_socket, containerd_socket, crio_socket))
+                    lambda: _runtime_options(runtimes, docker_socket, containerd_socket, crio_socket), follow)
     except IgError as exc:
         raise fail(exc)
 
 
-def _prometheus(config, listen, path, host, check, max_series, snapshot_interval, runtime_options) -> None:
+@dataclass(frozen=True)
+class WatchOptions:
+    poll_interval: float
+    inotify: bool
+
+
+def _prometheus(config, listen, path, host, check, max_series, snapshot_interval, runtime_options,
+                follow: Optional[WatchOptions] = None) -> None:
     """`runtime_options` is a callable: --check must not need the container code."""
     from prometheus_client import CollectorRegistry
 
-    from .config import load_config
+    from .configwatch import ConfigFollower, ConfigStatus, ConfigWatcher, config_path
     from .http import MetricsServer, parse_listen_address
     from .plugins import load_catalog
 
@@ -108,7 +123,11 @@ def _prometheus(config, listen, path, host, check, max_series, snapshot_interval
     for broken in catalog.broken:
         logging.getLogger("igcore").warning("plugin %s failed to load: %s", broken.name, broken.error)
     source = _read_config_source(config)
-    cfg = load_config(source, catalog)
+    if follow and config_path(source) is None:
+        raise ConfigError("--watch needs --config @FILE or @DIRECTORY (a file to follow, not inline YAML)")
+    status = ConfigStatus()
+    follower = ConfigFollower(source, catalog, status, follow=follow is not None and not check)
+    cfg = follower.first()
     if check:
         out.print(f"{cfg.origin}: OK, {len(cfg.metrics)} metric(s): {', '.join(b.config.name for b in cfg.metrics)}")
         return
@@ -120,6 +139,7 @@ def _prometheus(config, listen, path, host, check, max_series, snapshot_interval
                                   runtimes=runtime_options()))
     registry = CollectorRegistry(auto_describe=False)
     registry.register(EngineCollector(engine))
+    registry.register(status)
     signals.block()
     engine.start(cfg)
     try:
@@ -127,26 +147,32 @@ def _prometheus(config, listen, path, host, check, max_series, snapshot_interval
     except IgError:
         engine.stop()
         raise
+    watcher = None
+    if follow:
+        # a change found is sent as SIGHUP to ourselves: one reload path, run by the main thread
+        watcher = ConfigWatcher(follower.path, lambda: os.kill(os.getpid(), signals.RELOAD),
+                                follow.poll_interval, follow.inotify)
+        watcher.start()
     out.print("Running. Press Ctrl + C to finish")
     out.print(f"Publishing metrics... (http://{server.address}{path})")
     sys.stdout.flush()
     try:
         while signals.wait() == signals.RELOAD:
-            _reload(engine, config, catalog)
+            _reload(engine, follower)
     finally:
+        if watcher is not None:
+            watcher.stop()
         server.close()
         engine.stop()
     out.print("Stopped.")
 
 
-def _reload(engine, config: Optional[str], catalog) -> None:
-    """SIGHUP: re-read the config (a file is read again) and swap it in; on error keep the old one."""
-    from .config import load_config
-
+def _reload(engine, follower) -> None:
+    """SIGHUP (or a change the watcher found): re-read the config and swap it in; on error keep the old one."""
     try:
-        engine.reload(load_config(_read_config_source(config), catalog))
+        message = follower.reload(engine)
         engine.reloads["success"] += 1
-        out.print("Config reloaded.")
+        out.print(message)
     except IgError as exc:
         engine.reloads["failure"] += 1
         err.print(f"[bold red]Error:[/] [red]reload failed, the previous config keeps running: {escape(str(exc))}[/]", soft_wrap=True)

@@ -189,6 +189,11 @@ class Config:
 def load_config(source: str, catalog: GadgetCatalog) -> Config:
     """`@path` reads a YAML file; anything else is YAML text. Raises ConfigError, one line."""
     origin, text = _read(source)
+    return load_config_text(text, origin, catalog)
+
+
+def load_config_text(text: str, origin: str, catalog: GadgetCatalog) -> Config:
+    """YAML text already read (by a watcher that hashed it), with the file name errors should name."""
     return bind_config(_parse_yaml(text, origin), catalog, origin)
 
 
