@@ -74,7 +74,9 @@ def agent_args(values: Values) -> list[str]:
 
 def namespace(values: Values) -> dict:
     levels = {f"pod-security.kubernetes.io/{mode}": "privileged" for mode in ("enforce", "audit", "warn")}
-    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": values.namespace, "labels": levels}}
+    # our label: `kubectl gadget undeploy` deletes a namespace only if deploy created it
+    return {"apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": values.namespace, "labels": {**SELECTOR, **levels}}}
 
 
 def service_account(values: Values) -> dict:
