@@ -114,7 +114,7 @@ def _prometheus(config, listen, path, host, check, max_series, snapshot_interval
     """`runtime_options` is a callable: --check must not need the container code."""
     from prometheus_client import CollectorRegistry
 
-    from .configwatch import ConfigFollower, ConfigStatus, ConfigWatcher, config_path
+    from .configwatch import ConfigFollower, ConfigStatus, ConfigWatcher, config_path, fingerprint
     from .http import MetricsServer, parse_listen_address
     from .plugins import load_catalog
 
@@ -127,6 +127,7 @@ def _prometheus(config, listen, path, host, check, max_series, snapshot_interval
         raise ConfigError("--watch needs --config @FILE or @DIRECTORY (a file to follow, not inline YAML)")
     status = ConfigStatus()
     follower = ConfigFollower(source, catalog, status, follow=follow is not None and not check)
+    seen = fingerprint(follower.path) if follow else None  # before reading: changes from now on are found
     cfg = follower.first()
     if check:
         out.print(f"{cfg.origin}: OK, {len(cfg.metrics)} metric(s): {', '.join(b.config.name for b in cfg.metrics)}")
@@ -150,7 +151,7 @@ def _prometheus(config, listen, path, host, check, max_series, snapshot_interval
     watcher = None
     if follow:
         # a change found is sent as SIGHUP to ourselves: one reload path, run by the main thread
-        watcher = ConfigWatcher(follower.path, lambda: os.kill(os.getpid(), signals.RELOAD),
+        watcher = ConfigWatcher(follower.path, seen, lambda: os.kill(os.getpid(), signals.RELOAD),
                                 follow.poll_interval, follow.inotify)
         watcher.start()
     out.print("Running. Press Ctrl + C to finish")

@@ -169,10 +169,11 @@ class ConfigWatcher:
     Wakes on inotify events of the file's directory and every `poll_interval` seconds in any case.
     """
 
-    def __init__(self, path: Path, on_change: Callable[[], None], poll_interval: float = 10.0,
+    def __init__(self, path: Path, seen: Fingerprint, on_change: Callable[[], None], poll_interval: float = 10.0,
                  inotify: bool = True) -> None:
-        self.path, self.on_change, self.poll_interval = path, on_change, poll_interval
-        self.seen = fingerprint(path)
+        """`seen`: the fingerprint taken before the config in force was read, so that a change made
+        while the engine started (bcc compiles for seconds) is found by the first check."""
+        self.path, self.seen, self.on_change, self.poll_interval = path, seen, on_change, poll_interval
         self._inotify = None
         if inotify:
             # imported here: `ig prometheus --check` must not import the container code
@@ -211,17 +212,19 @@ class ConfigWatcher:
 
     def _loop(self) -> None:
         fds = [self._stop_r] + ([self._inotify.fd] if self._inotify else [])
+        ready: list = []  # the first check runs at once
         while True:
             try:
-                ready, _, _ = select.select(fds, [], [], self.poll_interval)
-                if self._stop_r in ready:
-                    return
                 if ready:
                     time.sleep(_SETTLE_SECONDS)
                     self._inotify.read()
                 self.check()
+                ready, _, _ = select.select(fds, [], [], self.poll_interval)
+                if self._stop_r in ready:
+                    return
             except Exception as exc:  # a failing check must not end the watch
                 loop_errors.record("config-watch", exc)
+                ready = []
                 time.sleep(1)
 
     def check(self) -> bool:
