@@ -135,3 +135,15 @@ def test_watch_needs_a_file(tmp_path):
                             env={**os.environ, "NO_COLOR": "1", "IG_TEST_GADGETS": "1"})
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and "--watch needs --config @FILE" in result.stderr
+
+
+def test_check_reads_a_config_directory(tmp_path):
+    import subprocess
+
+    from tests.fixtures.igrun import IG
+
+    volume = ConfigMapVolume(tmp_path / "config")
+    volume.write({"config.yaml": CONFIG_B})
+    env = {**os.environ, "NO_COLOR": "1", "IG_TEST_GADGETS": "1", "COLUMNS": "500"}
+    result = subprocess.run([IG, "prometheus", "--check", "--config", f"@{volume.root}"], capture_output=True, text=True, env=env)
+    assert result.returncode == 0 and f"{volume.root / 'config.yaml'}: OK, 2 metric(s)" in result.stdout
