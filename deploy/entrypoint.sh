@@ -34,7 +34,10 @@ fi
 
 # cgroup paths in the runtimes' state are the host's; a pod has a cgroup namespace of its own.
 # With hostPID, /proc/1 is the node's init: join its cgroup namespace (CAP_SYS_ADMIN).
-if [ "$(readlink /proc/1/ns/cgroup)" != "$(readlink /proc/self/ns/cgroup)" ]; then
+host_cgroupns=$(readlink /proc/1/ns/cgroup 2>/dev/null || true)
+if [ -z "$host_cgroupns" ]; then
+  echo "ig-entrypoint: cannot read /proc/1/ns/cgroup (no hostPID or CAP_SYS_PTRACE?): staying in this cgroup namespace"
+elif [ "$host_cgroupns" != "$(readlink /proc/self/ns/cgroup)" ]; then
   exec nsenter --cgroup=/proc/1/ns/cgroup -- ig "$@"
 fi
 exec ig "$@"

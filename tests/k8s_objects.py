@@ -12,6 +12,18 @@ from igcore.kubectl.manifests import Values, agent_objects
 ROOT = Path(__file__).resolve().parent.parent
 PROMETHEUS_EXAMPLE = ROOT / "docs" / "examples" / "prometheus.yaml"
 
+# The guide's workload counted per pod: `cat` executions with every Kubernetes column as a label.
+CAT_BY_POD_CONFIG = """
+metrics_name: guide
+metrics:
+  - name: executed_processes
+    type: counter
+    category: trace
+    gadget: exec
+    selector: ["comm:cat"]
+    labels: [k8s.node, k8s.namespace, k8s.pod, k8s.container, comm]
+"""
+
 
 def by_kind(objects: list[dict], kind: str) -> dict:
     (found,) = [o for o in objects if o["kind"] == kind]

@@ -17,19 +17,9 @@ import yaml
 
 from igcore.kubectl.manifests import CONFIG_DIR, Values
 from tests.fixtures.igrun import IG, free_port, start_command
-from tests.k8s_objects import example_prometheus_config, pod_template, sd_meta_labels, with_file_sd
+from tests.k8s_objects import CAT_BY_POD_CONFIG, example_prometheus_config, pod_template, sd_meta_labels, with_file_sd
 from tests.kubelet_volume import ConfigMapVolume
 
-CONFIG = """
-metrics_name: k8s_discovery
-metrics:
-  - name: executed_processes
-    type: counter
-    category: trace
-    gadget: exec
-    selector: ["comm:cat"]
-    labels: [k8s.container, comm]
-"""
 
 
 @pytest.mark.parametrize("path", ["/metrics", "/ig/v1/metrics"])
@@ -39,7 +29,7 @@ def test_prometheus_scrapes_the_annotated_agent(require_bpf, docker, busybox_ima
     template = pod_template(values)
     (container,) = template["spec"]["containers"]
     volume = ConfigMapVolume(tmp_path / "config")
-    volume.write({"config.yaml": CONFIG})
+    volume.write({"config.yaml": CAT_BY_POD_CONFIG})
     args = [f"@{volume.root}" if a == f"@{CONFIG_DIR}" else a for a in container["args"]]
     agent = start_command([IG, *args], values.listen_address, path, tmp_path, env={"NODE_NAME": "node-a"})
     try:
