@@ -46,14 +46,18 @@ def wait_for_log(docker, name: str, text: str, timeout: float = 180) -> str:
         time.sleep(0.5)
 
 
-def test_agent_image_counts_a_pods_cat_loop(require_bpf, docker, busybox_image, agent_image, tmp_path):
+def start_agent(docker, image: str, tmp_path, without_mounts: tuple[str, ...] = ()):
+    """The agent container as the rendered pod spec says (less the volumes named); waits until it serves
+    with its exec gadget running on a config pushed after it started. Returns (container, scraper, node)."""
     values = Values(listen_address=f"127.0.0.1:{free_port()}")
     spec = pod_template(values)["spec"]
+    (container,) = spec["containers"]
+    container["volumeMounts"] = [m for m in container["volumeMounts"] if m["name"] not in without_mounts]
     volume = ConfigMapVolume(tmp_path / "configmap")
     node = f"node-{uuid.uuid4().hex[:6]}"
     opts, args = docker_run_options(spec, volume.root, node)
     agent = f"ig-test-agent-{uuid.uuid4().hex[:8]}"
-    docker.run(*opts, agent_image, *args, name=agent, detach=True)
+    docker.run(*opts, image, *args, name=agent, detach=True)
     logs = wait_for_log(docker, agent, "Publishing metrics")
     assert "waiting for one" in " ".join(logs.split()) and "ig-entrypoint: kernel" in logs
 
@@ -63,7 +67,12 @@ def test_agent_image_counts_a_pods_cat_loop(require_bpf, docker, busybox_image, 
     while scraper.value("ig_gadget_running", category="trace", gadget="exec") != 1 and time.monotonic() < deadline:
         time.sleep(0.5)
     assert scraper.value("ig_gadget_running", category="trace", gadget="exec") == 1, docker.cli("logs", agent).stderr
+    return agent, scraper, node
 
+
+def test_agent_image_counts_a_pods_cat_loop(require_bpf, docker, busybox_image, agent_image, tmp_path):
+    agent, scraper, node = start_agent(docker, agent_image, tmp_path)
+    assert "the node's headers" in docker.cli("logs", agent).stdout
     pod, uid = f"busybox-{uuid.uuid4().hex[:6]}", str(uuid.uuid4())
     docker.run("--network", "none",
                "--label", f"io.kubernetes.pod.name={pod}", "--label", "io.kubernetes.pod.namespace=default",
@@ -73,3 +82,9 @@ def test_agent_image_counts_a_pods_cat_loop(require_bpf, docker, busybox_image, 
     labels = {"k8s_node": node, "k8s_namespace": "default", "k8s_pod": pod, "k8s_container": "busybox", "comm": "cat"}
     assert scraper.wait_for("executed_processes_total", 100, timeout=60, **labels) == 100
     assert "Traceback" not in docker.cli("logs", agent).stderr
+
+
+def test_agent_image_falls_back_to_its_own_headers(require_bpf, docker, agent_image, tmp_path):
+    """A node without kernel headers: nothing mounted at /host/lib/modules and /host/usr/src."""
+    agent, scraper, _ = start_agent(docker, agent_image, tmp_path, without_mounts=("modules", "usr-src"))
+    assert "no headers on the node, using the image's" in docker.cli("logs", agent).stdout
