@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 
 from .config import BoundMetric, Config
-from .containers import ContainerRegistry, Enricher, RuntimeOptions
+from .containers import ContainerCollection, Enricher, RuntimeOptions
 from .gadgets import GadgetContext, GadgetSpec, NetnsAware, SnapshotGadget, TraceGadget
 from .metrics.aggregators import CounterAggregator, GaugeAggregator, HistogramAggregator
 from .metrics.snapshots import SnapshotCache
@@ -33,18 +33,18 @@ class EngineOptions:
 class GadgetRun:
     """One running gadget, its enrichment, and the metrics fed by it."""
 
-    def __init__(self, spec: GadgetSpec, registry: ContainerRegistry, options: EngineOptions) -> None:
+    def __init__(self, spec: GadgetSpec, containers: ContainerCollection, options: EngineOptions) -> None:
         self.spec = spec
         self.gadget = spec.factory(GadgetContext(host=options.host))
         self.active = True
         # Replaced whole on reload, so the ingest thread never sees a half-updated list.
         self.aggregators: dict[BoundMetric, object] = {}
         self._trace_targets: tuple = ()
-        self.enricher = Enricher(registry, spec.container_key, options.host, self._dispatch)
+        self.enricher = Enricher(containers, spec.container_key, options.host, self._dispatch, gadget=spec.name)
         self.snapshots: SnapshotCache | None = None
         if isinstance(self.gadget, SnapshotGadget):
             self.snapshots = SnapshotCache(self._take_snapshot, options.snapshot_min_interval)
-        self._registry = registry
+        self._containers = containers
 
     # -- data path -------------------------------------------------------------------------
     def _dispatch(self, rows: list[dict]) -> None:
@@ -72,12 +72,12 @@ class GadgetRun:
             self.gadget.start(self.enricher)
         if isinstance(self.gadget, NetnsAware):
             # after start: the gadget can only watch a namespace once its program is loaded
-            self._registry.subscribe(self._netns_added, self._netns_removed)
+            self._containers.subscribe(self._netns_added, self._netns_removed)
 
     def stop(self) -> None:
         self.active = False
         if isinstance(self.gadget, NetnsAware):
-            self._registry.unsubscribe(self._netns_added, self._netns_removed)
+            self._containers.unsubscribe(self._netns_added, self._netns_removed)
         if isinstance(self.gadget, TraceGadget):
             self.gadget.stop()
         else:
@@ -114,19 +114,19 @@ def make_aggregator(bound: BoundMetric, max_series: int):
 class Engine:
     def __init__(self, options: EngineOptions = EngineOptions()) -> None:
         self.options = options
-        self.registry = ContainerRegistry(options.runtimes)
+        self.containers = ContainerCollection.for_host(options.runtimes)
         self.runs: dict[tuple[str, str], GadgetRun] = {}
         self.config: Config | None = None
         self.reloads = {"success": 0, "failure": 0}
         self._lock = threading.Lock()  # one start/reload/stop at a time
-        self._registry_started = False
+        self._containers_started = False
         self.started_at = time.time()
 
     def start(self, config: Config) -> None:
         with self._lock:
-            if not self._registry_started:
-                self.registry.start()
-                self._registry_started = True
+            if not self._containers_started:
+                self.containers.start()
+                self._containers_started = True
             self._apply(config)
 
     def reload(self, config: Config) -> None:
@@ -146,7 +146,7 @@ class Engine:
         try:
             for key, aggregators in wanted.items():
                 if key not in self.runs:
-                    run = GadgetRun(next(iter(aggregators)).spec, self.registry, self.options)
+                    run = GadgetRun(next(iter(aggregators)).spec, self.containers, self.options)
                     run.bind(aggregators)
                     started[key] = run
                     run.start()
@@ -167,6 +167,6 @@ class Engine:
             for run in self.runs.values():
                 run.stop()
             self.runs.clear()
-            if self._registry_started:
-                self.registry.stop()
-                self._registry_started = False
+            if self._containers_started:
+                self.containers.stop()
+                self._containers_started = False
