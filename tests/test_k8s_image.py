@@ -88,3 +88,22 @@ def test_agent_image_falls_back_to_its_own_headers(require_bpf, docker, agent_im
     """A node without kernel headers: nothing mounted at /host/lib/modules and /host/usr/src."""
     agent, scraper, _ = start_agent(docker, agent_image, tmp_path, without_mounts=("modules", "usr-src"))
     assert "no headers on the node, using the image's" in docker.cli("logs", agent).stdout
+
+
+def test_agent_image_holds_every_plugin_distribution(agent_image):
+    """Every plugins/*/ distribution of this repository is installed in the image and loads."""
+    import subprocess
+    import tomllib
+
+    from tests.k8s_image import ROOT
+
+    wanted = {tomllib.loads(p.read_text())["project"]["name"] for p in ROOT.glob("plugins/*/pyproject.toml")}
+    listed = subprocess.run(["docker", "run", "--rm", "--network", "none", "--entrypoint", "/opt/ig/bin/python",
+                             agent_image, "-c", "import importlib.metadata as m; "
+                             "print('\\n'.join(ep.dist.name for ep in m.entry_points(group='ig.gadgets')))"],
+                            capture_output=True, text=True, timeout=120)
+    assert listed.returncode == 0, listed.stderr
+    assert wanted <= set(listed.stdout.split()), (wanted, listed.stdout)
+    gadgets = subprocess.run(["docker", "run", "--rm", "--network", "none", "--entrypoint", "ig", agent_image,
+                              "list-gadgets"], capture_output=True, text=True, timeout=120)
+    assert gadgets.returncode == 0 and "broken" not in gadgets.stdout, gadgets.stdout + gadgets.stderr
