@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, NamedTuple, Optional
 
@@ -49,9 +50,12 @@ def _setup_logging(verbose: bool) -> None:
 
 def _read_config_source(config: Optional[str]) -> str:
     """The text `load_config` takes: `@path`, inline YAML, or the built-in default."""
+    from .configwatch import config_path
+
     if config is None:
         return f"@{Path(__file__).resolve().parent / 'data' / DEFAULT_CONFIG}"
-    return config
+    path = config_path(config)
+    return config if path is None else f"@{path}"  # a directory means its config.yaml
 
 
 def _runtime_options(runtimes: str, docker_socket: str, containerd_socket: str = "/run/containerd/containerd.sock",
@@ -94,6 +98,9 @@ def prometheus(
     max_connections: Annotated[int, typer.Option("--web-max-connections", min=1, help="Connections kept open at most (also at most half the descriptor limit).")] = HttpOptions.max_connections,
     read_timeout: Annotated[float, typer.Option("--web-read-timeout", min=0.1, help="Seconds for a TLS handshake, and for a request once it started.")] = HttpOptions.read_timeout,
     idle_timeout: Annotated[float, typer.Option("--web-idle-timeout", min=0.1, help="Seconds a kept-alive connection may wait between requests.")] = HttpOptions.idle_timeout,
+    watch: Annotated[bool, typer.Option("--watch", help="Follow the --config file (or directory: its config.yaml, as a mounted ConfigMap) and reload on change; a missing or invalid file keeps ig running.")] = False,
+    watch_poll: Annotated[float, typer.Option("--watch-poll-interval", min=0.1, help="With --watch: seconds between checks that do not rely on inotify.")] = 10.0,
+    inotify: Annotated[bool, typer.Option("--inotify/--no-inotify", help="With --watch: wake on inotify events of the config's directory (--no-inotify: poll only).")] = True,
     verbose: VerboseOpt = False,
 ) -> None:
     """Serve metrics from eBPF gadgets for Prometheus to scrape."""
@@ -101,9 +108,10 @@ def prometheus(
     web = WebOptions(web_config, HttpOptions(max_connections=max_connections, read_timeout=read_timeout,
                                              idle_timeout=idle_timeout))
     try:
+        follow = WatchOptions(watch_poll, inotify) if watch else None
         _prometheus(config, listen, path, host, check, max_series, snapshot_interval,
                     lambda: _runtime_options(runtimes, docker_socket, containerd_socket, crio_socket),
-                    _series_policy(series_grace, series_idle, series_sweep), web)
+                    _series_policy(series_grace, series_idle, series_sweep), web, follow)
     except IgError as exc:
         raise fail(exc)
 
@@ -119,12 +127,18 @@ class WebOptions(NamedTuple):
     http: HttpOptions
 
 
+@dataclass(frozen=True)
+class WatchOptions:
+    poll_interval: float
+    inotify: bool
+
+
 def _prometheus(config, listen, path, host, check, max_series, snapshot_interval, runtime_options, series_policy,
-                web: WebOptions = WebOptions(None, HttpOptions())) -> None:
+                web: WebOptions = WebOptions(None, HttpOptions()), follow: Optional[WatchOptions] = None) -> None:
     """`runtime_options` is a callable: --check must not need the container code."""
     from prometheus_client import CollectorRegistry
 
-    from .config import load_config
+    from .configwatch import ConfigFollower, ConfigStatus, ConfigWatcher, config_path, fingerprint
     from .http import HttpCollector, MetricsServer, parse_listen_address
     from .plugins import load_catalog
     from .webauth import WebConfigWatcher
@@ -136,7 +150,12 @@ def _prometheus(config, listen, path, host, check, max_series, snapshot_interval
     for broken in catalog.broken:
         logging.getLogger("igcore").warning("plugin %s failed to load: %s", broken.name, broken.error)
     source = _read_config_source(config)
-    cfg = load_config(source, catalog)
+    if follow and config_path(source) is None:
+        raise ConfigError("--watch needs --config @FILE or @DIRECTORY (a file to follow, not inline YAML)")
+    status = ConfigStatus()
+    follower = ConfigFollower(source, catalog, status, follow=follow is not None and not check)
+    seen = fingerprint(follower.path) if follow else None  # before reading: changes from now on are found
+    cfg = follower.first()
     if check:
         out.print(f"{cfg.origin}: OK, {len(cfg.metrics)} metric(s): {', '.join(b.config.name for b in cfg.metrics)}")
         if web_config is not None:
@@ -154,6 +173,7 @@ def _prometheus(config, listen, path, host, check, max_series, snapshot_interval
     # Bound before the eBPF programs compile: a port in use fails at once.
     server = MetricsServer(registry, listen, path, WebConfigWatcher(web_config) if web_config else None, web.http)
     registry.register(HttpCollector(server))
+    registry.register(status)
     signals.block()
     try:
         engine.start(cfg)
@@ -161,26 +181,32 @@ def _prometheus(config, listen, path, host, check, max_series, snapshot_interval
         server.close()
         raise
     server.start()
+    watcher = None
+    if follow:
+        # a change found is sent as SIGHUP to ourselves: one reload path, run by the main thread
+        watcher = ConfigWatcher(follower.path, seen, lambda: os.kill(os.getpid(), signals.RELOAD),
+                                follow.poll_interval, follow.inotify)
+        watcher.start()
     out.print("Running. Press Ctrl + C to finish")
     out.print(f"Publishing metrics... ({server.url})")
     sys.stdout.flush()
     try:
         while signals.wait() == signals.RELOAD:
-            _reload(engine, config, catalog)
+            _reload(engine, follower)
     finally:
+        if watcher is not None:
+            watcher.stop()
         server.close()
         engine.stop()
     out.print("Stopped.")
 
 
-def _reload(engine, config: Optional[str], catalog) -> None:
-    """SIGHUP: re-read the config (a file is read again) and swap it in; on error keep the old one."""
-    from .config import load_config
-
+def _reload(engine, follower) -> None:
+    """SIGHUP (or a change the watcher found): re-read the config and swap it in; on error keep the old one."""
     try:
-        engine.reload(load_config(_read_config_source(config), catalog))
+        message = follower.reload(engine)
         engine.reloads["success"] += 1
-        out.print("Config reloaded.")
+        out.print(message)
     except IgError as exc:
         engine.reloads["failure"] += 1
         err.print(f"[bold red]Error:[/] [red]reload failed, the previous config keeps running: {escape(str(exc))}[/]", soft_wrap=True)

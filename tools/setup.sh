@@ -14,6 +14,7 @@ APT_PACKAGES=(
   docker.io runc
   prometheus bpftrace dnsmasq-base bind9-dnsutils
   iproute2 util-linux procps psmisc gcc make curl
+  debootstrap   # the container image's Debian base, made locally (deploy/debian-base.sh)
 )
 
 log() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
@@ -30,6 +31,8 @@ install_packages() {
   for p in "${APT_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
   done
+  # kubectl (client only) for `kubectl gadget`; Debian ships it as kubernetes-client
+  command -v kubectl >/dev/null || missing+=(kubernetes-client)
   if [ ${#missing[@]} -gt 0 ]; then
     log "installing ${missing[*]}"
     apt-get update -qq

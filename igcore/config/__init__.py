@@ -13,13 +13,13 @@ from ..plugins import GadgetCatalog
 from .bind import BoundMetric, Config, bind_config
 from .checks import RESERVED_PREFIX
 from .model import BucketConfig, FileConfig, MetricConfig
-from .source import INLINE_ORIGIN, MAX_CONFIG_BYTES, read_source
+from .source import INLINE_ORIGIN, MAX_CONFIG_BYTES, read_config_file, read_source
 from .text import one_line
 from .yaml12 import parse_yaml
 
 __all__ = [
     "BoundMetric", "BucketConfig", "Config", "ConfigError", "FileConfig", "INLINE_ORIGIN", "MAX_CONFIG_BYTES",
-    "MetricConfig", "RESERVED_PREFIX", "bind_config", "load_config",
+    "MetricConfig", "RESERVED_PREFIX", "bind_config", "load_config", "load_config_text", "read_config_file",
 ]
 
 
@@ -28,9 +28,24 @@ def load_config(source: str, catalog: GadgetCatalog) -> Config:
     origin = source[1:] if source.startswith("@") else INLINE_ORIGIN
     try:
         origin, text = read_source(source)
+    except ConfigError:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        raise _one_line(origin, exc) from None
+    return load_config_text(text, origin, catalog)
+
+
+def load_config_text(text: str, origin: str, catalog: GadgetCatalog) -> Config:
+    """YAML text already read (by `read_source`, or by a watcher through `read_config_file`), with
+    the name errors should give as its origin."""
+    try:
         return bind_config(parse_yaml(text, origin), catalog, origin)
     except ConfigError:
         raise
     except Exception as exc:  # noqa: BLE001 - whatever a hostile config makes a library raise
-        # RecursionError, MemoryError, an ArithmeticError: still one line, never a traceback.
-        raise ConfigError(f"{origin}: cannot load the config: {type(exc).__name__}: {one_line(str(exc))}") from None
+        raise _one_line(origin, exc) from None
+
+
+def _one_line(origin: str, exc: Exception) -> ConfigError:
+    # RecursionError, MemoryError, an ArithmeticError: still one line, never a traceback.
+    return ConfigError(f"{origin}: cannot load the config: {type(exc).__name__}: {one_line(str(exc))}")

@@ -42,6 +42,11 @@ def read_source(source: str) -> tuple[str, str]:
         raise ConfigError(f"{path}: cannot read the config file: it is not UTF-8 text") from None
 
 
+def read_config_file(path: str) -> bytes:
+    """The bytes of a config file: a regular file of at most MAX_CONFIG_BYTES, else one ConfigError."""
+    return _read_file(path)
+
+
 def _read_file(path: str) -> bytes:
     def fail(reason: str) -> ConfigError:
         return ConfigError(f"{path}: cannot read the config file: {reason}")

@@ -1,0 +1,1 @@
+"""Kubernetes mode: the node agent's manifests and the `kubectl gadget` plugin."""
