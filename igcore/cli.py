@@ -15,7 +15,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from . import signals
-from .errors import ConfigError, IgError
+from .errors import ConfigError, IgError, RuntimeFailure
 
 app = typer.Typer(
     help="Kernel events captured with eBPF, served as Prometheus metrics.",
@@ -80,6 +80,8 @@ def prometheus(
     check: Annotated[bool, typer.Option("--check", help="Validate the config and exit, without loading eBPF.")] = False,
     max_series: Annotated[int, typer.Option("--max-series", min=1, help="Label sets kept per metric; more are dropped and counted.")] = 10000,
     snapshot_interval: Annotated[float, typer.Option("--snapshot-min-interval", min=0.0, help="Seconds a snapshot is reused by later scrapes.")] = 1.0,
+    snapshot_timeout: Annotated[float, typer.Option("--snapshot-timeout", min=0.0, help="Seconds a scrape waits for a snapshot gadget; past it the scrape answers without that gadget's gauges (0: no limit).")] = 5.0,
+    strict: Annotated[bool, typer.Option("--strict", help="Exit (or refuse a reload) when any gadget fails to start or stops running, instead of running the others.")] = False,
     runtimes: RuntimesOpt = ",".join(RUNTIMES),
     docker_socket: DockerSock = "/run/docker.sock",
     containerd_socket: ContainerdSock = "/run/containerd/containerd.sock",
@@ -90,12 +92,14 @@ def prometheus(
     _setup_logging(verbose)
     try:
         _prometheus(config, listen, path, host, check, max_series, snapshot_interval,
-                    lambda: _runtime_options(runtimes, docker_socket, containerd_socket, crio_socket))
+                    lambda: _runtime_options(runtimes, docker_socket, containerd_socket, crio_socket),
+                    snapshot_timeout=snapshot_timeout, strict=strict)
     except IgError as exc:
         raise fail(exc)
 
 
-def _prometheus(config, listen, path, host, check, max_series, snapshot_interval, runtime_options) -> None:
+def _prometheus(config, listen, path, host, check, max_series, snapshot_interval, runtime_options,
+                snapshot_timeout: float = 5.0, strict: bool = False) -> None:
     """`runtime_options` is a callable: --check must not need the container code."""
     from prometheus_client import CollectorRegistry
 
@@ -117,11 +121,16 @@ def _prometheus(config, listen, path, host, check, max_series, snapshot_interval
     from .engine import Engine, EngineOptions
 
     engine = Engine(EngineOptions(host=host, max_series=max_series, snapshot_min_interval=snapshot_interval,
+                                  snapshot_timeout=snapshot_timeout or None, strict=strict,
                                   runtimes=runtime_options()))
     registry = CollectorRegistry(auto_describe=False)
     registry.register(EngineCollector(engine))
     signals.block()
-    engine.start(cfg)
+    try:
+        engine.start(cfg)
+    except IgError:
+        engine.stop()
+        raise
     try:
         server = MetricsServer(registry, listen, path)
     except IgError:
@@ -131,8 +140,15 @@ def _prometheus(config, listen, path, host, check, max_series, snapshot_interval
     out.print(f"Publishing metrics... (http://{server.address}{path})")
     sys.stdout.flush()
     try:
-        while signals.wait() == signals.RELOAD:
-            _reload(engine, config, catalog)
+        while True:
+            received = signals.wait(1.0 if strict else None)  # --strict: look at the gadgets every second
+            if received in signals.STOP:
+                break
+            if received == signals.RELOAD:
+                _reload(engine, config, catalog)
+            elif strict and engine.failures():  # a gadget's thread died: --strict ends ig
+                run = engine.failures()[0]
+                raise RuntimeFailure(f"gadget {run.label} stopped running ({run.failure_message}) and --strict is set")
     finally:
         server.close()
         engine.stop()

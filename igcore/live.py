@@ -88,14 +88,21 @@ def run_trace(name, filters, output, columns, host, timeout, runtime_options, co
     registry.start()
     gadget = spec.factory(GadgetContext(host=host))
     enricher = Enricher(registry, spec.container_key, host, sink)
-    gadget.start(enricher)
-    if isinstance(gadget, NetnsAware):
-        registry.subscribe(lambda c: gadget.add_netns(c.netns, f"/proc/{c.pid}/ns/net"),
-                           lambda c: gadget.remove_netns(c.netns))
+    added = lambda c: gadget.add_netns(c.netns, f"/proc/{c.pid}/ns/net")  # noqa: E731
+    removed = lambda c: gadget.remove_netns(c.netns)  # noqa: E731
+    subscribed = False
     try:
+        gadget.start(enricher)
+        if isinstance(gadget, NetnsAware):
+            subscribed = True  # before: subscribe registers first, then calls `added`, which may raise
+            registry.subscribe(added, removed)
         signals.wait(timeout or None)
     finally:
-        gadget.stop()
+        # The reverse of the start: no container event may reach a stopped gadget, and the
+        # enricher may still ask the registry about held rows, so the registry stops last.
+        if subscribed:
+            registry.unsubscribe(added, removed)
+        gadget.stop()  # also after a failed start(): it may have attached part of itself
         enricher.close()
         registry.stop()
         if gadget.stats.events_lost:
