@@ -130,7 +130,9 @@ class GadgetRun:
         return self.failure is None
 
     def stop(self) -> None:
-        """Detach and release; safe after a failed start, and never raises."""
+        """Detach and release, once; safe after a failed start, and never raises."""
+        if not self.active:
+            return
         self.active = False
         self.threads.stopping = True
         try:
