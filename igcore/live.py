@@ -10,7 +10,7 @@ from rich.table import Table
 
 from . import signals
 from .columns import CONTAINER_COLUMN_NAMES
-from .errors import ConfigError
+from .errors import ConfigError, IgError, RuntimeFailure
 from .gadgets import Category, GadgetContext, GadgetSpec, NetnsAware
 from .plugins import load_catalog
 
@@ -92,7 +92,12 @@ def run_trace(name, filters, output, columns, host, timeout, runtime_options, co
     removed = lambda c: gadget.remove_netns(c.netns)  # noqa: E731
     subscribed = False
     try:
-        gadget.start(enricher)
+        try:
+            gadget.start(enricher)
+        except IgError:
+            raise
+        except Exception as exc:  # a plugin's bug: one line, as `ig prometheus` reports it
+            raise RuntimeFailure(f"gadget trace {name} failed to start: {type(exc).__name__}: {exc}") from exc
         if isinstance(gadget, NetnsAware):
             subscribed = True  # before: subscribe registers first, then calls `added`, which may raise
             registry.subscribe(added, removed)

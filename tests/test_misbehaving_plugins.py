@@ -380,3 +380,26 @@ def test_reload_moving_a_metric_never_shows_a_family_twice(run_ig, synth, bad, t
     assert len(scrapes) > 20 and all(scrapes)  # a tight loop, and `moved` never went missing either
     assert ig.value("ig_gadget_running", category="trace", gadget="synth") == 1
     assert ig.value("ig_gadget_running", **TRACE) is None  # the removed gadget is gone from the exposition
+
+
+# --- `ig trace`: the same gadget lifecycle ---------------------------------------------------------
+
+
+def run_ig_trace(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([IG, "trace", "misbehaving", "--host", *args], capture_output=True, text=True,
+                          timeout=60, env={**os.environ, "NO_COLOR": "1"})
+
+
+def test_ig_trace_stops_the_gadget_once_and_reports_a_failed_start_in_one_line(synth, bad):
+    bad.send([GOOD])
+    result = run_ig_trace("--timeout", "2", "--output", "json")
+    assert result.returncode == 0, result.stderr
+    assert [json.loads(line)["uid"] for line in result.stdout.splitlines()] == [1000]
+    assert bad.stop_mark.read_text() == "stopped\n"
+
+    bad.stop_mark.unlink()
+    bad.env("IG_MISBEHAVING_START", "raise")
+    result = run_ig_trace("--timeout", "2")
+    assert result.returncode == 1
+    assert "gadget trace misbehaving failed to start: RuntimeError: start failure requested" in one_error_line(result)
+    assert bad.stop_mark.read_text() == "stopped\n"  # stop() followed the failed start()
