@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 
 from .config import BoundMetric, Config
-from .containers import ContainerRegistry, Enricher, RuntimeOptions
+from .containers import ContainerCollection, Enricher, RuntimeOptions
 from .errors import IgError, RuntimeFailure
 from .gadgets import Category, GadgetContext, GadgetSpec, GadgetStats, NetnsAware, TraceGadget
 from .health import loop_errors
@@ -47,7 +47,7 @@ class GadgetRun:
     (and `stop()` still called on it), so the other gadgets keep running.
     """
 
-    def __init__(self, spec: GadgetSpec, registry: ContainerRegistry, options: EngineOptions) -> None:
+    def __init__(self, spec: GadgetSpec, containers: ContainerCollection, options: EngineOptions) -> None:
         self.spec = spec
         self.label = f"{spec.category.value} {spec.name}"  # names the gadget in logs
         self.options = options
@@ -61,14 +61,14 @@ class GadgetRun:
         self._trace_targets: tuple = ()
         self.bad_rows = BadRows(self.label)
         self._check = RowChecker(spec.columns, self.bad_rows)
-        self.enricher = Enricher(registry, spec.container_key, options.host, self._dispatch)
+        self.enricher = Enricher(containers, spec.container_key, options.host, self._dispatch, gadget=self.label)
         self.sink = GadgetSink(self.label, self._check, self.enricher)
         self.threads = GadgetThreads(self.label)
         self.snapshots: SnapshotCache | None = None
         if spec.category is Category.SNAPSHOT:
             self.snapshots = SnapshotCache(self._take_snapshot, options.snapshot_min_interval,
                                            timeout=options.snapshot_timeout, name=self.label)
-        self._registry = registry
+        self._containers = containers
         self._subscribed = False
         self._snapshot_logged_at: float | None = None
 
@@ -112,7 +112,7 @@ class GadgetRun:
             if isinstance(self.gadget, NetnsAware):
                 # after start: the gadget can only watch a namespace once its program is loaded
                 self._subscribed = True
-                self._registry.subscribe(self._netns_added, self._netns_removed)
+                self._containers.subscribe(self._netns_added, self._netns_removed)
         except Exception as exc:
             self.failure = "start_failed"
             self.failure_message = str(exc) if isinstance(exc, IgError) else f"{type(exc).__name__}: {exc}"
@@ -137,7 +137,7 @@ class GadgetRun:
         self.threads.stopping = True
         try:
             if self._subscribed:
-                self._registry.unsubscribe(self._netns_added, self._netns_removed)
+                self._containers.unsubscribe(self._netns_added, self._netns_removed)
                 self._subscribed = False
             if isinstance(self.gadget, TraceGadget):
                 self.gadget.stop()
@@ -195,12 +195,12 @@ class Engine:
 
     def __init__(self, options: EngineOptions = EngineOptions()) -> None:
         self.options = options
-        self.registry = ContainerRegistry(options.runtimes)
+        self.containers = ContainerCollection.for_host(options.runtimes)
         self.bindings: dict[tuple[str, str], tuple[GadgetRun, dict[BoundMetric, object]]] = {}
         self.config: Config | None = None
         self.reloads = {"success": 0, "failure": 0}
         self._lock = threading.Lock()  # one start/reload/stop at a time
-        self._registry_started = False
+        self._containers_started = False
         self.started_at = time.time()
 
     @property
@@ -213,9 +213,9 @@ class Engine:
 
     def start(self, config: Config) -> None:
         with self._lock:
-            if not self._registry_started:
-                self.registry.start()
-                self._registry_started = True
+            if not self._containers_started:
+                self.containers.start()
+                self._containers_started = True
             self._apply(config)
 
     def reload(self, config: Config) -> None:
@@ -235,7 +235,7 @@ class Engine:
         for key, aggregators in wanted.items():
             current = self.bindings.get(key)
             if current is None or not current[0].running:
-                run = started[key] = GadgetRun(next(iter(aggregators)).spec, self.registry, self.options)
+                run = started[key] = GadgetRun(next(iter(aggregators)).spec, self.containers, self.options)
                 run.bind(aggregators)
                 run.start()
         failed = [run for run in started.values() if not run.running]
@@ -265,6 +265,6 @@ class Engine:
             runs, self.bindings = self.runs, {}
             for run in runs.values():
                 run.stop()
-            if self._registry_started:
-                self.registry.stop()
-                self._registry_started = False
+            if self._containers_started:
+                self.containers.stop()
+                self._containers_started = False

@@ -50,7 +50,7 @@ class GadgetContext:
     host: bool = False
     # Per-gadget options, reserved for later (filters pushed into the kernel).
     options: dict = field(default_factory=dict)
-    # Network namespaces to watch, for gadgets keyed by netns; the core's container registry
+    # Network namespaces to watch, for gadgets keyed by netns; the core's container collection
     # calls `on_netns_added(path_or_fd)` of the gadget when a container appears.
 
 

@@ -30,6 +30,7 @@ def _spec(category: Category, name: str) -> GadgetSpec:
 def _columns(spec: GadgetSpec, wanted: str | None) -> list[str]:
     if not wanted:
         own = [c.name for c in spec.columns if c.name not in CONTAINER_COLUMN_NAMES and c.name not in _HIDDEN_BY_DEFAULT]
+        own.sort(key=lambda name: name == "args")   # the long one last: it may run past the line
         return ["k8s.container", *own]
     chosen = []
     for name in (w.strip() for w in wanted.split(",") if w.strip()):
@@ -51,16 +52,31 @@ def _filter(spec: GadgetSpec, filters: list[str]):
         raise ConfigError(f"--filter: {exc}") from exc
 
 
+# Widths of table columns by kind: fixed from the first line, so every line aligns; a longer value
+# is cut with "…", except in the last column (put `args` last), which takes the rest of the line.
+_WIDTH = {"str": 16, "int": 7, "uint": 10, "float": 10, "bool": 5}
+_WIDE = {"k8s.container": 20, "k8s.pod": 24, "k8s.namespace": 16, "name": 28, "addresses": 24,
+         "src.addr": 24, "dst.addr": 24, "srcIP": 24, "dstIP": 24}
+
+
 class _Printer:
     """Streams rows as aligned text lines (table) or JSON lines."""
 
-    def __init__(self, console: Console, output: str, columns: list[str]) -> None:
+    def __init__(self, console: Console, output: str, columns: list[str], spec: GadgetSpec) -> None:
         if output not in ("table", "json"):
             raise ConfigError(f"--output {output!r}: choose table or json")
         self.console, self.output, self.columns = console, output, columns
-        self.widths = [max(len(c), 8) for c in columns]
+        self.widths = [max(len(c), _WIDE.get(c) or _WIDTH[spec.columns.get(c).kind.value]) for c in columns]
         self.lock = threading.Lock()
-        self.header_done = False
+        self.shown = 0
+
+    @staticmethod
+    def _fit(value: str, width: int) -> str:
+        return value.ljust(width) if len(value) <= width else value[:width - 1] + "…"
+
+    def _line(self, values: list[str]) -> str:
+        cells = [self._fit(v, w) for v, w in zip(values[:-1], self.widths)]
+        return "  ".join([*cells, values[-1]]).rstrip()
 
     def __call__(self, rows: list[dict]) -> None:
         with self.lock:
@@ -68,26 +84,29 @@ class _Printer:
                 if self.output == "json":
                     print(json.dumps(row, default=str), flush=True)
                     continue
-                if not self.header_done:
-                    print("  ".join(c.upper().ljust(w) for c, w in zip(self.columns, self.widths)), flush=True)
-                    self.header_done = True
-                values = [str(row.get(c, "")) for c in self.columns]
-                self.widths = [max(w, min(len(v), 40)) for w, v in zip(self.widths, values)]
-                print("  ".join(v.ljust(w) for v, w in zip(values, self.widths)), flush=True)
+                if not self.shown:
+                    print(self._line([c.upper() for c in self.columns]), flush=True)
+                self.shown += 1
+                print(self._line([str(row.get(c, "")) for c in self.columns]), flush=True)
+
+
+def _empty_hint(console: Console, host: bool, what: str) -> None:
+    if not host:
+        console.print(f"[dim]no {what} from containers; add --host to include host processes[/]")
 
 
 def run_trace(name, filters, output, columns, host, timeout, runtime_options, console: Console) -> None:
-    from .containers import ContainerRegistry, Enricher
+    from .containers import ContainerCollection, Enricher
 
     spec = _spec(Category.TRACE, name)
     predicate = _filter(spec, filters)
-    printer = _Printer(console, output, _columns(spec, columns))
+    printer = _Printer(console, output, _columns(spec, columns), spec)
     sink = printer if predicate is None else (lambda rows: printer([r for r in rows if predicate(r)]))
     signals.block()
-    registry = ContainerRegistry(runtime_options)
-    registry.start()
+    containers = ContainerCollection.for_host(runtime_options)
+    containers.start()
     gadget = spec.factory(GadgetContext(host=host))
-    enricher = Enricher(registry, spec.container_key, host, sink)
+    enricher = Enricher(containers, spec.container_key, host, sink)
     added = lambda c: gadget.add_netns(c.netns, f"/proc/{c.pid}/ns/net")  # noqa: E731
     removed = lambda c: gadget.remove_netns(c.netns)  # noqa: E731
     subscribed = False
@@ -100,34 +119,36 @@ def run_trace(name, filters, output, columns, host, timeout, runtime_options, co
             raise RuntimeFailure(f"gadget trace {name} failed to start: {type(exc).__name__}: {exc}") from exc
         if isinstance(gadget, NetnsAware):
             subscribed = True  # before: subscribe registers first, then calls `added`, which may raise
-            registry.subscribe(added, removed)
+            containers.subscribe(added, removed)
         signals.wait(timeout or None)
     finally:
         # The reverse of the start: no container event may reach a stopped gadget, and the
-        # enricher may still ask the registry about held rows, so the registry stops last.
+        # enricher may still ask the collection about held rows, so the collection stops last.
         if subscribed:
-            registry.unsubscribe(added, removed)
+            containers.unsubscribe(added, removed)
         gadget.stop()  # also after a failed start(): it may have attached part of itself
         enricher.close()
-        registry.stop()
+        containers.stop()
         if gadget.stats.events_lost:
             console.print(f"[yellow]{gadget.stats.events_lost} events lost (ring buffer full)[/]")
+        if not printer.shown and output == "table":
+            _empty_hint(console, host, "events")
 
 
 def run_snapshot(name, filters, output, columns, host, runtime_options, console: Console) -> None:
-    from .containers import ContainerRegistry, Enricher
+    from .containers import ContainerCollection, Enricher
 
     spec = _spec(Category.SNAPSHOT, name)
     predicate = _filter(spec, filters)
     shown = _columns(spec, columns)
-    registry = ContainerRegistry(runtime_options)
-    registry.start()
+    containers = ContainerCollection.for_host(runtime_options)
+    containers.start()
     gadget = spec.factory(GadgetContext(host=host))
     try:
-        rows = Enricher(registry, spec.container_key, host, lambda rows: None).enrich_now(gadget.snapshot())
+        rows = Enricher(containers, spec.container_key, host, lambda rows: None).enrich_now(gadget.snapshot())
     finally:
         gadget.close()
-        registry.stop()
+        containers.stop()
     if predicate is not None:
         rows = [r for r in rows if predicate(r)]
     if output == "json":
@@ -142,3 +163,5 @@ def run_snapshot(name, filters, output, columns, host, runtime_options, console:
     for row in rows:
         table.add_row(*(str(row.get(c, "")) for c in shown))
     console.print(table)
+    if not rows:
+        _empty_hint(console, host, "rows")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 from dataclasses import dataclass
 from typing import Callable
@@ -283,13 +284,23 @@ def test_gauge_sum_of_field_per_label_set():
 # --- threads -------------------------------------------------------------------------------------
 
 
+@pytest.fixture
+def tiny_switch_interval():
+    """Threads switch every microsecond: an unlocked read-modify-write of the state then races."""
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    yield
+    sys.setswitchinterval(before)
+
+
 @pytest.mark.parametrize("kind", ["counter", "histogram"])
-def test_ingest_while_collecting_loses_nothing(kind):
+def test_ingest_while_collecting_loses_nothing(kind, tiny_switch_interval):
+    # A float field: its exact sum is merged in several steps, which only the lock keeps whole.
     if kind == "counter":
-        agg: TraceAggregator = CounterAggregator(bound("c", "counter", ["pid"]))
+        agg: TraceAggregator = CounterAggregator(bound("c", "counter", ["pid"], field="lat"))
     else:
         agg = HistogramAggregator(bound("c", "histogram", ["pid"], field="lat", bounds=(1.0, 2.0)))
-    batch = rows(*({"pid": i % 10, "lat": i % 3} for i in range(1000)))
+    batch = rows(*({"pid": i % 10, "lat": (i % 3) + 0.5} for i in range(100)))
     stop = threading.Event()
     scrapes = []
 
@@ -297,7 +308,7 @@ def test_ingest_while_collecting_loses_nothing(kind):
         while not stop.is_set():
             scrapes.append(exposition(agg.collect))
 
-    feeders = [threading.Thread(target=lambda: [agg.ingest(batch) for _ in range(100)]) for _ in range(2)]
+    feeders = [threading.Thread(target=lambda: [agg.ingest(batch) for _ in range(300)]) for _ in range(4)]
     scraper = threading.Thread(target=scrape)
     scraper.start()
     for t in feeders:
@@ -308,11 +319,10 @@ def test_ingest_while_collecting_loses_nothing(kind):
     scraper.join()
     assert scrapes
     text = exposition(agg.collect)
+    per_pid = [sum((i % 3) + 0.5 for i in range(pid, 100, 10)) * 1200 for pid in range(10)]
     for pid in range(10):
         if kind == "counter":
-            assert f'c_total{{pid="{pid}"}} 20000.0' in text
+            assert f'c_total{{pid="{pid}"}} {per_pid[pid]}' in text, text
         else:
-            assert f'c_count{{pid="{pid}"}} 20000.0' in text
-    if kind == "histogram":
-        sums = [float(line.split()[-1]) for line in samples(text) if line.startswith("c_sum")]
-        assert sum(sums) == 200 * sum(i % 3 for i in range(1000))
+            assert f'c_count{{pid="{pid}"}} 12000.0' in text, text
+            assert f'c_sum{{pid="{pid}"}} {per_pid[pid]}' in text, text

@@ -20,11 +20,12 @@ metrics:
 def test_guide_docker_example_short_lived_container(run_ig, docker, require_bpf):
     """The user guide's example: 100 cats in a container that lives well under a second."""
     ig = run_ig(CAT_COUNTER)
+    name = f"mycontainer-{uuid.uuid4().hex[:6]}"   # unique: suites may run side by side
     docker.run("--rm", "--network", "none", "ig-test-busybox:latest", "sh", "-c",
-               "for i in $(seq 1 100); do cat /dev/null; done", name="mycontainer")
-    value = ig.wait_for("executed_processes_total", 100, k8s_container="mycontainer", k8s_namespace="", k8s_pod="")
+               "for i in $(seq 1 100); do cat /dev/null; done", name=name)
+    value = ig.wait_for("executed_processes_total", 100, k8s_container=name, k8s_namespace="", k8s_pod="")
     assert value == 100, ig.text()
-    line = 'executed_processes_total{k8s_container="mycontainer",k8s_namespace="",k8s_pod=""} 100.0'
+    line = f'executed_processes_total{{k8s_container="{name}",k8s_namespace="",k8s_pod=""}} 100.0'
     assert line in ig.text()
 
 
@@ -36,5 +37,6 @@ def test_host_executions_counted_only_with_host(run_ig, require_bpf, tmp_path):
     for _ in range(5):
         subprocess.run([str(probe)], check=True)
     assert with_host.wait_for("executed_processes_total", 5, k8s_container="") == 5
+    without.settle()   # this instance, too, has read every exec of the probe before we check
     assert without.value("executed_processes_total") is None
     assert without.value("ig_events_dropped_total", category="trace", gadget="exec", reason="host") >= 5

@@ -85,7 +85,9 @@ def test_counters_histograms_gauges_through_http(run_ig, synth, tmp_path):
     assert ig.value("total_size") == 12
     # the series follow the snapshot: gone when its rows are gone
     snapshot.write_text(json.dumps([{"pid": 3, "comm": "cat", "size": 1}]))
-    time.sleep(1.2)  # past the default minimum snapshot interval
+    deadline = time.monotonic() + 20   # a scrape after the default minimum interval takes a new snapshot
+    while ig.value("sizes", comm="sh") is not None and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert ig.value("sizes", comm="sh") is None
     assert ig.value("sizes", comm="cat") == 1
     # self metrics
@@ -140,7 +142,9 @@ def test_concurrent_scrapes_share_one_snapshot(run_ig, synth, monkeypatch):
     monkeypatch.setenv("IG_SYNTHETIC_SNAPSHOT_DELAY", "0.5")
     ig = run_ig(CONFIG, "--host", "--snapshot-min-interval", "1")
     before = ig.value("ig_snapshots_total", gadget="synth", category="snapshot")  # the readiness scrape took some
-    time.sleep(1.2)  # let that snapshot go stale: the next scrapes must take a new one
+    # Let that snapshot go stale, so the next scrapes must take a new one: the condition here is
+    # time itself (--snapshot-min-interval 1), measured from when the latest snapshot ended.
+    time.sleep(1.2)
     barrier = threading.Barrier(10)
 
     def scrape(_):

@@ -12,8 +12,11 @@ import shutil
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
+from tests.fixtures.histograms import assert_latency_buckets, timed
+from tests.fixtures.netns import wait_until_watched
 from tests.fixtures.prometheus import write_config
 from tests.fixtures.requirements import missing
 
@@ -38,34 +41,43 @@ def test_monitoring_configs_are_valid():
     assert any("sockets" in e for e in exprs)
 
 
+def prometheus_sees_final(prom, ig, expr: str) -> list[dict]:
+    """`expr` in Prometheus once it has scraped ig after ig counted everything a finished workload
+    emitted: the final numbers, never a scrape taken half-way through the workload."""
+    ig.settle()
+    prom.wait_for_scrape_after(time.time())
+    return prom.query(expr)
+
+
 def test_prometheus_gets_exact_container_counts(run_ig, prometheus_server, docker, require_bpf, tmp_path):
     ig = run_ig(f"@{MONITORING / 'ig-config.yaml'}")
     prom = prometheus_server(write_config(tmp_path / "prometheus.yml", ig.address))
     assert prom.wait_for("up", lambda r: any(s["value"][1] == "1" for s in r)), "Prometheus never scraped ig"
 
+    # the guide's names, made unique so that suites running side by side cannot collide
+    workload, client = (f"{name}-{uuid.uuid4().hex[:6]}" for name in ("mycontainer", "dnsclient"))
     docker.run("--rm", "--network", "none", "ig-test-busybox:latest", "sh", "-c",
-               "for i in $(seq 1 100); do cat /dev/null; done", name="mycontainer")
-    expr = 'executed_processes_total{k8s_container="mycontainer", comm="cat"}'
-    result = prom.wait_for(expr, lambda r: r and float(r[0]["value"][1]) >= 100)
+               "for i in $(seq 1 100); do cat /dev/null; done", name=workload)
+    result = prometheus_sees_final(prom, ig, f'executed_processes_total{{k8s_container="{workload}", comm="cat"}}')
     assert result and float(result[0]["value"][1]) == 100, result
     # Prometheus drops empty labels: a plain docker container has no k8s namespace or pod
     assert "k8s_namespace" not in result[0]["metric"] and "k8s_pod" not in result[0]["metric"]
 
     # DNS: a resolver on the container's own loopback answering after 15 ms, queried from inside
-    pid = docker.run("-d", "--network", "none", "ig-test-busybox:latest", "sleep", "1000", name="dnsclient",
-                     detach=True) and docker.inspect("dnsclient", "{{.State.Pid}}")
-    resolver = subprocess.Popen(["nsenter", f"--net=/proc/{pid}/ns/net", sys.executable, str(DNS_SERVER), "127.0.0.1", "53", "0.015"],
-                                stdout=subprocess.PIPE, text=True)
+    delay_ns = 15_000_000
+    pid = docker.run("-d", "--network", "none", "ig-test-busybox:latest", "sleep", "1000", name=client,
+                     detach=True) and docker.inspect(client, "{{.State.Pid}}")
+    resolver = subprocess.Popen(["nsenter", f"--net=/proc/{pid}/ns/net", sys.executable, str(DNS_SERVER), "127.0.0.1", "53",
+                                 str(delay_ns / 1e9)], stdout=subprocess.PIPE, text=True)
     try:
         assert resolver.stdout.readline().strip() == "ready"
-        time.sleep(0.5)
-        for i in range(10):
-            docker.cli("exec", "dnsclient", "nslookup", f"web{i}.example.test", "127.0.0.1")
-        expr = 'sum by(le) (dns_requests_latency_nanoseconds_bucket{k8s_container="dnsclient"})'
-        result = prom.wait_for(expr, lambda r: any(s["metric"]["le"] == "+Inf" and float(s["value"][1]) >= 10 for s in r))
-        buckets = {s["metric"]["le"]: float(s["value"][1]) for s in result}
-        # nslookup asks A and AAAA: 20 responses, each 15 ms (+ scheduling) late: all in (12.8 ms, 25.6 ms]
-        assert buckets["+Inf"] == 20 and buckets["2.56e+07"] == 20 and buckets["1.28e+07"] == 0, buckets
+        wait_until_watched(ig.proc.pid, int(pid))
+        took = [timed(lambda: docker.cli("exec", client, "nslookup", f"web{i}.example.test", "127.0.0.1"))
+                for i in range(10)]
+        result = prometheus_sees_final(prom, ig, f'sum by(le) (dns_requests_latency_nanoseconds_bucket{{k8s_container="{client}"}})')
+        # nslookup asks A and AAAA: 20 responses, each at least the resolver's delay after its
+        # query and no later than its client returned
+        assert_latency_buckets({float(s["metric"]["le"]): float(s["value"][1]) for s in result}, delay_ns, took, 2)
     finally:
         resolver.kill()
 

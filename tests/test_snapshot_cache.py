@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 
+from igcore.metrics import snapshots
 from igcore.metrics.snapshots import SnapshotCache
 
 
@@ -30,32 +30,55 @@ def run_concurrently(target, n: int) -> list:
     return results
 
 
-def test_ten_concurrent_callers_share_one_snapshot():
-    calls = []
+@pytest.fixture
+def followers(monkeypatch):
+    """Counts callers that joined a snapshot in flight; `followers.wait(n)` blocks until n did.
+
+    take() waits on it, so every caller is known to have arrived while the snapshot ran (with
+    min_interval 0, none could be served from a finished one): single flight, not luck of timing."""
+    joined = threading.Semaphore(0)
+    result = snapshots._Flight.result
+
+    def counted(flight):
+        joined.release()
+        return result(flight)
+
+    monkeypatch.setattr(snapshots._Flight, "result", counted)
+
+    class Followers:
+        def wait(self, n: int) -> None:
+            for _ in range(n):
+                assert joined.acquire(timeout=10), "the other callers never joined the snapshot in flight"
+    return Followers()
+
+
+def test_ten_concurrent_callers_share_one_snapshot(followers):
+    calls, now = [], [0.0]
 
     def take():
         calls.append(threading.current_thread().name)
-        time.sleep(0.3)  # long enough for all ten to arrive while it runs
+        followers.wait(9)
+        now[0] += 0.3
         return [{"n": len(calls)}]
 
-    cache = SnapshotCache(take, min_interval=60)
+    cache = SnapshotCache(take, min_interval=0, clock=lambda: now[0])
     results = run_concurrently(cache.rows, 10)
     assert len(calls) == 1 and cache.snapshots_taken == 1
     assert all(r is results[0] for r in results) and results[0] == [{"n": 1}]
-    assert cache.last_duration_seconds >= 0.3 and cache.errors == 0
+    assert cache.last_duration_seconds == 0.3 and cache.errors == 0
 
 
-def test_concurrent_callers_share_the_error_counted_once_and_the_next_call_retries():
+def test_concurrent_callers_share_the_error_counted_once_and_the_next_call_retries(followers):
     outcomes = [RuntimeError("snapshot failed"), [{"ok": 1}]]
 
     def take():
-        time.sleep(0.3)
         out = outcomes.pop(0)
         if isinstance(out, Exception):
+            followers.wait(9)
             raise out
         return out
 
-    cache = SnapshotCache(take, min_interval=60)
+    cache = SnapshotCache(take, min_interval=0)
     results = run_concurrently(cache.rows, 10)
     assert all(isinstance(r, RuntimeError) and str(r) == "snapshot failed" for r in results)
     assert cache.errors == 1 and cache.snapshots_taken == 0

@@ -13,7 +13,7 @@ APT_PACKAGES=(
   python3 python3-venv python3-dev python3-bpfcc
   docker.io runc
   prometheus bpftrace dnsmasq-base bind9-dnsutils
-  iproute2 util-linux procps psmisc gcc make
+  iproute2 util-linux procps psmisc gcc make curl
 )
 
 log() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }

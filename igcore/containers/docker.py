@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import json
 import socket
+import threading
 import urllib.parse
 from typing import Iterator
 
@@ -26,6 +27,9 @@ class _UnixConnection(http.client.HTTPConnection):
 class DockerClient:
     def __init__(self, socket_path: str) -> None:
         self.socket_path = socket_path
+        self._events_lock = threading.Lock()
+        self._events_conn: http.client.HTTPConnection | None = None
+        self._closed = False   # close_events() was called: no event stream opens any more
 
     def _get(self, path: str, timeout: float | None = 10):
         conn = _UnixConnection(self.socket_path, timeout)
@@ -63,7 +67,11 @@ class DockerClient:
             params["since"] = since
         query = urllib.parse.urlencode(params)
         conn, resp = self._get(f"/events?{query}", timeout=None)
-        self._events_conn = conn
+        with self._events_lock:   # a close_events() racing with this connection must still end it
+            self._events_conn = conn
+            if self._closed:
+                conn.close()
+                return
         try:
             while True:
                 line = resp.readline()
@@ -75,7 +83,9 @@ class DockerClient:
             conn.close()
 
     def close_events(self) -> None:
-        conn = getattr(self, "_events_conn", None)
+        with self._events_lock:
+            self._closed = True
+            conn = self._events_conn
         if conn is not None and conn.sock is not None:
             try:
                 conn.sock.shutdown(socket.SHUT_RDWR)

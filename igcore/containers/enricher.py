@@ -7,16 +7,19 @@ import threading
 import time
 from typing import Callable
 
+from ..health import loop_errors
+from .collection import ContainerCollection
 from .model import HOST_COLUMNS, Container
-from .registry import PENDING, ContainerRegistry
+from .resolver import PENDING
 
 MAX_HELD = 100_000
 
 
 class Enricher:
-    def __init__(self, registry: ContainerRegistry, key: str, host: bool, sink: Callable[[list[dict]], None],
-                 hold_seconds: float = 2.0) -> None:
-        self.registry, self.key, self.host, self.sink = registry, key, host, sink
+    def __init__(self, containers: ContainerCollection, key: str, host: bool, sink: Callable[[list[dict]], None],
+                 hold_seconds: float = 2.0, gadget: str = "") -> None:
+        self.containers, self.key, self.host, self.sink = containers, key, host, sink
+        self.gadget = gadget   # names the retry loop's errors in ig_loop_errors_total
         self.hold_seconds = hold_seconds
         self.dropped_host = 0
         self.held = 0       # rows ever held
@@ -27,9 +30,9 @@ class Enricher:
         self._wake = threading.Event()
         self._timer: threading.Thread | None = None
 
-    def _labels(self, found) -> dict[str, str] | None:
+    def _labels(self, found: Container | None) -> dict[str, str] | None:
         """The columns to add for a container (or a host row), None to drop a host row."""
-        if isinstance(found, Container):
+        if found is not None:
             return found.columns()
         return HOST_COLUMNS if self.host else None
 
@@ -41,16 +44,16 @@ class Enricher:
             out.append(row)
 
     def _resolver(self) -> Callable[[dict], object]:
-        """A row's labels (see _labels) or PENDING, with one registry lookup per key value."""
+        """A row's labels (see _labels) or PENDING, with one resolution per key value."""
         cache: dict[int, object] = {}
-        key, resolve = self.key, self.registry.resolve
+        key, resolve = self.key, self.containers.resolve
 
         def labels_of(row: dict):
             value = row.get(key, 0)
             hit = cache.get(value, cache)
             if hit is cache:
                 found = resolve(key, value)
-                hit = cache[value] = found if found is PENDING else self._labels(found)
+                hit = cache[value] = found if found is PENDING else self._labels(found.container)
             return hit
         return labels_of
 
@@ -121,13 +124,17 @@ class Enricher:
                 self.sink(ready)
 
     def _retry_loop(self) -> None:
-        """Every 20 ms while rows are held; idle otherwise."""
+        """Every 20 ms while rows are held; idle otherwise. An error (a failing sink) is counted and
+        the loop goes on: the rows held later still find their container."""
         while not self._stop.is_set():
             if not self._held:
                 self._wake.wait()
                 self._wake.clear()
             elif not self._stop.wait(0.02):
-                self._retry()
+                try:
+                    self._retry()
+                except Exception as exc:
+                    loop_errors.record("enricher.retry", exc, gadget=self.gadget)
 
     def close(self) -> None:
         self._stop.set()

@@ -1,4 +1,5 @@
-"""What the registry knows of a container, and the options that choose its sources."""
+"""What the container collection knows of a container, the options that choose its sources, and its
+timing windows."""
 
 from __future__ import annotations
 
@@ -27,6 +28,16 @@ class RuntimeOptions:
     def roots(self) -> dict[str, tuple[str, ...]]:
         chosen = self.state_dirs or DEFAULT_STATE_DIRS
         return {r: chosen.get(r, ()) for r in self.runtimes}
+
+
+@dataclass(frozen=True)
+class Windows:
+    """How long the collection waits for, or remembers, things (seconds)."""
+    keep_exited: float = 60.0     # exited containers (and removed cgroups) still resolve late rows
+    young_cgroup: float = 0.5     # a new cgroup without a container yet may still get one: hold its rows
+    claim: float = 5.0            # a new container's cgroup waits this long for a runtime to claim it
+    starting: float = 2.0         # a container without namespaces yet: hold rows of unknown namespaces
+    poll: float = 1.0             # sources are also refreshed this often (liveness, no inotify)
 
 
 @dataclass(frozen=True)

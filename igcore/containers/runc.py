@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
+from typing import Callable
 
 
 @dataclass(frozen=True)
@@ -40,29 +41,39 @@ def _annotations(config: dict) -> dict:
     return out
 
 
+class MalformedState(ValueError):
+    """A state.json that parses as JSON but not as a runc state."""
+
+
 def read_state(path: str, root: str) -> RuncState | None:
+    """The state at `path`; None if it is gone or half-written. MalformedState if it is not a runc state."""
     try:
         with open(path) as f:
             state = json.load(f)
     except (OSError, ValueError):
-        return None
-    config = state.get("config") or {}
-    paths = state.get("cgroup_paths") or {}
-    return RuncState(
-        id=state.get("id") or os.path.basename(os.path.dirname(path)),
-        pid=int(state.get("init_process_pid") or 0),
-        annotations=_annotations(config),
-        cgroup_path=paths.get("") or paths.get("unified") or "",
-        root=root,
-        start=int(state.get("init_process_start") or 0),
-    )
+        return None   # gone, or being written: the next change is read again
+    try:
+        config = state.get("config") or {}
+        paths = state.get("cgroup_paths") or {}
+        return RuncState(
+            id=str(state.get("id") or os.path.basename(os.path.dirname(path))),
+            pid=int(state.get("init_process_pid") or 0),
+            annotations=_annotations(config),
+            cgroup_path=str(paths.get("") or paths.get("unified") or ""),
+            root=root,
+            start=int(state.get("init_process_start") or 0),
+        )
+    except (AttributeError, TypeError, ValueError) as exc:
+        raise MalformedState(f"{path}: not a runc state ({exc})") from exc
 
 
 class StateReader:
     """Lists the states under runc-style roots, parsing a state.json again only when it changed."""
 
-    def __init__(self) -> None:
-        self._cache: dict[str, tuple[tuple[int, int, int], RuncState]] = {}
+    def __init__(self, on_error: Callable[[Exception], None] = lambda exc: None) -> None:
+        # a malformed state is cached as None: reported once per version of the file, then skipped
+        self._cache: dict[str, tuple[tuple[int, int, int], RuncState | None]] = {}
+        self.on_error = on_error
 
     def _read(self, path: str, root: str) -> RuncState | None:
         try:
@@ -73,7 +84,12 @@ class StateReader:
         cached = self._cache.get(path)
         if cached is not None and cached[0] == stamp:
             return cached[1]
-        state = read_state(path, root)
+        try:
+            state = read_state(path, root)
+        except MalformedState as exc:
+            self._cache[path] = (stamp, None)
+            self.on_error(exc)
+            return None
         if state is not None:
             self._cache[path] = (stamp, state)
         return state
@@ -98,9 +114,9 @@ class StateReader:
                     candidates = []
             for path in candidates:
                 state = self._read(path, root)
+                seen.add(path)
                 if state is not None:
                     out.append(state)
-                    seen.add(path)
         for path in [p for p in self._cache if p.startswith(root + os.sep) and p not in seen]:
             del self._cache[path]
         return out

@@ -14,6 +14,7 @@ from dns_server import start as start_server
 
 from igcore.gadgets import GadgetContext
 from igcore.plugins import load_catalog
+from tests.fixtures.barrier import drained
 
 
 def dig(prefix: list[str], name: str, server: str = "127.0.0.1", *opts: str) -> str:
@@ -61,7 +62,7 @@ def test_n_queries_give_n_queries_and_n_responses_in_their_namespace(watched, ne
         assert "10.0.0.1" in dig(inside, f"q{i}.{tag}.test")
     mine = lambda rs: [r for r in rs if tag in r["name"]]
     rows.wait(lambda rs: len(mine(rs)) >= 14)
-    time.sleep(0.3)  # nothing more may arrive: each message once, though loopback shows it twice
+    drained(gadget.stats)  # nothing more may arrive: each message once, though loopback shows it twice
     found = mine(rows.rows)
     assert len([r for r in found if r["qr"] == "Q"]) == 7
     assert len([r for r in found if r["qr"] == "R"]) == 7
@@ -111,7 +112,7 @@ def test_ipv6_and_removed_namespace(dns_gadget, netns):
         assert (response["srcIP"], response["dstIP"]) == ("::1", "::1")
         gadget.remove_netns(ns)
         dig(inside, f"after.{tag}.test", "::1")
-        time.sleep(0.5)
+        drained(gadget.stats)
         assert not any(r["name"].startswith("after.") for r in rows.rows)
     finally:
         server.kill()
@@ -141,6 +142,7 @@ def test_malformed_messages_are_counted_and_the_gadget_goes_on(watched):
     tag = uuid.uuid4().hex[:8]
     assert "10.0.0.1" in dig(inside, f"after.{tag}.test")
     rows.wait(lambda rs: any(tag in r["name"] and r["qr"] == "R" for r in rs))
+    drained(gadget.stats)
     assert len([r for r in rows.rows if tag in r["name"]]) == 2
     assert gadget.stats.decode_errors == len(garbage)
 
@@ -166,7 +168,7 @@ def test_client_and_server_namespaces_over_veth_see_each_message_once(dns_gadget
             assert "10.0.0.1" in dig(client, f"v{i}.{tag}.test", "10.53.0.2")
         mine = lambda rs: [r for r in rs if tag in r["name"]]
         rows.wait(lambda rs: len(mine(rs)) >= 12)
-        time.sleep(0.3)
+        drained(gadget.stats)
         seen = sorted((r["netns"] == client_ns, r["qr"], r["pktType"]) for r in mine(rows.rows))
         # the client's namespace sends queries and receives responses; the server's the reverse
         assert seen == sorted([(True, "Q", "OUTGOING"), (True, "R", "HOST"),
@@ -189,7 +191,7 @@ def test_long_answers_cut_by_the_capture_or_split_over_tcp_segments_are_read_onc
         assert len(dig(inside, f"big.{proto}.{tag}.test", "127.0.0.1", opt).split()) == BIG_ANSWERS
     mine = lambda rs: [r for r in rs if tag in r["name"]]
     rows.wait(lambda rs: len(mine(rs)) >= 4)
-    time.sleep(0.3)   # continuation segments have arrived too, and must not have become rows
+    drained(gadget.stats)   # continuation segments have arrived too, and must not have become rows
     found = mine(rows.rows)
     assert sorted((r["proto"], r["qr"]) for r in found) == [("TCP", "Q"), ("TCP", "R"), ("UDP", "Q"), ("UDP", "R")]
     expected = addresses(b"\x03big")

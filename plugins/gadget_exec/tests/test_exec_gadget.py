@@ -17,6 +17,7 @@ import pytest
 
 from igcore.gadgets import GadgetContext
 from igcore.plugins import load_catalog
+from tests.fixtures.barrier import drained
 
 NOBODY = 65534
 
@@ -42,10 +43,13 @@ class Trace:
             return [r for r in self.rows if pred(r)]
 
     def wait(self, pred, count: int, timeout: float = 10) -> list[dict]:
+        """The matching rows once at least `count` arrived (or the timeout) and the reader drained
+        what the kernel had emitted by then: a count above `count` shows too."""
         deadline = time.monotonic() + timeout
         with self.cond:
             while len([r for r in self.rows if pred(r)]) < count and time.monotonic() < deadline:
                 self.cond.wait(0.1)
+        drained(self.gadget.stats)
         return self.matching(pred)
 
     def stop(self) -> None:

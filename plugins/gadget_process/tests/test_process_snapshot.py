@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import uuid
 import threading
 import time
 
@@ -95,7 +96,7 @@ metrics:
 
 
 def test_container_processes_gauge_follows_the_container(run_ig, docker, require_bpf):
-    name = "ig-procs"
+    name = "ig-procs-" + uuid.uuid4().hex[:6]
     docker.run("-d", "--network", "none", "ig-test-busybox:latest", "sh", "-c",
                "for i in 1 2 3; do sleep 1000 & done; wait", name=name, detach=True)
     ig = run_ig(GAUGE, "--snapshot-min-interval", "0")

@@ -6,8 +6,7 @@ import os
 import socket
 import subprocess
 import sys
-import threading
-import time
+import uuid
 
 import pytest
 
@@ -127,32 +126,47 @@ def test_a_namespace_is_read_through_another_process_when_the_first_exited(netns
             p.wait()
 
 
-CHURN = "import socket, time; s = socket.socket(); s.listen(); time.sleep(0.02)"
+# A fresh network namespace of its own, loopback up, then exec: the pid stays the program's.
+OWN_NETNS = ["unshare", "--net", "sh", "-c", 'ip link set lo up && exec "$@"', "sh"]
 
 
-def test_namespaces_vanishing_during_the_snapshot_are_skipped(require_bpf):
-    stop = threading.Event()
+def test_namespaces_vanishing_during_the_snapshot_are_skipped(require_bpf, monkeypatch):
+    """Namespaces that vanish between the listing and the read (one whose process is reaped, one
+    whose process is a zombie) are skipped; one that appears meanwhile is not read; the others are."""
+    from ig_gadget_socket import plugin
 
-    def churn():   # short-lived processes, each in a network namespace of its own
-        while not stop.is_set():
-            subprocess.run(["unshare", "--net", "python3", "-c", CHURN])
-
-    threads = [threading.Thread(target=churn) for _ in range(2)]
-    for t in threads:
-        t.start()
+    procs = [start_sockets(OWN_NETNS, 0, "4") for _ in range(4)]
+    (reaped, _), (zombie, _), (kept, kept_port), (kept2, kept2_port) = procs
+    ns = {p.pid: os.stat(f"/proc/{p.pid}/ns/net").st_ino for p, _ in procs}
     listener = socket.create_server(("127.0.0.1", 0))
+    appeared: list[subprocess.Popen] = []
+    real_namespaces = plugin.namespaces
+
+    def namespaces_then_churn():
+        listed = real_namespaces()
+        assert {ns[p.pid] for p, _ in procs} <= listed.keys()   # all four existed when listed
+        reaped.kill()
+        reaped.wait()                                             # gone from /proc
+        zombie.kill()
+        os.waitid(os.P_PID, zombie.pid, os.WEXITED | os.WNOWAIT)  # a zombie: no namespaces
+        appeared.append(start_sockets(OWN_NETNS, 0, "4")[0])   # new after the listing
+        return listed
+
+    monkeypatch.setattr(plugin, "namespaces", namespaces_then_churn)
     try:
-        port, seen, deadline = listener.getsockname()[1], set(), time.monotonic() + 1
-        while time.monotonic() < deadline:
-            rows = snapshot()
-            assert any(r["status"] == "LISTEN" and r["src.port"] == port for r in rows)
-            seen |= {r["netns"] for r in rows}
-        assert len(seen) > 2   # short-lived namespaces were read while others vanished
+        rows = snapshot()
+        seen = {r["netns"] for r in rows}
+        assert ns[kept.pid] in seen and ns[kept2.pid] in seen
+        assert ns[reaped.pid] not in seen and ns[zombie.pid] not in seen
+        assert os.stat(f"/proc/{appeared[0].pid}/ns/net").st_ino not in seen
+        listening = {(r["netns"], r["src.port"]) for r in rows if r["status"] == "LISTEN"}
+        assert {(ns[kept.pid], kept_port), (ns[kept2.pid], kept2_port)} <= listening
+        assert any(r["src.port"] == listener.getsockname()[1] for r in rows if r["status"] == "LISTEN")
     finally:
         listener.close()
-        stop.set()
-        for t in threads:
-            t.join()
+        for p in [p for p, _ in procs] + appeared:
+            p.kill()
+            p.wait()
 
 
 GAUGES = """
@@ -174,7 +188,7 @@ metrics:
 
 
 def test_container_close_wait_gauge(run_ig, docker):
-    name = "ig-sockets"
+    name = "ig-sockets-" + uuid.uuid4().hex[:6]
     docker.run("-d", "--network", "none", "ig-test-busybox:latest", "sleep", "1000", name=name, detach=True)
     pid = docker.inspect(name, "{{.State.Pid}}")
     # sockets in the container's own network namespace (its loopback), made by a helper process

@@ -1,0 +1,103 @@
+#!/usr/bin/env python3
+"""Draws each panel of the Grafana dashboard (grafana/dashboards/ig.json) as a PNG, from the same
+PromQL against a Prometheus server: the dashboard at a glance, without a Grafana.
+
+  .venv/bin/python tools/monitoring/render-dashboard.py --prometheus http://127.0.0.1:9090 --out DIR
+
+Time series panels are drawn as lines (one per series, named by the panel's legend format); the
+heatmap as Grafana draws a `format: heatmap` target: cumulative `le` buckets turned into the count
+of each bucket, at each step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")   # files only: no display needed
+import matplotlib.pyplot as plt  # noqa: E402
+
+DASHBOARD = Path(__file__).resolve().parent / "grafana" / "dashboards" / "ig.json"
+
+
+def query_range(prometheus: str, expr: str, start: float, end: float, step: float) -> list[dict]:
+    params = urllib.parse.urlencode({"query": expr, "start": start, "end": end, "step": step})
+    with urllib.request.urlopen(f"{prometheus}/api/v1/query_range?{params}", timeout=30) as resp:
+        body = json.load(resp)
+    if body.get("status") != "success":
+        raise SystemExit(f"Prometheus refused {expr!r}: {body.get('error')}")
+    return body["data"]["result"]
+
+
+def legend(fmt: str, labels: dict[str, str]) -> str:
+    text = re.sub(r"\{\{\s*(\w+)\s*\}\}", lambda m: labels.get(m.group(1), ""), fmt or "")
+    return text.strip() or ", ".join(f"{k}={v}" for k, v in labels.items() if k != "__name__") or "value"
+
+
+def draw_timeseries(ax, series: list[tuple[str, dict]], end: float) -> None:
+    for target_legend, result in series:
+        for s in result:
+            xs = [float(t) - end for t, _ in s["values"]]
+            ys = [float(v) for _, v in s["values"]]
+            ax.plot(xs, ys, label=legend(target_legend, s["metric"]))
+    if any(result for _, result in series):
+        ax.legend(fontsize="small", loc="upper left")
+    else:
+        ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes)
+    ax.set_xlabel("seconds (0: when drawn)")
+
+
+def draw_heatmap(ax, result: list[dict], end: float) -> None:
+    buckets = sorted(result, key=lambda s: float(s["metric"]["le"]))
+    if not buckets:
+        ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes)
+        return
+    times = [float(t) for t, _ in buckets[0]["values"]]
+    cumulative = [[float(v) for _, v in s["values"]] for s in buckets]
+    counts = [cumulative[0]] + [[b - a for a, b in zip(lower, upper)] for lower, upper in zip(cumulative, cumulative[1:])]
+    image = ax.imshow(counts, aspect="auto", origin="lower", cmap="magma",
+                      extent=(times[0] - end, times[-1] - end, 0, len(buckets)))
+    ax.figure.colorbar(image, ax=ax, label="observations")
+    ax.set_yticks([i + 0.5 for i in range(len(buckets))], [s["metric"]["le"] for s in buckets], fontsize="x-small")
+    ax.set_ylabel("bucket upper bound (le)")
+    ax.set_xlabel("seconds (0: when drawn)")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--prometheus", default="http://127.0.0.1:9090")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--minutes", type=float, default=5.0, help="how far back the panels go")
+    args = parser.parse_args()
+    end = time.time()
+    start = end - args.minutes * 60
+    step = max(1.0, args.minutes * 60 / 300)
+    args.out.mkdir(parents=True, exist_ok=True)
+    panels = json.loads(DASHBOARD.read_text())["panels"]
+    for panel in panels:
+        fig, ax = plt.subplots(figsize=(10, 3.6), dpi=80)
+        targets = panel.get("targets", [])
+        results = [(t.get("legendFormat", ""), query_range(args.prometheus, t["expr"], start, end, step)) for t in targets]
+        if panel["type"] == "heatmap":
+            draw_heatmap(ax, results[0][1], end)
+        else:
+            draw_timeseries(ax, results, end)
+        ax.set_title(panel["title"])
+        fig.tight_layout()
+        name = re.sub(r"[^a-z0-9]+", "-", panel["title"].lower()).strip("-") + ".png"
+        fig.savefig(args.out / name)
+        plt.close(fig)
+    print(f"drew {len(panels)} panels in {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
