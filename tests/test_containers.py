@@ -303,18 +303,36 @@ def test_runc_container_whose_init_exited_is_removed(require_bpf, busybox_rootfs
         collection.stop()
 
 
-def test_runtimes_not_installed_are_skipped_with_one_warning_each(require_bpf, tmp_path, caplog):
+def test_runtimes_not_installed_are_noted_and_no_runtime_at_all_is_one_warning(require_bpf, tmp_path, caplog):
     options = RuntimeOptions(
         docker_socket=str(tmp_path / "docker.sock"), containerd_socket=str(tmp_path / "containerd.sock"),
         crio_socket=str(tmp_path / "crio.sock"), runtimes=("docker", "containerd", "cri-o"),
         state_dirs={"containerd": (str(tmp_path / "containerd-runc"),), "cri-o": (str(tmp_path / "crun"),)})
     collection = ContainerCollection.for_host(options)
+    with caplog.at_level("INFO", logger="igcore.containers"):
+        collection.start()
+        collection.stop()
+    # a runtime that is simply not installed is no warning: info, once each
+    assert [w.split(":")[0] for w in collection.skipped] == ["containerd", "cri-o", "docker"]
+    assert "skipped" in collection.skipped[2] and str(tmp_path / "docker.sock") in collection.skipped[2]
+    infos = [r.getMessage() for r in caplog.records if r.levelname == "INFO" and "not found" in r.getMessage()]
+    assert infos == collection.skipped
+    # none at all: one warning, saying what it means
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warnings == collection.warnings and len(warnings) == 1
+    assert "container attribution is off" in warnings[0] and "docker: not found" in warnings[0]
+
+
+def test_a_runtime_that_is_there_but_unreachable_is_a_warning(require_bpf, tmp_path, caplog):
+    socket_path = tmp_path / "docker.sock"
+    socket_path.touch()   # a socket file nobody listens on: docker is installed, but not reachable
+    options = RuntimeOptions(docker_socket=str(socket_path), runtimes=("docker",))
+    collection = ContainerCollection.for_host(options)
     with caplog.at_level("WARNING", logger="igcore.containers"):
         collection.start()
         collection.stop()
-    assert [w.split(":")[0] for w in collection.warnings] == ["containerd", "cri-o", "docker"]
-    assert "skipped" in collection.warnings[2] and str(tmp_path / "docker.sock") in collection.warnings[2]
-    assert [r.getMessage() for r in caplog.records] == collection.warnings
+    assert collection.warnings[0].startswith(f"docker: not reachable at {socket_path}")
+    assert "count as host processes" in collection.warnings[0]
 
 
 def test_unknown_namespace_rows_are_held_only_while_a_container_starts(collection, docker):

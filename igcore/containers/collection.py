@@ -37,7 +37,8 @@ class ContainerCollection:
         self.clock, self.windows = clock, windows
         self.probe = probe or HostProbe(self.cgroups.mount if self.cgroups else cgroup2_mount())
         self.resolver = Resolver(self, clock, windows)
-        self.warnings: list[str] = []
+        self.warnings: list[str] = []   # runtimes there but unusable
+        self.skipped: list[str] = []    # runtimes not installed
         self.lock = threading.RLock()
         self._notify = threading.RLock()   # taken before `lock`: one rebuild (and its announcement) at a time
         self._sightings: dict[str, dict[str, object]] = {}   # container id -> source -> what it said
@@ -71,9 +72,16 @@ class ContainerCollection:
         self._kick.clear()
         for source in self.sources:
             source.start(self)
+        self._say_if_no_runtime()
         self._refresh_sources()
         self._thread = threading.Thread(target=self._housekeeping, name="ig-containers-refresh", daemon=True)
         self._thread.start()
+
+    def _say_if_no_runtime(self) -> None:
+        readers = [s for s in self.sources if hasattr(s, "runtimes_in_use")]
+        if readers and not any(s.runtimes_in_use() for s in readers):
+            self.warn("no container runtime found or reachable (" + "; ".join(self.skipped + self.warnings)
+                      + "): container attribution is off, every event counts as a host event")
 
     def stop(self) -> None:
         self._stop.set()
@@ -165,6 +173,10 @@ class ContainerCollection:
     def warn(self, message: str) -> None:
         self.warnings.append(message)
         log.warning(message)
+
+    def skip(self, message: str) -> None:
+        self.skipped.append(message)
+        log.info(message)
 
     def kick(self) -> None:
         """Ask for a refresh of the sources soon (a row could not be resolved)."""

@@ -24,7 +24,10 @@ class SourceSink(Protocol):
         """A cgroup exists at `path` below the cgroup2 mount; `born`: it was just created."""
 
     def warn(self, message: str) -> None:
-        """A source the options chose cannot be used (one sentence, shown to the user)."""
+        """A runtime the options chose is there but cannot be used (one sentence, a warning)."""
+
+    def skip(self, message: str) -> None:
+        """A runtime the options chose is not installed here: nothing is wrong, said at info level."""
 
     def kick(self) -> None:
         """Something changed: refresh the sources soon."""
@@ -38,6 +41,9 @@ class ContainerSource(Protocol):
 
     def refresh(self) -> None:
         """Re-read what can be re-read (from the collection's refresh loop)."""
+
+    def runtimes_in_use(self) -> list[str]:
+        """The runtimes this source reads, once started (none: it attributes no container)."""
 
     def stop(self) -> None:
         """Stop watching; `start` may be called again."""

@@ -9,6 +9,7 @@ ig_loop_errors_total.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 
@@ -46,7 +47,11 @@ class DockerSource:
             ids = client.running_ids()
         except OSError as exc:
             self._client = None
-            sink.warn(f"docker: not reachable at {self.socket_path} ({exc.strerror or exc}); skipped")
+            if not os.path.exists(self.socket_path):
+                sink.skip(f"docker: not found ({self.socket_path}); skipped")
+            else:
+                sink.warn(f"docker: not reachable at {self.socket_path} ({exc.strerror or exc}): "
+                          "its containers count as host processes")
             return
         self._client = client
         self._thread = threading.Thread(target=self._read_events, name="ig-docker-events", daemon=True)
@@ -56,6 +61,9 @@ class DockerSource:
 
     def refresh(self) -> None:
         pass   # the event stream is live
+
+    def runtimes_in_use(self) -> list[str]:
+        return ["docker"] if self.connected else []
 
     def stop(self) -> None:
         self._stop.set()

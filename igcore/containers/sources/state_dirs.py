@@ -60,6 +60,9 @@ class StateDirSource:
             self._watch.stop()
             self._watch = None
 
+    def runtimes_in_use(self) -> list[str]:
+        return [runtime for runtime in self._roots if runtime != "docker"]   # docker's: see DockerSource
+
     def _present_roots(self, sink: SourceSink) -> dict[str, tuple[str, ...]]:
         """The state roots of the runtimes that are installed; one warning for each that is not."""
         roots = {}
@@ -76,7 +79,7 @@ class StateDirSource:
             if any(os.path.exists(s) for s in signs) or (runtime == "runc" and shutil.which("runc", path=SBIN_PATH)):
                 roots[runtime] = dirs
             else:
-                sink.warn(f"{runtime}: not found ({', '.join(signs)}); skipped")
+                sink.skip(f"{runtime}: not found ({', '.join(signs)}); skipped")
         return roots
 
     def _changed(self) -> None:

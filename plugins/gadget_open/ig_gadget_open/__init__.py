@@ -1,0 +1,1 @@
+"""ig gadget trace open."""

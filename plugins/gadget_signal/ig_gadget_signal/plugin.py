@@ -1,0 +1,133 @@
+"""trace signal: one row per signal generated, plus one per kill-family syscall that failed.
+
+The BPF program (signal.bpf.c) emits from the signal:signal_generate tracepoint, in the context of
+the task that generated the signal (the sender), and from the exits of kill, tkill, tgkill,
+rt_sigqueueinfo and rt_tgsigqueueinfo when they failed without generating a signal. This module
+decodes a record with one `struct.unpack_from` and names the signal and the kernel's result.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import signal
+import struct
+import time
+from importlib import resources
+
+from igcore.api import (
+    Column,
+    GadgetContext,
+    Kind,
+    RingBufferTransport,
+    Schema,
+    Sink,
+    TraceGadget,
+    compile_program,
+    hookimpl,
+    ns_inode,
+)
+
+# signal_generate's `result` (include/trace/events/signal.h, enum trace_signal_deliver); -1: a failed call.
+RESULTS = {0: "delivered", 1: "ignored", 2: "already_pending", 3: "overflow_fail", 4: "lose_info", -1: ""}
+KIND_FAILED_CALL = 1
+
+
+def signal_name(number: int) -> str:
+    """SIGKILL, SIGRTMIN+3, ... (this machine's numbering, which is the kernel's)."""
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        pass
+    if signal.SIGRTMIN < number < signal.SIGRTMAX:
+        return f"SIGRTMIN+{number - signal.SIGRTMIN}"
+    return str(number)
+
+
+NAMES = {n: signal_name(n) for n in range(0, 65)}
+
+SCHEMA = Schema.with_container_columns([
+    Column("pid", Kind.INT, "process id (tgid) of the sender: the task that generated the signal"),
+    Column("tid", Kind.INT, "thread id of the sender"),
+    Column("uid", Kind.INT, "real user id of the sender"),
+    Column("gid", Kind.INT, "real group id of the sender"),
+    Column("comm", Kind.STR, "command of the sender"),
+    Column("tpid", Kind.INT, "target: the id of the thread the signal was generated for (for kill(2), the process "
+                             "id); for a failed call, the pid argument as passed"),
+    Column("tcomm", Kind.STR, "command of the target (empty for a failed call)"),
+    Column("signal", Kind.STR, "signal name: SIGKILL, SIGUSR1, SIGRTMIN+3, ..."),
+    Column("signalRaw", Kind.INT, "signal number (9 for SIGKILL)"),
+    Column("result", Kind.STR, "what the kernel did with a generated signal: delivered, ignored, already_pending, "
+                               "overflow_fail, lose_info; empty for a failed call"),
+    Column("retval", Kind.INT, "0 for a generated signal; for a kill-family syscall that failed without generating "
+                               "one, the negative errno (-3: no such process, -1: not permitted)", aliases=("ret",)),
+    Column("timestamp", Kind.INT, "when the signal was generated (or the call failed), in ns since the Unix epoch"),
+    Column("cgroup_id", Kind.UINT, "cgroup v2 id of the sender"),
+    Column("mntns", Kind.UINT, "mount namespace inode of the sender, read from /proc/<pid>/ns/mnt when the row is "
+                               "decoded; 0 if it has already exited"),
+])
+
+# struct signal_event in signal.bpf.c.
+HEADER = struct.Struct("<QQIIIIiiiiI16s16s")
+
+
+def cstr(raw: bytes) -> str:
+    return raw.split(b"\0", 1)[0].decode("utf-8", "replace")
+
+
+class SignalGadget(TraceGadget):
+    def __init__(self, ctx: GadgetContext) -> None:
+        super().__init__(ctx)
+        self.bpf = None
+        self.transport: RingBufferTransport | None = None
+        self.stats.extra.update(failed_calls=0)
+        # Kernel timestamps are boot-time ns; rows carry wall-clock ns.
+        self._boot_to_wall = time.time_ns() - time.clock_gettime_ns(time.CLOCK_BOOTTIME)
+
+    def decode(self, data, size: int) -> dict:
+        (ts, cgroup_id, pid, tid, uid, gid, tpid, sig, retval, result, kind, comm,
+         tcomm) = HEADER.unpack_from(ctypes.string_at(data, size))
+        if kind == KIND_FAILED_CALL:
+            self.stats.extra["failed_calls"] += 1
+        return {
+            "pid": pid,
+            "tid": tid,
+            "uid": uid,
+            "gid": gid,
+            "comm": cstr(comm),
+            "tpid": tpid,
+            "tcomm": cstr(tcomm),
+            "signal": NAMES.get(sig) or signal_name(sig),
+            "signalRaw": sig,
+            "result": RESULTS.get(result, str(result)),
+            "retval": retval,
+            "timestamp": ts + self._boot_to_wall,
+            "cgroup_id": cgroup_id,
+            "mntns": ns_inode(pid, "mnt"),
+        }
+
+    def start(self, sink: Sink) -> None:
+        text = resources.files(__package__).joinpath("signal.bpf.c").read_text()
+        self.bpf = compile_program(text, name="signal")
+        self.transport = RingBufferTransport(self.bpf, self.decode, self.stats)
+        self.transport.start(sink, name="ig-gadget-signal")
+
+    def stop(self) -> None:
+        if self.transport is not None:
+            self.transport.stop()
+            self.transport = None
+        if self.bpf is not None:
+            self.bpf.cleanup()
+            self.bpf = None
+
+
+@hookimpl
+def ig_register_gadgets(register) -> None:
+    register(
+        category="trace",
+        name="signal",
+        description="every signal generated (by kill or by the kernel) and every failed kill-family call, "
+                    "with sender, target, signal and result",
+        columns=SCHEMA,
+        factory=SignalGadget,
+        container_key="cgroup_id",
+    )
