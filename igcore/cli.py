@@ -16,7 +16,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from . import signals
-from .errors import ConfigError, IgError
+from .errors import ConfigError, IgError, RuntimeFailure
 from .http import HttpOptions
 
 app = typer.Typer(
@@ -90,6 +90,8 @@ def prometheus(
     series_grace: Annotated[float, typer.Option("--series-grace", min=0.0, help="Seconds a series of a container that is gone stays after its last event.")] = 300.0,
     series_idle: Annotated[float, typer.Option("--series-idle-timeout", min=0.0, help="Seconds after its last event that any series leaves (0: never).")] = 0.0,
     series_sweep: Annotated[float, typer.Option("--series-sweep-period", min=0.1, help="Seconds between two looks for series that left.")] = 10.0,
+    snapshot_timeout: Annotated[float, typer.Option("--snapshot-timeout", min=0.0, help="Seconds a scrape waits for a snapshot gadget; past it the scrape answers without that gadget's gauges (0: no limit).")] = 5.0,
+    strict: Annotated[bool, typer.Option("--strict", help="Exit (or refuse a reload) when any gadget fails to start or stops running, instead of running the others.")] = False,
     runtimes: RuntimesOpt = ",".join(RUNTIMES),
     docker_socket: DockerSock = "/run/docker.sock",
     containerd_socket: ContainerdSock = "/run/containerd/containerd.sock",
@@ -111,7 +113,8 @@ def prometheus(
         follow = WatchOptions(watch_poll, inotify) if watch else None
         _prometheus(config, listen, path, host, check, max_series, snapshot_interval,
                     lambda: _runtime_options(runtimes, docker_socket, containerd_socket, crio_socket),
-                    _series_policy(series_grace, series_idle, series_sweep), web, follow)
+                    _series_policy(series_grace, series_idle, series_sweep), web, follow,
+                    snapshot_timeout=snapshot_timeout, strict=strict)
     except IgError as exc:
         raise fail(exc)
 
@@ -134,7 +137,8 @@ class WatchOptions:
 
 
 def _prometheus(config, listen, path, host, check, max_series, snapshot_interval, runtime_options, series_policy,
-                web: WebOptions = WebOptions(None, HttpOptions()), follow: Optional[WatchOptions] = None) -> None:
+                web: WebOptions = WebOptions(None, HttpOptions()), follow: Optional[WatchOptions] = None,
+                snapshot_timeout: float = 5.0, strict: bool = False) -> None:
     """`runtime_options` is a callable: --check must not need the container code."""
     from prometheus_client import CollectorRegistry
 
@@ -167,7 +171,8 @@ def _prometheus(config, listen, path, host, check, max_series, snapshot_interval
     from .engine import Engine, EngineOptions
 
     engine = Engine(EngineOptions(host=host, max_series=max_series, snapshot_min_interval=snapshot_interval,
-                                  series=series_policy, runtimes=runtime_options()))
+                                  series=series_policy, snapshot_timeout=snapshot_timeout or None, strict=strict,
+                                  runtimes=runtime_options()))
     registry = CollectorRegistry(auto_describe=False)
     registry.register(EngineCollector(engine))
     # Bound before the eBPF programs compile: a port in use fails at once.
@@ -179,6 +184,7 @@ def _prometheus(config, listen, path, host, check, max_series, snapshot_interval
         engine.start(cfg)
     except BaseException:
         server.close()
+        engine.stop()
         raise
     server.start()
     watcher = None
@@ -191,8 +197,15 @@ def _prometheus(config, listen, path, host, check, max_series, snapshot_interval
     out.print(f"Publishing metrics... ({server.url})")
     sys.stdout.flush()
     try:
-        while signals.wait() == signals.RELOAD:
-            _reload(engine, follower)
+        while True:
+            received = signals.wait(1.0 if strict else None)  # --strict: look at the gadgets every second
+            if received in signals.STOP:
+                break
+            if received == signals.RELOAD:
+                _reload(engine, follower)
+            elif strict and engine.failures():  # a gadget's thread died: --strict ends ig
+                run = engine.failures()[0]
+                raise RuntimeFailure(f"gadget {run.label} stopped running ({run.failure_message}) and --strict is set")
     finally:
         if watcher is not None:
             watcher.stop()

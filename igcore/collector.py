@@ -10,10 +10,14 @@ from .metrics.aggregators import TraceAggregator
 from .metrics.lifecycle import REASONS
 
 
-def self_metric_families(engine) -> list:
+def self_metric_families(engine, bindings=None) -> list:
+    """ig's own metrics; `bindings` is the engine's as the scrape saw it (default: the current one)."""
+    bindings = engine.bindings if bindings is None else bindings
     info = GaugeMetricFamily("ig_info", "ig's version", labels=["version"])
     info.add_metric([__version__], 1)
-    running = GaugeMetricFamily("ig_gadget_running", "1 for each gadget instance running", labels=["category", "gadget"])
+    running = GaugeMetricFamily("ig_gadget_running", "1 for each gadget instance running, 0 for one that failed", labels=["category", "gadget"])
+    failed = GaugeMetricFamily("ig_gadget_failed", "1 for a gadget of the config that is not running, with why", labels=["category", "gadget", "reason"])
+    bad_rows = CounterMetricFamily("ig_bad_rows", "rows a gadget handed over that do not fit its schema, dropped", labels=["category", "gadget", "column", "reason"])
     received = CounterMetricFamily("ig_events_received", "events read from the kernel", labels=["category", "gadget"])
     lost = CounterMetricFamily("ig_events_lost", "events the kernel could not hand over (ring buffer full)", labels=["category", "gadget"])
     dropped = CounterMetricFamily("ig_events_dropped", "events read but not counted", labels=["category", "gadget", "reason"])
@@ -23,7 +27,7 @@ def self_metric_families(engine) -> list:
     series_expired = CounterMetricFamily("ig_series_expired", "label sets removed: their container is gone, or idle", labels=["metric", "reason"])
     snapshots = CounterMetricFamily("ig_snapshots", "snapshots taken", labels=["category", "gadget"])
     snapshot_seconds = GaugeMetricFamily("ig_snapshot_duration_seconds", "duration of the latest snapshot", labels=["category", "gadget"])
-    snapshot_errors = CounterMetricFamily("ig_snapshot_errors", "snapshots that failed", labels=["category", "gadget"])
+    snapshot_errors = CounterMetricFamily("ig_snapshot_errors", "snapshots that failed (raised, or passed --snapshot-timeout)", labels=["category", "gadget", "reason"])
     reloads = CounterMetricFamily("ig_config_reloads", "config reloads (SIGHUP)", labels=["result"])
     loop_failures = CounterMetricFamily("ig_loop_errors", "errors caught in long-lived loops, which kept running", labels=["component", "gadget"])
     extras: dict[str, CounterMetricFamily] = {}
@@ -32,31 +36,41 @@ def self_metric_families(engine) -> list:
         loop_failures.add_metric([component, gadget], n)
     for result, n in engine.reloads.items():
         reloads.add_metric([result], n)
-    for (category, name), run in list(engine.runs.items()):
-        stats, enricher = run.gadget.stats, run.enricher
-        running.add_metric([category, name], 1)
-        received.add_metric([category, name], stats.events_received)
-        lost.add_metric([category, name], stats.events_lost)
-        dropped.add_metric([category, name, "decode_error"], stats.decode_errors)
-        dropped.add_metric([category, name, "host"], enricher.dropped_host)
-        held.add_metric([category, name], enricher.held)
-        for key, value in sorted(stats.extra.items()):
-            family = extras.get(key)
-            if family is None:
-                family = extras[key] = CounterMetricFamily(f"ig_gadget_{key}", f"gadget counter {key}", labels=["category", "gadget"])
-            family.add_metric([category, name], value)
-        for bound, aggregator in run.aggregators.items():
-            series_dropped.add_metric([bound.config.name], aggregator.series_dropped)
-            series.add_metric([bound.config.name], aggregator.series_count)
-            if isinstance(aggregator, TraceAggregator):  # gauges keep no series between scrapes
-                for reason in REASONS:
-                    series_expired.add_metric([bound.config.name, reason], aggregator.series_expired[reason])
-        if run.snapshots is not None:
-            snapshots.add_metric([category, name], run.snapshots.snapshots_taken)
-            snapshot_seconds.add_metric([category, name], run.snapshots.last_duration_seconds)
-            snapshot_errors.add_metric([category, name], run.snapshots.errors)
-    return [info, running, received, lost, dropped, held, series_dropped, series, series_expired, snapshots,
-            snapshot_seconds, snapshot_errors, reloads, loop_failures, *extras.values()]
+    for (category, name), (run, aggregators) in bindings.items():
+        try:  # a gadget's odd stats must not fail the scrape
+            stats, enricher = run.stats, run.enricher
+            running.add_metric([category, name], 1 if run.running else 0)
+            if run.failure is not None:
+                failed.add_metric([category, name, run.failure], 1)
+            for (column, reason), n in sorted(run.bad_rows.counts().items()):
+                bad_rows.add_metric([category, name, column, reason], n)
+            received.add_metric([category, name], stats.events_received)
+            lost.add_metric([category, name], stats.events_lost)
+            dropped.add_metric([category, name, "decode_error"], stats.decode_errors)
+            dropped.add_metric([category, name, "host"], enricher.dropped_host)
+            if run.snapshots is None:  # a trace gadget's bad rows are events read and not counted
+                dropped.add_metric([category, name, "bad_row"], run.bad_rows.total)
+            held.add_metric([category, name], enricher.held)
+            for key, value in sorted(stats.extra.items()):
+                family = extras.get(key)
+                if family is None:
+                    family = extras[key] = CounterMetricFamily(f"ig_gadget_{key}", f"gadget counter {key}", labels=["category", "gadget"])
+                family.add_metric([category, name], value)
+            for bound, aggregator in aggregators.items():
+                series_dropped.add_metric([bound.config.name], aggregator.series_dropped)
+                series.add_metric([bound.config.name], aggregator.series_count)
+                if isinstance(aggregator, TraceAggregator):  # gauges keep no series between scrapes
+                    for reason in REASONS:
+                        series_expired.add_metric([bound.config.name, reason], aggregator.series_expired[reason])
+            if run.snapshots is not None:
+                snapshots.add_metric([category, name], run.snapshots.snapshots_taken)
+                snapshot_seconds.add_metric([category, name], run.snapshots.last_duration_seconds)
+                for reason in ("exception", "timeout"):
+                    snapshot_errors.add_metric([category, name, reason], run.snapshots.errors_by_reason[reason])
+        except Exception as exc:
+            loop_errors.record("collect", exc, gadget=run.label)
+    return [info, running, failed, bad_rows, received, lost, dropped, held, series_dropped, series, series_expired,
+            snapshots, snapshot_seconds, snapshot_errors, reloads, loop_failures, *extras.values()]
 
 
 class EngineCollector:
@@ -66,6 +80,14 @@ class EngineCollector:
         self.engine = engine
 
     def collect(self):
-        for run in list(self.engine.runs.values()):
-            yield from run.collect()
-        yield from self_metric_families(self.engine)
+        bindings = self.engine.bindings  # one view of the config for the whole scrape
+        for run, aggregators in bindings.values():
+            run.prefetch(aggregators)  # every snapshot begins now: their time limits overlap
+        for run, aggregators in bindings.values():
+            try:
+                families = run.collect(aggregators)
+            except Exception as exc:  # nothing a gadget raises reaches the HTTP layer
+                loop_errors.record("collect", exc, gadget=run.label)
+                continue
+            yield from families
+        yield from self_metric_families(self.engine, bindings)

@@ -15,12 +15,18 @@ from dataclasses import dataclass, field
 
 from .config import BoundMetric, Config
 from .containers import ContainerCollection, Enricher, RuntimeOptions
-from .gadgets import GadgetContext, GadgetSpec, NetnsAware, SnapshotGadget, TraceGadget
+from .errors import IgError, RuntimeFailure
+from .gadgets import Category, GadgetContext, GadgetSpec, GadgetStats, NetnsAware, TraceGadget
+from .health import loop_errors
+from .isolation import GadgetSink, GadgetThreads
 from .metrics.aggregators import CounterAggregator, GaugeAggregator, HistogramAggregator, TraceAggregator
 from .metrics.lifecycle import SeriesPolicy, SeriesSweeper
-from .metrics.snapshots import SnapshotCache
+from .metrics.snapshots import SnapshotCache, SnapshotTimeout
+from .rowcheck import BadRows, RowChecker
 
 log = logging.getLogger("igcore.engine")
+
+LOG_EVERY_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -29,40 +35,69 @@ class EngineOptions:
     max_series: int = 10000
     snapshot_min_interval: float = 1.0
     series: SeriesPolicy = field(default_factory=SeriesPolicy)
+    # Seconds a scrape waits for a snapshot gadget; past it the scrape answers without its gauges.
+    snapshot_timeout: float | None = 5.0
+    # Refuse a config (at start or reload) in which any gadget fails to start.
+    strict: bool = False
     runtimes: RuntimeOptions = field(default_factory=RuntimeOptions)
 
 
 class GadgetRun:
-    """One running gadget, its enrichment, and the metrics fed by it."""
+    """One running gadget, its enrichment, and the metrics fed by it.
+
+    `start()` never raises: a gadget whose factory or `start()` raises is recorded in `failure`
+    (and `stop()` still called on it), so the other gadgets keep running.
+    """
 
     def __init__(self, spec: GadgetSpec, containers: ContainerCollection, options: EngineOptions) -> None:
         self.spec = spec
-        self.gadget = spec.factory(GadgetContext(host=options.host))
+        self.label = f"{spec.category.value} {spec.name}"  # names the gadget in logs
+        self.options = options
+        self.gadget = None
+        self.stats = GadgetStats()  # the gadget's own once it exists
         self.active = True
+        self.failure: str | None = None  # "start_failed" or "thread_died"
+        self.failure_message = ""
         # Replaced whole on reload, so the ingest thread never sees a half-updated list.
         self.aggregators: dict[BoundMetric, object] = {}
         self._trace_targets: tuple = ()
-        self.enricher = Enricher(containers, spec.container_key, options.host, self._dispatch, gadget=spec.name)
+        self.bad_rows = BadRows(self.label)
+        self._check = RowChecker(spec.columns, self.bad_rows)
+        self.enricher = Enricher(containers, spec.container_key, options.host, self._dispatch, gadget=self.label)
+        self.sink = GadgetSink(self.label, self._check, self.enricher)
+        self.threads = GadgetThreads(self.label)
         self.snapshots: SnapshotCache | None = None
-        if isinstance(self.gadget, SnapshotGadget):
-            self.snapshots = SnapshotCache(self._take_snapshot, options.snapshot_min_interval)
+        if spec.category is Category.SNAPSHOT:
+            self.snapshots = SnapshotCache(self._take_snapshot, options.snapshot_min_interval,
+                                           timeout=options.snapshot_timeout, name=self.label)
         self._containers = containers
+        self._subscribed = False
+        self._snapshot_logged_at: float | None = None
 
     # -- data path -------------------------------------------------------------------------
     def _dispatch(self, rows: list[dict]) -> None:
         for aggregator in self._trace_targets:
-            aggregator.ingest(rows)
+            try:  # one metric's failure must not keep the batch from the others
+                aggregator.ingest(rows)
+            except Exception as exc:
+                loop_errors.record("aggregate", exc, gadget=self.label)
 
     def _take_snapshot(self) -> list[dict]:
-        return self.enricher.enrich_now(self.gadget.snapshot())
+        return self.enricher.enrich_now(self._check(list(self.gadget.snapshot())))
 
     def _netns_added(self, container) -> None:
         if self.active and container.netns:
-            self.gadget.add_netns(container.netns, f"/proc/{container.pid}/ns/net")
+            try:  # the container collection's thread calls this: a gadget's error stays here
+                self.gadget.add_netns(container.netns, f"/proc/{container.pid}/ns/net")
+            except Exception as exc:
+                loop_errors.record("netns", exc, gadget=self.label)
 
     def _netns_removed(self, container) -> None:
         if self.active and container.netns:
-            self.gadget.remove_netns(container.netns)
+            try:
+                self.gadget.remove_netns(container.netns)
+            except Exception as exc:
+                loop_errors.record("netns", exc, gadget=self.label)
 
     # -- lifecycle -------------------------------------------------------------------------
     def bind(self, aggregators: dict[BoundMetric, object]) -> None:
@@ -70,38 +105,80 @@ class GadgetRun:
         self._trace_targets = tuple(a for a in aggregators.values() if hasattr(a, "ingest"))
 
     def start(self) -> None:
-        if isinstance(self.gadget, TraceGadget):
-            self.gadget.start(self.enricher)
-        if isinstance(self.gadget, NetnsAware):
-            # after start: the gadget can only watch a namespace once its program is loaded
-            self._containers.subscribe(self._netns_added, self._netns_removed)
+        try:
+            self.gadget = self.spec.factory(GadgetContext(host=self.options.host))
+            self.stats = self.gadget.stats
+            if isinstance(self.gadget, TraceGadget):
+                package = getattr(self.spec.factory, "__module__", "").split(".")[0]
+                self.threads.watch(lambda: self.gadget.start(self.sink), package)
+            if isinstance(self.gadget, NetnsAware):
+                # after start: the gadget can only watch a namespace once its program is loaded
+                self._subscribed = True
+                self._containers.subscribe(self._netns_added, self._netns_removed)
+        except Exception as exc:
+            self.failure = "start_failed"
+            self.failure_message = str(exc) if isinstance(exc, IgError) else f"{type(exc).__name__}: {exc}"
+            log.error("gadget %s failed to start: %s; it is not running (ig_gadget_running 0), "
+                      "the other gadgets keep running", self.label, self.failure_message,
+                      exc_info=log.isEnabledFor(logging.DEBUG))
+            self.stop()  # a gadget may have attached part of itself before it raised
+
+    @property
+    def running(self) -> bool:
+        """False once the gadget failed to start or one of its threads ended."""
+        if self.failure is None and self.threads.dead():
+            self.failure = "thread_died"
+            self.failure_message = "a thread of the gadget ended"
+        return self.failure is None
 
     def stop(self) -> None:
+        """Detach and release, once; safe after a failed start, and never raises."""
+        if not self.active:
+            return
         self.active = False
-        if isinstance(self.gadget, NetnsAware):
-            self._containers.unsubscribe(self._netns_added, self._netns_removed)
-        if isinstance(self.gadget, TraceGadget):
-            self.gadget.stop()
-        else:
-            self.gadget.close()
+        self.threads.stopping = True
+        try:
+            if self._subscribed:
+                self._containers.unsubscribe(self._netns_added, self._netns_removed)
+                self._subscribed = False
+            if isinstance(self.gadget, TraceGadget):
+                self.gadget.stop()
+            elif self.gadget is not None:
+                self.gadget.close()
+        except Exception as exc:
+            log.error("gadget %s: stopping it failed: %s: %s", self.label, type(exc).__name__, exc)
         self.enricher.close()
 
-    def collect(self) -> list:
+    def prefetch(self, aggregators: dict[BoundMetric, object]) -> None:
+        """Begin the snapshot this scrape will need, without waiting for it."""
+        if self.snapshots is not None and self.gadget is not None and aggregators:
+            self.snapshots.prefetch()
+
+    def collect(self, aggregators: dict[BoundMetric, object]) -> list:
         families = []
-        gauges = [(b, a) for b, a in self.aggregators.items() if isinstance(a, GaugeAggregator)]
-        if gauges:
+        gauges = [a for a in aggregators.values() if isinstance(a, GaugeAggregator)]
+        if gauges and self.gadget is not None:
             try:
                 rows = self.snapshots.rows()
+            except SnapshotTimeout:  # logged once by the cache; this scrape goes without the gauges
+                rows = None
             except Exception as exc:  # one failing snapshot must not fail the whole scrape
-                log.error("snapshot %s failed: %s", self.spec.name, exc)
+                self._log_snapshot_error(exc)
                 rows = None
             if rows is not None:
-                for _, aggregator in gauges:
+                for aggregator in gauges:
                     families.extend(aggregator.collect_from(rows))
-        for aggregator in self.aggregators.values():
+        for aggregator in aggregators.values():
             if not isinstance(aggregator, GaugeAggregator):
                 families.extend(aggregator.collect())
         return families
+
+    def _log_snapshot_error(self, exc: Exception) -> None:
+        now = time.monotonic()
+        if self._snapshot_logged_at is None or now - self._snapshot_logged_at >= LOG_EVERY_SECONDS:
+            self._snapshot_logged_at = now
+            log.error("snapshot of gadget %s failed: %s: %s (counted in ig_snapshot_errors_total; "
+                      "logged at most once a minute)", self.label, type(exc).__name__, exc)
 
 
 def make_aggregator(bound: BoundMetric, max_series: int):
@@ -114,10 +191,14 @@ def make_aggregator(bound: BoundMetric, max_series: int):
 
 
 class Engine:
+    """Runs the gadgets of a config. `bindings` maps each gadget key to (its run, the metrics it
+    feeds) and is replaced whole by a reload, so a scrape sees the old set or the new one, never a
+    metric under two gadgets at once."""
+
     def __init__(self, options: EngineOptions = EngineOptions()) -> None:
         self.options = options
         self.containers = ContainerCollection.for_host(options.runtimes)
-        self.runs: dict[tuple[str, str], GadgetRun] = {}
+        self.bindings: dict[tuple[str, str], tuple[GadgetRun, dict[BoundMetric, object]]] = {}
         self.config: Config | None = None
         self.reloads = {"success": 0, "failure": 0}
         self._lock = threading.Lock()  # one start/reload/stop at a time
@@ -127,6 +208,14 @@ class Engine:
 
     def _trace_aggregators(self) -> list[TraceAggregator]:
         return [a for run in list(self.runs.values()) for a in run.aggregators.values() if isinstance(a, TraceAggregator)]
+
+    @property
+    def runs(self) -> dict[tuple[str, str], GadgetRun]:
+        return {key: run for key, (run, _) in self.bindings.items()}
+
+    def failures(self) -> list[GadgetRun]:
+        """The runs of the current config whose gadget is not running."""
+        return [run for run, _ in self.bindings.values() if not run.running]
 
     def start(self, config: Config) -> None:
         with self._lock:
@@ -142,39 +231,48 @@ class Engine:
             self._apply(config)
 
     def _apply(self, config: Config) -> None:
-        old = {b: a for run in self.runs.values() for b, a in run.aggregators.items()}
+        old = {b: a for _, aggregators in self.bindings.values() for b, a in aggregators.items()}
         wanted: dict[tuple[str, str], dict[BoundMetric, object]] = {}
         for bound in config.metrics:
             aggregator = old.get(bound) or make_aggregator(bound, self.options.max_series)
             wanted.setdefault(bound.spec.key, {})[bound] = aggregator
 
-        # Start the gadgets newly needed first: if one fails, the previous config keeps running.
+        # Start the gadgets newly needed (and retry those that failed) before anything is published.
         started: dict[tuple[str, str], GadgetRun] = {}
-        try:
-            for key, aggregators in wanted.items():
-                if key not in self.runs:
-                    run = GadgetRun(next(iter(aggregators)).spec, self.containers, self.options)
-                    run.bind(aggregators)
-                    started[key] = run
-                    run.start()
-        except Exception:
+        for key, aggregators in wanted.items():
+            current = self.bindings.get(key)
+            if current is None or not current[0].running:
+                run = started[key] = GadgetRun(next(iter(aggregators)).spec, self.containers, self.options)
+                run.bind(aggregators)
+                run.start()
+        failed = [run for run in started.values() if not run.running]
+        refused = None
+        if failed and (self.options.strict or len(failed) == len(wanted)):
+            why = "--strict is set" if self.options.strict else "no gadget of the config could start"
+            more = f" ({len(failed) - 1} more failed)" if len(failed) > 1 else ""
+            refused = f"gadget {failed[0].label} failed to start: {failed[0].failure_message}; {why}{more}"
+        if refused:
             for run in started.values():
                 run.stop()
-            raise
+            raise RuntimeFailure(refused)
+
+        new: dict[tuple[str, str], tuple[GadgetRun, dict[BoundMetric, object]]] = {}
         for key, aggregators in wanted.items():
-            if key in self.runs:
-                self.runs[key].bind(aggregators)
-        self.runs.update(started)
-        for key in [k for k in self.runs if k not in wanted]:
-            self.runs.pop(key).stop()
+            run = started.get(key) or self.bindings[key][0]
+            run.bind(aggregators)  # ingest goes to the new set now; exposition follows the swap below
+            new[key] = (run, aggregators)
+        removed = [run for key, (run, _) in self.bindings.items() if new.get(key, (None,))[0] is not run]
+        self.bindings = new  # one assignment: every scrape sees the old set or the new one
         self.config = config
+        for run in removed:  # after the swap: a slow stop() delays nothing a scrape sees
+            run.stop()
 
     def stop(self) -> None:
         with self._lock:
             self.sweeper.stop()
-            for run in self.runs.values():
+            runs, self.bindings = self.runs, {}
+            for run in runs.values():
                 run.stop()
-            self.runs.clear()
             if self._containers_started:
                 self.containers.stop()
                 self._containers_started = False

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from . import signals
 from .columns import CONTAINER_COLUMN_NAMES
-from .errors import ConfigError
+from .errors import ConfigError, IgError, RuntimeFailure
 from .gadgets import Category, GadgetContext, GadgetSpec, NetnsAware
 from .plugins import load_catalog
 
@@ -107,14 +107,26 @@ def run_trace(name, filters, output, columns, host, timeout, runtime_options, co
     containers.start()
     gadget = spec.factory(GadgetContext(host=host))
     enricher = Enricher(containers, spec.container_key, host, sink)
-    gadget.start(enricher)
-    if isinstance(gadget, NetnsAware):
-        containers.subscribe(lambda c: gadget.add_netns(c.netns, f"/proc/{c.pid}/ns/net"),
-                             lambda c: gadget.remove_netns(c.netns))
+    added = lambda c: gadget.add_netns(c.netns, f"/proc/{c.pid}/ns/net")  # noqa: E731
+    removed = lambda c: gadget.remove_netns(c.netns)  # noqa: E731
+    subscribed = False
     try:
+        try:
+            gadget.start(enricher)
+        except IgError:
+            raise
+        except Exception as exc:  # a plugin's bug: one line, as `ig prometheus` reports it
+            raise RuntimeFailure(f"gadget trace {name} failed to start: {type(exc).__name__}: {exc}") from exc
+        if isinstance(gadget, NetnsAware):
+            subscribed = True  # before: subscribe registers first, then calls `added`, which may raise
+            containers.subscribe(added, removed)
         signals.wait(timeout or None)
     finally:
-        gadget.stop()
+        # The reverse of the start: no container event may reach a stopped gadget, and the
+        # enricher may still ask the collection about held rows, so the collection stops last.
+        if subscribed:
+            containers.unsubscribe(added, removed)
+        gadget.stop()  # also after a failed start(): it may have attached part of itself
         enricher.close()
         containers.stop()
         if gadget.stats.events_lost:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
@@ -123,3 +124,64 @@ def test_error_propagates_and_is_not_cached():
     assert cache.errors == 1
     assert cache.rows() == [{"a": 2}]  # retried at once, and no stale rows handed out meanwhile
     assert cache.snapshots_taken == 2
+
+
+# --- the time limit ---------------------------------------------------------------------------------
+
+
+def hung_take(release: threading.Event, calls: list):
+    def take():
+        calls.append(1)
+        release.wait(30)
+        return [{"late": True}]
+    return take
+
+
+def test_a_hung_snapshot_costs_one_time_limit_is_counted_once_and_never_runs_twice():
+    from igcore.metrics.snapshots import SnapshotTimeout
+
+    release, calls = threading.Event(), []
+    cache = SnapshotCache(hung_take(release, calls), min_interval=0, timeout=0.3, name="snapshot demo")
+    try:
+        started = time.monotonic()
+        results = run_concurrently(cache.rows, 5)  # all five wait for the same flight, until its limit
+        assert all(isinstance(r, SnapshotTimeout) for r in results)
+        assert 0.3 <= time.monotonic() - started < 5
+        started = time.monotonic()
+        with pytest.raises(SnapshotTimeout):  # still hung: fails at once, no second snapshot
+            cache.rows()
+        assert time.monotonic() - started < 0.2
+        assert calls == [1] and cache.errors_by_reason == {"timeout": 1} and cache.errors == 1
+    finally:
+        release.set()
+
+
+def test_a_late_snapshot_is_thrown_away_and_the_next_call_takes_a_new_one():
+    from igcore.metrics.snapshots import SnapshotTimeout
+
+    release, calls = threading.Event(), []
+    take = hung_take(release, calls)
+    cache = SnapshotCache(take, min_interval=60, timeout=0.2)
+    with pytest.raises(SnapshotTimeout):
+        cache.rows()
+    release.set()  # it returns now, after its limit
+    deadline = time.monotonic() + 10
+    while cache._flight is not None and time.monotonic() < deadline:  # the late flight ends
+        time.sleep(0.01)
+    assert cache._flight is None and cache.snapshots_taken == 0
+    assert cache.rows() == [{"late": True}] and calls == [1, 1]  # a new one, in time this time
+    assert cache.snapshots_taken == 1 and cache.errors_by_reason == {"timeout": 1}
+
+
+def test_prefetch_begins_the_snapshot_without_waiting():
+    release, calls = threading.Event(), []
+    cache = SnapshotCache(hung_take(release, calls), min_interval=60, timeout=5)
+    started = time.monotonic()
+    cache.prefetch()
+    assert time.monotonic() - started < 0.2
+    deadline = time.monotonic() + 10
+    while not calls and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert calls == [1]
+    release.set()
+    assert cache.rows() == [{"late": True}] and calls == [1]  # the prefetched one, not a second

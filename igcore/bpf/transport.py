@@ -13,6 +13,7 @@ from typing import Callable
 
 from ..errors import RuntimeFailure
 from ..gadgets import GadgetStats, Row, Sink
+from ..health import loop_errors
 
 include_dir = str(Path(__file__).resolve().parent)
 
@@ -79,6 +80,7 @@ class RingBufferTransport:
         self._sink: Sink | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._gadget = ""
 
     def _on_event(self, _ctx, data, size) -> int:
         try:
@@ -92,6 +94,8 @@ class RingBufferTransport:
 
     def start(self, sink: Sink, name: str = "ig-transport") -> None:
         self._sink = sink
+        # The core's sink carries the gadget's name; a plain callable (a test's) is named by the thread.
+        self._gadget = getattr(sink, "gadget", name)
         self.bpf[b"ig_events"].open_ring_buffer(self._on_event)
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
         self._thread.start()
@@ -108,13 +112,19 @@ class RingBufferTransport:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            self.bpf.ring_buffer_poll(self.poll_ms)
-            self._flush()
+            try:
+                self.bpf.ring_buffer_poll(self.poll_ms)
+                self._flush()
+            except Exception as exc:  # a sink or decode failure: count it and keep reading
+                loop_errors.record("transport", exc, gadget=self._gadget)
             if self.batch_ms:
                 self._stop.wait(self.batch_ms / 1000)
         # Drain what the kernel wrote before detach, so nothing seen is lost on stop.
-        self.bpf.ring_buffer_consume()
-        self._flush()
+        try:
+            self.bpf.ring_buffer_consume()
+            self._flush()
+        except Exception as exc:
+            loop_errors.record("transport", exc, gadget=self._gadget)
 
     def lost(self) -> int:
         table = self.bpf[b"ig_lost"]

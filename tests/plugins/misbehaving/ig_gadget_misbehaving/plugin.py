@@ -1,0 +1,109 @@
+"""Gadgets `trace misbehaving` and `snapshot misbehaving`, registered only when IG_TEST_GADGETS=1.
+
+They hand the core exactly what the test asks for, with no defaults filled in, to show what the
+core does with a gadget that breaks its contract. Behaviour, by environment variable:
+
+trace misbehaving
+- IG_MISBEHAVING_BATCHES: a directory; each `*.json` file written there (atomically, by rename) is
+  one batch, handed to the sink in name order as is: a JSON list of rows (Python's json reads `NaN`
+  and `Infinity`). A file holding `{"__die__": "why"}` makes the reader thread raise
+  RuntimeError(why), so the thread dies.
+- IG_MISBEHAVING_START=raise: `start()` starts its reader thread, then raises.
+- IG_MISBEHAVING_STOP_MARK: a file `stop()` appends "stopped" to (shows stop() was called).
+- IG_MISBEHAVING_STOP_SLEEP: seconds `stop()` sleeps before it returns.
+
+snapshot misbehaving
+- IG_MISBEHAVING_SNAPSHOT: a JSON file with the list of rows `snapshot()` returns, as is.
+- IG_MISBEHAVING_SNAPSHOT_SLEEP: seconds `snapshot()` sleeps first (a hanging gadget).
+- IG_MISBEHAVING_SNAPSHOT_RAISE=1: `snapshot()` raises.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from pathlib import Path
+
+from igcore.api import Column, GadgetContext, Kind, Schema, SnapshotGadget, TraceGadget, hookimpl
+
+# Each kind once, so every way a value can break its column's kind has a column to do it in.
+TRACE_SCHEMA = Schema.with_container_columns([
+    Column("comm", Kind.STR, "a str column"),
+    Column("pid", Kind.INT, "an int column"),
+    Column("uid", Kind.UINT, "a uint column (a label in the tests)"),
+    Column("ratio", Kind.FLOAT, "a float column (a counter's field in the tests)"),
+    Column("cgroup_id", Kind.UINT, "the container key"),
+])
+SNAPSHOT_SCHEMA = Schema.with_container_columns([
+    Column("comm", Kind.STR, "a str column"),
+    Column("size", Kind.INT, "an int column (a gauge's field and a selector's in the tests)"),
+    Column("cgroup_id", Kind.UINT, "the container key"),
+])
+
+
+def _seconds(name: str) -> float:
+    return float(os.environ.get(name, "0") or 0)
+
+
+class MisbehavingTrace(TraceGadget):
+    def __init__(self, ctx: GadgetContext) -> None:
+        super().__init__(ctx)
+        self.batches = os.environ.get("IG_MISBEHAVING_BATCHES", "")
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self, sink) -> None:
+        self._thread = threading.Thread(target=self._tail, args=(sink,), name="misbehaving-reader", daemon=True)
+        self._thread.start()
+        if os.environ.get("IG_MISBEHAVING_START") == "raise":
+            raise RuntimeError("start failure requested by IG_MISBEHAVING_START=raise")
+
+    def _tail(self, sink) -> None:
+        """Each file of the batch directory, in name order, is one batch: a JSON list of rows."""
+        done: set[str] = set()
+        while not self._stop.wait(0.02):
+            try:
+                names = sorted(n for n in os.listdir(self.batches) if n.endswith(".json") and n not in done)
+            except FileNotFoundError:
+                continue
+            for name in names:
+                done.add(name)
+                rows = json.loads((Path(self.batches) / name).read_text())
+                if isinstance(rows, dict) and "__die__" in rows:
+                    raise RuntimeError(rows["__die__"])
+                self.stats.events_received += len(rows)
+                sink(rows)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join()
+        mark = os.environ.get("IG_MISBEHAVING_STOP_MARK")
+        if mark:
+            with open(mark, "a") as f:
+                f.write("stopped\n")
+        time.sleep(_seconds("IG_MISBEHAVING_STOP_SLEEP"))
+
+
+class MisbehavingSnapshot(SnapshotGadget):
+    def snapshot(self) -> list:
+        time.sleep(_seconds("IG_MISBEHAVING_SNAPSHOT_SLEEP"))
+        if os.environ.get("IG_MISBEHAVING_SNAPSHOT_RAISE") == "1":
+            raise RuntimeError("snapshot failure requested by IG_MISBEHAVING_SNAPSHOT_RAISE=1")
+        with open(os.environ["IG_MISBEHAVING_SNAPSHOT"]) as f:
+            return json.load(f)
+
+    def close(self) -> None:
+        time.sleep(_seconds("IG_MISBEHAVING_STOP_SLEEP"))
+
+
+@hookimpl
+def ig_register_gadgets(register) -> None:
+    if os.environ.get("IG_TEST_GADGETS") != "1":
+        return
+    register(category="trace", name="misbehaving", description="batches of rows exactly as a test's JSON files have them",
+             columns=TRACE_SCHEMA, factory=MisbehavingTrace)
+    register(category="snapshot", name="misbehaving", description="rows exactly as a test's JSON file has them",
+             columns=SNAPSHOT_SCHEMA, factory=MisbehavingSnapshot)
