@@ -38,7 +38,9 @@ def test_malformed_state_json_is_counted_once_and_later_containers_are_still_fou
     cid = f"ig-runc-{uuid.uuid4().hex[:8]}"
     try:
         (root / "broken").mkdir()
-        (root / "broken" / "state.json").write_text(json.dumps({"id": "broken", "init_process_pid": "not-a-pid"}))
+        # written whole and renamed into place, as runc writes its state: one version of the file
+        (root / "broken" / "state.tmp").write_text(json.dumps({"id": "broken", "init_process_pid": "not-a-pid"}))
+        (root / "broken" / "state.tmp").rename(root / "broken" / "state.json")
         assert wait_until(lambda: errors_of("containers.state-dirs") == before + 1, timeout=5)
         bundle = runc_bundle(busybox_rootfs, tmp_path, ["sleep", "1000"], ANNOTATIONS)
         runc(root, "run", "-d", cid, cwd=bundle)

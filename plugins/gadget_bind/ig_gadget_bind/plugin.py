@@ -10,20 +10,8 @@ import ctypes
 import socket
 import struct
 import time
-from importlib import resources
 
-from igcore.api import (
-    Column,
-    GadgetContext,
-    Kind,
-    RingBufferTransport,
-    Schema,
-    Sink,
-    TraceGadget,
-    compile_program,
-    hookimpl,
-    ns_inode,
-)
+from igcore.api import Column, GadgetContext, Kind, RingBufferGadget, Schema, hookimpl, ns_inode
 
 RINGBUF_PAGES = 64  # binds are rare next to execs: 256 KiB holds thousands of 96-byte records
 
@@ -64,11 +52,11 @@ def c_string(raw: bytes) -> str:
     return raw.split(b"\0", 1)[0].decode("utf-8", "replace")
 
 
-class BindGadget(TraceGadget):
+class BindGadget(RingBufferGadget):
+    program = "bind.bpf.c"
+
     def __init__(self, ctx: GadgetContext) -> None:
         super().__init__(ctx)
-        self.bpf = None
-        self.transport: RingBufferTransport | None = None
         # Kernel timestamps are boot-time ns; rows carry wall-clock ns.
         self._boot_to_wall = time.time_ns() - time.clock_gettime_ns(time.CLOCK_BOOTTIME)
 
@@ -91,19 +79,8 @@ class BindGadget(TraceGadget):
             "mntns": ns_inode(pid, "mnt"),
         }
 
-    def start(self, sink: Sink) -> None:
-        text = resources.files(__package__).joinpath("bind.bpf.c").read_text()
-        self.bpf = compile_program(text, [f"-DIG_RINGBUF_PAGES={RINGBUF_PAGES}"], name="bind")
-        self.transport = RingBufferTransport(self.bpf, self.decode, self.stats)
-        self.transport.start(sink, name="ig-gadget-bind")
-
-    def stop(self) -> None:
-        if self.transport is not None:
-            self.transport.stop()
-            self.transport = None
-        if self.bpf is not None:
-            self.bpf.cleanup()
-            self.bpf = None
+    def cflags(self) -> list[str]:
+        return [f"-DIG_RINGBUF_PAGES={RINGBUF_PAGES}"]
 
 
 @hookimpl

@@ -11,21 +11,8 @@ from __future__ import annotations
 import ctypes
 import struct
 import time
-from importlib import resources
 
-from igcore.api import (
-    Column,
-    ConfigError,
-    GadgetContext,
-    Kind,
-    RingBufferTransport,
-    Schema,
-    Sink,
-    TraceGadget,
-    compile_program,
-    hookimpl,
-    ns_inode,
-)
+from igcore.api import Column, ConfigError, GadgetContext, Kind, RingBufferGadget, Schema, hookimpl, ns_inode
 
 MAXARGS = 20
 ARGSIZE = 128  # per argument, including its NUL: an argument keeps at most 127 bytes
@@ -67,8 +54,9 @@ def proc_ppid(pid: int) -> int:
     return 0
 
 
-class ExecGadget(TraceGadget):
+class ExecGadget(RingBufferGadget):
     """Options (GadgetContext.options): `ringbuf_pages` (a power of two, default 1024)."""
+    program = "exec.bpf.c"
 
     def __init__(self, ctx: GadgetContext) -> None:
         super().__init__(ctx)
@@ -76,8 +64,6 @@ class ExecGadget(TraceGadget):
         if not isinstance(pages, int) or pages <= 0 or pages & (pages - 1):
             raise ConfigError(f"trace exec: ringbuf_pages must be a power of two, not {pages!r}")
         self.ringbuf_pages = pages
-        self.bpf = None
-        self.transport: RingBufferTransport | None = None
         self.stats.extra.update(args_missing=0, ppid_from_proc=0)
         # Kernel timestamps are boot-time ns; rows carry wall-clock ns.
         self._boot_to_wall = time.time_ns() - time.clock_gettime_ns(time.CLOCK_BOOTTIME)
@@ -109,20 +95,8 @@ class ExecGadget(TraceGadget):
             "mntns": ns_inode(pid, "mnt"),
         }
 
-    def start(self, sink: Sink) -> None:
-        text = resources.files(__package__).joinpath("exec.bpf.c").read_text()
-        cflags = [f"-DIG_RINGBUF_PAGES={self.ringbuf_pages}", f"-DMAXARGS={MAXARGS}", f"-DARGSIZE={ARGSIZE}"]
-        self.bpf = compile_program(text, cflags, name="exec")
-        self.transport = RingBufferTransport(self.bpf, self.decode, self.stats)
-        self.transport.start(sink, name="ig-gadget-exec")
-
-    def stop(self) -> None:
-        if self.transport is not None:
-            self.transport.stop()
-            self.transport = None
-        if self.bpf is not None:
-            self.bpf.cleanup()
-            self.bpf = None
+    def cflags(self) -> list[str]:
+        return [f"-DIG_RINGBUF_PAGES={self.ringbuf_pages}", f"-DMAXARGS={MAXARGS}", f"-DARGSIZE={ARGSIZE}"]
 
 
 @hookimpl

@@ -13,19 +13,8 @@ import ctypes
 import os
 import struct
 import time
-from importlib import resources
 
-from igcore.api import (
-    Column,
-    GadgetContext,
-    Kind,
-    RingBufferTransport,
-    Schema,
-    Sink,
-    TraceGadget,
-    compile_program,
-    hookimpl,
-)
+from igcore.api import Column, GadgetContext, Kind, RingBufferGadget, Schema, hookimpl
 
 RINGBUF_PAGES = 16  # OOM kills are rare: 64 KiB holds hundreds of 72-byte records
 PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
@@ -52,11 +41,11 @@ def c_string(raw: bytes) -> str:
     return raw.split(b"\0", 1)[0].decode("utf-8", "replace")
 
 
-class OomKillGadget(TraceGadget):
+class OomKillGadget(RingBufferGadget):
+    program = "oomkill.bpf.c"
+
     def __init__(self, ctx: GadgetContext) -> None:
         super().__init__(ctx)
-        self.bpf = None
-        self.transport: RingBufferTransport | None = None
         # Kernel timestamps are boot-time ns; rows carry wall-clock ns.
         self._boot_to_wall = time.time_ns() - time.clock_gettime_ns(time.CLOCK_BOOTTIME)
 
@@ -73,19 +62,8 @@ class OomKillGadget(TraceGadget):
             "cgroup_id": cgroup_id,
         }
 
-    def start(self, sink: Sink) -> None:
-        text = resources.files(__package__).joinpath("oomkill.bpf.c").read_text()
-        self.bpf = compile_program(text, [f"-DIG_RINGBUF_PAGES={RINGBUF_PAGES}"], name="oomkill")
-        self.transport = RingBufferTransport(self.bpf, self.decode, self.stats)
-        self.transport.start(sink, name="ig-gadget-oomkill")
-
-    def stop(self) -> None:
-        if self.transport is not None:
-            self.transport.stop()
-            self.transport = None
-        if self.bpf is not None:
-            self.bpf.cleanup()
-            self.bpf = None
+    def cflags(self) -> list[str]:
+        return [f"-DIG_RINGBUF_PAGES={RINGBUF_PAGES}"]
 
 
 @hookimpl

@@ -12,21 +12,8 @@ import ctypes
 import os
 import struct
 import time
-from importlib import resources
 
-from igcore.api import (
-    Column,
-    ConfigError,
-    GadgetContext,
-    Kind,
-    RingBufferTransport,
-    Schema,
-    Sink,
-    TraceGadget,
-    compile_program,
-    hookimpl,
-    ns_inode,
-)
+from igcore.api import Column, ConfigError, GadgetContext, Kind, RingBufferGadget, Schema, hookimpl, ns_inode
 
 from .flags import flag_names, mode_text
 
@@ -72,8 +59,9 @@ def sys_open_exists() -> bool:
                for root in ("/sys/kernel/tracing", "/sys/kernel/debug/tracing"))
 
 
-class OpenGadget(TraceGadget):
+class OpenGadget(RingBufferGadget):
     """Options (GadgetContext.options): `ringbuf_pages` (a power of two, default 4096)."""
+    program = "open.bpf.c"
 
     def __init__(self, ctx: GadgetContext) -> None:
         super().__init__(ctx)
@@ -81,8 +69,6 @@ class OpenGadget(TraceGadget):
         if not isinstance(pages, int) or pages <= 0 or pages & (pages - 1):
             raise ConfigError(f"trace open: ringbuf_pages must be a power of two, not {pages!r}")
         self.ringbuf_pages = pages
-        self.bpf = None
-        self.transport: RingBufferTransport | None = None
         self.stats.extra.update(path_cut=0, entry_missing=0)
         self._mntns: dict[tuple[int, int], int] = {}
         self._comms: dict[bytes, str] = {}
@@ -136,22 +122,11 @@ class OpenGadget(TraceGadget):
             "mntns": self._mount_ns(pid, cgroup_id) if mntns is None else mntns,
         }
 
-    def start(self, sink: Sink) -> None:
-        text = resources.files(__package__).joinpath("open.bpf.c").read_text()
-        cflags = [f"-DIG_RINGBUF_PAGES={self.ringbuf_pages}", f"-DPATHSIZE={PATHSIZE}"]
+    def cflags(self) -> list[str]:
+        flags = [f"-DIG_RINGBUF_PAGES={self.ringbuf_pages}", f"-DPATHSIZE={PATHSIZE}"]
         if sys_open_exists():
-            cflags.append("-DHAVE_SYS_OPEN")
-        self.bpf = compile_program(text, cflags, name="open")
-        self.transport = RingBufferTransport(self.bpf, self.decode, self.stats)
-        self.transport.start(sink, name="ig-gadget-open")
-
-    def stop(self) -> None:
-        if self.transport is not None:
-            self.transport.stop()
-            self.transport = None
-        if self.bpf is not None:
-            self.bpf.cleanup()
-            self.bpf = None
+            flags.append("-DHAVE_SYS_OPEN")
+        return flags
 
 
 @hookimpl

@@ -12,20 +12,8 @@ import ctypes
 import signal
 import struct
 import time
-from importlib import resources
 
-from igcore.api import (
-    Column,
-    GadgetContext,
-    Kind,
-    RingBufferTransport,
-    Schema,
-    Sink,
-    TraceGadget,
-    compile_program,
-    hookimpl,
-    ns_inode,
-)
+from igcore.api import Column, GadgetContext, Kind, RingBufferGadget, Schema, hookimpl, ns_inode
 
 # signal_generate's `result` (include/trace/events/signal.h, enum trace_signal_deliver); -1: a failed call.
 RESULTS = {0: "delivered", 1: "ignored", 2: "already_pending", 3: "overflow_fail", 4: "lose_info", -1: ""}
@@ -74,11 +62,11 @@ def cstr(raw: bytes) -> str:
     return raw.split(b"\0", 1)[0].decode("utf-8", "replace")
 
 
-class SignalGadget(TraceGadget):
+class SignalGadget(RingBufferGadget):
+    program = "signal.bpf.c"
+
     def __init__(self, ctx: GadgetContext) -> None:
         super().__init__(ctx)
-        self.bpf = None
-        self.transport: RingBufferTransport | None = None
         self.stats.extra.update(failed_calls=0)
         # Kernel timestamps are boot-time ns; rows carry wall-clock ns.
         self._boot_to_wall = time.time_ns() - time.clock_gettime_ns(time.CLOCK_BOOTTIME)
@@ -104,20 +92,6 @@ class SignalGadget(TraceGadget):
             "cgroup_id": cgroup_id,
             "mntns": ns_inode(pid, "mnt"),
         }
-
-    def start(self, sink: Sink) -> None:
-        text = resources.files(__package__).joinpath("signal.bpf.c").read_text()
-        self.bpf = compile_program(text, name="signal")
-        self.transport = RingBufferTransport(self.bpf, self.decode, self.stats)
-        self.transport.start(sink, name="ig-gadget-signal")
-
-    def stop(self) -> None:
-        if self.transport is not None:
-            self.transport.stop()
-            self.transport = None
-        if self.bpf is not None:
-            self.bpf.cleanup()
-            self.bpf = None
 
 
 @hookimpl

@@ -10,20 +10,8 @@ import ctypes
 import ipaddress
 import struct
 import time
-from importlib import resources
 
-from igcore.api import (
-    Column,
-    GadgetContext,
-    Kind,
-    RingBufferTransport,
-    Schema,
-    Sink,
-    TraceGadget,
-    compile_program,
-    hookimpl,
-    ns_inode,
-)
+from igcore.api import Column, GadgetContext, Kind, RingBufferGadget, Schema, hookimpl, ns_inode
 
 RINGBUF_PAGES = 256  # 1 MiB: a burst of ~10,000 connections while the reader sleeps
 
@@ -70,11 +58,11 @@ def ip_text(raw: bytes) -> str:
     return str(addr.ipv4_mapped or addr)
 
 
-class TcpGadget(TraceGadget):
+class TcpGadget(RingBufferGadget):
+    program = "tcp.bpf.c"
+
     def __init__(self, ctx: GadgetContext) -> None:
         super().__init__(ctx)
-        self.bpf = None
-        self.transport: RingBufferTransport | None = None
         # Kernel timestamps are boot-time ns; rows carry wall-clock ns.
         self._boot_to_wall = time.time_ns() - time.clock_gettime_ns(time.CLOCK_BOOTTIME)
 
@@ -99,19 +87,8 @@ class TcpGadget(TraceGadget):
             "mntns": ns_inode(pid, "mnt"),
         }
 
-    def start(self, sink: Sink) -> None:
-        text = resources.files(__package__).joinpath("tcp.bpf.c").read_text()
-        self.bpf = compile_program(text, [f"-DIG_RINGBUF_PAGES={RINGBUF_PAGES}"], name="tcp")
-        self.transport = RingBufferTransport(self.bpf, self.decode, self.stats)
-        self.transport.start(sink, name="ig-gadget-tcp")
-
-    def stop(self) -> None:
-        if self.transport is not None:
-            self.transport.stop()
-            self.transport = None
-        if self.bpf is not None:
-            self.bpf.cleanup()
-            self.bpf = None
+    def cflags(self) -> list[str]:
+        return [f"-DIG_RINGBUF_PAGES={RINGBUF_PAGES}"]
 
 
 @hookimpl
