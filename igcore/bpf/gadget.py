@@ -4,24 +4,35 @@ detaches it on stop; the plugin writes the program, the schema and `decode`."""
 
 from __future__ import annotations
 
+import time
 from abc import abstractmethod
 from importlib import resources
 
+from ..errors import ConfigError
 from ..gadgets import GadgetContext, Row, Sink, TraceGadget
 from .transport import RingBufferTransport, compile_program
 
 
 class RingBufferGadget(TraceGadget):
-    program: str = ""   # the BPF C file, in the plugin's own package (e.g. "exec.bpf.c")
+    """Options (GadgetContext.options): `ringbuf_pages`, a power of two (default: the class's)."""
+
+    program: str = ""          # the BPF C file, in the plugin's own package (e.g. "exec.bpf.c")
+    ringbuf_pages: int = 256   # the ring buffer's size in pages: size it for a burst while the reader rests
 
     def __init__(self, ctx: GadgetContext) -> None:
         super().__init__(ctx)
         self.bpf = None
         self.transport: RingBufferTransport | None = None
+        pages = ctx.options.get("ringbuf_pages", self.ringbuf_pages)
+        if not isinstance(pages, int) or pages <= 0 or pages & (pages - 1):
+            raise ConfigError(f"trace {self.program.split('.', 1)[0]}: ringbuf_pages must be a power of two, not {pages!r}")
+        self.ringbuf_pages = pages
+        # Kernel timestamps are boot-time ns (bpf_ktime_get_boot_ns); rows carry wall-clock ns: add this.
+        self.boot_to_wall = time.time_ns() - time.clock_gettime_ns(time.CLOCK_BOOTTIME)
 
     def cflags(self) -> list[str]:
-        """Compiler flags for the program (sizes, feature switches)."""
-        return []
+        """Compiler flags for the program (sizes, feature switches); extend with super().cflags()."""
+        return [f"-DIG_RINGBUF_PAGES={self.ringbuf_pages}"]
 
     @abstractmethod
     def decode(self, data, size: int) -> Row | None:

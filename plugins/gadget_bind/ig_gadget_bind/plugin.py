@@ -9,9 +9,8 @@ from __future__ import annotations
 import ctypes
 import socket
 import struct
-import time
 
-from igcore.api import Column, GadgetContext, Kind, RingBufferGadget, Schema, hookimpl, ns_inode
+from igcore.api import Column, Kind, RingBufferGadget, Schema, hookimpl, ns_inode
 
 RINGBUF_PAGES = 64  # binds are rare next to execs: 256 KiB holds thousands of 96-byte records
 
@@ -54,11 +53,7 @@ def c_string(raw: bytes) -> str:
 
 class BindGadget(RingBufferGadget):
     program = "bind.bpf.c"
-
-    def __init__(self, ctx: GadgetContext) -> None:
-        super().__init__(ctx)
-        # Kernel timestamps are boot-time ns; rows carry wall-clock ns.
-        self._boot_to_wall = time.time_ns() - time.clock_gettime_ns(time.CLOCK_BOOTTIME)
+    ringbuf_pages = RINGBUF_PAGES
 
     def decode(self, data, size: int) -> dict:
         (ts, cgroup_id, pid, tid, uid, gid, retval, _fd, family, port, proto, _pad, addr, comm,
@@ -74,13 +69,10 @@ class BindGadget(RingBufferGadget):
             "port": port,
             "if": c_string(ifname),
             "retval": retval,
-            "timestamp": ts + self._boot_to_wall,
+            "timestamp": ts + self.boot_to_wall,
             "cgroup_id": cgroup_id,
             "mntns": ns_inode(pid, "mnt"),
         }
-
-    def cflags(self) -> list[str]:
-        return [f"-DIG_RINGBUF_PAGES={RINGBUF_PAGES}"]
 
 
 @hookimpl

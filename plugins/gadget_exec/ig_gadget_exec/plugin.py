@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import ctypes
 import struct
-import time
 
-from igcore.api import Column, ConfigError, GadgetContext, Kind, RingBufferGadget, Schema, hookimpl, ns_inode
+from igcore.api import Column, GadgetContext, Kind, RingBufferGadget, Schema, hookimpl, ns_inode
 
 MAXARGS = 20
 ARGSIZE = 128  # per argument, including its NUL: an argument keeps at most 127 bytes
@@ -57,16 +56,11 @@ def proc_ppid(pid: int) -> int:
 class ExecGadget(RingBufferGadget):
     """Options (GadgetContext.options): `ringbuf_pages` (a power of two, default 1024)."""
     program = "exec.bpf.c"
+    ringbuf_pages = RINGBUF_PAGES
 
     def __init__(self, ctx: GadgetContext) -> None:
         super().__init__(ctx)
-        pages = ctx.options.get("ringbuf_pages", RINGBUF_PAGES)
-        if not isinstance(pages, int) or pages <= 0 or pages & (pages - 1):
-            raise ConfigError(f"trace exec: ringbuf_pages must be a power of two, not {pages!r}")
-        self.ringbuf_pages = pages
         self.stats.extra.update(args_missing=0, ppid_from_proc=0)
-        # Kernel timestamps are boot-time ns; rows carry wall-clock ns.
-        self._boot_to_wall = time.time_ns() - time.clock_gettime_ns(time.CLOCK_BOOTTIME)
 
     def decode(self, data, size: int) -> dict:
         raw = ctypes.string_at(data, size)
@@ -90,13 +84,13 @@ class ExecGadget(RingBufferGadget):
             "comm": comm.split(b"\0", 1)[0].decode("utf-8", "replace"),
             "args": args,
             "retval": retval,
-            "timestamp": ts + self._boot_to_wall,
+            "timestamp": ts + self.boot_to_wall,
             "cgroup_id": cgroup_id,
             "mntns": ns_inode(pid, "mnt"),
         }
 
     def cflags(self) -> list[str]:
-        return [f"-DIG_RINGBUF_PAGES={self.ringbuf_pages}", f"-DMAXARGS={MAXARGS}", f"-DARGSIZE={ARGSIZE}"]
+        return [*super().cflags(), f"-DMAXARGS={MAXARGS}", f"-DARGSIZE={ARGSIZE}"]
 
 
 @hookimpl

@@ -12,9 +12,8 @@ from __future__ import annotations
 import ctypes
 import os
 import struct
-import time
 
-from igcore.api import Column, GadgetContext, Kind, RingBufferGadget, Schema, hookimpl
+from igcore.api import Column, Kind, RingBufferGadget, Schema, hookimpl
 
 RINGBUF_PAGES = 16  # OOM kills are rare: 64 KiB holds hundreds of 72-byte records
 PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
@@ -43,11 +42,7 @@ def c_string(raw: bytes) -> str:
 
 class OomKillGadget(RingBufferGadget):
     program = "oomkill.bpf.c"
-
-    def __init__(self, ctx: GadgetContext) -> None:
-        super().__init__(ctx)
-        # Kernel timestamps are boot-time ns; rows carry wall-clock ns.
-        self._boot_to_wall = time.time_ns() - time.clock_gettime_ns(time.CLOCK_BOOTTIME)
+    ringbuf_pages = RINGBUF_PAGES
 
     def decode(self, data, size: int) -> dict:
         ts, cgroup_id, rss_kb, kpid, _ktid, kuid, tpid, kcomm, tcomm = EVENT.unpack_from(ctypes.string_at(data, size))
@@ -58,12 +53,9 @@ class OomKillGadget(RingBufferGadget):
             "pages": rss_kb // PAGE_KB,
             "tpid": tpid,
             "tcomm": c_string(tcomm),
-            "timestamp": ts + self._boot_to_wall,
+            "timestamp": ts + self.boot_to_wall,
             "cgroup_id": cgroup_id,
         }
-
-    def cflags(self) -> list[str]:
-        return [f"-DIG_RINGBUF_PAGES={RINGBUF_PAGES}"]
 
 
 @hookimpl

@@ -11,9 +11,8 @@ from __future__ import annotations
 import ctypes
 import os
 import struct
-import time
 
-from igcore.api import Column, ConfigError, GadgetContext, Kind, RingBufferGadget, Schema, hookimpl, ns_inode
+from igcore.api import Column, GadgetContext, Kind, RingBufferGadget, Schema, hookimpl, ns_inode
 
 from .flags import flag_names, mode_text
 
@@ -62,18 +61,13 @@ def sys_open_exists() -> bool:
 class OpenGadget(RingBufferGadget):
     """Options (GadgetContext.options): `ringbuf_pages` (a power of two, default 4096)."""
     program = "open.bpf.c"
+    ringbuf_pages = RINGBUF_PAGES
 
     def __init__(self, ctx: GadgetContext) -> None:
         super().__init__(ctx)
-        pages = ctx.options.get("ringbuf_pages", RINGBUF_PAGES)
-        if not isinstance(pages, int) or pages <= 0 or pages & (pages - 1):
-            raise ConfigError(f"trace open: ringbuf_pages must be a power of two, not {pages!r}")
-        self.ringbuf_pages = pages
         self.stats.extra.update(path_cut=0, entry_missing=0)
         self._mntns: dict[tuple[int, int], int] = {}
         self._comms: dict[bytes, str] = {}
-        # Kernel timestamps are boot-time ns; rows carry wall-clock ns.
-        self._boot_to_wall = time.time_ns() - time.clock_gettime_ns(time.CLOCK_BOOTTIME)
 
     def _mount_ns(self, pid: int, cgroup_id: int) -> int:
         if len(self._mntns) >= MNTNS_CACHE:
@@ -117,13 +111,13 @@ class OpenGadget(RingBufferGadget):
             "fd": ret if ret >= 0 else -1,
             "err": -ret if ret < 0 else 0,
             "retval": ret,
-            "timestamp": ts + self._boot_to_wall,
+            "timestamp": ts + self.boot_to_wall,
             "cgroup_id": cgroup_id,
             "mntns": self._mount_ns(pid, cgroup_id) if mntns is None else mntns,
         }
 
     def cflags(self) -> list[str]:
-        flags = [f"-DIG_RINGBUF_PAGES={self.ringbuf_pages}", f"-DPATHSIZE={PATHSIZE}"]
+        flags = [*super().cflags(), f"-DPATHSIZE={PATHSIZE}"]
         if sys_open_exists():
             flags.append("-DHAVE_SYS_OPEN")
         return flags

@@ -11,7 +11,6 @@ from __future__ import annotations
 import ctypes
 import signal
 import struct
-import time
 
 from igcore.api import Column, GadgetContext, Kind, RingBufferGadget, Schema, hookimpl, ns_inode
 
@@ -68,8 +67,6 @@ class SignalGadget(RingBufferGadget):
     def __init__(self, ctx: GadgetContext) -> None:
         super().__init__(ctx)
         self.stats.extra.update(failed_calls=0)
-        # Kernel timestamps are boot-time ns; rows carry wall-clock ns.
-        self._boot_to_wall = time.time_ns() - time.clock_gettime_ns(time.CLOCK_BOOTTIME)
 
     def decode(self, data, size: int) -> dict:
         (ts, cgroup_id, pid, tid, uid, gid, tpid, sig, retval, result, kind, comm,
@@ -88,7 +85,7 @@ class SignalGadget(RingBufferGadget):
             "signalRaw": sig,
             "result": RESULTS.get(result, str(result)),
             "retval": retval,
-            "timestamp": ts + self._boot_to_wall,
+            "timestamp": ts + self.boot_to_wall,
             "cgroup_id": cgroup_id,
             "mntns": ns_inode(pid, "mnt"),
         }

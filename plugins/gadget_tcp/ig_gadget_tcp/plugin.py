@@ -9,9 +9,8 @@ from __future__ import annotations
 import ctypes
 import ipaddress
 import struct
-import time
 
-from igcore.api import Column, GadgetContext, Kind, RingBufferGadget, Schema, hookimpl, ns_inode
+from igcore.api import Column, Kind, RingBufferGadget, Schema, hookimpl, ns_inode
 
 RINGBUF_PAGES = 256  # 1 MiB: a burst of ~10,000 connections while the reader sleeps
 
@@ -60,11 +59,7 @@ def ip_text(raw: bytes) -> str:
 
 class TcpGadget(RingBufferGadget):
     program = "tcp.bpf.c"
-
-    def __init__(self, ctx: GadgetContext) -> None:
-        super().__init__(ctx)
-        # Kernel timestamps are boot-time ns; rows carry wall-clock ns.
-        self._boot_to_wall = time.time_ns() - time.clock_gettime_ns(time.CLOCK_BOOTTIME)
+    ringbuf_pages = RINGBUF_PAGES
 
     def decode(self, data, size: int) -> dict:
         (ts, cgroup_id, pid, tid, uid, gid, retval, op, family, sport, dport, saddr, daddr,
@@ -82,13 +77,10 @@ class TcpGadget(RingBufferGadget):
             "sport": sport,
             "dport": dport,
             "retval": retval,
-            "timestamp": ts + self._boot_to_wall,
+            "timestamp": ts + self.boot_to_wall,
             "cgroup_id": cgroup_id,
             "mntns": ns_inode(pid, "mnt"),
         }
-
-    def cflags(self) -> list[str]:
-        return [f"-DIG_RINGBUF_PAGES={RINGBUF_PAGES}"]
 
 
 @hookimpl
