@@ -4,7 +4,7 @@ A plugin imports from here only (`from igcore.api import ...`); every other modu
 internal and may change between releases. `docs/plugins.md` documents each name.
 """
 
-from .bpf import BpfUnavailable, RingBufferGadget, RingBufferTransport, compile_program
+from .bpf import BpfUnavailable, RingBufferGadget, RingBufferTransport, c_string, compile_program
 from .columns import Column, Kind, Schema
 from .containers.cgroups import cgroup2_mount, id_of, ns_inode, pid_cgroup_path
 from .errors import ConfigError, IgError, RuntimeFailure
@@ -23,7 +23,7 @@ from .gadgets import (
 from .hookspecs import Register, hookimpl
 
 __all__ = [
-    "BpfUnavailable", "RingBufferGadget", "RingBufferTransport", "compile_program",
+    "BpfUnavailable", "RingBufferGadget", "RingBufferTransport", "c_string", "compile_program",
     "Column", "Kind", "Schema",
     "cgroup2_mount", "id_of", "ns_inode", "pid_cgroup_path",
     "ConfigError", "IgError", "RuntimeFailure",

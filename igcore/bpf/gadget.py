@@ -13,6 +13,11 @@ from ..gadgets import GadgetContext, Row, Sink, TraceGadget
 from .transport import RingBufferTransport, compile_program
 
 
+def c_string(raw: bytes) -> str:
+    """A fixed-size C char array of an event (comm, a path, a device name) as text."""
+    return raw.split(b"\0", 1)[0].decode("utf-8", "replace")
+
+
 class RingBufferGadget(TraceGadget):
     """Options (GadgetContext.options): `ringbuf_pages`, a power of two (default: the class's)."""
 

@@ -10,7 +10,7 @@ import ctypes
 import socket
 import struct
 
-from igcore.api import Column, Kind, RingBufferGadget, Schema, hookimpl, ns_inode
+from igcore.api import Column, Kind, RingBufferGadget, Schema, c_string, hookimpl, ns_inode
 
 RINGBUF_PAGES = 64  # binds are rare next to execs: 256 KiB holds thousands of 96-byte records
 
@@ -45,10 +45,6 @@ EVENT = struct.Struct("<QQIIIIiIHHHH16s16s16s")
 def ip_text(family: int, raw: bytes) -> str:
     return socket.inet_ntop(socket.AF_INET, raw[:4]) if family == socket.AF_INET else \
         socket.inet_ntop(socket.AF_INET6, raw)
-
-
-def c_string(raw: bytes) -> str:
-    return raw.split(b"\0", 1)[0].decode("utf-8", "replace")
 
 
 class BindGadget(RingBufferGadget):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import ctypes
 import struct
 
-from igcore.api import Column, GadgetContext, Kind, RingBufferGadget, Schema, hookimpl, ns_inode
+from igcore.api import Column, GadgetContext, Kind, RingBufferGadget, Schema, c_string, hookimpl, ns_inode
 
 MAXARGS = 20
 ARGSIZE = 128  # per argument, including its NUL: an argument keeps at most 127 bytes
@@ -81,7 +81,7 @@ class ExecGadget(RingBufferGadget):
             "ppid": ppid,
             "uid": uid,
             "gid": gid,
-            "comm": comm.split(b"\0", 1)[0].decode("utf-8", "replace"),
+            "comm": c_string(comm),
             "args": args,
             "retval": retval,
             "timestamp": ts + self.boot_to_wall,

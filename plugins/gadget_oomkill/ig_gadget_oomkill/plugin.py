@@ -13,7 +13,7 @@ import ctypes
 import os
 import struct
 
-from igcore.api import Column, Kind, RingBufferGadget, Schema, hookimpl
+from igcore.api import Column, Kind, RingBufferGadget, Schema, c_string, hookimpl
 
 RINGBUF_PAGES = 16  # OOM kills are rare: 64 KiB holds hundreds of 72-byte records
 PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
@@ -34,10 +34,6 @@ SCHEMA = Schema.with_container_columns([
 
 # struct oomkill_event in oomkill.bpf.c.
 EVENT = struct.Struct("<QQQIIII16s16s")
-
-
-def c_string(raw: bytes) -> str:
-    return raw.split(b"\0", 1)[0].decode("utf-8", "replace")
 
 
 class OomKillGadget(RingBufferGadget):

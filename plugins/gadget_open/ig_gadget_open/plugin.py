@@ -12,7 +12,7 @@ import ctypes
 import os
 import struct
 
-from igcore.api import Column, GadgetContext, Kind, RingBufferGadget, Schema, hookimpl, ns_inode
+from igcore.api import Column, GadgetContext, Kind, RingBufferGadget, Schema, c_string, hookimpl, ns_inode
 
 from .flags import flag_names, mode_text
 
@@ -80,7 +80,7 @@ class OpenGadget(RingBufferGadget):
     def _comm(self, raw: bytes) -> str:
         if len(self._comms) >= MNTNS_CACHE:
             self._comms.clear()
-        comm = self._comms[raw] = raw.split(b"\0", 1)[0].decode("utf-8", "replace")
+        comm = self._comms[raw] = c_string(raw)
         return comm
 
     def decode(self, data, size: int) -> dict:

@@ -12,7 +12,7 @@ import ctypes
 import signal
 import struct
 
-from igcore.api import Column, GadgetContext, Kind, RingBufferGadget, Schema, hookimpl, ns_inode
+from igcore.api import Column, GadgetContext, Kind, RingBufferGadget, Schema, c_string, hookimpl, ns_inode
 
 # signal_generate's `result` (include/trace/events/signal.h, enum trace_signal_deliver); -1: a failed call.
 RESULTS = {0: "delivered", 1: "ignored", 2: "already_pending", 3: "overflow_fail", 4: "lose_info", -1: ""}
@@ -57,10 +57,6 @@ SCHEMA = Schema.with_container_columns([
 HEADER = struct.Struct("<QQIIIIiiiiI16s16s")
 
 
-def cstr(raw: bytes) -> str:
-    return raw.split(b"\0", 1)[0].decode("utf-8", "replace")
-
-
 class SignalGadget(RingBufferGadget):
     program = "signal.bpf.c"
 
@@ -78,9 +74,9 @@ class SignalGadget(RingBufferGadget):
             "tid": tid,
             "uid": uid,
             "gid": gid,
-            "comm": cstr(comm),
+            "comm": c_string(comm),
             "tpid": tpid,
-            "tcomm": cstr(tcomm),
+            "tcomm": c_string(tcomm),
             "signal": NAMES.get(sig) or signal_name(sig),
             "signalRaw": sig,
             "result": RESULTS.get(result, str(result)),

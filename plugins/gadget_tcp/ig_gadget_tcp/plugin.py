@@ -10,7 +10,7 @@ import ctypes
 import ipaddress
 import struct
 
-from igcore.api import Column, Kind, RingBufferGadget, Schema, hookimpl, ns_inode
+from igcore.api import Column, Kind, RingBufferGadget, Schema, c_string, hookimpl, ns_inode
 
 RINGBUF_PAGES = 256  # 1 MiB: a burst of ~10,000 connections while the reader sleeps
 
@@ -70,7 +70,7 @@ class TcpGadget(RingBufferGadget):
             "tid": tid,
             "uid": uid,
             "gid": gid,
-            "comm": comm.split(b"\0", 1)[0].decode("utf-8", "replace"),
+            "comm": c_string(comm),
             "ip": IP_VERSIONS.get(family, 0),
             "saddr": ip_text(saddr) if any(saddr) else "",
             "daddr": ip_text(daddr),
