@@ -5,7 +5,7 @@ internal and may change between releases. `docs/plugins.md` documents each name.
 """
 
 from .bpf import BpfUnavailable, RingBufferGadget, RingBufferTransport, c_string, compile_program
-from .columns import Column, Kind, Schema
+from .columns import Column, KernelField, Kind, Schema
 from .containers.cgroups import cgroup2_mount, id_of, ns_inode, pid_cgroup_path
 from .errors import ConfigError, IgError, RuntimeFailure
 from .gadgets import (
@@ -24,7 +24,7 @@ from .hookspecs import Register, hookimpl
 
 __all__ = [
     "BpfUnavailable", "RingBufferGadget", "RingBufferTransport", "c_string", "compile_program",
-    "Column", "Kind", "Schema",
+    "Column", "KernelField", "Kind", "Schema",
     "cgroup2_mount", "id_of", "ns_inode", "pid_cgroup_path",
     "ConfigError", "IgError", "RuntimeFailure",
     "Category", "ContainerKey", "GadgetContext", "GadgetStats", "NetnsAware", "Row", "Sink",

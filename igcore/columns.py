@@ -25,11 +25,28 @@ class Kind(str, Enum):
 
 
 @dataclass(frozen=True)
+class KernelField:
+    """Where a column's value is at the program's IG_EMIT, for metrics aggregated in the kernel.
+
+    `expr` is a C expression valid at every IG_EMIT of the program (e.g. `ev->uid`); `ctype` its type:
+    u8, u16, u32, u64, s8, s16, s32, s64, or char[N] for a NUL-padded string such as comm. A string
+    column that names a kernel integer (a DNS qtype) gives its integer type and `values`: the texts
+    the row carries for some integers; any other integer reads as its decimal text, as in the row.
+    """
+
+    expr: str
+    ctype: str
+    values: tuple[tuple[str, int], ...] = ()
+
+
+@dataclass(frozen=True)
 class Column:
     name: str
     kind: Kind
     description: str = ""
     aliases: tuple[str, ...] = ()
+    # Set when the gadget's BPF program knows the value where it emits (see KernelField).
+    kernel: KernelField | None = None
 
 
 # Every gadget carries these (DESIGN section 4); enrichment fills them.

@@ -48,8 +48,11 @@ class GadgetContext:
 
     # Host processes are wanted too (`--host`); a gadget may use it to skip work, never to drop rows.
     host: bool = False
-    # Per-gadget options, reserved for later (filters pushed into the kernel).
+    # Per-gadget options (e.g. `ringbuf_pages`).
     options: dict = field(default_factory=dict)
+    # The metrics the core aggregates inside this gadget's program (igcore.kernel.KernelProgram), or
+    # None: pass it to `compile_program(..., kernel=ctx.kernel)`, which compiles them in at IG_EMIT.
+    kernel: object = None
     # Network namespaces to watch, for gadgets keyed by netns; the core's container collection
     # calls `on_netns_added(path_or_fd)` of the gadget when a container appears.
 

@@ -47,7 +47,7 @@ class RingBufferGadget(TraceGadget):
         name = self.program.split(".", 1)[0]
         package = type(self).__module__.rpartition(".")[0]
         text = resources.files(package).joinpath(self.program).read_text()
-        self.bpf = compile_program(text, self.cflags(), name=name)
+        self.bpf = compile_program(text, self.cflags(), name=name, kernel=self.ctx.kernel)
         self.transport = RingBufferTransport(self.bpf, self.decode, self.stats)
         self.transport.start(sink, name=f"ig-gadget-{name}")
 

@@ -4,13 +4,25 @@
  * silently. Keeping the macro in the core lets the transport change (in-kernel filtering or
  * aggregation into maps) without touching the gadgets.
  *
- * Parameters (bcc cflags set by the core): IG_RINGBUF_PAGES, a power of two.
+ * Metrics aggregated in the kernel (igcore.kernel): the core generates IG_KERNEL_METRICS_UPDATE(),
+ * which IG_EMIT runs first: it evaluates each such metric's selectors on the columns the gadget
+ * declared (KernelField expressions, valid at every IG_EMIT) and updates the metric's map.
+ *
+ * Parameters (bcc cflags set by the core): IG_RINGBUF_PAGES, a power of two; IG_RING, 0 when no
+ * consumer in user space needs the events (every metric is in the kernel and no `ig trace` runs):
+ * the event is then not sent, and a gadget may test IG_RING to skip work only the row needs.
  */
 #ifndef IG_EMIT_H
 #define IG_EMIT_H
 
 #ifndef IG_RINGBUF_PAGES
 #define IG_RINGBUF_PAGES 256
+#endif
+#ifndef IG_RING
+#define IG_RING 1
+#endif
+#ifndef IG_KERNEL_METRICS_UPDATE
+#define IG_KERNEL_METRICS_UPDATE() do { } while (0)
 #endif
 
 BPF_RINGBUF_OUTPUT(ig_events, IG_RINGBUF_PAGES);
@@ -28,10 +40,11 @@ static __always_inline int ig_emit(void *ctx, void *data, u32 size)
     return ret;
 }
 
-#define IG_EMIT(ctx, event_ptr) ig_emit((ctx), (event_ptr), sizeof(*(event_ptr)))
+#define IG_EMIT(ctx, event_ptr) IG_EMIT_SIZED(ctx, event_ptr, sizeof(*(event_ptr)))
 
 /* For events whose tail is used only in part (captured bytes, strings): send the first `size`
  * bytes. The caller bounds `size` by sizeof(*event_ptr), which the verifier needs to see. */
-#define IG_EMIT_SIZED(ctx, event_ptr, size) ig_emit((ctx), (event_ptr), (size))
+#define IG_EMIT_SIZED(ctx, event_ptr, size) \
+    ({ IG_KERNEL_METRICS_UPDATE(); IG_RING ? ig_emit((ctx), (event_ptr), (size)) : 0; })
 
 #endif

@@ -39,28 +39,39 @@ def _import_bcc():
 _EMIT_INCLUDE = '#include "ig_emit.h"'
 
 
-def with_transport(text: str) -> str:
-    """Inline ig_emit.h where the program includes it (or at the top).
+def with_transport(text: str, generated: str = "") -> str:
+    """Inline ig_emit.h where the program includes it (or at the top), after `generated` (the C of
+    the metrics aggregated in the kernel, which defines IG_KERNEL_METRICS_UPDATE and its maps).
 
     bcc rewrites map calls such as `ig_events.ringbuf_output(...)` only in the main source file, so
     the header must be part of the program text, not an #include that clang resolves.
     """
-    header = (Path(include_dir) / "ig_emit.h").read_text()
+    header = generated + (Path(include_dir) / "ig_emit.h").read_text()
     if _EMIT_INCLUDE in text:
         return text.replace(_EMIT_INCLUDE, header, 1)
     return header + text
 
 
-def compile_program(text: str, cflags: list[str] | None = None, name: str = "gadget"):
-    """Compile and load `text` (which includes "ig_emit.h"); tracepoints attach automatically."""
+def compile_program(text: str, cflags: list[str] | None = None, name: str = "gadget", kernel=None):
+    """Compile and load `text` (which includes "ig_emit.h"); tracepoints attach automatically.
+
+    `kernel`: the gadget context's `kernel` (metrics aggregated in the program), or None.
+    """
     if os.geteuid() != 0:
         raise BpfUnavailable(f"loading the {name} gadget's eBPF program needs root (run ig as root)")
     bcc = _import_bcc()
     flags = [f"-I{include_dir}", *(cflags or [])]
+    generated = ""
+    if kernel is not None:
+        generated = kernel.c_code()
+        flags.append(f"-DIG_RING={1 if kernel.ring_needed else 0}")
     try:
-        return bcc.BPF(text=with_transport(text).encode(), cflags=flags)
+        bpf = bcc.BPF(text=with_transport(text, generated).encode(), cflags=flags)
     except Exception as exc:
         raise BpfUnavailable(f"the kernel or bcc refused the {name} gadget's eBPF program: {exc}") from exc
+    if kernel is not None:
+        kernel.loaded(bpf)   # the core reads its maps from here on
+    return bpf
 
 
 class RingBufferTransport:
