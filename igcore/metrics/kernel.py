@@ -82,7 +82,7 @@ class _MapPull:
             entries = program.read(layout.index)
             moved, gone = self._moves(entries)
             for raw in gone:   # read above for the last time: make room in the map
-                program.delete(layout.index, raw)
+                program.forget(layout.index, raw)
                 self._entries.pop(raw, None)
         if moved:
             self._merge(moved)
@@ -128,7 +128,7 @@ class _MapPull:
         """(series key, _DROP or None while pending; the token of its container for the gone test)."""
         layout, enricher = self._layout, self._enricher
         items = layout.key.unpack(raw)
-        labels, container = enricher.labels_for(items[0])
+        labels, container = enricher.labels_for(items[1])
         if labels is PENDING:
             if waited < enricher.hold_seconds:
                 return None, None
@@ -137,10 +137,10 @@ class _MapPull:
             return _DROP, None
         row = dict(labels)
         for column, position, decode in zip(self._kernel_labels, layout.order, layout.decoders):
-            row[column] = decode(items[1 + position])
+            row[column] = decode(items[2 + position])
         if self._container_test is not None and not self._container_test(row):
-            return _DROP, _token(container, items[0])
-        return self._row_key(row), _token(container, items[0])
+            return _DROP, _token(container, items[1])
+        return self._row_key(row), _token(container, items[1])
 
     def _live(self) -> set:
         live = set()
