@@ -47,6 +47,7 @@ class KernelProgram:
         self._buffers: dict[tuple, object] = {}
         self._snapshot: dict | None = None
         self._snapshot_at = 0.0
+        self.entries = 0   # entries the maps held at the latest read (ig_kernel_map_entries)
 
     @property
     def layouts(self) -> tuple[Layout, ...]:
@@ -98,6 +99,7 @@ class KernelProgram:
             for i in range(len(keys) // ksize):
                 key = keys[i * ksize:(i + 1) * ksize]
                 by_metric.setdefault(int.from_bytes(key[:8], "little"), []).append((key, values[i * vsize:(i + 1) * vsize]))
+        self.entries = sum(map(len, by_metric.values()))
         return by_metric
 
     def _lookup_batch(self, name: str, ksize: int, vsize: int) -> tuple[bytes, bytes]:
