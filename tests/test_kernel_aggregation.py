@@ -93,3 +93,28 @@ def test_gone_containers_entries_are_folded_and_deleted(require_bpf, run_ig, doc
     assert _wait(ig, "ig_kernel_map_entries", 0, gadget="exec") == 0, ig.text()
     assert ig.value("folded_total", k8s_container=name) == 10
     assert ig.value("ig_series", metric="folded") == 1
+
+
+def test_maps_are_read_whole_across_batches(require_bpf, program, monkeypatch):
+    """More entries than one batch system call returns: every one is read, once."""
+    from igcore.config import load_config_text
+    from igcore.gadgets import GadgetContext
+    from igcore.kernel import KernelProgram, place, program as program_module
+    from igcore.plugins import load_catalog
+
+    monkeypatch.setattr(program_module, "CHUNK", 7)
+    cfg = load_config_text(f"metrics_name: kb\nmetrics:\n{_metric('by_pid', program.name, '[pid]')}", "test",
+                           load_catalog())
+    bound = cfg.metrics[0]
+    kernel = KernelProgram(bound.spec, [(bound, place(bound))], ring_needed=False, max_series=100)
+    gadget = bound.spec.factory(GadgetContext(kernel=kernel))
+    gadget.start(lambda rows: None)
+    try:
+        _run(program, 50)
+        entries = kernel.read(0)
+    finally:
+        gadget.stop()
+    layout = kernel.layouts[0]
+    pids = [layout.key.unpack(key)[2] for key, _ in entries]
+    assert len(pids) == len(set(pids)) == 50
+    assert all(layout.value.unpack(value) == (1,) for _, value in entries)

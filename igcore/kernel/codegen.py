@@ -129,11 +129,12 @@ class _Fields:
         return len(self.ints) + sum(-(-char_array_size(c.kernel.ctype) // 8) for c in self.strings)
 
 
-def generate(spec, metrics: list[tuple[object, Placement]], count_when: int, max_entries: int) -> Generated:
+def generate(spec, metrics: list[tuple[object, Placement]], count_when: int, per_metric: int) -> Generated:
     """The C for `metrics` ((BoundMetric, kernel Placement) pairs) of gadget `spec`.
 
     All metrics share two hash maps, counters and histograms (a program may use at most 64 maps),
-    keyed by the metric's index, the container key and the metric's key columns."""
+    keyed by the metric's index, the container key and the metric's key columns; each map holds
+    `per_metric` entries for each of its metrics."""
     schema = spec.columns
     cells = _Cells()
     key_cell = cells.cell(schema.get(spec.container_key))
@@ -141,6 +142,8 @@ def generate(spec, metrics: list[tuple[object, Placement]], count_when: int, max
     words = max([f.words for f in fields] + [1])
     buckets = max([len(b.bounds) + 1 for b, _ in metrics if b.bounds is not None] + [1])
     key_size, hist_size = 8 * (2 + words), 8 * (buckets + 1)
+    histograms = sum(1 for b, _ in metrics if b.bounds is not None)
+    sizes = (max(1, len(metrics) - histograms) * per_metric, max(1, histograms) * per_metric)
     parts, calls, layouts = [], [], []
     for index, ((bound, placement), f) in enumerate(zip(metrics, fields)):
         text, layout = _metric(index, bound, placement, f, cells, key_cell, schema, key_size, buckets)
@@ -161,8 +164,8 @@ def generate(spec, metrics: list[tuple[object, Placement]], count_when: int, max
         f"struct ig_key {{ u64 metric; u64 ck; u64 w[{words}]; }};",
         f"struct ig_hist {{ u64 b[{buckets}]; u64 sum; }};",
         # Entries are allocated as keys appear: a map's size is a bound, not memory taken at load.
-        f"BPF_F_TABLE(\"hash\", struct ig_key, u64, {COUNTERS}, {max_entries}, BPF_F_NO_PREALLOC);",
-        f"BPF_F_TABLE(\"hash\", struct ig_key, struct ig_hist, {HISTOGRAMS}, {max_entries}, BPF_F_NO_PREALLOC);",
+        f"BPF_F_TABLE(\"hash\", struct ig_key, u64, {COUNTERS}, {sizes[0]}, BPF_F_NO_PREALLOC);",
+        f"BPF_F_TABLE(\"hash\", struct ig_key, struct ig_hist, {HISTOGRAMS}, {sizes[1]}, BPF_F_NO_PREALLOC);",
         "BPF_ARRAY(ig_gate, u32, 1);",
         f"BPF_PERCPU_ARRAY(ig_kdrop, u64, {max(1, len(metrics))});",
         "BPF_ARRAY(ig_zero, struct ig_hist, 1);",

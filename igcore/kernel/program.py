@@ -17,9 +17,11 @@ import time
 from .codegen import COUNTERS, HISTOGRAMS, Generated, Layout, generate
 from .plan import Placement
 
-# Entries a metric's map holds at least (and at most twice --max-series): label sets beyond the
-# cap are dropped when read, but each container of a label set needs its own entry.
+# Entries a metric may take in its map: twice --max-series (label sets beyond the cap are dropped
+# when read, but each container of a label set needs its own entry), and at least this many.
 MIN_ENTRIES = 1024
+# Entries read per system call: the buffers stay small whatever the maps' bounds.
+CHUNK = 4096
 
 
 # The metrics of one scrape (and the series sweep right after) read the maps once.
@@ -36,11 +38,11 @@ class KernelProgram:
         self.spec = spec
         self.metrics = [bound for bound, _ in metrics]
         self.ring_needed = ring_needed
-        self.max_entries = max(MIN_ENTRIES, 2 * max_series)
+        self.per_metric = max(MIN_ENTRIES, 2 * max_series)
         # A program compiled during a reload starts idle: the gate's initial 0 means "count" only
         # for a program that starts counting.
         self._count_when = 0 if start_counting else 1
-        self.generated: Generated = generate(spec, metrics, self._count_when, self.max_entries)
+        self.generated: Generated = generate(spec, metrics, self._count_when, self.per_metric)
         self._bpf = None
         self._fds: dict[str, int] = {}
         self._lock = threading.Lock()   # one read at a time: reads share the buffers and the snapshot
@@ -105,26 +107,25 @@ class KernelProgram:
     def _lookup_batch(self, name: str, ksize: int, vsize: int) -> tuple[bytes, bytes]:
         from bcc import libbcc
 
-        room = self.max_entries
-        keys = self._buffers.get((name, "k")) or self._buffers.setdefault((name, "k"), ctypes.create_string_buffer(ksize * room))
-        values = self._buffers.get((name, "v")) or self._buffers.setdefault((name, "v"), ctypes.create_string_buffer(vsize * room))
+        keys = self._buffers.get((name, "k")) or self._buffers.setdefault((name, "k"), ctypes.create_string_buffer(ksize * CHUNK))
+        values = self._buffers.get((name, "v")) or self._buffers.setdefault((name, "v"), ctypes.create_string_buffer(vsize * CHUNK))
         batch, count = ctypes.c_uint32(0), ctypes.c_uint32(0)   # a hash map's batch token is a u32
-        total, first = 0, True
-        while total < room:
-            count.value = room - total
-            result = libbcc.lib.bpf_lookup_batch(
-                self._fds[name], None if first else ctypes.byref(batch), ctypes.byref(batch),
-                ctypes.byref(keys, ksize * total), ctypes.byref(values, vsize * total), ctypes.byref(count))
+        key_parts, value_parts, first = [], [], True
+        while True:
+            count.value = CHUNK
+            result = libbcc.lib.bpf_lookup_batch(self._fds[name], None if first else ctypes.byref(batch),
+                                                 ctypes.byref(batch), keys, values, ctypes.byref(count))
             err = ctypes.get_errno()
-            total += count.value
             first = False
+            key_parts.append(ctypes.string_at(keys, ksize * count.value))
+            value_parts.append(ctypes.string_at(values, vsize * count.value))
             if result != 0:
                 if err == errno.ENOENT:
                     break   # the end of the map
                 raise MapReadError(err, f"reading the BPF map {name} of {self.spec.name}: {os.strerror(err)}")
             if count.value == 0:
                 break
-        return ctypes.string_at(keys, ksize * total), ctypes.string_at(values, vsize * total)
+        return b"".join(key_parts), b"".join(value_parts)
 
     def forget(self, index: int, key: bytes) -> None:
         """Delete the entry `key` of metric `index` (read for the last time by its aggregator)."""
