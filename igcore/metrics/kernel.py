@@ -19,6 +19,7 @@ import time
 from operator import itemgetter
 
 from ..containers.resolver import PENDING
+from ..kernel.plan import USER, Placement
 from ..selectors import compile_selectors
 from .aggregators import CounterAggregator, HistogramAggregator
 
@@ -30,6 +31,7 @@ class _MapPull:
 
     _program = None
     _layout = None
+    _in_user_space = False
 
     def __init__(self, bound, placement, **kwargs) -> None:
         super().__init__(bound, **kwargs)
@@ -64,7 +66,16 @@ class _MapPull:
         return self._cap.dropped + self.kernel_dropped
 
     def ingest(self, rows: list[dict]) -> None:
-        """Nothing: the kernel counted these events already."""
+        """Nothing: the kernel counted these events already (unless the program fell back)."""
+        if self._in_user_space:
+            super().ingest(rows)
+
+    def fall_back(self, reason: str) -> None:
+        """The gadget's program did not load with this metric in it: count rows in user space."""
+        with self._pull_lock:
+            self._program = None
+            self._in_user_space = True
+            self.placement = Placement(USER, reason)
 
     def collect(self):
         self.pull()
