@@ -148,13 +148,9 @@ class GadgetRun:
         the compiler or the verifier refuses): start the gadget again with every metric in user
         space. False when that fails too (then the gadget itself is at fault)."""
         try:
-            if self._subscribed:
-                self._containers.unsubscribe(self._netns_added, self._netns_removed)
-                self._subscribed = False
-            if isinstance(self.gadget, TraceGadget):
-                self.gadget.stop()
+            self._detach_gadget()
         except Exception:
-            pass
+            pass   # what it left is the failed instance's; the new one starts clean
         why = str(exc) if isinstance(exc, IgError) else f"{type(exc).__name__}: {exc}"
         reason = f"the gadget's program did not load with it in the kernel ({why[:300]})"
         self.kernel = None
@@ -197,16 +193,19 @@ class GadgetRun:
         self.active = False
         self.threads.stopping = True
         try:
-            if self._subscribed:
-                self._containers.unsubscribe(self._netns_added, self._netns_removed)
-                self._subscribed = False
-            if isinstance(self.gadget, TraceGadget):
-                self.gadget.stop()
-            elif self.gadget is not None:
-                self.gadget.close()
+            self._detach_gadget()
         except Exception as exc:
             log.error("gadget %s: stopping it failed: %s: %s", self.label, type(exc).__name__, exc)
         self.enricher.close()
+
+    def _detach_gadget(self) -> None:
+        if self._subscribed:
+            self._containers.unsubscribe(self._netns_added, self._netns_removed)
+            self._subscribed = False
+        if isinstance(self.gadget, TraceGadget):
+            self.gadget.stop()
+        elif self.gadget is not None:
+            self.gadget.close()
 
     def prefetch(self, aggregators: dict[BoundMetric, object]) -> None:
         """Begin the snapshot this scrape will need, without waiting for it."""
