@@ -33,6 +33,7 @@ class KernelCounters(dict):
         self._bpf = None
         self._swept = 0   # expired queries removed here, not by the kernel
         self._evicted = 0
+        self._read_at = 0.0
         self._lock = threading.Lock()
 
     def attach(self, bpf) -> None:
@@ -40,22 +41,36 @@ class KernelCounters(dict):
 
     def detach(self) -> None:
         """Keep the last values read: the program is about to go."""
-        self.refresh()
+        self.refresh(max_age=0)
         self._bpf = None
+
+    # Every way of reading all of it refreshes (dict(counters) goes through __iter__ and __getitem__).
+    def __iter__(self):
+        self.refresh()
+        return super().__iter__()
 
     def items(self):
         self.refresh()
         return super().items()
+
+    def values(self):
+        self.refresh()
+        return super().values()
 
     def __getitem__(self, key):
         if key in NAMES:
             self.refresh()
         return super().__getitem__(key)
 
-    def refresh(self) -> None:
+    def get(self, key, default=None):
+        return self[key] if key in self else default
+
+    def refresh(self, max_age: float = 0.01) -> None:
+        """Read the kernel's counters, unless read within `max_age` s (a scrape reads them all at once)."""
         with self._lock:
-            if self._bpf is None:
+            if self._bpf is None or time.monotonic() - self._read_at < max_age:
                 return
+            self._read_at = time.monotonic()
             table = self._bpf[b"dns_counts"]
             counts = {name: int(sum(table[ctypes.c_int(i)])) for i, name in enumerate(KERNEL_COUNTERS)}
             live = self._sweep()
