@@ -70,8 +70,8 @@ def test_a_response_with_no_query_has_no_latency(traced):
 
 @pytest.fixture
 def short_ttl(monkeypatch, require_bpf, netns):
-    """The gadget with queries expiring after 300 ms and a query table of 8 entries."""
-    monkeypatch.setattr(plugin, "QUERY_TTL_NS", 300_000_000)
+    """The gadget with queries expiring after 1 s and a query table of 8 entries."""
+    monkeypatch.setattr(plugin, "QUERY_TTL_NS", 1_000_000_000)
     monkeypatch.setattr(plugin, "QUERY_TABLE_SIZE", 8)
     gadget = load_catalog().get("trace", "dns").factory(GadgetContext(host=True))
     rows = Rows()
