@@ -23,6 +23,7 @@ from .metrics.aggregators import CounterAggregator, GaugeAggregator, HistogramAg
 from .metrics.lifecycle import SeriesPolicy, SeriesSweeper
 from .metrics.snapshots import SnapshotCache, SnapshotTimeout
 from .rowcheck import BadRows, RowChecker
+from .startup import start_all
 
 log = logging.getLogger("igcore.engine")
 
@@ -244,7 +245,7 @@ class Engine:
             if current is None or not current[0].running:
                 run = started[key] = GadgetRun(next(iter(aggregators)).spec, self.containers, self.options)
                 run.bind(aggregators)
-                run.start()
+        start_all(list(started.values()))  # side by side; returns once every one is attached or failed
         failed = [run for run in started.values() if not run.running]
         refused = None
         if failed and (self.options.strict or len(failed) == len(wanted)):

@@ -38,6 +38,11 @@ def _import_bcc():
 
 _EMIT_INCLUDE = '#include "ig_emit.h"'
 
+# bcc 0.26 cannot compile two programs at once in one process: its front end shares a kernel-symbol
+# cache between compilations (a static in b_frontend_action.cc), and two concurrent BPF() calls
+# crashed (SIGSEGV/SIGABRT) 20 runs out of 20. Gadgets start in parallel threads; their compiles take turns.
+_compile_lock = threading.Lock()
+
 
 def with_transport(text: str, generated: str = "") -> str:
     """Inline ig_emit.h where the program includes it (or at the top), after `generated` (the C of
@@ -46,7 +51,7 @@ def with_transport(text: str, generated: str = "") -> str:
     bcc rewrites map calls such as `ig_events.ringbuf_output(...)` only in the main source file, so
     the header must be part of the program text, not an #include that clang resolves.
     """
-    header = generated + (Path(include_dir) / "ig_emit.h").read_text()
+    header = generated + "".join((Path(include_dir) / name).read_text() for name in ("ig_helpers.h", "ig_emit.h"))
     if _EMIT_INCLUDE in text:
         return text.replace(_EMIT_INCLUDE, header, 1)
     return header + text
@@ -66,7 +71,8 @@ def compile_program(text: str, cflags: list[str] | None = None, name: str = "gad
         generated = kernel.c_code()
         flags.append(f"-DIG_RING={1 if kernel.ring_needed else 0}")
     try:
-        bpf = bcc.BPF(text=with_transport(text, generated).encode(), cflags=flags)
+        with _compile_lock:
+            bpf = bcc.BPF(text=with_transport(text, generated).encode(), cflags=flags)
     except Exception as exc:
         raise BpfUnavailable(f"the kernel or bcc refused the {name} gadget's eBPF program: {exc}") from exc
     if kernel is not None:
