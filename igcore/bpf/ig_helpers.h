@@ -1,9 +1,10 @@
 /* Read helpers under names of the core's own, inlined before ig_emit.h (igcore.bpf.transport).
  *
  * bcc checks every call it sees named bpf_probe_read_user or bpf_probe_read_user_str against the
- * kernel's symbols (all of /proc/kallsyms, for kernels older than 5.5 that lack the helper), which
- * was a third of trace exec's compile time (bench/startup). ig needs 5.8 for its ring buffer, so the
- * helper is always there: calling it through another name is the same BPF call, without the check. */
+ * kernel's symbols (all of /proc/kallsyms, for kernels older than 5.5 that lack the helper): a
+ * quarter to a third of trace exec's compile time (perf, bench/startup). ig needs 5.8 for its ring
+ * buffer, so the helper is always there: calling it through another name is the same BPF call,
+ * without the check. */
 #ifndef IG_HELPERS_H
 #define IG_HELPERS_H
 
