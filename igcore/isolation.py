@@ -26,8 +26,9 @@ __all__ = ["GadgetSink", "GadgetThreads"]
 
 log = logging.getLogger("igcore.gadgets")
 
-# Threads started by the core on a gadget's behalf: they belong to the gadget that started them.
-_CORE_THREAD_MODULES = ("igcore.bpf.",)
+# Threads started by the core on a gadget's behalf (its ring-buffer reader): they belong to the
+# gadget that started them. The BPF compiler's thread, started by whichever compile comes first, does not.
+_CORE_THREAD_MODULES = ("igcore.bpf.transport.",)
 
 
 class GadgetSink:

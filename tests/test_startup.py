@@ -165,3 +165,29 @@ def test_a_real_compile_gives_back_the_compilers_pages_and_compiles_again(requir
         second.cleanup()
     finally:
         first.cleanup()
+
+
+def test_bcc_compiles_on_a_thread_whose_kallsyms_and_cwd_are_its_own(require_bpf):  # noqa: F811
+    """The short /proc/kallsyms is mounted for the compiler thread only: the host's mount table,
+    ig's other threads' view and their working directory stay as they were."""
+    from igcore.bpf import compile_program, compiler
+
+    text = resources.files("igcore.containers").joinpath("cgroup_watch.bpf.c").read_text()
+    cwd = os.getcwd()
+    cwds: set[str] = set()
+    compiling = threading.Thread(target=lambda: compile_program(text, name="cgroup_watch").cleanup())
+    compiling.start()
+    while compiling.is_alive():  # bcc chdirs to the kernel headers while it compiles: not here
+        cwds.add(os.getcwd())
+    compiling.join()
+    assert cwds <= {cwd}
+    tid = compiler._thread.native_id
+    kallsyms_mounts = [line for line in Path(f"/proc/self/task/{tid}/mountinfo").read_text().splitlines()
+                       if line.split()[4] == "/proc/kallsyms"]
+    assert len(kallsyms_mounts) == 1
+    for other in ("/proc/thread-self/mountinfo", "/proc/1/mountinfo"):
+        assert all(line.split()[4] != "/proc/kallsyms" for line in Path(other).read_text().splitlines())
+    # /proc/<tid>/root walks that thread's mounts: it sees the two symbols bcc asks about, we see all
+    short = Path(f"/proc/self/task/{tid}/root/proc/kallsyms").read_text().split()
+    assert sorted(short[2::3]) == sorted(compiler.SYMBOLS_ASKED)
+    assert sum(1 for _ in open("/proc/kallsyms")) > 1000

@@ -14,6 +14,7 @@ from typing import Callable
 from ..errors import RuntimeFailure
 from ..gadgets import GadgetStats, Row, Sink
 from ..health import loop_errors
+from .compiler import on_compiler_thread
 
 include_dir = str(Path(__file__).resolve().parent)
 
@@ -40,7 +41,8 @@ _EMIT_INCLUDE = '#include "ig_emit.h"'
 
 # bcc 0.26 cannot compile two programs at once in one process: its front end shares a kernel-symbol
 # cache between compilations (a static in b_frontend_action.cc), and two concurrent BPF() calls
-# crashed (SIGSEGV/SIGABRT) 20 runs out of 20. Gadgets start in parallel threads; their compiles take turns.
+# crashed (SIGSEGV/SIGABRT) 20 runs out of 20. Gadgets start in parallel threads; their compiles
+# take turns on the compiler thread (igcore.bpf.compiler), and the lock keeps memory release out.
 _compile_lock = threading.Lock()
 
 
@@ -70,9 +72,14 @@ def compile_program(text: str, cflags: list[str] | None = None, name: str = "gad
     if kernel is not None:
         generated = kernel.c_code()
         flags.append(f"-DIG_RING={1 if kernel.ring_needed else 0}")
-    try:
+    source = with_transport(text, generated).encode()
+
+    def compile_it():
         with _compile_lock:
-            bpf = bcc.BPF(text=with_transport(text, generated).encode(), cflags=flags)
+            return bcc.BPF(text=source, cflags=flags)
+
+    try:
+        bpf = on_compiler_thread(compile_it)
     except Exception as exc:
         raise BpfUnavailable(f"the kernel or bcc refused the {name} gadget's eBPF program: {exc}") from exc
     if kernel is not None:
