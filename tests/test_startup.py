@@ -191,3 +191,18 @@ def test_bcc_compiles_on_a_thread_whose_kallsyms_and_cwd_are_its_own(require_bpf
     short = Path(f"/proc/self/task/{tid}/root/proc/kallsyms").read_text().split()
     assert sorted(short[2::3]) == sorted(compiler.SYMBOLS_ASKED)
     assert sum(1 for _ in open("/proc/kallsyms")) > 1000
+
+
+def test_a_program_compiled_early_is_taken_by_the_next_compile_of_it(require_bpf):  # noqa: F811
+    from igcore.bpf import transport
+
+    text = resources.files("igcore.containers").joinpath("cgroup_watch.bpf.c").read_text()
+    transport.compile_early(text, name="cgroup watch")
+    background = transport._early[(text, ())]
+    early = transport.compile_program(text, name="cgroup watch")  # waits for the early one
+    again = transport.compile_program(text, name="cgroup watch")  # taken once: this one compiles
+    try:
+        assert early is background.result() and again is not early
+    finally:
+        early.cleanup()
+        again.cleanup()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import ctypes
 import os
 import threading
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Callable
 
@@ -44,6 +45,24 @@ _EMIT_INCLUDE = '#include "ig_emit.h"'
 # crashed (SIGSEGV/SIGABRT) 20 runs out of 20. Gadgets start in parallel threads; their compiles
 # take turns on the compiler thread (igcore.bpf.compiler), and the lock keeps memory release out.
 _compile_lock = threading.Lock()
+# Programs compile_early began, by (text, cflags): the next compile_program of the same takes it.
+_early: dict[tuple[str, tuple[str, ...]], Future] = {}
+
+
+def compile_early(text: str, cflags: list[str] | None = None, name: str = "gadget") -> None:
+    """Begin compiling (and attaching) `text` now, while ig still loads in Python (bcc compiles on
+    its own thread, without the GIL); the next `compile_program(text, cflags)` takes this one
+    instead of compiling again, and raises what it raised."""
+    future: Future = Future()
+
+    def run() -> None:
+        try:
+            future.set_result(_compile(text, cflags, name, None))
+        except BaseException as exc:  # handed to compile_program's caller
+            future.set_exception(exc)
+
+    _early[(text, tuple(cflags or ()))] = future
+    threading.Thread(target=run, name=f"ig-compile-early {name}", daemon=True).start()
 
 
 def with_transport(text: str, generated: str = "") -> str:
@@ -64,6 +83,13 @@ def compile_program(text: str, cflags: list[str] | None = None, name: str = "gad
 
     `kernel`: the gadget context's `kernel` (metrics aggregated in the program), or None.
     """
+    early = _early.pop((text, tuple(cflags or ())), None) if kernel is None else None
+    if early is not None:
+        return early.result()
+    return _compile(text, cflags, name, kernel)
+
+
+def _compile(text: str, cflags: list[str] | None, name: str, kernel):
     if os.geteuid() != 0:
         raise BpfUnavailable(f"loading the {name} gadget's eBPF program needs root (run ig as root)")
     bcc = _import_bcc()
