@@ -158,6 +158,10 @@ def _prometheus(config, listen, path, host, check, max_series, snapshot_interval
                 web: WebOptions = WebOptions(None, HttpOptions()), follow: Optional[WatchOptions] = None,
                 snapshot_timeout: float = 5.0, strict: bool = False, kernel_aggregation: bool = True) -> None:
     """`runtime_options` is a callable: --check must not need the container code."""
+    if not check:  # the cgroup watch needs no config: it compiles while the rest of ig loads
+        from .containers.sources.cgroup_tracker import compile_watch_early
+
+        compile_watch_early()
     from prometheus_client import CollectorRegistry
 
     from .configwatch import ConfigFollower, ConfigStatus, ConfigWatcher, config_path, fingerprint

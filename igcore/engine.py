@@ -25,6 +25,7 @@ from .metrics.kernel import KernelCounterAggregator, KernelHistogramAggregator
 from .metrics.lifecycle import SeriesPolicy, SeriesSweeper
 from .metrics.snapshots import SnapshotCache, SnapshotTimeout
 from .rowcheck import BadRows, RowChecker
+from .startup import start_all
 
 log = logging.getLogger("igcore.engine")
 
@@ -325,9 +326,10 @@ class Engine:
                                                aggregators, start_counting=not alive)
                 # A replacement gets its metrics at the hand-over below: until then the old run counts.
                 run.bind({} if alive else aggregators)
-                run.start()
-                if not alive:
-                    run.attach_kernel_metrics()
+        start_all(list(started.values()))  # side by side; returns once every one is attached or failed
+        for key, run in started.items():
+            if key not in replacing:
+                run.attach_kernel_metrics()
         failed = [run for run in started.values() if not run.running]
         refused = None
         if failed and (self.options.strict or len(failed) == len(wanted)):

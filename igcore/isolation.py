@@ -26,8 +26,9 @@ __all__ = ["GadgetSink", "GadgetThreads"]
 
 log = logging.getLogger("igcore.gadgets")
 
-# Threads started by the core on a gadget's behalf: they belong to the gadget that started them.
-_CORE_THREAD_MODULES = ("igcore.bpf.",)
+# Threads started by the core on a gadget's behalf (its ring-buffer reader): they belong to the
+# gadget that started them. The BPF compiler's thread, started by whichever compile comes first, does not.
+_CORE_THREAD_MODULES = ("igcore.bpf.transport.",)
 
 
 class GadgetSink:
@@ -74,6 +75,25 @@ def _excepthook(args) -> None:
 
 threading.excepthook = _excepthook
 
+# Gadgets start in parallel threads (igcore.startup), so "the threads that appeared during start()"
+# would mix theirs. Each thread notes who started it instead: a thread running a gadget's start()
+# collects the threads it starts, and those it starts meanwhile collect into the same list.
+_collecting: "dict[threading.Thread, list[threading.Thread]]" = {}
+_collecting_lock = threading.Lock()
+_thread_start = threading.Thread.start
+
+
+def _start_and_note(self: threading.Thread) -> None:
+    with _collecting_lock:
+        started = _collecting.get(threading.current_thread())
+        if started is not None:
+            started.append(self)
+            _collecting[self] = started
+    _thread_start(self)
+
+
+threading.Thread.start = _start_and_note
+
 
 class GadgetThreads:
     """The threads one gadget started in `start()` (its own, or the core's transport for it)."""
@@ -86,15 +106,21 @@ class GadgetThreads:
         self._lock = threading.Lock()
 
     def watch(self, start: Callable[[], None], package: str) -> None:
-        """Run `start()` and remember the threads it started from `package` or from the core's
-        transport (other threads, such as scrape threads, may start meanwhile: they are not the gadget's)."""
-        before = set(threading.enumerate())
+        """Run `start()` and remember the threads it started (itself, or through threads it
+        started meanwhile) whose code is `package`'s or the core's transport. Threads that other
+        threads start meanwhile (scrapes, another gadget's start) are not the gadget's."""
+        me = threading.current_thread()
+        started: list[threading.Thread] = []
+        with _collecting_lock:
+            _collecting[me] = started
         try:
             start()
         finally:
+            with _collecting_lock:
+                for thread in (me, *started):
+                    _collecting.pop(thread, None)
             prefixes = (package + ".", *_CORE_THREAD_MODULES)
-            mine = [t for t in threading.enumerate()
-                    if t not in before and (_owner_module(t) + ".").startswith(prefixes)]
+            mine = [t for t in started if t.is_alive() and (_owner_module(t) + ".").startswith(prefixes)]
             self.threads = mine
             with _watched_lock:
                 for thread in mine:

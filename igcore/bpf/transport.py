@@ -8,12 +8,14 @@ from __future__ import annotations
 import ctypes
 import os
 import threading
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Callable
 
 from ..errors import RuntimeFailure
 from ..gadgets import GadgetStats, Row, Sink
 from ..health import loop_errors
+from .compiler import on_compiler_thread
 
 include_dir = str(Path(__file__).resolve().parent)
 
@@ -38,6 +40,30 @@ def _import_bcc():
 
 _EMIT_INCLUDE = '#include "ig_emit.h"'
 
+# bcc 0.26 cannot compile two programs at once in one process: its front end shares a kernel-symbol
+# cache between compilations (a static in b_frontend_action.cc), and two concurrent BPF() calls
+# crashed (SIGSEGV/SIGABRT) 20 runs out of 20. Gadgets start in parallel threads; their compiles
+# take turns on the compiler thread (igcore.bpf.compiler), and the lock keeps memory release out.
+_compile_lock = threading.Lock()
+# Programs compile_early began, by (text, cflags): the next compile_program of the same takes it.
+_early: dict[tuple[str, tuple[str, ...]], Future] = {}
+
+
+def compile_early(text: str, cflags: list[str] | None = None, name: str = "gadget") -> None:
+    """Begin compiling (and attaching) `text` now, while ig still loads in Python (bcc compiles on
+    its own thread, without the GIL); the next `compile_program(text, cflags)` takes this one
+    instead of compiling again, and raises what it raised."""
+    future: Future = Future()
+
+    def run() -> None:
+        try:
+            future.set_result(_compile(text, cflags, name, None))
+        except BaseException as exc:  # handed to compile_program's caller
+            future.set_exception(exc)
+
+    _early[(text, tuple(cflags or ()))] = future
+    threading.Thread(target=run, name=f"ig-compile-early {name}", daemon=True).start()
+
 
 def with_transport(text: str, generated: str = "") -> str:
     """Inline ig_emit.h where the program includes it (or at the top), after `generated` (the C of
@@ -46,7 +72,7 @@ def with_transport(text: str, generated: str = "") -> str:
     bcc rewrites map calls such as `ig_events.ringbuf_output(...)` only in the main source file, so
     the header must be part of the program text, not an #include that clang resolves.
     """
-    header = generated + (Path(include_dir) / "ig_emit.h").read_text()
+    header = generated + "".join((Path(include_dir) / name).read_text() for name in ("ig_helpers.h", "ig_emit.h"))
     if _EMIT_INCLUDE in text:
         return text.replace(_EMIT_INCLUDE, header, 1)
     return header + text
@@ -57,6 +83,13 @@ def compile_program(text: str, cflags: list[str] | None = None, name: str = "gad
 
     `kernel`: the gadget context's `kernel` (metrics aggregated in the program), or None.
     """
+    early = _early.pop((text, tuple(cflags or ())), None) if kernel is None else None
+    if early is not None:
+        return early.result()
+    return _compile(text, cflags, name, kernel)
+
+
+def _compile(text: str, cflags: list[str] | None, name: str, kernel):
     if os.geteuid() != 0:
         raise BpfUnavailable(f"loading the {name} gadget's eBPF program needs root (run ig as root)")
     bcc = _import_bcc()
@@ -65,8 +98,14 @@ def compile_program(text: str, cflags: list[str] | None = None, name: str = "gad
     if kernel is not None:
         generated = kernel.c_code()
         flags.append(f"-DIG_RING={1 if kernel.ring_needed else 0}")
+    source = with_transport(text, generated).encode()
+
+    def compile_it():
+        with _compile_lock:
+            return bcc.BPF(text=source, cflags=flags)
+
     try:
-        bpf = bcc.BPF(text=with_transport(text, generated).encode(), cflags=flags)
+        bpf = on_compiler_thread(compile_it)
     except Exception as exc:
         raise BpfUnavailable(f"the kernel or bcc refused the {name} gadget's eBPF program: {exc}") from exc
     if kernel is not None:

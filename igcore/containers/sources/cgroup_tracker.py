@@ -27,6 +27,19 @@ CGROUP2_HIERARCHY_ID = 0
 RESCAN_MIN_SECONDS = 0.05
 
 
+def watch_program() -> str:
+    return resources.files("igcore.containers").joinpath("cgroup_watch.bpf.c").read_text()
+
+
+def compile_watch_early() -> None:
+    """Begin compiling the cgroup watch before the collection starts (igcore.bpf.compile_early):
+    it needs no config, so it compiles while ig still loads its own."""
+    if cgroup2_mount() is not None:
+        from ...bpf.transport import compile_early
+
+        compile_early(watch_program(), name="cgroup watch")
+
+
 class _CgroupEvent(ctypes.Structure):
     _fields_ = [("id", ctypes.c_uint64), ("root", ctypes.c_int32), ("level", ctypes.c_int32),
                 ("removed", ctypes.c_uint32), ("path", ctypes.c_char * 256)]
@@ -147,8 +160,7 @@ class CgroupTracker:
             from ...bpf import RingBufferTransport, compile_program
             from ...gadgets import GadgetStats
 
-            text = resources.files("igcore.containers").joinpath("cgroup_watch.bpf.c").read_text()
-            bpf = compile_program(text, name="cgroup watch")
+            bpf = compile_program(watch_program(), name="cgroup watch")
         except Exception as exc:
             log.info("cgroup creation is not traced (%s); rescanning the cgroup tree on a miss instead", exc)
             return

@@ -11,12 +11,16 @@ trace misbehaving
 - IG_MISBEHAVING_START=raise: `start()` starts its reader thread, then raises.
 - IG_MISBEHAVING_STOP_MARK: a file `stop()` appends "stopped" to (shows stop() was called).
 - IG_MISBEHAVING_STOP_SLEEP: seconds `stop()` sleeps before it returns.
+- IG_MISBEHAVING_START_BARRIER=N: `start()` waits until N gadgets of this plugin are starting at
+  once (a threading.Barrier shared by both gadgets, IG_MISBEHAVING_BARRIER_TIMEOUT seconds, default
+  20); if they never are, it raises and the gadget fails to start.
 
 trace misbehaving_kernel
 - a real eBPF program (kernel.bpf.c, one event per exec) whose schema declares a kernel column with
   a C expression that does not compile: a metric reading it cannot be computed in the kernel.
 
 snapshot misbehaving
+- IG_MISBEHAVING_START_BARRIER: as above, in its constructor (a snapshot gadget's start).
 - IG_MISBEHAVING_SNAPSHOT: a JSON file with the list of rows `snapshot()` returns, as is.
 - IG_MISBEHAVING_SNAPSHOT_SLEEP: seconds `snapshot()` sleeps first (a hanging gadget).
 - IG_MISBEHAVING_SNAPSHOT_RAISE=1: `snapshot()` raises.
@@ -54,6 +58,25 @@ def _seconds(name: str) -> float:
     return float(os.environ.get(name, "0") or 0)
 
 
+_barrier: threading.Barrier | None = None
+_barrier_lock = threading.Lock()
+
+
+def _meet_at_start_barrier() -> None:
+    """Block until IG_MISBEHAVING_START_BARRIER gadgets of this plugin are starting at once."""
+    global _barrier
+    parties = int(os.environ.get("IG_MISBEHAVING_START_BARRIER", "0") or 0)
+    if parties <= 1:
+        return
+    with _barrier_lock:
+        if _barrier is None:
+            _barrier = threading.Barrier(parties, timeout=float(os.environ.get("IG_MISBEHAVING_BARRIER_TIMEOUT", "20")))
+    try:
+        _barrier.wait()
+    except threading.BrokenBarrierError:
+        raise RuntimeError(f"start barrier: {parties} gadgets were never starting at the same time") from None
+
+
 class MisbehavingTrace(TraceGadget):
     def __init__(self, ctx: GadgetContext) -> None:
         super().__init__(ctx)
@@ -62,6 +85,7 @@ class MisbehavingTrace(TraceGadget):
         self._thread: threading.Thread | None = None
 
     def start(self, sink) -> None:
+        _meet_at_start_barrier()
         self._thread = threading.Thread(target=self._tail, args=(sink,), name="misbehaving-reader", daemon=True)
         self._thread.start()
         if os.environ.get("IG_MISBEHAVING_START") == "raise":
@@ -95,6 +119,10 @@ class MisbehavingTrace(TraceGadget):
 
 
 class MisbehavingSnapshot(SnapshotGadget):
+    def __init__(self, ctx: GadgetContext) -> None:
+        super().__init__(ctx)
+        _meet_at_start_barrier()
+
     def snapshot(self) -> list:
         time.sleep(_seconds("IG_MISBEHAVING_SNAPSHOT_SLEEP"))
         if os.environ.get("IG_MISBEHAVING_SNAPSHOT_RAISE") == "1":
