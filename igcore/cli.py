@@ -92,6 +92,7 @@ def prometheus(
     series_sweep: Annotated[float, typer.Option("--series-sweep-period", min=0.1, help="Seconds between two looks for series that left.")] = 10.0,
     snapshot_timeout: Annotated[float, typer.Option("--snapshot-timeout", min=0.0, help="Seconds a scrape waits for a snapshot gadget; past it the scrape answers without that gadget's gauges (0: no limit).")] = 5.0,
     strict: Annotated[bool, typer.Option("--strict", help="Exit (or refuse a reload) when any gadget fails to start or stops running, instead of running the others.")] = False,
+    kernel_aggregation: Annotated[bool, typer.Option("--kernel-aggregation/--no-kernel-aggregation", help="Count metrics that the gadget's eBPF program can evaluate in BPF maps (--no-kernel-aggregation: every metric in user space; --check says where each goes).")] = True,
     runtimes: RuntimesOpt = ",".join(RUNTIMES),
     docker_socket: DockerSock = "/run/docker.sock",
     containerd_socket: ContainerdSock = "/run/containerd/containerd.sock",
@@ -114,9 +115,26 @@ def prometheus(
         _prometheus(config, listen, path, host, check, max_series, snapshot_interval,
                     lambda: _runtime_options(runtimes, docker_socket, containerd_socket, crio_socket),
                     _series_policy(series_grace, series_idle, series_sweep), web, follow,
-                    snapshot_timeout=snapshot_timeout, strict=strict)
+                    snapshot_timeout=snapshot_timeout, strict=strict, kernel_aggregation=kernel_aggregation)
     except IgError as exc:
         raise fail(exc)
+
+
+def placement_lines(cfg, kernel_aggregation: bool) -> list[str]:
+    """Where each metric of `cfg` is computed, and for user space what keeps it there."""
+    from .kernel import KERNEL, USER, place
+
+    lines = []
+    for bound in cfg.metrics:
+        placement = place(bound, kernel_aggregation)
+        gadget = f"{bound.spec.category.value} {bound.spec.name}"
+        if placement.where == KERNEL:
+            lines.append(f"  {bound.name}: in the kernel (a BPF map of {gadget})")
+        elif placement.where == USER:
+            lines.append(f"  {bound.name}: in user space ({gadget}): {placement.reason}")
+        else:
+            lines.append(f"  {bound.name}: at scrape, from a snapshot of {gadget}")
+    return lines
 
 
 def _series_policy(grace: float, idle_timeout: float, sweep_period: float):
@@ -138,7 +156,7 @@ class WatchOptions:
 
 def _prometheus(config, listen, path, host, check, max_series, snapshot_interval, runtime_options, series_policy,
                 web: WebOptions = WebOptions(None, HttpOptions()), follow: Optional[WatchOptions] = None,
-                snapshot_timeout: float = 5.0, strict: bool = False) -> None:
+                snapshot_timeout: float = 5.0, strict: bool = False, kernel_aggregation: bool = True) -> None:
     """`runtime_options` is a callable: --check must not need the container code."""
     from prometheus_client import CollectorRegistry
 
@@ -162,6 +180,8 @@ def _prometheus(config, listen, path, host, check, max_series, snapshot_interval
     cfg = follower.first()
     if check:
         out.print(f"{cfg.origin}: OK, {len(cfg.metrics)} metric(s): {', '.join(b.config.name for b in cfg.metrics)}")
+        for line in placement_lines(cfg, kernel_aggregation):
+            out.print(line, soft_wrap=True, highlight=False)
         if web_config is not None:
             out.print(f"{web_config.path}: OK, TLS {'on' if web_config.tls else 'off'}, "
                       f"{len(web_config.users)} basic auth user(s)", soft_wrap=True)
@@ -172,7 +192,7 @@ def _prometheus(config, listen, path, host, check, max_series, snapshot_interval
 
     engine = Engine(EngineOptions(host=host, max_series=max_series, snapshot_min_interval=snapshot_interval,
                                   series=series_policy, snapshot_timeout=snapshot_timeout or None, strict=strict,
-                                  runtimes=runtime_options()))
+                                  runtimes=runtime_options(), kernel_aggregation=kernel_aggregation))
     registry = CollectorRegistry(auto_describe=False)
     registry.register(EngineCollector(engine))
     # Bound before the eBPF programs compile: a port in use fails at once.

@@ -29,6 +29,7 @@ def self_metric_families(engine, bindings=None) -> list:
     snapshot_seconds = GaugeMetricFamily("ig_snapshot_duration_seconds", "duration of the latest snapshot", labels=["category", "gadget"])
     snapshot_errors = CounterMetricFamily("ig_snapshot_errors", "snapshots that failed (raised, or passed --snapshot-timeout)", labels=["category", "gadget", "reason"])
     reloads = CounterMetricFamily("ig_config_reloads", "config reloads (SIGHUP)", labels=["result"])
+    paths = GaugeMetricFamily("ig_metric_aggregation", "1 for where each metric is computed: kernel (a BPF map), user (rows in user space) or snapshot", labels=["metric", "path"])
     loop_failures = CounterMetricFamily("ig_loop_errors", "errors caught in long-lived loops, which kept running", labels=["component", "gadget"])
     extras: dict[str, CounterMetricFamily] = {}
 
@@ -57,6 +58,7 @@ def self_metric_families(engine, bindings=None) -> list:
                     family = extras[key] = CounterMetricFamily(f"ig_gadget_{key}", f"gadget counter {key}", labels=["category", "gadget"])
                 family.add_metric([category, name], value)
             for bound, aggregator in aggregators.items():
+                paths.add_metric([bound.config.name, aggregator.placement.where], 1)
                 series_dropped.add_metric([bound.config.name], aggregator.series_dropped)
                 series.add_metric([bound.config.name], aggregator.series_count)
                 if isinstance(aggregator, TraceAggregator):  # gauges keep no series between scrapes
@@ -70,7 +72,7 @@ def self_metric_families(engine, bindings=None) -> list:
         except Exception as exc:
             loop_errors.record("collect", exc, gadget=run.label)
     return [info, running, failed, bad_rows, received, lost, dropped, held, series_dropped, series, series_expired,
-            snapshots, snapshot_seconds, snapshot_errors, reloads, loop_failures, *extras.values()]
+            snapshots, snapshot_seconds, snapshot_errors, reloads, paths, loop_failures, *extras.values()]
 
 
 class EngineCollector:

@@ -19,7 +19,9 @@ from .errors import IgError, RuntimeFailure
 from .gadgets import Category, GadgetContext, GadgetSpec, GadgetStats, NetnsAware, TraceGadget
 from .health import loop_errors
 from .isolation import GadgetSink, GadgetThreads
+from .kernel import KernelProgram, place
 from .metrics.aggregators import CounterAggregator, GaugeAggregator, HistogramAggregator, TraceAggregator
+from .metrics.kernel import KernelCounterAggregator, KernelHistogramAggregator
 from .metrics.lifecycle import SeriesPolicy, SeriesSweeper
 from .metrics.snapshots import SnapshotCache, SnapshotTimeout
 from .rowcheck import BadRows, RowChecker
@@ -40,6 +42,9 @@ class EngineOptions:
     # Refuse a config (at start or reload) in which any gadget fails to start.
     strict: bool = False
     runtimes: RuntimeOptions = field(default_factory=RuntimeOptions)
+    # Metrics whose selectors, labels and field the gadget's program can evaluate are counted in
+    # BPF maps (igcore.kernel); False keeps every metric in user space (--no-kernel-aggregation).
+    kernel_aggregation: bool = True
 
 
 class GadgetRun:
@@ -49,7 +54,11 @@ class GadgetRun:
     (and `stop()` still called on it), so the other gadgets keep running.
     """
 
-    def __init__(self, spec: GadgetSpec, containers: ContainerCollection, options: EngineOptions) -> None:
+    def __init__(self, spec: GadgetSpec, containers: ContainerCollection, options: EngineOptions,
+                 aggregators: dict[BoundMetric, object] | None = None, start_counting: bool = True) -> None:
+        """`aggregators`: the metrics the run is made for; those in the kernel are compiled into its
+        program (a different set needs another run). `start_counting` False: the program's kernel
+        metrics wait for `count_in_kernel()` (a run that replaces a counting one)."""
         self.spec = spec
         self.label = f"{spec.category.value} {spec.name}"  # names the gadget in logs
         self.options = options
@@ -73,6 +82,11 @@ class GadgetRun:
         self._containers = containers
         self._subscribed = False
         self._snapshot_logged_at: float | None = None
+        self.signature = kernel_signature(aggregators or {})
+        self.kernel: KernelProgram | None = None
+        if self.signature[0]:
+            kernel = [(b, a.placement) for b, a in (aggregators or {}).items() if b in self.signature[0]]
+            self.kernel = KernelProgram(spec, kernel, self.signature[1], options.max_series, start_counting)
 
     # -- data path -------------------------------------------------------------------------
     def _dispatch(self, rows: list[dict]) -> None:
@@ -106,7 +120,7 @@ class GadgetRun:
 
     def start(self) -> None:
         try:
-            self.gadget = self.spec.factory(GadgetContext(host=self.options.host))
+            self.gadget = self.spec.factory(GadgetContext(host=self.options.host, kernel=self.kernel))
             self.stats = self.gadget.stats
             if isinstance(self.gadget, TraceGadget):
                 package = getattr(self.spec.factory, "__module__", "").split(".")[0]
@@ -122,6 +136,19 @@ class GadgetRun:
                       "the other gadgets keep running", self.label, self.failure_message,
                       exc_info=log.isEnabledFor(logging.DEBUG))
             self.stop()  # a gadget may have attached part of itself before it raised
+
+    def count_in_kernel(self, on: bool) -> None:
+        """Switch the program's kernel metrics on or off (a reload's hand-over between two runs)."""
+        if self.kernel is not None and self.kernel.is_loaded:
+            self.kernel.set_counting(on)
+
+    def attach_kernel_metrics(self) -> None:
+        """Point the kernel aggregators of this run at its program's maps."""
+        if self.kernel is None:
+            return
+        for bound, aggregator in self.aggregators.items():
+            if bound in self.signature[0]:
+                aggregator.attach(self.kernel, self.enricher)
 
     @property
     def running(self) -> bool:
@@ -181,13 +208,28 @@ class GadgetRun:
                       "logged at most once a minute)", self.label, type(exc).__name__, exc)
 
 
-def make_aggregator(bound: BoundMetric, max_series: int):
+def make_aggregator(bound: BoundMetric, max_series: int, kernel_aggregation: bool = True):
     kind = bound.config.type
+    placement = place(bound, kernel_aggregation)
+    if placement.in_kernel:
+        kernel_type = KernelCounterAggregator if kind == "counter" else KernelHistogramAggregator
+        return kernel_type(bound, placement, max_series=max_series)
     if kind == "counter":
-        return CounterAggregator(bound, max_series=max_series)
-    if kind == "histogram":
-        return HistogramAggregator(bound, max_series=max_series)
-    return GaugeAggregator(bound, max_series=max_series)
+        aggregator = CounterAggregator(bound, max_series=max_series)
+    elif kind == "histogram":
+        aggregator = HistogramAggregator(bound, max_series=max_series)
+    else:
+        aggregator = GaugeAggregator(bound, max_series=max_series)
+    aggregator.placement = placement
+    return aggregator
+
+
+def kernel_signature(aggregators: dict[BoundMetric, object]) -> tuple[tuple[BoundMetric, ...], bool]:
+    """What a gadget's program is compiled for: its metrics in the kernel (in order), and whether
+    anything needs the ring buffer (a metric in user space)."""
+    kernel = tuple(b for b, a in aggregators.items() if a.placement.in_kernel)
+    ring = any(not a.placement.in_kernel for a in aggregators.values())
+    return kernel, ring or not kernel
 
 
 class Engine:
@@ -234,17 +276,27 @@ class Engine:
         old = {b: a for _, aggregators in self.bindings.values() for b, a in aggregators.items()}
         wanted: dict[tuple[str, str], dict[BoundMetric, object]] = {}
         for bound in config.metrics:
-            aggregator = old.get(bound) or make_aggregator(bound, self.options.max_series)
+            aggregator = old.get(bound) or make_aggregator(bound, self.options.max_series,
+                                                           self.options.kernel_aggregation)
             wanted.setdefault(bound.spec.key, {})[bound] = aggregator
 
-        # Start the gadgets newly needed (and retry those that failed) before anything is published.
+        # Start the gadgets newly needed (and retry those that failed, and recompile those whose
+        # metrics in the kernel changed) before anything is published.
         started: dict[tuple[str, str], GadgetRun] = {}
+        replacing: dict[tuple[str, str], GadgetRun] = {}   # key -> the running run a new one replaces
         for key, aggregators in wanted.items():
             current = self.bindings.get(key)
-            if current is None or not current[0].running:
-                run = started[key] = GadgetRun(next(iter(aggregators)).spec, self.containers, self.options)
-                run.bind(aggregators)
+            alive = current is not None and current[0].running
+            if not alive or current[0].signature != kernel_signature(aggregators):
+                if alive:
+                    replacing[key] = current[0]
+                run = started[key] = GadgetRun(next(iter(aggregators)).spec, self.containers, self.options,
+                                               aggregators, start_counting=not alive)
+                # A replacement gets its metrics at the hand-over below: until then the old run counts.
+                run.bind({} if alive else aggregators)
                 run.start()
+                if not alive:
+                    run.attach_kernel_metrics()
         failed = [run for run in started.values() if not run.running]
         refused = None
         if failed and (self.options.strict or len(failed) == len(wanted)):
@@ -259,6 +311,9 @@ class Engine:
         new: dict[tuple[str, str], tuple[GadgetRun, dict[BoundMetric, object]]] = {}
         for key, aggregators in wanted.items():
             run = started.get(key) or self.bindings[key][0]
+            previous = replacing.get(key)
+            if previous is not None:
+                self._hand_over(previous, run, aggregators)
             run.bind(aggregators)  # ingest goes to the new set now; exposition follows the swap below
             new[key] = (run, aggregators)
         removed = [run for key, (run, _) in self.bindings.items() if new.get(key, (None,))[0] is not run]
@@ -266,6 +321,20 @@ class Engine:
         self.config = config
         for run in removed:  # after the swap: a slow stop() delays nothing a scrape sees
             run.stop()
+
+    @staticmethod
+    def _hand_over(old: GadgetRun, new: GadgetRun, aggregators: dict[BoundMetric, object]) -> None:
+        """From a run to the one recompiled for the new config: the old stops counting and the new
+        starts (two map writes apart: events in between are missed, none counted twice); kernel
+        metrics kept by the reload take their last counts from the old maps, then read the new."""
+        old.count_in_kernel(False)
+        old.bind({})
+        new.count_in_kernel(True)
+        for bound, aggregator in aggregators.items():
+            if isinstance(aggregator, (KernelCounterAggregator, KernelHistogramAggregator)) and aggregator.attached:
+                aggregator.pull()
+        new.bind(aggregators)
+        new.attach_kernel_metrics()
 
     def stop(self) -> None:
         with self._lock:

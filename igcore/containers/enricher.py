@@ -36,6 +36,18 @@ class Enricher:
             return found.columns()
         return HOST_COLUMNS if self.host else None
 
+    def labels_for(self, value: int) -> tuple[object, Container | None]:
+        """For a container key value that a kernel map holds: its container columns (None for a
+        host row to drop, PENDING while its container may still show up), and its container."""
+        found = self.containers.resolve(self.key, value)
+        if found is PENDING:
+            return PENDING, None
+        return self._labels(found.container), found.container
+
+    def labels_when_unclaimed(self) -> dict[str, str] | None:
+        """What a key that stayed pending past `hold_seconds` gets: the host's columns, as a held row."""
+        return self._labels(None)
+
     def _label(self, row: dict, labels: dict[str, str] | None, out: list[dict]) -> None:
         if labels is None:
             self.dropped_host += 1

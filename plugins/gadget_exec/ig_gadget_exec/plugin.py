@@ -11,7 +11,7 @@ from __future__ import annotations
 import ctypes
 import struct
 
-from igcore.api import Column, GadgetContext, Kind, RingBufferGadget, Schema, c_string, hookimpl, ns_inode
+from igcore.api import Column, GadgetContext, KernelField, Kind, RingBufferGadget, Schema, c_string, hookimpl, ns_inode
 
 MAXARGS = 20
 ARGSIZE = 128  # per argument, including its NUL: an argument keeps at most 127 bytes
@@ -20,18 +20,23 @@ ARGSIZE = 128  # per argument, including its NUL: an argument keeps at most 127 
 # See bench/exec_storm (it stalls the reader for a whole burst to check this size).
 RINGBUF_PAGES = 1024
 
+# Columns with a KernelField are known where exec.bpf.c emits (`ev`, its struct exec_event): metrics
+# that read only those are counted in the kernel (docs/config.md, "Where a metric is computed").
 SCHEMA = Schema.with_container_columns([
-    Column("pid", Kind.INT, "process id (tgid) that called execve/execveat"),
+    Column("pid", Kind.INT, "process id (tgid) that called execve/execveat", kernel=KernelField("ev->pid", "u32")),
     Column("ppid", Kind.INT, "parent process id, from forks seen in the kernel; for a process older than the "
                              "gadget or reparented, from /proc/<pid>/status, 0 if it has already exited"),
-    Column("uid", Kind.INT, "real user id after the exec (a setuid program keeps the caller's)"),
-    Column("gid", Kind.INT, "real group id after the exec"),
-    Column("comm", Kind.STR, "command: the new program's on success, the caller's on failure"),
+    Column("uid", Kind.INT, "real user id after the exec (a setuid program keeps the caller's)",
+           kernel=KernelField("ev->uid", "u32")),
+    Column("gid", Kind.INT, "real group id after the exec", kernel=KernelField("ev->gid", "u32")),
+    Column("comm", Kind.STR, "command: the new program's on success, the caller's on failure",
+           kernel=KernelField("ev->comm", "char[16]")),
     Column("args", Kind.STR, f"first {MAXARGS} arguments joined with spaces, each cut at {ARGSIZE - 1} bytes; "
                              "' ...' ends the list when there were more"),
-    Column("retval", Kind.INT, "0 on success, else the negative errno (-2: no such file)", aliases=("ret",)),
+    Column("retval", Kind.INT, "0 on success, else the negative errno (-2: no such file)", aliases=("ret",),
+           kernel=KernelField("ev->retval", "s32")),
     Column("timestamp", Kind.INT, "when the exec returned, in ns since the Unix epoch"),
-    Column("cgroup_id", Kind.UINT, "cgroup v2 id of the process"),
+    Column("cgroup_id", Kind.UINT, "cgroup v2 id of the process", kernel=KernelField("ev->cgroup_id", "u64")),
     Column("mntns", Kind.UINT, "mount namespace inode, read from /proc/<pid>/ns/mnt when the row is decoded; "
                                "0 if the process has already exited"),
 ])

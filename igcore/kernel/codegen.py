@@ -1,0 +1,215 @@
+"""The C of a gadget's in-kernel metrics, generated from their placements, and how to read it back.
+
+The program's IG_EMIT runs `IG_KERNEL_METRICS_UPDATE()`: it copies the columns the metrics read
+(the gadget's KernelField expressions, valid where it emits) into one `struct ig_krow`, and calls
+`ig_kernel_metrics`, in which each metric tests its selectors and updates its own hash map:
+
+    key:   the gadget's container key, then the metric's kernel label columns
+           (integers as 8 bytes, strings as their char[N]), zero-padded to 8 bytes
+    value: counter u64 (1 per event, or the field's sum); histogram u64 per bucket (+Inf last),
+           then the sum of the field
+
+A map that is full counts the event in `ig_kdrop[metric]`. `ig_gate` switches all of them on and
+off (a reload that recompiles the program swaps two programs with it, see KernelProgram).
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from typing import Callable
+
+from ..columns import Column, Kind
+from .ctext import bucket_index, int_compare, string_equals
+from .plan import INT_TYPES, Placement, char_array_size
+
+
+def c_string(raw: bytes) -> str:
+    return raw.split(b"\0", 1)[0].decode("utf-8", "replace")
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How the map of one metric reads in Python."""
+
+    index: int
+    map_name: str
+    key: struct.Struct                        # container key, then the key columns (ints, then strings)
+    order: tuple[int, ...]                    # per kernel label column, config order: its item in `key` - 1
+    decoders: tuple[Callable[[object], object], ...]   # per kernel label column, config order: item -> row value
+    value: struct.Struct
+    histogram: bool
+
+
+class _Cells:
+    """The columns copied into `struct ig_krow`, each once, with C declarations and decoders."""
+
+    def __init__(self) -> None:
+        self.names: dict[str, str] = {}   # column name -> cell
+        self.decls: list[str] = []
+        self.fills: list[str] = []
+
+    def cell(self, column: Column) -> str:
+        cell = self.names.get(column.name)
+        if cell is None:
+            cell = self.names[column.name] = f"c{len(self.names)}"
+            field = column.kernel
+            size = char_array_size(field.ctype)
+            if size:
+                self.decls.append(f"char {cell}[{size}];")
+                self.fills.append(f"__builtin_memcpy(ig_row__.{cell}, ({field.expr}), {size});")
+            else:
+                kind = "s64" if INT_TYPES[field.ctype] else "u64"
+                self.decls.append(f"{kind} {cell};")
+                self.fills.append(f"ig_row__.{cell} = ({kind})({field.expr});")
+        return f"r->{cell}"
+
+
+def _decoder(column: Column) -> Callable[[object], object]:
+    field = column.kernel
+    if char_array_size(field.ctype):
+        return c_string
+    if column.kind is Kind.STR:   # a named integer: its name, else its decimal text, as rows show it
+        names = {value: text for text, value in field.values}
+        return lambda value: names.get(value, str(value))
+    return int
+
+
+def _signed(column: Column) -> bool:
+    return INT_TYPES.get(column.kernel.ctype, False)
+
+
+def _selector_c(selector, column: Column, cell: str) -> str:
+    field = column.kernel
+    size = char_array_size(field.ctype)
+    if size:
+        test = string_equals(cell, size, selector.value)
+    elif column.kind is Kind.STR:
+        test = _named_integer_equals(cell, column, selector.value)
+    else:
+        test = int_compare(cell, _signed(column), selector.op, selector.value)
+    return f"!{test}" if selector.negated else test
+
+
+def _named_integer_equals(cell: str, column: Column, text: str) -> str:
+    values = dict(column.kernel.values)
+    if text in values:
+        return int_compare(cell, _signed(column), "=", values[text])
+    try:
+        number = int(text)
+    except ValueError:
+        return "0"
+    if str(number) != text or number in values.values():
+        return "0"   # a row shows a listed integer by its name, any other in canonical decimal
+    return int_compare(cell, _signed(column), "=", number)
+
+
+@dataclass(frozen=True)
+class Generated:
+    code: str
+    layouts: tuple[Layout, ...]
+
+
+def generate(spec, metrics: list[tuple[object, Placement]], count_when: int, max_entries: int) -> Generated:
+    """The C for `metrics` ((BoundMetric, kernel Placement) pairs) of gadget `spec`."""
+    schema = spec.columns
+    cells = _Cells()
+    key_cell = cells.cell(schema.get(spec.container_key))
+    parts, calls, layouts = [], [], []
+    widest = 1
+    for index, (bound, placement) in enumerate(metrics):
+        text, layout, width = _metric(index, bound, placement, cells, key_cell, schema, max_entries)
+        parts.append(text)
+        calls.append(f"ig_km{index}(r);")
+        layouts.append(layout)
+        widest = max(widest, width)
+    head = [
+        "/* Generated by igcore.kernel for the metrics computed in this program. */",
+        f"#define IG_COUNT_WHEN {count_when}",
+        f"struct ig_krow {{ {' '.join(cells.decls)} }};",
+        "BPF_ARRAY(ig_gate, u32, 1);",
+        f"BPF_PERCPU_ARRAY(ig_kdrop, u64, {len(metrics)});",
+        f"struct ig_zero_value {{ u64 z[{widest}]; }};",
+        "BPF_ARRAY(ig_zero, struct ig_zero_value, 1);",
+        "static __always_inline void ig_kernel_drop(u32 metric) {",
+        "    u64 *n = ig_kdrop.lookup(&metric);",
+        "    if (n) *n += 1;",
+        "}",
+    ]
+    dispatch = [
+        "static __always_inline void ig_kernel_metrics(struct ig_krow *r) {",
+        "    u32 zero = 0;",
+        "    u32 *gate = ig_gate.lookup(&zero);",
+        "    if (!gate || *gate != IG_COUNT_WHEN) return;",
+        *(f"    {call}" for call in calls),
+        "}",
+        "#define IG_KERNEL_METRICS_UPDATE() do { struct ig_krow ig_row__; "
+        + " ".join(cells.fills) + " ig_kernel_metrics(&ig_row__); } while (0)",
+        "",
+    ]
+    return Generated("\n".join([*head, *parts, *dispatch]), tuple(layouts))
+
+
+def _metric(index: int, bound, placement: Placement, cells: _Cells, key_cell: str, schema, max_entries: int):
+    ints = [c for c in placement.key_columns if not char_array_size(c.kernel.ctype)]
+    strings = [c for c in placement.key_columns if char_array_size(c.kernel.ctype)]
+    decls, assigns, formats = ["u64 ck;"], [f"k.ck = (u64){key_cell};"], ["Q"]
+    for i, column in enumerate(ints):
+        decls.append(f"u64 n{i};")
+        assigns.append(f"k.n{i} = (u64){cells.cell(column)};")
+        formats.append("q" if _signed(column) else "Q")
+    for i, column in enumerate(strings):
+        size = char_array_size(column.kernel.ctype)
+        decls.append(f"char s{i}[{size}];")
+        assigns.append(f"__builtin_memcpy(k.s{i}, {cells.cell(column)}, {size});")
+        formats.append(f"{size}s")
+    size = 8 * (1 + len(ints)) + sum(char_array_size(c.kernel.ctype) for c in strings)
+    pad = -size % 8
+    if pad:
+        decls.append(f"char _pad[{pad}];")
+        formats.append(f"{pad}x")
+    ordered = ints + strings   # the key's order; the labels keep the config's through `order`
+
+    tests = [_selector_c(s, schema.get(s.column), cells.cell(schema.get(s.column))) for s in placement.kernel_selectors]
+    condition = " && ".join(tests) if tests else "1"
+    field = None if bound.field_column is None else schema.get(bound.field_column)
+    amount = "1" if field is None else f"(u64){cells.cell(field)}"
+    histogram = bound.bounds is not None
+    if histogram:
+        width = len(bound.bounds) + 2
+        value_decl = f"struct ig_v{index} {{ u64 b[{width - 1}]; u64 sum; }};"
+        update = (f"u32 idx = 0; {bucket_index(cells.cell(field), _signed(field), bound.bounds, 'idx')} "
+                  f"if (idx > {width - 2}) idx = {width - 2}; "
+                  f"__sync_fetch_and_add(&v->b[idx], 1); __sync_fetch_and_add(&v->sum, {amount});")
+        value = struct.Struct("<" + "Q" * (width - 1) + ("q" if _signed(field) else "Q"))
+    else:
+        width = 1
+        value_decl = f"struct ig_v{index} {{ u64 n; }};"
+        update = f"__sync_fetch_and_add(&v->n, {amount});"
+        value = struct.Struct("<q" if field is not None and _signed(field) else "<Q")
+    name = f"ig_m{index}"
+    text = "\n".join([
+        f"/* {bound.config.name} */",
+        f"struct ig_k{index} {{ {' '.join(decls)} }};",
+        value_decl,
+        f"BPF_HASH({name}, struct ig_k{index}, struct ig_v{index}, {max_entries});",
+        f"static __always_inline void ig_km{index}(struct ig_krow *r) {{",
+        f"    if (!({condition})) return;",
+        f"    struct ig_k{index} k;",
+        "    __builtin_memset(&k, 0, sizeof(k));",
+        *(f"    {a}" for a in assigns),
+        f"    struct ig_v{index} *v = {name}.lookup(&k);",
+        "    if (!v) {",
+        "        u32 zero = 0;",
+        "        struct ig_zero_value *empty = ig_zero.lookup(&zero);",
+        "        if (!empty) return;",
+        f"        {name}.insert(&k, (struct ig_v{index} *)empty);",
+        f"        v = {name}.lookup(&k);",
+        f"        if (!v) {{ ig_kernel_drop({index}); return; }}",
+        "    }",
+        f"    {update}",
+        "}",
+    ])
+    order = tuple(ordered.index(c) for c in placement.key_columns)
+    decoders = tuple(_decoder(c) for c in placement.key_columns)
+    return text, Layout(index, name, struct.Struct("<" + "".join(formats)), order, decoders, value, histogram), width

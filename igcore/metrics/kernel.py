@@ -1,0 +1,189 @@
+"""Counters and histograms kept in BPF maps by the gadget's program (igcore.kernel), read at scrape.
+
+Each aggregator is the user-space one with `ingest` doing nothing: a pull, at scrape and before the
+series sweep looks, reads the whole map in one system call and adds what each entry moved since the
+last pull to the same series state the user-space path keeps. So exposition, the series cap, the
+sweep and reloads behave the same on both paths.
+
+A map key holds the gadget's container key and the kernel label columns. The pull turns the
+container key into container columns as the enricher does rows (a container, the host, or pending
+for at most the enricher's hold time), applies the selectors on container columns and the host rule,
+and merges keys that give the same labels. An entry whose container has gone is read one last time
+and deleted, so the maps hold only what can still move.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from operator import itemgetter
+
+from ..containers.resolver import PENDING
+from ..selectors import compile_selectors
+from .aggregators import CounterAggregator, HistogramAggregator
+
+_DROP = object()   # the entry's events are not counted (a host row without --host, a selector)
+
+
+class _MapPull:
+    """What the two kernel aggregators share: attaching to a program, and the pull."""
+
+    _program = None
+    _layout = None
+
+    def __init__(self, bound, placement, **kwargs) -> None:
+        super().__init__(bound, **kwargs)
+        self.placement = placement
+        schema = bound.spec.columns
+        self._container_test = compile_selectors(placement.container_selectors, schema)
+        self._kernel_labels = tuple(c.name for c in placement.key_columns)   # config order
+        self._entries: dict[bytes, list] = {}   # raw key -> [series key | _DROP | None, raw value, first seen, gone token]
+        self._pull_lock = threading.Lock()
+        self._enricher = None
+        label_columns = tuple(bound.label_columns)
+        self._row_key = itemgetter(*label_columns) if label_columns else (lambda row: ())
+
+    def attach(self, program, enricher) -> None:
+        """Read from `program`'s map of this metric from now on (a reload may hand a new program)."""
+        with self._pull_lock:
+            self._program, self._enricher = program, enricher
+            self._layout = program.layout_of(self.bound)
+            self._entries = {}
+
+    @property
+    def attached(self) -> bool:
+        return self._program is not None
+
+    @property
+    def kernel_dropped(self) -> int:
+        program = self._program
+        return program.drops(self._layout.index) if program is not None and program.is_loaded else 0
+
+    @property
+    def series_dropped(self) -> int:
+        return self._cap.dropped + self.kernel_dropped
+
+    def ingest(self, rows: list[dict]) -> None:
+        """Nothing: the kernel counted these events already."""
+
+    def collect(self):
+        self.pull()
+        return super().collect()
+
+    def last_moved(self):
+        self.pull()
+        return super().last_moved()
+
+    def pull(self) -> None:
+        with self._pull_lock:
+            program, layout = self._program, self._layout
+            if program is None or not program.is_loaded:
+                return
+            entries = program.read(layout.index)
+            moved, gone = self._moves(entries)
+            for raw in gone:   # read above for the last time: make room in the map
+                program.delete(layout.index, raw)
+                self._entries.pop(raw, None)
+        if moved:
+            self._merge(moved)
+
+    def _merge(self, moved: dict) -> None:
+        now, warn = self._clock(), False
+        with self._lock:
+            for key, delta in moved.items():
+                warn |= self._add(key, delta, now)
+        if warn:
+            self._cap.warn()
+
+    def _moves(self, entries) -> tuple[dict, list]:
+        """Per series key, what its entries moved since the last pull; and the keys of gone containers."""
+        known, moved, gone = self._entries, {}, []
+        now = time.monotonic()
+        live = None
+        unpack_value = self._layout.value.unpack
+        for raw, value in entries:
+            state = known.get(raw)
+            if state is None:
+                state = known[raw] = [None, None, now, None]
+            if state[0] is None:
+                state[0], state[3] = self._series_of(raw, now - state[2])
+                if state[0] is None:
+                    continue   # pending: its counts wait in the map
+            if value != state[1]:
+                if state[0] is not _DROP:
+                    new = unpack_value(value)
+                    old = unpack_value(state[1]) if state[1] is not None else (0,) * len(new)
+                    delta = [a - b for a, b in zip(new, old)]
+                    total = moved.get(state[0])
+                    moved[state[0]] = delta if total is None else [a + b for a, b in zip(total, delta)]
+                state[1] = value
+            if state[3] is not None:
+                if live is None:
+                    live = self._live()
+                if state[3] not in live:
+                    gone.append(raw)
+        return moved, gone
+
+    def _series_of(self, raw: bytes, waited: float):
+        """(series key, _DROP or None while pending; the token of its container for the gone test)."""
+        layout, enricher = self._layout, self._enricher
+        items = layout.key.unpack(raw)
+        labels, container = enricher.labels_for(items[0])
+        if labels is PENDING:
+            if waited < enricher.hold_seconds:
+                return None, None
+            labels = enricher.labels_when_unclaimed()
+        if labels is None:
+            return _DROP, None
+        row = dict(labels)
+        for column, position, decode in zip(self._kernel_labels, layout.order, layout.decoders):
+            row[column] = decode(items[1 + position])
+        if self._container_test is not None and not self._container_test(row):
+            return _DROP, _token(container, items[0])
+        return self._row_key(row), _token(container, items[0])
+
+    def _live(self) -> set:
+        live = set()
+        for container in self._enricher.containers.containers():
+            live.add(container.id)
+            live.add(("netns", container.netns))
+        return live
+
+
+def _token(container, key_value: int):
+    """What stays in `_live()` while the container runs; None for the host (never gone)."""
+    if container is None:
+        return None
+    return container.id if container.id else ("netns", container.netns or key_value)
+
+
+class KernelCounterAggregator(_MapPull, CounterAggregator):
+    def _add(self, key, delta: list, now: float) -> bool:
+        (amount,) = delta
+        series, cap = self._series, self._cap
+        state = series.get(key)
+        if state is not None:
+            state[0] += amount
+            state[2] = now
+        elif len(series) < cap.max_series:
+            series[key] = [amount, (), now]
+        else:   # a sum's events are not counted in the map: one per entry that moved
+            return cap.drop(amount if self._field is None else 1)
+        return False
+
+
+class KernelHistogramAggregator(_MapPull, HistogramAggregator):
+    def _add(self, key, delta: list, now: float) -> bool:
+        buckets, total = delta[:-1], delta[-1]
+        series, cap = self._series, self._cap
+        state = series.get(key)
+        if state is None:
+            if len(series) >= cap.max_series:
+                return cap.drop(sum(buckets))
+            state = series[key] = [[0] * self._width, 0, (), now]
+        counts = state[0]
+        for index, hits in enumerate(buckets):
+            counts[index] += hits
+        state[1] += total
+        state[3] = now
+        return False
