@@ -6,12 +6,14 @@ Shared by bench/exec_storm, bench/dns_flood and bench/scrape_kernel, which compa
 
 from __future__ import annotations
 
+import ctypes
 import http.client
 import os
 import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -33,18 +35,48 @@ def process_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def connect_in_netns(netns: str, port: int, timeout: float) -> socket.socket:
+    """A TCP connection to 127.0.0.1:port of the named network namespace (`ip netns`): a short-lived
+    thread enters it and connects; the socket stays there, the caller's thread never moves."""
+    result: dict = {}
+
+    def work() -> None:
+        try:
+            fd = os.open(f"/run/netns/{netns}", os.O_RDONLY)
+            try:
+                if ctypes.CDLL(None, use_errno=True).setns(fd, 0x40000000) != 0:   # CLONE_NEWNET
+                    raise OSError(ctypes.get_errno(), "setns")
+            finally:
+                os.close(fd)
+            result["sock"] = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        except OSError as exc:
+            result["error"] = exc
+
+    thread = threading.Thread(target=work, name="bench-netns-connect")
+    thread.start()
+    thread.join()
+    if "error" in result:
+        raise result["error"]
+    return result["sock"]
+
+
 def load() -> str:
     """The machine's 1-, 5- and 15-minute load averages, to quote beside every figure."""
     return "load average " + " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 class IgProcess:
-    """`ig prometheus --config CONFIG *args` on a free port; `user_path` adds --no-kernel-aggregation."""
+    """`ig prometheus --config CONFIG *args` on a free port; `user_path` adds --no-kernel-aggregation.
+    With `netns` (an `ip netns` name) ig runs in that namespace, which is then its own (the host's,
+    as far as it knows), and is scraped there."""
 
-    def __init__(self, config: str, *args: str, user_path: bool = False, timeout: float = 120) -> None:
-        self.port = free_port()
+    def __init__(self, config: str, *args: str, user_path: bool = False, netns: str | None = None,
+                 timeout: float = 120) -> None:
+        self.netns = netns
+        self.port = 2223 if netns else free_port()
         self.log = Path(tempfile.mkstemp(prefix="ig-bench-", suffix=".log")[1])
-        cmd = [IG, "prometheus", "--config", config, "--metrics-listen-address", f"127.0.0.1:{self.port}", *args]
+        inside = ["ip", "netns", "exec", netns] if netns else []   # exec's ig: the pid stays ig's
+        cmd = [*inside, IG, "prometheus", "--config", config, "--metrics-listen-address", f"127.0.0.1:{self.port}", *args]
         if user_path:
             cmd.append("--no-kernel-aggregation")
         self.proc = subprocess.Popen(cmd, stdout=open(self.log, "wb"), stderr=subprocess.STDOUT,
@@ -60,6 +92,8 @@ class IgProcess:
 
     def scrape(self, timeout: float = 60) -> str:
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        if self.netns:
+            conn.sock = connect_in_netns(self.netns, self.port, timeout)
         try:
             conn.request("GET", "/metrics")
             resp = conn.getresponse()
