@@ -6,14 +6,13 @@ Shared by bench/exec_storm, bench/dns_flood and bench/scrape_kernel, which compa
 
 from __future__ import annotations
 
-import ctypes
 import http.client
 import os
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -21,6 +20,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 ROOT = Path(__file__).resolve().parents[1]
 IG = str(ROOT / ".venv" / "bin" / "ig")
+
+
+_FETCH = "import sys, urllib.request; sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=float(sys.argv[2])).read().decode())"
 
 
 def free_port() -> int:
@@ -33,31 +35,6 @@ def process_cpu(pid: int) -> float:
     """User + system CPU seconds of a process (all its threads)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def connect_in_netns(netns: str, port: int, timeout: float) -> socket.socket:
-    """A TCP connection to 127.0.0.1:port of the named network namespace (`ip netns`): a short-lived
-    thread enters it and connects; the socket stays there, the caller's thread never moves."""
-    result: dict = {}
-
-    def work() -> None:
-        try:
-            fd = os.open(f"/run/netns/{netns}", os.O_RDONLY)
-            try:
-                if ctypes.CDLL(None, use_errno=True).setns(fd, 0x40000000) != 0:   # CLONE_NEWNET
-                    raise OSError(ctypes.get_errno(), "setns")
-            finally:
-                os.close(fd)
-            result["sock"] = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-        except OSError as exc:
-            result["error"] = exc
-
-    thread = threading.Thread(target=work, name="bench-netns-connect")
-    thread.start()
-    thread.join()
-    if "error" in result:
-        raise result["error"]
-    return result["sock"]
 
 
 def load() -> str:
@@ -91,9 +68,11 @@ class IgProcess:
             time.sleep(0.1)
 
     def scrape(self, timeout: float = 60) -> str:
+        if self.netns:   # the address is the namespace's: fetch from there
+            return subprocess.run(["ip", "netns", "exec", self.netns, sys.executable, "-c", _FETCH,
+                                   f"http://127.0.0.1:{self.port}/metrics", str(timeout)],
+                                  check=True, capture_output=True, text=True).stdout
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
-        if self.netns:
-            conn.sock = connect_in_netns(self.netns, self.port, timeout)
         try:
             conn.request("GET", "/metrics")
             resp = conn.getresponse()
