@@ -252,6 +252,7 @@ def list_gadgets(
     gadget: Annotated[Optional[str], typer.Argument(help="A gadget name, to show its columns.")] = None,
 ) -> None:
     """List installed gadgets, or the columns of one."""
+    from .columns import CONTAINER_COLUMN_NAMES
     from .plugins import load_catalog
 
     catalog = load_catalog()
@@ -262,10 +263,11 @@ def list_gadgets(
         if spec is None:
             raise fail(ConfigError(f"no {category} gadget named {gadget!r} is installed (installed: {', '.join(catalog.names(category)) or 'none'})"))
         table = Table(title=f"{category} {gadget} — {spec.description}")
-        for col in ("column", "kind", "aliases", "description"):
+        for col in ("column", "kind", "aliases", "kernel", "description"):
             table.add_column(col)
-        for column in spec.columns:
-            table.add_row(column.name, column.kind.value, ", ".join(column.aliases), column.description)
+        for column in spec.columns:   # kernel: metrics reading it may be computed in the gadget's program
+            kernel = "yes" if column.kernel is not None else "by key" if column.name in CONTAINER_COLUMN_NAMES else ""
+            table.add_row(column.name, column.kind.value, ", ".join(column.aliases), kernel, column.description)
         out.print(table)
         return
     table = Table(title="Installed gadgets")

@@ -30,6 +30,7 @@ def self_metric_families(engine, bindings=None) -> list:
     snapshot_errors = CounterMetricFamily("ig_snapshot_errors", "snapshots that failed (raised, or passed --snapshot-timeout)", labels=["category", "gadget", "reason"])
     reloads = CounterMetricFamily("ig_config_reloads", "config reloads (SIGHUP)", labels=["result"])
     paths = GaugeMetricFamily("ig_metric_aggregation", "1 for where each metric is computed: kernel (a BPF map), user (rows in user space) or snapshot", labels=["metric", "path"])
+    map_entries = GaugeMetricFamily("ig_kernel_map_entries", "entries in the BPF maps of a gadget's metrics computed in the kernel, at the latest read", labels=["category", "gadget"])
     loop_failures = CounterMetricFamily("ig_loop_errors", "errors caught in long-lived loops, which kept running", labels=["component", "gadget"])
     extras: dict[str, CounterMetricFamily] = {}
 
@@ -52,6 +53,8 @@ def self_metric_families(engine, bindings=None) -> list:
             if run.snapshots is None:  # a trace gadget's bad rows are events read and not counted
                 dropped.add_metric([category, name, "bad_row"], run.bad_rows.total)
             held.add_metric([category, name], enricher.held)
+            if run.kernel is not None:
+                map_entries.add_metric([category, name], run.kernel.entries)
             for key, value in sorted(stats.extra.items()):
                 family = extras.get(key)
                 if family is None:
@@ -72,7 +75,7 @@ def self_metric_families(engine, bindings=None) -> list:
         except Exception as exc:
             loop_errors.record("collect", exc, gadget=run.label)
     return [info, running, failed, bad_rows, received, lost, dropped, held, series_dropped, series, series_expired,
-            snapshots, snapshot_seconds, snapshot_errors, reloads, paths, loop_failures, *extras.values()]
+            snapshots, snapshot_seconds, snapshot_errors, reloads, paths, map_entries, loop_failures, *extras.values()]
 
 
 class EngineCollector:

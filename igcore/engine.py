@@ -82,7 +82,8 @@ class GadgetRun:
         self._containers = containers
         self._subscribed = False
         self._snapshot_logged_at: float | None = None
-        self.signature = kernel_signature(aggregators or {})
+        self._planned = aggregators or {}
+        self.signature = kernel_signature(self._planned)
         self.kernel: KernelProgram | None = None
         if self.signature[0]:
             kernel = [(b, a.placement) for b, a in (aggregators or {}).items() if b in self.signature[0]]
@@ -120,22 +121,49 @@ class GadgetRun:
 
     def start(self) -> None:
         try:
-            self.gadget = self.spec.factory(GadgetContext(host=self.options.host, kernel=self.kernel))
-            self.stats = self.gadget.stats
-            if isinstance(self.gadget, TraceGadget):
-                package = getattr(self.spec.factory, "__module__", "").split(".")[0]
-                self.threads.watch(lambda: self.gadget.start(self.sink), package)
-            if isinstance(self.gadget, NetnsAware):
-                # after start: the gadget can only watch a namespace once its program is loaded
-                self._subscribed = True
-                self._containers.subscribe(self._netns_added, self._netns_removed)
+            self._start_gadget()
         except Exception as exc:
+            if self.kernel is not None and self._fall_back_to_user_space(exc):
+                return
             self.failure = "start_failed"
             self.failure_message = str(exc) if isinstance(exc, IgError) else f"{type(exc).__name__}: {exc}"
             log.error("gadget %s failed to start: %s; it is not running (ig_gadget_running 0), "
                       "the other gadgets keep running", self.label, self.failure_message,
                       exc_info=log.isEnabledFor(logging.DEBUG))
             self.stop()  # a gadget may have attached part of itself before it raised
+
+    def _start_gadget(self) -> None:
+        self.gadget = self.spec.factory(GadgetContext(host=self.options.host, kernel=self.kernel))
+        self.stats = self.gadget.stats
+        if isinstance(self.gadget, TraceGadget):
+            package = getattr(self.spec.factory, "__module__", "").split(".")[0]
+            self.threads.watch(lambda: self.gadget.start(self.sink), package)
+        if isinstance(self.gadget, NetnsAware):
+            # after start: the gadget can only watch a namespace once its program is loaded
+            self._subscribed = True
+            self._containers.subscribe(self._netns_added, self._netns_removed)
+
+    def _fall_back_to_user_space(self, exc: Exception) -> bool:
+        """The program with the kernel metrics compiled in did not start (say a plugin's KernelField
+        the compiler or the verifier refuses): start the gadget again with every metric in user
+        space. False when that fails too (then the gadget itself is at fault)."""
+        try:
+            self._detach_gadget()
+        except Exception:
+            pass   # what it left is the failed instance's; the new one starts clean
+        why = str(exc) if isinstance(exc, IgError) else f"{type(exc).__name__}: {exc}"
+        reason = f"the gadget's program did not load with it in the kernel ({why[:300]})"
+        self.kernel = None
+        for bound in self.signature[0]:
+            self._planned[bound].fall_back(reason)
+        self.signature = ((), True)
+        try:
+            self._start_gadget()
+        except Exception:
+            return False
+        log.warning("gadget %s: its program did not load with the metrics computed in the kernel (%s); they are "
+                    "computed in user space (ig_metric_aggregation)", self.label, why)
+        return True
 
     def count_in_kernel(self, on: bool) -> None:
         """Switch the program's kernel metrics on or off (a reload's hand-over between two runs)."""
@@ -165,16 +193,19 @@ class GadgetRun:
         self.active = False
         self.threads.stopping = True
         try:
-            if self._subscribed:
-                self._containers.unsubscribe(self._netns_added, self._netns_removed)
-                self._subscribed = False
-            if isinstance(self.gadget, TraceGadget):
-                self.gadget.stop()
-            elif self.gadget is not None:
-                self.gadget.close()
+            self._detach_gadget()
         except Exception as exc:
             log.error("gadget %s: stopping it failed: %s: %s", self.label, type(exc).__name__, exc)
         self.enricher.close()
+
+    def _detach_gadget(self) -> None:
+        if self._subscribed:
+            self._containers.unsubscribe(self._netns_added, self._netns_removed)
+            self._subscribed = False
+        if isinstance(self.gadget, TraceGadget):
+            self.gadget.stop()
+        elif self.gadget is not None:
+            self.gadget.close()
 
     def prefetch(self, aggregators: dict[BoundMetric, object]) -> None:
         """Begin the snapshot this scrape will need, without waiting for it."""

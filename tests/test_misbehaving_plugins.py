@@ -16,6 +16,7 @@ import signal
 import subprocess
 import threading
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -403,3 +404,29 @@ def test_ig_trace_stops_the_gadget_once_and_reports_a_failed_start_in_one_line(s
     assert result.returncode == 1
     assert "gadget trace misbehaving failed to start: RuntimeError: start failure requested" in one_error_line(result)
     assert bad.stop_mark.read_text() == "stopped\n"  # stop() followed the failed start()
+
+
+def test_kernel_column_that_does_not_compile_falls_back_to_user_space(require_bpf, run_ig, bad, tmp_path):
+    """A plugin's KernelField that the compiler refuses: the gadget starts again with its metrics in
+    user space, says so once, and counts exactly."""
+    program = tmp_path / ("igm" + uuid.uuid4().hex[:8])
+    shutil.copy("/bin/true", program)
+    config = f"""metrics_name: fallback
+metrics:
+  - name: by_comm
+    type: counter
+    category: trace
+    gadget: misbehaving_kernel
+    selector: ["comm:{program.name}"]
+    labels: [broken]
+"""
+    ig = run_ig(config, "--host")
+    assert ig.value("ig_gadget_running", category="trace", gadget="misbehaving_kernel") == 1
+    assert ig.value("ig_metric_aggregation", metric="by_comm", path="user") == 1
+    for _ in range(4):
+        subprocess.run([str(program)], check=True)
+    assert ig.wait_for("by_comm_total", 4, broken="0") == 4
+    lines = log_lines(ig, "gadget trace misbehaving_kernel: its program did not load with the metrics computed in the kernel")
+    assert len(lines) == 1, ig.output()
+    assert "no_such_field" in ig.output()   # the compiler's own words, printed by bcc
+    assert "Traceback" not in ig.output()

@@ -32,10 +32,12 @@ def shipped_distributions() -> set[str]:
 
 
 def _rows(columns: list[Column]) -> list[str]:
-    out = ["| column | kind | description |", "| --- | --- | --- |"]
+    # "kernel": known to the gadget's eBPF program, so metrics may be computed there (Where a metric is computed)
+    out = ["| column | kind | kernel | description |", "| --- | --- | --- | --- |"]
     for c in columns:
         aliases = f" (alias {', '.join(f'`{a}`' for a in c.aliases)})" if c.aliases else ""
-        out.append(f"| `{c.name}`{aliases} | {c.kind.value} | {c.description.replace('|', '/')} |")
+        kernel = "yes" if c.kernel is not None else "by key" if c.name in CONTAINER_COLUMN_NAMES else ""
+        out.append(f"| `{c.name}`{aliases} | {c.kind.value} | {kernel} | {c.description.replace('|', '/')} |")
     return out
 
 

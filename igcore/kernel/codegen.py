@@ -2,12 +2,13 @@
 
 The program's IG_EMIT runs `IG_KERNEL_METRICS_UPDATE()`: it copies the columns the metrics read
 (the gadget's KernelField expressions, valid where it emits) into one `struct ig_krow`, and calls
-`ig_kernel_metrics`, in which each metric tests its selectors and updates its own hash map:
+`ig_kernel_metrics`, in which each metric tests its selectors and updates its entry in one of two
+hash maps shared by the program's metrics (`ig_counts`, `ig_hists`):
 
-    key:   the gadget's container key, then the metric's kernel label columns
-           (integers as 8 bytes, strings as their char[N]), zero-padded to 8 bytes
+    key:   the metric's index, the gadget's container key, then the metric's kernel label columns
+           (integers as 8 bytes, strings as their char[N] padded to 8 bytes), zeros to the key size
     value: counter u64 (1 per event, or the field's sum); histogram u64 per bucket (+Inf last),
-           then the sum of the field
+           zeros to the widest histogram's, then the sum of the field
 
 A map that is full counts the event in `ig_kdrop[metric]`. `ig_gate` switches all of them on and
 off (a reload that recompiles the program swaps two programs with it, see KernelProgram).
@@ -33,9 +34,9 @@ class Layout:
     """How the map of one metric reads in Python."""
 
     index: int
-    map_name: str
-    key: struct.Struct                        # container key, then the key columns (ints, then strings)
-    order: tuple[int, ...]                    # per kernel label column, config order: its item in `key` - 1
+    map_name: str                             # COUNTERS or HISTOGRAMS
+    key: struct.Struct                        # metric index, container key, key columns (ints, then strings)
+    order: tuple[int, ...]                    # per kernel label column, config order: its item in `key` - 2
     decoders: tuple[Callable[[object], object], ...]   # per kernel label column, config order: item -> row value
     value: struct.Struct
     histogram: bool
@@ -57,11 +58,11 @@ class _Cells:
             size = char_array_size(field.ctype)
             if size:
                 self.decls.append(f"char {cell}[{size}];")
-                self.fills.append(f"__builtin_memcpy(ig_row__.{cell}, ({field.expr}), {size});")
+                self.fills.append(f"__builtin_memcpy(ig_row__->{cell}, ({field.expr}), {size});")
             else:
                 kind = "s64" if INT_TYPES[field.ctype] else "u64"
                 self.decls.append(f"{kind} {cell};")
-                self.fills.append(f"ig_row__.{cell} = ({kind})({field.expr});")
+                self.fills.append(f"ig_row__->{cell} = ({kind})({field.expr});")
         return f"r->{cell}"
 
 
@@ -108,32 +109,89 @@ def _named_integer_equals(cell: str, column: Column, text: str) -> str:
 class Generated:
     code: str
     layouts: tuple[Layout, ...]
+    key_size: int
+    counter_value_size: int
+    histogram_value_size: int
 
 
-def generate(spec, metrics: list[tuple[object, Placement]], count_when: int, max_entries: int) -> Generated:
-    """The C for `metrics` ((BoundMetric, kernel Placement) pairs) of gadget `spec`."""
+COUNTERS, HISTOGRAMS = "ig_counts", "ig_hists"
+
+
+@dataclass(frozen=True)
+class _Fields:
+    """A metric's key columns in the key's words: integers one word each, then strings."""
+
+    ints: tuple[Column, ...]
+    strings: tuple[Column, ...]
+
+    @property
+    def words(self) -> int:
+        return len(self.ints) + sum(-(-char_array_size(c.kernel.ctype) // 8) for c in self.strings)
+
+
+def generate(spec, metrics: list[tuple[object, Placement]], count_when: int, per_metric: int) -> Generated:
+    """The C for `metrics` ((BoundMetric, kernel Placement) pairs) of gadget `spec`.
+
+    All metrics share two hash maps, counters and histograms (a program may use at most 64 maps),
+    keyed by the metric's index, the container key and the metric's key columns; each map holds
+    `per_metric` entries for each of its metrics."""
     schema = spec.columns
     cells = _Cells()
     key_cell = cells.cell(schema.get(spec.container_key))
+    fields = [_fields(placement) for _, placement in metrics]
+    words = max([f.words for f in fields] + [1])
+    buckets = max([len(b.bounds) + 1 for b, _ in metrics if b.bounds is not None] + [1])
+    key_size, hist_size = 8 * (2 + words), 8 * (buckets + 1)
+    histograms = sum(1 for b, _ in metrics if b.bounds is not None)
+    sizes = (max(1, len(metrics) - histograms) * per_metric, max(1, histograms) * per_metric)
     parts, calls, layouts = [], [], []
-    widest = 1
-    for index, (bound, placement) in enumerate(metrics):
-        text, layout, width = _metric(index, bound, placement, cells, key_cell, schema, max_entries)
+    for index, ((bound, placement), f) in enumerate(zip(metrics, fields)):
+        text, layout = _metric(index, bound, placement, f, cells, key_cell, schema, key_size, buckets)
         parts.append(text)
         calls.append(f"ig_km{index}(r);")
         layouts.append(layout)
-        widest = max(widest, width)
     head = [
         "/* Generated by igcore.kernel for the metrics computed in this program. */",
         f"#define IG_COUNT_WHEN {count_when}",
         f"struct ig_krow {{ {' '.join(cells.decls)} }};",
+        # The row lives in a map, not on the stack: the verifier then learns nothing of its cells
+        # from one metric's tests that would make the next metric's paths differ.
+        "BPF_PERCPU_ARRAY(ig_rows, struct ig_krow, 1);",
+        "static __always_inline struct ig_krow *ig_row_slot(void) {",
+        "    u32 zero = 0;",
+        "    return ig_rows.lookup(&zero);",
+        "}",
+        f"struct ig_key {{ u64 metric; u64 ck; u64 w[{words}]; }};",
+        f"struct ig_hist {{ u64 b[{buckets}]; u64 sum; }};",
+        # Entries are allocated as keys appear: a map's size is a bound, not memory taken at load.
+        f"BPF_F_TABLE(\"hash\", struct ig_key, u64, {COUNTERS}, {sizes[0]}, BPF_F_NO_PREALLOC);",
+        f"BPF_F_TABLE(\"hash\", struct ig_key, struct ig_hist, {HISTOGRAMS}, {sizes[1]}, BPF_F_NO_PREALLOC);",
         "BPF_ARRAY(ig_gate, u32, 1);",
-        f"BPF_PERCPU_ARRAY(ig_kdrop, u64, {len(metrics)});",
-        f"struct ig_zero_value {{ u64 z[{widest}]; }};",
-        "BPF_ARRAY(ig_zero, struct ig_zero_value, 1);",
+        f"BPF_PERCPU_ARRAY(ig_kdrop, u64, {max(1, len(metrics))});",
+        "BPF_ARRAY(ig_zero, struct ig_hist, 1);",
         "static __always_inline void ig_kernel_drop(u32 metric) {",
         "    u64 *n = ig_kdrop.lookup(&metric);",
         "    if (n) *n += 1;",
+        "}",
+        "static __always_inline u64 *ig_count_slot(struct ig_key *k) {",
+        f"    u64 *v = {COUNTERS}.lookup(k);",
+        "    if (!v) {",
+        "        u64 zero = 0;",
+        f"        {COUNTERS}.insert(k, &zero);",
+        f"        v = {COUNTERS}.lookup(k);",
+        "    }",
+        "    return v;",
+        "}",
+        "static __always_inline struct ig_hist *ig_hist_slot(struct ig_key *k) {",
+        f"    struct ig_hist *v = {HISTOGRAMS}.lookup(k);",
+        "    if (!v) {",
+        "        u32 zero = 0;",
+        "        struct ig_hist *empty = ig_zero.lookup(&zero);",
+        "        if (!empty) return 0;",
+        f"        {HISTOGRAMS}.insert(k, empty);",
+        f"        v = {HISTOGRAMS}.lookup(k);",
+        "    }",
+        "    return v;",
         "}",
     ]
     dispatch = [
@@ -143,32 +201,36 @@ def generate(spec, metrics: list[tuple[object, Placement]], count_when: int, max
         "    if (!gate || *gate != IG_COUNT_WHEN) return;",
         *(f"    {call}" for call in calls),
         "}",
-        "#define IG_KERNEL_METRICS_UPDATE() do { struct ig_krow ig_row__; "
-        + " ".join(cells.fills) + " ig_kernel_metrics(&ig_row__); } while (0)",
+        "#define IG_KERNEL_METRICS_UPDATE() do { struct ig_krow *ig_row__ = ig_row_slot(); if (ig_row__) { "
+        + " ".join(cells.fills) + " ig_kernel_metrics(ig_row__); } } while (0)",
         "",
     ]
-    return Generated("\n".join([*head, *parts, *dispatch]), tuple(layouts))
+    return Generated("\n".join([*head, *parts, *dispatch]), tuple(layouts), key_size, 8, hist_size)
 
 
-def _metric(index: int, bound, placement: Placement, cells: _Cells, key_cell: str, schema, max_entries: int):
-    ints = [c for c in placement.key_columns if not char_array_size(c.kernel.ctype)]
-    strings = [c for c in placement.key_columns if char_array_size(c.kernel.ctype)]
-    decls, assigns, formats = ["u64 ck;"], [f"k.ck = (u64){key_cell};"], ["Q"]
-    for i, column in enumerate(ints):
-        decls.append(f"u64 n{i};")
-        assigns.append(f"k.n{i} = (u64){cells.cell(column)};")
+def _fields(placement: Placement) -> _Fields:
+    columns = placement.key_columns
+    return _Fields(tuple(c for c in columns if not char_array_size(c.kernel.ctype)),
+                   tuple(c for c in columns if char_array_size(c.kernel.ctype)))
+
+
+def _metric(index: int, bound, placement: Placement, fields: _Fields, cells: _Cells, key_cell: str, schema,
+            key_size: int, buckets: int):
+    assigns, formats, word = [f"k.metric = {index};", f"k.ck = (u64){key_cell};"], ["Q", "Q"], 0
+    for column in fields.ints:
+        assigns.append(f"k.w[{word}] = (u64){cells.cell(column)};")
         formats.append("q" if _signed(column) else "Q")
-    for i, column in enumerate(strings):
+        word += 1
+    for column in fields.strings:
         size = char_array_size(column.kernel.ctype)
-        decls.append(f"char s{i}[{size}];")
-        assigns.append(f"__builtin_memcpy(k.s{i}, {cells.cell(column)}, {size});")
+        assigns.append(f"__builtin_memcpy(&k.w[{word}], {cells.cell(column)}, {size});")
         formats.append(f"{size}s")
-    size = 8 * (1 + len(ints)) + sum(char_array_size(c.kernel.ctype) for c in strings)
-    pad = -size % 8
-    if pad:
-        decls.append(f"char _pad[{pad}];")
-        formats.append(f"{pad}x")
-    ordered = ints + strings   # the key's order; the labels keep the config's through `order`
+        if size % 8:
+            formats.append(f"{-size % 8}x")
+        word += -(-size // 8)
+    used = 8 * (2 + word)
+    if used < key_size:
+        formats.append(f"{key_size - used}x")
 
     tests = [_selector_c(s, schema.get(s.column), cells.cell(schema.get(s.column))) for s in placement.kernel_selectors]
     condition = " && ".join(tests) if tests else "1"
@@ -176,40 +238,31 @@ def _metric(index: int, bound, placement: Placement, cells: _Cells, key_cell: st
     amount = "1" if field is None else f"(u64){cells.cell(field)}"
     histogram = bound.bounds is not None
     if histogram:
-        width = len(bound.bounds) + 2
-        value_decl = f"struct ig_v{index} {{ u64 b[{width - 1}]; u64 sum; }};"
+        width = len(bound.bounds) + 1
+        slot = f"struct ig_hist *v = ig_hist_slot(&k);"
         update = (f"u32 idx = 0; {bucket_index(cells.cell(field), _signed(field), bound.bounds, 'idx')} "
-                  f"if (idx > {width - 2}) idx = {width - 2}; "
+                  f"if (idx > {width - 1}) idx = {width - 1}; "
                   f"__sync_fetch_and_add(&v->b[idx], 1); __sync_fetch_and_add(&v->sum, {amount});")
-        value = struct.Struct("<" + "Q" * (width - 1) + ("q" if _signed(field) else "Q"))
+        value = struct.Struct("<" + "Q" * width + "x" * 8 * (buckets - width) + ("q" if _signed(field) else "Q"))
     else:
-        width = 1
-        value_decl = f"struct ig_v{index} {{ u64 n; }};"
-        update = f"__sync_fetch_and_add(&v->n, {amount});"
+        slot = "u64 *v = ig_count_slot(&k);"
+        update = f"__sync_fetch_and_add(v, {amount});"
         value = struct.Struct("<q" if field is not None and _signed(field) else "<Q")
-    name = f"ig_m{index}"
     text = "\n".join([
         f"/* {bound.config.name} */",
-        f"struct ig_k{index} {{ {' '.join(decls)} }};",
-        value_decl,
-        f"BPF_HASH({name}, struct ig_k{index}, struct ig_v{index}, {max_entries});",
         f"static __always_inline void ig_km{index}(struct ig_krow *r) {{",
         f"    if (!({condition})) return;",
-        f"    struct ig_k{index} k;",
+        "    struct ig_key k;",
         "    __builtin_memset(&k, 0, sizeof(k));",
         *(f"    {a}" for a in assigns),
-        f"    struct ig_v{index} *v = {name}.lookup(&k);",
-        "    if (!v) {",
-        "        u32 zero = 0;",
-        "        struct ig_zero_value *empty = ig_zero.lookup(&zero);",
-        "        if (!empty) return;",
-        f"        {name}.insert(&k, (struct ig_v{index} *)empty);",
-        f"        v = {name}.lookup(&k);",
-        f"        if (!v) {{ ig_kernel_drop({index}); return; }}",
-        "    }",
+        f"    {slot}",
+        f"    if (!v) {{ ig_kernel_drop({index}); return; }}",
         f"    {update}",
         "}",
     ])
+    ordered = fields.ints + fields.strings   # the key's order; labels keep the config's through `order`
     order = tuple(ordered.index(c) for c in placement.key_columns)
     decoders = tuple(_decoder(c) for c in placement.key_columns)
-    return text, Layout(index, name, struct.Struct("<" + "".join(formats)), order, decoders, value, histogram), width
+    layout = Layout(index, HISTOGRAMS if histogram else COUNTERS, struct.Struct("<" + "".join(formats)), order,
+                    decoders, value, histogram)
+    return text, layout

@@ -61,6 +61,8 @@ class _StaysInUserSpace(Exception):
 
 def _kernel_placement(bound) -> Placement:
     spec, schema = bound.spec, bound.spec.columns
+    if not any(column.kernel is not None for column in schema):
+        raise _StaysInUserSpace(f"gadget {spec.category.value} {spec.name} declares no kernel columns")
     key = schema.get(spec.container_key)
     if key is None or key.kernel is None or not _is_int(key):
         raise _StaysInUserSpace(f"gadget {spec.category.value} {spec.name} does not declare its container key "

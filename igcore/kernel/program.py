@@ -12,13 +12,20 @@ import ctypes
 import errno
 import os
 import threading
+import time
 
-from .codegen import Generated, Layout, generate
+from .codegen import COUNTERS, HISTOGRAMS, Generated, Layout, generate
 from .plan import Placement
 
-# Entries a metric's map holds at least (and at most twice --max-series): label sets beyond the
-# cap are dropped when read, but each container of a label set needs its own entry.
+# Entries a metric may take in its map: twice --max-series (label sets beyond the cap are dropped
+# when read, but each container of a label set needs its own entry), and at least this many.
 MIN_ENTRIES = 1024
+# Entries read per system call: the buffers stay small whatever the maps' bounds.
+CHUNK = 4096
+
+
+# The metrics of one scrape (and the series sweep right after) read the maps once.
+REUSE_SECONDS = 0.05
 
 
 class MapReadError(OSError):
@@ -31,15 +38,18 @@ class KernelProgram:
         self.spec = spec
         self.metrics = [bound for bound, _ in metrics]
         self.ring_needed = ring_needed
-        self.max_entries = max(MIN_ENTRIES, 2 * max_series)
+        self.per_metric = max(MIN_ENTRIES, 2 * max_series)
         # A program compiled during a reload starts idle: the gate's initial 0 means "count" only
         # for a program that starts counting.
         self._count_when = 0 if start_counting else 1
-        self.generated: Generated = generate(spec, metrics, self._count_when, self.max_entries)
+        self.generated: Generated = generate(spec, metrics, self._count_when, self.per_metric)
         self._bpf = None
-        self._fds: list[int] = []
-        self._lock = threading.Lock()   # reads of one map at a time: they share its buffers
-        self._buffers: dict[int, tuple] = {}
+        self._fds: dict[str, int] = {}
+        self._lock = threading.Lock()   # one read at a time: reads share the buffers and the snapshot
+        self._buffers: dict[tuple, object] = {}
+        self._snapshot: dict | None = None
+        self._snapshot_at = 0.0
+        self.entries = 0   # entries the maps held at the latest read (ig_kernel_map_entries)
 
     @property
     def layouts(self) -> tuple[Layout, ...]:
@@ -53,7 +63,7 @@ class KernelProgram:
 
     def loaded(self, bpf) -> None:
         self._bpf = bpf
-        self._fds = [bpf.get_table(layout.map_name).get_fd() for layout in self.layouts]
+        self._fds = {name: bpf.get_table(name).get_fd() for name in (COUNTERS, HISTOGRAMS)}
 
     @property
     def is_loaded(self) -> bool:
@@ -71,43 +81,58 @@ class KernelProgram:
         return int(sum(self._bpf.get_table("ig_kdrop")[ctypes.c_int(index)]))
 
     def read(self, index: int) -> list[tuple[bytes, bytes]]:
-        """Every (key, value) of metric `index`'s map, as raw bytes."""
-        layout = self.layouts[index]
-        from bcc import libbcc
-
+        """Every (key, value) of metric `index`, as raw bytes, from a read of the maps at most
+        REUSE_SECONDS old (the metrics of one scrape share one read; reads only move forward)."""
         with self._lock:
-            keys, values, out_batch, count = self._buffers_of(index, layout)
-            total, first = 0, True
-            ksize, vsize = layout.key.size, layout.value.size
-            while total < self.max_entries:
-                count.value = self.max_entries - total
-                result = libbcc.lib.bpf_lookup_batch(
-                    self._fds[index], None if first else ctypes.byref(out_batch), ctypes.byref(out_batch),
-                    ctypes.byref(keys, ksize * total), ctypes.byref(values, vsize * total), ctypes.byref(count))
-                err = ctypes.get_errno()
-                total += count.value
-                first = False
-                if result != 0:
-                    if err == errno.ENOENT:
-                        break   # the end of the map
-                    raise MapReadError(err, f"reading the map of {self.metrics[index].name}: {os.strerror(err)}")
-                if count.value == 0:
-                    break
-            raw_keys = ctypes.string_at(keys, ksize * total)
-            raw_values = ctypes.string_at(values, vsize * total)
-        return [(raw_keys[i * ksize:(i + 1) * ksize], raw_values[i * vsize:(i + 1) * vsize]) for i in range(total)]
+            now = time.monotonic()
+            if self._snapshot is None or now - self._snapshot_at > REUSE_SECONDS:
+                self._snapshot = self._read_all()
+                self._snapshot_at = now
+            return self._snapshot.get(index, [])
 
-    def _buffers_of(self, index: int, layout: Layout):
-        buffers = self._buffers.get(index)
-        if buffers is None:
-            buffers = self._buffers[index] = (
-                ctypes.create_string_buffer(layout.key.size * self.max_entries),
-                ctypes.create_string_buffer(layout.value.size * self.max_entries),
-                ctypes.c_uint32(0), ctypes.c_uint32(0))
-        return buffers
+    def _read_all(self) -> dict[int, list[tuple[bytes, bytes]]]:
+        by_metric: dict[int, list] = {}
+        generated = self.generated
+        for name, vsize in ((COUNTERS, generated.counter_value_size), (HISTOGRAMS, generated.histogram_value_size)):
+            if not any(layout.map_name == name for layout in self.layouts):
+                continue
+            keys, values = self._lookup_batch(name, generated.key_size, vsize)
+            ksize = generated.key_size
+            for i in range(len(keys) // ksize):
+                key = keys[i * ksize:(i + 1) * ksize]
+                by_metric.setdefault(int.from_bytes(key[:8], "little"), []).append((key, values[i * vsize:(i + 1) * vsize]))
+        self.entries = sum(map(len, by_metric.values()))
+        return by_metric
 
-    def delete(self, index: int, key: bytes) -> None:
+    def _lookup_batch(self, name: str, ksize: int, vsize: int) -> tuple[bytes, bytes]:
         from bcc import libbcc
 
+        keys = self._buffers.get((name, "k")) or self._buffers.setdefault((name, "k"), ctypes.create_string_buffer(ksize * CHUNK))
+        values = self._buffers.get((name, "v")) or self._buffers.setdefault((name, "v"), ctypes.create_string_buffer(vsize * CHUNK))
+        batch, count = ctypes.c_uint32(0), ctypes.c_uint32(0)   # a hash map's batch token is a u32
+        key_parts, value_parts, first = [], [], True
+        while True:
+            count.value = CHUNK
+            result = libbcc.lib.bpf_lookup_batch(self._fds[name], None if first else ctypes.byref(batch),
+                                                 ctypes.byref(batch), keys, values, ctypes.byref(count))
+            err = ctypes.get_errno()
+            first = False
+            key_parts.append(ctypes.string_at(keys, ksize * count.value))
+            value_parts.append(ctypes.string_at(values, vsize * count.value))
+            if result != 0:
+                if err == errno.ENOENT:
+                    break   # the end of the map
+                raise MapReadError(err, f"reading the BPF map {name} of {self.spec.name}: {os.strerror(err)}")
+            if count.value == 0:
+                break
+        return b"".join(key_parts), b"".join(value_parts)
+
+    def forget(self, index: int, key: bytes) -> None:
+        """Delete the entry `key` of metric `index` (read for the last time by its aggregator)."""
+        from bcc import libbcc
+
+        name = self.layouts[index].map_name
         buffer = ctypes.create_string_buffer(key, len(key))
-        libbcc.lib.bpf_delete_elem(self._fds[index], buffer)
+        with self._lock:
+            libbcc.lib.bpf_delete_elem(self._fds[name], buffer)
+            self._snapshot = None   # the next read must not see the entry again

@@ -19,6 +19,7 @@ import time
 from operator import itemgetter
 
 from ..containers.resolver import PENDING
+from ..kernel.plan import USER, Placement
 from ..selectors import compile_selectors
 from .aggregators import CounterAggregator, HistogramAggregator
 
@@ -30,6 +31,7 @@ class _MapPull:
 
     _program = None
     _layout = None
+    _in_user_space = False
 
     def __init__(self, bound, placement, **kwargs) -> None:
         super().__init__(bound, **kwargs)
@@ -64,7 +66,16 @@ class _MapPull:
         return self._cap.dropped + self.kernel_dropped
 
     def ingest(self, rows: list[dict]) -> None:
-        """Nothing: the kernel counted these events already."""
+        """Nothing: the kernel counted these events already (unless the program fell back)."""
+        if self._in_user_space:
+            super().ingest(rows)
+
+    def fall_back(self, reason: str) -> None:
+        """The gadget's program did not load with this metric in it: count rows in user space."""
+        with self._pull_lock:
+            self._program = None
+            self._in_user_space = True
+            self.placement = Placement(USER, reason)
 
     def collect(self):
         self.pull()
@@ -82,7 +93,7 @@ class _MapPull:
             entries = program.read(layout.index)
             moved, gone = self._moves(entries)
             for raw in gone:   # read above for the last time: make room in the map
-                program.delete(layout.index, raw)
+                program.forget(layout.index, raw)
                 self._entries.pop(raw, None)
         if moved:
             self._merge(moved)
@@ -128,7 +139,7 @@ class _MapPull:
         """(series key, _DROP or None while pending; the token of its container for the gone test)."""
         layout, enricher = self._layout, self._enricher
         items = layout.key.unpack(raw)
-        labels, container = enricher.labels_for(items[0])
+        labels, container = enricher.labels_for(items[1])
         if labels is PENDING:
             if waited < enricher.hold_seconds:
                 return None, None
@@ -137,10 +148,10 @@ class _MapPull:
             return _DROP, None
         row = dict(labels)
         for column, position, decode in zip(self._kernel_labels, layout.order, layout.decoders):
-            row[column] = decode(items[1 + position])
+            row[column] = decode(items[2 + position])
         if self._container_test is not None and not self._container_test(row):
-            return _DROP, _token(container, items[0])
-        return self._row_key(row), _token(container, items[0])
+            return _DROP, _token(container, items[1])
+        return self._row_key(row), _token(container, items[1])
 
     def _live(self) -> set:
         live = set()

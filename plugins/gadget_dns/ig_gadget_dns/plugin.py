@@ -1,4 +1,9 @@
-"""trace dns: DNS queries and responses seen in the host's and every container's network namespace."""
+"""trace dns: DNS queries and responses seen in the host's and every container's network namespace.
+
+The kernel (dns.bpf.c) decides which packets are DNS messages and reads their header, qtype and
+latency into `struct dns_fields f`, which the columns' KernelFields name; user space reads only the
+addresses, the queried name and the answers from the captured bytes.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +11,12 @@ import ctypes
 import os
 import struct
 import threading
-from collections import OrderedDict
 from importlib import resources
 
 from igcore.api import (
     Column,
     GadgetContext,
+    KernelField,
     Kind,
     NetnsAware,
     RingBufferTransport,
@@ -21,10 +26,19 @@ from igcore.api import (
     hookimpl,
 )
 
+from .kernel_counts import KernelCounters
 from .netns import packet_socket
-from .parse import PKT_TYPES, MalformedPacket, NotDns, message, transport
+from .parse import PKT_TYPES, QTYPES, RCODES, MalformedPacket, contents, endpoints
 from .slots import load_with_slot
-from .tcp_framing import TcpFraming
+
+QTYPE_NONE = 65536   # dns.bpf.c: a message without a question
+RCODE_QUERY = 255    # dns.bpf.c: the rcode of a query
+PROTOS = {17: "UDP", 6: "TCP"}
+
+
+def _named(names: dict[int, str], *extra: tuple[str, int]) -> tuple[tuple[str, int], ...]:
+    return (*((text, code) for code, text in names.items()), *extra)
+
 
 SCHEMA = Schema.with_container_columns([
     Column("pid", Kind.INT, "not known to a socket filter: 0"),
@@ -34,19 +48,23 @@ SCHEMA = Schema.with_container_columns([
     Column("comm", Kind.STR, "not known to a socket filter: empty"),
     Column("srcIP", Kind.STR, "source address"),
     Column("dstIP", Kind.STR, "destination address"),
-    Column("srcPort", Kind.INT, "source port"),
-    Column("dstPort", Kind.INT, "destination port"),
-    Column("proto", Kind.STR, "UDP or TCP"),
-    Column("id", Kind.INT, "DNS message id"),
-    Column("qr", Kind.STR, "Q for a query, R for a response"),
-    Column("qtype", Kind.STR, "query type (A, AAAA, ...; a number when unknown)"),
-    Column("name", Kind.STR, "queried name, with the trailing dot (example.com.)"),
-    Column("rcode", Kind.STR, "response code of responses (NoError, NXDomain, ...); empty on queries"),
-    Column("latency", Kind.INT, "ns from the query to this response (same namespace, id and addresses); 0 otherwise"),
-    Column("numAnswers", Kind.INT, "answer records"),
+    Column("srcPort", Kind.INT, "source port", kernel=KernelField("f.sport", "u16")),
+    Column("dstPort", Kind.INT, "destination port", kernel=KernelField("f.dport", "u16")),
+    Column("proto", Kind.STR, "UDP or TCP", kernel=KernelField("f.proto", "u8", _named(PROTOS))),
+    Column("id", Kind.INT, "DNS message id", kernel=KernelField("f.id", "u16")),
+    Column("qr", Kind.STR, "Q for a query, R for a response", kernel=KernelField("f.qr", "u8", (("Q", 0), ("R", 1)))),
+    Column("qtype", Kind.STR, "query type (A, AAAA, ...; a number when unknown; empty without a question)",
+           kernel=KernelField("f.qtype", "u32", _named(QTYPES, ("", QTYPE_NONE)))),
+    Column("name", Kind.STR, "queried name, with the trailing dot (example.com.); empty if it cannot be read"),
+    Column("rcode", Kind.STR, "response code of responses (NoError, NXDomain, ...); empty on queries",
+           kernel=KernelField("f.rcode", "u8", _named(RCODES, ("", RCODE_QUERY)))),
+    Column("latency", Kind.INT, "ns from the query to this response (same namespace, id and addresses); 0 otherwise",
+           kernel=KernelField("f.latency", "u64")),
+    Column("numAnswers", Kind.INT, "answer records (the header's count)", kernel=KernelField("f.ancount", "u16")),
     Column("addresses", Kind.STR, "A and AAAA answers, comma-separated"),
-    Column("pktType", Kind.STR, "HOST (received) or OUTGOING (sent); HOST on loopback, where a packet is both and reported once"),
-    Column("netns", Kind.UINT, "network namespace inode"),
+    Column("pktType", Kind.STR, "HOST (received) or OUTGOING (sent); HOST on loopback, where a packet is both and reported once",
+           kernel=KernelField("f.pkt_type", "u8", _named(PKT_TYPES))),
+    Column("netns", Kind.UINT, "network namespace inode", kernel=KernelField("f.netns", "u64")),
     Column("timestamp", Kind.UINT, "kernel time of the packet (ns, monotonic)"),
 ])
 
@@ -54,23 +72,23 @@ CAPTURE = 512
 RINGBUF_PAGES = 1024   # 4 MiB: about 7,000 captured messages of headroom for a busy resolver
 QUERY_TABLE_SIZE = 16384
 QUERY_TTL_NS = 10_000_000_000
+NETNS_SLOTS = 4096     # namespaces watched at once (a slot is reused once its namespace has gone)
 
 
-# The fixed part of an event (struct dns_event in dns.bpf.c): timestamp, slot, _pad, len, caplen,
-# pkt_type, ifindex; `caplen` captured bytes follow (the event is sent only that long).
-_HEADER = struct.Struct("=QIIIIII")
+# struct dns_event in dns.bpf.c: timestamp, then struct dns_fields (latency, netns, qtype, id, sport,
+# dport, ancount, qdcount, msg_off, msg_len, qr, opcode, rcode, proto, pkt_type, ipv6), caplen,
+# ifindex; `caplen` captured bytes of the packet follow (the event is sent only that long).
+_EVENT = struct.Struct("=QQQIHHHHHHHBBBBBBII")
 
 
 class DnsGadget(TraceGadget, NetnsAware):
     def __init__(self, ctx: GadgetContext) -> None:
         super().__init__(ctx)
-        self.stats.extra.update(dns_queries_expired=0, dns_queries_evicted=0, dns_unmatched_responses=0)
-        self._sockets: dict[int, tuple] = {}      # netns -> (socket, program fd)
+        self.stats.extra = KernelCounters(QUERY_TTL_NS)
+        self._sockets: dict[int, tuple] = {}      # netns -> (socket, program fd, slot)
         self._users: dict[int, int] = {}          # netns -> containers using it (a pod's share one)
         self._own_netns = 0                       # ig's own (the host's): watched until stop
-        self._netns_of_slot: dict[int, int] = {}  # slot stamped by the program -> netns
-        self._queries: OrderedDict = OrderedDict()  # (netns, id, client, server) -> kernel ns
-        self._tcp = TcpFraming()
+        self._free_slots = list(range(NETNS_SLOTS - 1, 0, -1))   # slot 0 is never stamped
         self._lock = threading.Lock()
         self._bpf = self._transport = None
 
@@ -80,18 +98,20 @@ class DnsGadget(TraceGadget, NetnsAware):
             if self._bpf is None:
                 return
             self._users[netns] = self._users.get(netns, 0) + 1
-            if netns in self._sockets:
+            if netns in self._sockets or not self._free_slots:
                 return
-            slot = len(self._netns_of_slot) + 1
+            slot = self._free_slots.pop()
+            # the program reads the namespace from its slot: set before any packet can run it
+            self._bpf[b"dns_netns"][ctypes.c_uint32(slot)] = ctypes.c_uint64(netns)
             fd = load_with_slot(self._bpf, b"ig_dns_filter", slot)
             try:
                 sock = packet_socket(path, fd)
             except OSError:
                 os.close(fd)
                 self._users.pop(netns, None)
+                self._free_slots.append(slot)
                 return  # the namespace's process is already gone
-            self._sockets[netns] = (sock, fd)
-            self._netns_of_slot[slot] = netns
+            self._sockets[netns] = (sock, fd, slot)
 
     def remove_netns(self, netns: int) -> None:
         with self._lock:
@@ -101,14 +121,18 @@ class DnsGadget(TraceGadget, NetnsAware):
                 return   # still used by another container of the pod, or the host's own
             self._users.pop(netns, None)
             entry = self._sockets.pop(netns, None)
-        if entry:
-            entry[0].close()   # its slot stays mapped: late events of that namespace still resolve
-            os.close(entry[1])
+            if entry:
+                entry[0].close()   # no packet runs its program any more: the slot is free
+                os.close(entry[1])
+                self._free_slots.append(entry[2])
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self, sink) -> None:
         text = resources.files(__package__).joinpath("dns.bpf.c").read_text()
-        self._bpf = compile_program(text, [f"-DIG_RINGBUF_PAGES={RINGBUF_PAGES}"], name="dns")
+        cflags = [f"-DIG_RINGBUF_PAGES={RINGBUF_PAGES}", f"-DQUERY_TABLE_SIZE={QUERY_TABLE_SIZE}",
+                  f"-DQUERY_TTL_NS={QUERY_TTL_NS}ULL", f"-DNETNS_SLOTS={NETNS_SLOTS}"]
+        self._bpf = compile_program(text, cflags, name="dns", kernel=self.ctx.kernel)
+        self.stats.extra.attach(self._bpf)
         self._transport = RingBufferTransport(self._bpf, self._decode, self.stats)
         self._transport.start(sink, name="ig-dns")
         # ig runs in the host namespace: watch its own, whatever containers come and go
@@ -120,60 +144,36 @@ class DnsGadget(TraceGadget, NetnsAware):
             return
         with self._lock:
             sockets, self._sockets = list(self._sockets.values()), {}
-        for sock, fd in sockets:
+        for sock, fd, _slot in sockets:
             sock.close()
             os.close(fd)
         self._transport.stop()
+        self.stats.extra.detach()
         self._bpf.cleanup()
         self._transport = None
 
     # -- decoding --------------------------------------------------------------------------
     def _decode(self, data, size):
         raw = ctypes.string_at(data, size)   # one copy: the header, then `caplen` captured bytes
+        (timestamp, latency, netns, qtype, ident, sport, dport, ancount, _qdcount, msg_off, msg_len,
+         qr, _opcode, rcode, proto, pkt_type, ipv6, caplen, _ifindex) = _EVENT.unpack_from(raw)
+        packet = raw[_EVENT.size:_EVENT.size + min(caplen, CAPTURE)]
+        row = {"pid": 0, "tid": 0, "uid": 0, "gid": 0, "comm": "", "srcPort": sport, "dstPort": dport,
+               "proto": PROTOS[proto], "id": ident, "qr": "R" if qr else "Q",
+               "qtype": "" if qtype == QTYPE_NONE else QTYPES.get(qtype) or str(qtype),
+               "rcode": "" if rcode == RCODE_QUERY else RCODES.get(rcode) or str(rcode),
+               "latency": latency, "numAnswers": ancount, "pktType": PKT_TYPES.get(pkt_type) or str(pkt_type),
+               "netns": netns, "timestamp": timestamp}
+        # The kernel counted this message: it is a row even when its bytes cannot be read here.
         try:
-            timestamp, slot, _pad, _len, caplen, pkt_type, _ifindex = _HEADER.unpack_from(raw)
-            seg = transport(raw[_HEADER.size:_HEADER.size + min(caplen, CAPTURE)])
-            if seg.proto == "TCP" and not self._tcp.starts_message(
-                    (slot, seg.src, seg.dst, seg.sport, seg.dport), seg.seq, seg.length):
-                return None   # the middle of a long message, or a retransmission
-            if seg.length < 0:
-                raise MalformedPacket("a TCP segment too short for a message")
+            row["srcIP"], row["dstIP"] = endpoints(packet, ipv6)
+            msg = packet[msg_off:msg_off + msg_len]
             # a message longer than the frame holds: cut by the capture or continued in later segments
-            row = message(seg.payload, cut=len(seg.payload) < seg.length)
-        except NotDns:
-            return None   # a TCP segment without payload (handshake, ACK, FIN)
-        except (MalformedPacket, struct.error):
+            row["name"], row["addresses"] = contents(msg, cut=len(msg) < msg_len)
+        except MalformedPacket:
             self.stats.decode_errors += 1
-            return None
-        row.update(pid=0, tid=0, uid=0, gid=0, comm="", srcIP=seg.src, dstIP=seg.dst, srcPort=seg.sport,
-                   dstPort=seg.dport, proto=seg.proto, latency=0, pktType=PKT_TYPES.get(pkt_type) or str(pkt_type),
-                   netns=self._netns_of_slot.get(slot, 0), timestamp=timestamp)
-        self._match(row, timestamp)
+            row.update(srcIP=row.get("srcIP", ""), dstIP=row.get("dstIP", ""), name="", addresses="")
         return row
-
-    def _match(self, row: dict, now: int) -> None:
-        """Remember queries; give a response the time since its query."""
-        queries, extra = self._queries, self.stats.extra
-        while queries:
-            key, when = next(iter(queries.items()))
-            if now - when <= QUERY_TTL_NS:
-                break
-            queries.popitem(last=False)
-            extra["dns_queries_expired"] += 1
-        if row["qr"] == "Q":
-            key = (row["netns"], row["id"], row["srcIP"], row["srcPort"], row["dstIP"], row["dstPort"])
-            queries[key] = now
-            queries.move_to_end(key)
-            if len(queries) > QUERY_TABLE_SIZE:
-                queries.popitem(last=False)
-                extra["dns_queries_evicted"] += 1
-        else:
-            key = (row["netns"], row["id"], row["dstIP"], row["dstPort"], row["srcIP"], row["srcPort"])
-            sent = queries.pop(key, None)
-            if sent is None:
-                extra["dns_unmatched_responses"] += 1
-            else:
-                row["latency"] = now - sent
 
 
 @hookimpl

@@ -12,6 +12,10 @@ trace misbehaving
 - IG_MISBEHAVING_STOP_MARK: a file `stop()` appends "stopped" to (shows stop() was called).
 - IG_MISBEHAVING_STOP_SLEEP: seconds `stop()` sleeps before it returns.
 
+trace misbehaving_kernel
+- a real eBPF program (kernel.bpf.c, one event per exec) whose schema declares a kernel column with
+  a C expression that does not compile: a metric reading it cannot be computed in the kernel.
+
 snapshot misbehaving
 - IG_MISBEHAVING_SNAPSHOT: a JSON file with the list of rows `snapshot()` returns, as is.
 - IG_MISBEHAVING_SNAPSHOT_SLEEP: seconds `snapshot()` sleeps first (a hanging gadget).
@@ -26,7 +30,10 @@ import threading
 import time
 from pathlib import Path
 
-from igcore.api import Column, GadgetContext, Kind, Schema, SnapshotGadget, TraceGadget, hookimpl
+import ctypes
+
+from igcore.api import (Column, GadgetContext, KernelField, Kind, RingBufferGadget, Schema, SnapshotGadget, TraceGadget,
+                        c_string, hookimpl)
 
 # Each kind once, so every way a value can break its column's kind has a column to do it in.
 TRACE_SCHEMA = Schema.with_container_columns([
@@ -99,11 +106,29 @@ class MisbehavingSnapshot(SnapshotGadget):
         time.sleep(_seconds("IG_MISBEHAVING_STOP_SLEEP"))
 
 
+KERNEL_SCHEMA = Schema.with_container_columns([
+    Column("comm", Kind.STR, "the new program's name", kernel=KernelField("e->comm", "char[16]")),
+    Column("cgroup_id", Kind.UINT, "the container key", kernel=KernelField("e->cgroup_id", "u64")),
+    Column("broken", Kind.INT, "declared in the kernel with an expression that does not compile",
+           kernel=KernelField("e->no_such_field", "u32")),
+])
+
+
+class MisbehavingKernel(RingBufferGadget):
+    program = "kernel.bpf.c"
+
+    def decode(self, data, size: int) -> dict:
+        raw = ctypes.string_at(data, size)
+        return {"cgroup_id": int.from_bytes(raw[:8], "little"), "comm": c_string(raw[8:24]), "broken": 0}
+
+
 @hookimpl
 def ig_register_gadgets(register) -> None:
     if os.environ.get("IG_TEST_GADGETS") != "1":
         return
     register(category="trace", name="misbehaving", description="batches of rows exactly as a test's JSON files have them",
              columns=TRACE_SCHEMA, factory=MisbehavingTrace)
+    register(category="trace", name="misbehaving_kernel", description="execs, with a kernel column that does not compile",
+             columns=KERNEL_SCHEMA, factory=MisbehavingKernel)
     register(category="snapshot", name="misbehaving", description="rows exactly as a test's JSON file has them",
              columns=SNAPSHOT_SCHEMA, factory=MisbehavingSnapshot)

@@ -1,0 +1,171 @@
+"""What the kernel decides in trace dns, on the real kernel with frames sent through a namespace's
+loopback: query/response matching and its expiry, TCP framing (continuations, retransmissions),
+the question walk (compression pointers, over-long names)."""
+
+from __future__ import annotations
+
+import struct
+import sys
+import subprocess
+import time
+
+import frames
+import ig_gadget_dns.plugin as plugin
+import pytest
+from dns_tracing import Rows, dns_gadget  # noqa: F401 (fixture)
+
+from igcore.gadgets import GadgetContext
+from igcore.plugins import load_catalog
+from tests.fixtures.barrier import drained
+
+CLIENT, SERVER = ("10.0.0.9", 40000), ("10.0.0.53", 53)
+
+
+def rows_of(rows: Rows, ident: int) -> list[dict]:
+    return [r for r in rows.rows if r["id"] == ident]
+
+
+def query(ident: int, client=CLIENT) -> bytes:
+    return frames.udp(client, SERVER, frames.dns(ident))
+
+
+def response(ident: int, client=CLIENT) -> bytes:
+    return frames.udp(SERVER, client, frames.dns(ident, response=True))
+
+
+@pytest.fixture
+def traced(dns_gadget, netns):
+    gadget, rows = dns_gadget
+    gadget.add_netns(netns.inode, netns.path)
+    return gadget, rows, netns
+
+
+def test_a_response_matches_only_its_own_query(traced, make_netns):
+    gadget, rows, ns = traced
+    other = make_netns()
+    gadget.add_netns(other.inode, other.path)
+    frames.send(ns.run, [query(7)])
+    frames.send(other.run, [query(7)])   # the same query in another namespace
+    frames.send(ns.run, [response(7, ("10.0.0.9", 40001)), response(7), response(7)])
+    rows.wait(lambda rs: len(rows_of(rows, 7)) >= 5)
+    drained(gadget.stats)
+    mine = [(r["qr"], r["dstPort"], r["latency"] > 0) for r in rows_of(rows, 7) if r["netns"] == ns.inode]
+    assert mine == [("Q", 53, False), ("R", 40001, False), ("R", 40000, True), ("R", 40000, False)]
+    assert gadget.stats.extra["dns_unmatched_responses"] == 2
+    assert gadget.stats.extra["dns_queries_expired"] == 0
+
+
+def test_a_response_with_no_query_has_no_latency(traced):
+    """A real socket on port 53 answering what it never was asked."""
+    gadget, rows, ns = traced
+    send = ("import socket,sys; s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n"
+            "s.bind(('127.0.0.1', 53)); s.sendto(bytes.fromhex(sys.argv[1]), ('127.0.0.1', 40000))")
+    subprocess.run([*ns.run, sys.executable, "-c", send, frames.dns(0x5151, response=True, rcode=3).hex()], check=True)
+    rows.wait(lambda rs: rows_of(rows, 0x5151))
+    drained(gadget.stats)
+    assert [(r["qr"], r["rcode"], r["latency"], r["srcPort"], r["name"]) for r in rows_of(rows, 0x5151)] == [
+        ("R", "NXDomain", 0, 53, "example.test.")]
+    assert gadget.stats.extra["dns_unmatched_responses"] == 1
+
+
+@pytest.fixture
+def short_ttl(monkeypatch, require_bpf, netns):
+    """The gadget with queries expiring after 1 s and a query table of 8 entries."""
+    monkeypatch.setattr(plugin, "QUERY_TTL_NS", 1_000_000_000)
+    monkeypatch.setattr(plugin, "QUERY_TABLE_SIZE", 8)
+    gadget = load_catalog().get("trace", "dns").factory(GadgetContext(host=True))
+    rows = Rows()
+    gadget.start(rows)
+    gadget.add_netns(netns.inode, netns.path)
+    yield gadget, rows, netns
+    gadget.stop()
+
+
+def wait_past_ttl(row: dict) -> None:
+    """Until the kernel clock is past the row's time plus the TTL."""
+    while time.clock_gettime_ns(time.CLOCK_MONOTONIC) <= row["timestamp"] + plugin.QUERY_TTL_NS:
+        time.sleep(0.02)
+
+
+def test_queries_expire_after_the_ttl(short_ttl):
+    gadget, rows, ns = short_ttl
+    frames.send(ns.run, [query(1), query(3)])
+    rows.wait(lambda rs: rows_of(rows, 3))
+    wait_past_ttl(rows_of(rows, 3)[0])
+    frames.send(ns.run, [query(2), response(1), response(2)])
+    rows.wait(lambda rs: len(rows_of(rows, 2)) == 2 and len(rows_of(rows, 1)) == 2)
+    late, in_time = rows_of(rows, 1)[1], rows_of(rows, 2)[1]
+    assert late["latency"] == 0 and 0 < in_time["latency"] < plugin.QUERY_TTL_NS
+    # query 1 expired when its response came; query 3, never answered, when the counters are read
+    assert gadget.stats.extra["dns_queries_expired"] == 2
+    assert gadget.stats.extra["dns_unmatched_responses"] == 1
+    assert gadget.stats.extra["dns_queries_evicted"] == 0
+
+
+def test_the_table_is_bounded_and_the_newest_query_still_matches(short_ttl):
+    gadget, rows, ns = short_ttl
+    sent = 40
+    frames.send(ns.run, [query(100 + i) for i in range(sent)])
+    rows.wait(lambda rs: rows_of(rows, 100 + sent - 1))
+    frames.send(ns.run, [response(100 + sent - 1)])
+    rows.wait(lambda rs: len(rows_of(rows, 100 + sent - 1)) == 2)
+    assert rows_of(rows, 100 + sent - 1)[1]["latency"] > 0
+    # at most 8 are kept: the others were evicted by the LRU, the answered one removed
+    assert sent - 1 - 8 <= gadget.stats.extra["dns_queries_evicted"] <= sent - 1
+    assert gadget.stats.extra["dns_queries_expired"] == 0
+
+
+def test_tcp_framing_continuations_retransmissions_and_segments_without_a_message(traced):
+    gadget, rows, ns = traced
+    # a response with one answer (48 bytes framed), split after its question
+    first = (struct.pack("!HHHHHH", 0x6001, 0x8180, 1, 1, 0, 0) + b"\x07example\x04test\x00\x00\x01\x00\x01"
+             + b"\xc0\x0c" + struct.pack("!HHIH", 1, 1, 60, 4) + bytes([10, 0, 0, 1]))
+    second = frames.dns(0x6002)
+    framed = struct.pack("!H", len(first)) + first
+    start = 0xFFFFFFF0   # the second message starts after the sequence numbers wrap
+    after = (start + len(framed)) % (1 << 32)
+    segments = [
+        frames.tcp(CLIENT, SERVER, start - 1, b""),                              # an ACK: no payload
+        frames.tcp(CLIENT, SERVER, start, framed[:36]),                          # the message begins
+        frames.tcp(CLIENT, SERVER, (start + 36) % (1 << 32), framed[36:]),       # continues
+        frames.tcp(CLIENT, SERVER, start, framed[:36]),                          # retransmitted
+        frames.tcp(CLIENT, SERVER, after, struct.pack("!H", len(second))),       # a prefix alone
+        frames.tcp(CLIENT, SERVER, (after + 2) % (1 << 32), second),             # inside its span
+        frames.tcp(CLIENT, SERVER, (after + 2 + len(second)) % (1 << 32), struct.pack("!H", len(second)) + second),
+    ]
+    frames.send(ns.run, segments)
+    rows.wait(lambda rs: rows_of(rows, 0x6002))
+    drained(gadget.stats)
+    assert [(r["proto"], r["qr"], r["name"], r["numAnswers"], r["addresses"]) for r in rows_of(rows, 0x6001)] == [
+        ("TCP", "R", "example.test.", 1, "")]   # its answer is in the next segment
+    assert len(rows_of(rows, 0x6002)) == 1   # the prefix alone: no header in its segment, malformed
+    extra = gadget.stats.extra
+    assert (extra["dns_tcp_continuations"], extra["dns_tcp_retransmissions"], extra["dns_malformed"]) == (2, 1, 1)
+
+
+def name(*labels: bytes) -> bytes:
+    return b"".join(bytes([len(label)]) + label for label in labels)
+
+
+def test_the_question_walk(traced):
+    """A pointer ends the name where it is (the kernel reads the qtype after it, user space follows
+    it); a name over 255 bytes, or a reserved label type, makes the message unreadable."""
+    gadget, rows, ns = traced
+    a_in = b"\x00\x01\x00\x01"
+    questions = {
+        0x7001: name(b"www") + b"\xc0\x16" + a_in,    # a pointer to the bytes after the question
+        0x7002: name(b"abc") + b"\xc0\x0c" + a_in,    # a pointer to itself: user space cannot follow
+        0x7003: name(*[b"x" * 63] * 4) + b"\x00" + a_in,   # 257 bytes
+        0x7004: b"\x41abc\x00" + a_in,                # label type 01 (reserved)
+        0x7005: name(*[b"x" * 63] * 3, b"y" * 61) + b"\x00" + a_in,   # 255 bytes: the longest
+    }
+    payloads = {ident: frames.dns(ident, question=q) for ident, q in questions.items()}
+    payloads[0x7001] += b"\x07example\x04test\x00"   # where the pointer of 0x7001 points
+    frames.send(ns.run, [frames.udp(CLIENT, SERVER, p) for p in payloads.values()])
+    rows.wait(lambda rs: rows_of(rows, 0x7005))
+    drained(gadget.stats)
+    got = {r["id"]: (r["qtype"], r["name"]) for r in rows.rows if r["id"] in questions}
+    assert got == {0x7001: ("A", "www.example.test."), 0x7002: ("A", ""),
+                   0x7005: ("A", ".".join(["x" * 63] * 3 + ["y" * 61]) + ".")}
+    assert gadget.stats.extra["dns_malformed"] == 2
+    assert gadget.stats.decode_errors == 1

@@ -1,0 +1,139 @@
+"""Where a metric is computed (igcore.kernel.plan) and the C comparisons it is compiled to
+(igcore.kernel.ctext), without loading anything: a synthetic gadget declares kernel columns."""
+
+from __future__ import annotations
+
+import pytest
+
+from igcore.columns import Column, KernelField, Kind, Schema
+from igcore.config import load_config_text
+from igcore.gadgets import Category, GadgetSpec
+from igcore.kernel import KERNEL, SNAPSHOT, USER, place
+from igcore.kernel.ctext import bucket_index, int_compare, string_equals
+from igcore.plugins import GadgetCatalog
+
+SCHEMA = Schema.with_container_columns([
+    Column("uid", Kind.INT, kernel=KernelField("ev->uid", "u32")),
+    Column("retval", Kind.INT, kernel=KernelField("ev->retval", "s32")),
+    Column("comm", Kind.STR, kernel=KernelField("ev->comm", "char[16]")),
+    Column("qtype", Kind.STR, kernel=KernelField("ev->qtype", "u16", values=(("A", 1), ("AAAA", 28)))),
+    Column("args", Kind.STR),
+    Column("ratio", Kind.FLOAT),
+    Column("cgroup_id", Kind.UINT, kernel=KernelField("ev->cgroup_id", "u64")),
+])
+
+
+def _catalog(container_key: str = "cgroup_id") -> GadgetCatalog:
+    trace = GadgetSpec(Category.TRACE, "k", "", SCHEMA, factory=None, container_key=container_key)
+    snap = GadgetSpec(Category.SNAPSHOT, "s", "", SCHEMA, factory=None)
+    return GadgetCatalog({trace.key: trace, snap.key: snap})
+
+
+def _placement(metric: str, catalog: GadgetCatalog | None = None, allow: bool = True):
+    cfg = load_config_text(f"metrics_name: t\nmetrics:\n  - {metric}\n", "test", catalog or _catalog())
+    return place(cfg.metrics[0], allow)
+
+
+COUNTER = "{{name: m, type: counter, category: trace, gadget: k, {}}}"
+
+
+@pytest.mark.parametrize("rest", [
+    "selector: ['uid:>=1000', 'retval:!0', 'comm:cat'], labels: [comm, uid, k8s.pod]",
+    "selector: ['qtype:AAAA', 'k8s.namespace:~^kube-'], labels: [qtype]",
+    "field: retval, labels: [retval]",
+    "selector: ['uid:-1']",   # a constant no u32 takes: still exact (always false)
+])
+def test_kernel_evaluable_metrics_go_to_the_kernel(rest):
+    placement = _placement(COUNTER.format(rest))
+    assert placement.where == KERNEL, placement.reason
+
+
+def test_histograms_of_an_integer_field_go_to_the_kernel_whatever_the_multiplier():
+    metric = "{name: h, type: histogram, category: trace, gadget: k, field: uid, bucket: {type: exp2, min: 0, max: 8, multiplier: 0.5}}"
+    assert _placement(metric).where == KERNEL
+
+
+@pytest.mark.parametrize("rest, reason", [
+    ("selector: ['comm:~^c']", 'selector "comm:~^c": regular expressions are evaluated in user space'),
+    ("selector: ['comm:>b']", 'selector "comm:>b": strings are ordered in user space'),
+    ("selector: ['qtype:>A']", 'selector "qtype:>A": strings are ordered in user space'),
+    ("selector: ['uid:>1.5']", 'selector "uid:>1.5": 1.5 is not an integer'),
+    ("selector: ['args:x']", 'selector "args:x": column args is not known in the gadget\'s eBPF program'),
+    ("labels: [args]", "label args: column args is not known in the gadget's eBPF program"),
+    ("field: ratio", "field ratio: column ratio is not known in the gadget's eBPF program"),
+    ("selector: ['comm:a\ufffd']", "the value holds U+FFFD"),
+])
+def test_user_space_metrics_name_what_keeps_them_there(rest, reason):
+    placement = _placement(COUNTER.format(rest))
+    assert placement.where == USER
+    assert reason in placement.reason
+
+
+def test_a_gadget_without_its_container_key_in_the_kernel_keeps_user_space():
+    placement = _placement(COUNTER.format("labels: []"), _catalog(container_key="mntns"))
+    assert placement.where == USER and "container key (mntns)" in placement.reason
+
+
+def test_the_flag_and_snapshots():
+    assert _placement(COUNTER.format("labels: []"), allow=False).reason == "--no-kernel-aggregation is set"
+    assert _placement("{name: g, type: gauge, category: snapshot, gadget: s}").where == SNAPSHOT
+
+
+def test_too_many_buckets_stay_in_user_space():
+    metric = "{name: h, type: histogram, category: trace, gadget: k, field: uid, bucket: {type: linear, min: 0, max: 500}}"
+    assert "more than 128 buckets" in _placement(metric).reason
+
+
+def test_int_comparisons_beyond_the_type_give_pythons_answer():
+    assert int_compare("v", False, ">", -1) == "1"      # every u64 is > -1
+    assert int_compare("v", False, "=", -1) == "0"
+    assert int_compare("v", True, "<", 1 << 70) == "1"
+    assert int_compare("v", True, ">=", 1 << 70) == "0"
+    assert int_compare("v", True, "=", -(1 << 63)) == "(v == (-9223372036854775807LL - 1))"
+    assert int_compare("v", False, "<=", 7) == "(v <= 7ULL)"
+
+
+def test_string_equality_is_up_to_the_first_nul():
+    assert string_equals("c", 16, "ab") == "(((u8)c[0] == 97) && ((u8)c[1] == 98) && (c[2] == 0))"
+    assert string_equals("c", 4, "abcd") == "(((u8)c[0] == 97) && ((u8)c[1] == 98) && ((u8)c[2] == 99) && ((u8)c[3] == 100))"
+    assert string_equals("c", 4, "abcde") == "0"    # longer than the array: no row holds it
+    assert string_equals("c", 16, "a\0b") == "0"
+    assert string_equals("c", 16, "") == "((c[0] == 0))"
+
+
+def _place_like_c(value: int, bounds: tuple[float, ...], signed: bool) -> int:
+    """Run the generated bucket-index C (nested ifs) as Python: the same tree, the same answer."""
+    code = bucket_index("v", signed, bounds, "idx")
+    python = code.replace("ULL", "").replace("LL", "")
+    python = python.replace("if (", "if ").replace(") {", ":{").replace("} else {", "}else{")
+    namespace = {"v": value}
+
+    def run(text: str) -> None:   # "if cond:{ A }else{ B }" or "idx = n;"
+        text = text.strip()
+        if text.startswith("idx ="):
+            namespace["idx"] = int(text[5:].strip(" ;"))
+            return
+        cond, _, rest = text[3:].partition(":{")
+        depth, split = 1, 0
+        for i, ch in enumerate(rest):
+            depth += ch == "{"
+            depth -= ch == "}"
+            if depth == 0:
+                split = i
+                break
+        then, other = rest[:split], rest[split + 1:].strip()[len("else{"):-1]
+        run(then if eval(cond, {}, namespace) else other)
+
+    run(python)
+    return namespace["idx"]
+
+
+@pytest.mark.parametrize("bounds", [(0.5, 1.0, 2.0, 4.0), (2.5, 5.0, 7.5), (100000.0, 200000.0, 400000.0, 1e30), (-3.5, 0.0, 2.0)])
+def test_bucket_index_places_integers_as_bisect_does(bounds):
+    from bisect import bisect_left
+
+    for value in (-5, -4, -3, 0, 1, 2, 3, 4, 5, 7, 8, 99999, 100000, 100001, 10**20):
+        signed = value < 0 or bounds[0] < 0
+        if not signed and value < 0:
+            continue
+        assert _place_like_c(value, bounds, True) == bisect_left(bounds, value), (value, bounds)
