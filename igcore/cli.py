@@ -179,7 +179,8 @@ def _prometheus(config, listen, path, host, check, max_series, snapshot_interval
     seen = fingerprint(follower.path) if follow else None  # before reading: changes from now on are found
     cfg = follower.first()
     if check:
-        out.print(f"{cfg.origin}: OK, {len(cfg.metrics)} metric(s): {', '.join(b.config.name for b in cfg.metrics)}")
+        out.print(f"{cfg.origin}: OK, {len(cfg.metrics)} metric(s): {', '.join(b.config.name for b in cfg.metrics)}",
+                  soft_wrap=True)
         for line in placement_lines(cfg, kernel_aggregation):
             out.print(line, soft_wrap=True, highlight=False)
         if web_config is not None:

@@ -104,3 +104,18 @@ def test_bad_flag_is_a_usage_error():
     result = subprocess.run([IG, "prometheus", "--check", "--metrics-listen-address", "nowhere"], capture_output=True, text=True)
     assert result.returncode == 2
     assert "--metrics-listen-address" in result.stderr
+
+
+def test_check_says_where_each_metric_is_computed_as_the_docs_show():
+    """docs/config.md's example of --check is what ig prints (run from the repository's root)."""
+    root = Path(__file__).resolve().parents[1]
+    docs = (root / "docs" / "config.md").read_text()
+    block = docs[docs.index("$ ig prometheus --check --config @examples/selectors.yaml"):]
+    block = block[:block.index("```")].splitlines()
+    result = subprocess.run([IG, "prometheus", "--check", "--config", "@examples/selectors.yaml"], cwd=root,
+                            capture_output=True, text=True, timeout=60, env={**os.environ, "COLUMNS": "80"})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == block[1:]
+    forced = subprocess.run([IG, "prometheus", "--check", "--no-kernel-aggregation", "--config", "@examples/selectors.yaml"],
+                            cwd=root, capture_output=True, text=True, timeout=60)
+    assert "  not_cat: in user space (trace exec): --no-kernel-aggregation is set" in forced.stdout.splitlines()

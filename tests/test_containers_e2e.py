@@ -33,10 +33,17 @@ def test_host_executions_counted_only_with_host(run_ig, require_bpf, tmp_path):
     probe = tmp_path / f"ighost{uuid.uuid4().hex[:6]}"
     probe.symlink_to("/bin/true")
     config = CAT_COUNTER.replace('selector: ["comm:cat"]', f'selector: ["comm:{probe.name}"]')
+    # the metric is computed in the kernel; the same in user space, where dropped rows are counted
     without, with_host = run_ig(config), run_ig(config, "--host")
+    without_in_user_space = run_ig(config, "--no-kernel-aggregation")
     for _ in range(5):
         subprocess.run([str(probe)], check=True)
     assert with_host.wait_for("executed_processes_total", 5, k8s_container="") == 5
-    without.settle()   # this instance, too, has read every exec of the probe before we check
+    assert without.value("ig_metric_aggregation", metric="executed_processes", path="kernel") == 1
+    without_in_user_space.settle()   # this instance, too, has read every exec of the probe before we check
+    assert without_in_user_space.value("executed_processes_total") is None
+    assert without_in_user_space.value("ig_events_dropped_total", category="trace", gadget="exec", reason="host") >= 5
+    # the kernel counted the probe's execs under its (host) cgroup, which the other instance has
+    # resolved to the host already; the read drops them
+    assert without.value("ig_kernel_map_entries", gadget="exec") >= 1
     assert without.value("executed_processes_total") is None
-    assert without.value("ig_events_dropped_total", category="trace", gadget="exec", reason="host") >= 5

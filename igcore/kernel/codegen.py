@@ -20,13 +20,10 @@ import struct
 from dataclasses import dataclass
 from typing import Callable
 
+from ..bpf.gadget import c_string   # how rows read a char[]: labels from the map read the same
 from ..columns import Column, Kind
 from .ctext import bucket_index, int_compare, string_equals
 from .plan import INT_TYPES, Placement, char_array_size
-
-
-def c_string(raw: bytes) -> str:
-    return raw.split(b"\0", 1)[0].decode("utf-8", "replace")
 
 
 @dataclass(frozen=True)

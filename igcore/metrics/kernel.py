@@ -39,7 +39,7 @@ class _MapPull:
         schema = bound.spec.columns
         self._container_test = compile_selectors(placement.container_selectors, schema)
         self._kernel_labels = tuple(c.name for c in placement.key_columns)   # config order
-        self._entries: dict[bytes, list] = {}   # raw key -> [series key | _DROP | None, raw value, first seen, gone token]
+        self._entries: dict[bytes, list] = {}   # raw key -> [raw value, first seen, gone token]
         self._pull_lock = threading.Lock()
         self._enricher = None
         label_columns = tuple(bound.label_columns)
@@ -107,39 +107,45 @@ class _MapPull:
             self._cap.warn()
 
     def _moves(self, entries) -> tuple[dict, list]:
-        """Per series key, what its entries moved since the last pull; and the keys of gone containers."""
-        known, moved, gone = self._entries, {}, []
+        """Per series key, what its entries moved since the last pull; and the keys of gone containers.
+
+        An entry that moved is resolved again (once per container key and pull): a pod's network
+        namespace gives the container while it is alone and only the pod once another container
+        joins, and what moved since the last pull is counted as a row of now would be."""
+        known, moved, gone, resolved = self._entries, {}, [], {}
         now = time.monotonic()
         live = None
         unpack_value = self._layout.value.unpack
         for raw, value in entries:
             state = known.get(raw)
             if state is None:
-                state = known[raw] = [None, None, now, None]
-            if state[0] is None:
-                state[0], state[3] = self._series_of(raw, now - state[2])
-                if state[0] is None:
+                state = known[raw] = [None, now, None]   # last value, first seen, container token
+            if value != state[0]:
+                series, state[2] = self._series_of(raw, now - state[1], resolved)
+                if series is None:
                     continue   # pending: its counts wait in the map
-            if value != state[1]:
-                if state[0] is not _DROP:
+                if series is not _DROP:
                     new = unpack_value(value)
-                    old = unpack_value(state[1]) if state[1] is not None else (0,) * len(new)
+                    old = unpack_value(state[0]) if state[0] is not None else (0,) * len(new)
                     delta = [a - b for a, b in zip(new, old)]
-                    total = moved.get(state[0])
-                    moved[state[0]] = delta if total is None else [a + b for a, b in zip(total, delta)]
-                state[1] = value
-            if state[3] is not None:
+                    total = moved.get(series)
+                    moved[series] = delta if total is None else [a + b for a, b in zip(total, delta)]
+                state[0] = value
+            if state[2] is not None:
                 if live is None:
                     live = self._live()
-                if state[3] not in live:
+                if state[2] not in live:
                     gone.append(raw)
         return moved, gone
 
-    def _series_of(self, raw: bytes, waited: float):
+    def _series_of(self, raw: bytes, waited: float, resolved: dict):
         """(series key, _DROP or None while pending; the token of its container for the gone test)."""
         layout, enricher = self._layout, self._enricher
         items = layout.key.unpack(raw)
-        labels, container = enricher.labels_for(items[1])
+        found = resolved.get(items[1])
+        if found is None:
+            found = resolved[items[1]] = enricher.labels_for(items[1])
+        labels, container = found
         if labels is PENDING:
             if waited < enricher.hold_seconds:
                 return None, None

@@ -11,6 +11,8 @@
  *                          gone process have been reparented: user space reads their ppid in /proc)
  *
  * Parameters (cflags): MAXARGS, ARGSIZE (per argument, with its NUL), MAX_INFLIGHT, MAX_PIDS.
+ * With IG_RING 0 (every metric in the kernel, see ig_emit.h) only the exit handlers do work: the
+ * arguments and the parents are for rows.
  */
 #include "ig_emit.h"
 
@@ -55,6 +57,8 @@ BPF_TABLE("lru_hash", u32, u8, exec_gone, MAX_PIDS);
 
 static __always_inline int on_enter(const char *const *argv)
 {
+    if (!IG_RING)
+        return 0; /* arguments are for rows only: metrics in the kernel never read them */
     u32 zero = 0;
     struct exec_event *ev = exec_scratch.lookup(&zero);
     if (!ev)
@@ -170,6 +174,8 @@ TRACEPOINT_PROBE(sched, sched_process_exec)
 
 TRACEPOINT_PROBE(sched, sched_process_fork)
 {
+    if (!IG_RING)
+        return 0; /* ppid is for rows only */
     /* The current task is the parent. A new thread gets an entry too; it is never read (a thread
      * that execs becomes the leader) and is dropped when the thread exits. */
     u32 child = args->child_pid;
@@ -181,6 +187,8 @@ TRACEPOINT_PROBE(sched, sched_process_fork)
 
 TRACEPOINT_PROBE(sched, sched_process_exit)
 {
+    if (!IG_RING)
+        return 0;
     u64 pid_tgid = bpf_get_current_pid_tgid();
     u32 tid = (u32)pid_tgid, pid = pid_tgid >> 32;
     exec_inflight.delete(&tid);
