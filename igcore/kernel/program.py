@@ -63,7 +63,7 @@ class KernelProgram:
 
     def loaded(self, bpf) -> None:
         self._bpf = bpf
-        self._fds = {name: bpf.get_table(name).get_fd() for name in (COUNTERS, HISTOGRAMS)}
+        self._fds = {name: bpf.get_table(name.encode()).get_fd() for name in (COUNTERS, HISTOGRAMS)}
 
     @property
     def is_loaded(self) -> bool:
@@ -71,14 +71,14 @@ class KernelProgram:
 
     def set_counting(self, on: bool) -> None:
         """Switch every metric of the program on or off (an array write: takes effect at once)."""
-        gate = self._bpf.get_table("ig_gate")
+        gate = self._bpf.get_table(b"ig_gate")
         gate[ctypes.c_int(0)] = ctypes.c_uint32(self._count_when if on else 1 - self._count_when)
 
     def drops(self, index: int) -> int:
         """Events of metric `index` not counted because its map was full."""
         if self._bpf is None:
             return 0
-        return int(sum(self._bpf.get_table("ig_kdrop")[ctypes.c_int(index)]))
+        return int(sum(self._bpf.get_table(b"ig_kdrop")[ctypes.c_int(index)]))
 
     def read(self, index: int) -> list[tuple[bytes, bytes]]:
         """Every (key, value) of metric `index`, as raw bytes, from a read of the maps at most
