@@ -164,6 +164,14 @@ def generate(spec, metrics: list[tuple[object, Placement]], count_when: int, per
         f"BPF_F_TABLE(\"hash\", struct ig_key, u64, {COUNTERS}, {sizes[0]}, BPF_F_NO_PREALLOC);",
         f"BPF_F_TABLE(\"hash\", struct ig_key, struct ig_hist, {HISTOGRAMS}, {sizes[1]}, BPF_F_NO_PREALLOC);",
         "BPF_ARRAY(ig_gate, u32, 1);",
+        # map updates, per CPU, each counted after it is made: the reader skips a read of maps
+        # that nothing updated since (KernelProgram.read)
+        "BPF_PERCPU_ARRAY(ig_updates, u64, 1);",
+        "static __always_inline void ig_updated(void) {",
+        "    u32 zero = 0;",
+        "    u64 *n = ig_updates.lookup(&zero);",
+        "    if (n) *n += 1;",
+        "}",
         f"BPF_PERCPU_ARRAY(ig_kdrop, u64, {max(1, len(metrics))});",
         "BPF_ARRAY(ig_zero, struct ig_hist, 1);",
         "static __always_inline void ig_kernel_drop(u32 metric) {",
@@ -255,6 +263,7 @@ def _metric(index: int, bound, placement: Placement, fields: _Fields, cells: _Ce
         f"    {slot}",
         f"    if (!v) {{ ig_kernel_drop({index}); return; }}",
         f"    {update}",
+        "    ig_updated();",
         "}",
     ])
     ordered = fields.ints + fields.strings   # the key's order; labels keep the config's through `order`

@@ -12,7 +12,8 @@ import ctypes
 import errno
 import os
 import threading
-import time
+from collections import defaultdict, deque
+from functools import partial
 
 from .codegen import COUNTERS, HISTOGRAMS, Generated, Layout, generate
 from .plan import Placement
@@ -24,8 +25,8 @@ MIN_ENTRIES = 1024
 CHUNK = 4096
 
 
-# The metrics of one scrape (and the series sweep right after) read the maps once.
-REUSE_SECONDS = 0.05
+_exhaust = partial(deque, maxlen=0)   # runs an iterator to its end in C, keeping nothing
+_NOTHING: list = []
 
 
 class MapReadError(OSError):
@@ -48,7 +49,7 @@ class KernelProgram:
         self._lock = threading.Lock()   # one read at a time: reads share the buffers and the snapshot
         self._buffers: dict[tuple, object] = {}
         self._snapshot: dict | None = None
-        self._snapshot_at = 0.0
+        self._snapshot_updates = -1
         self.entries = 0   # entries the maps held at the latest read (ig_kernel_map_entries)
 
     @property
@@ -64,6 +65,9 @@ class KernelProgram:
     def loaded(self, bpf) -> None:
         self._bpf = bpf
         self._fds = {name: bpf.get_table(name.encode()).get_fd() for name in (COUNTERS, HISTOGRAMS)}
+        # bcc builds a table's types each time it is asked for one: once here, not per scrape
+        self._gate, self._drops = bpf.get_table(b"ig_gate"), bpf.get_table(b"ig_kdrop")
+        self._updates = bpf.get_table(b"ig_updates")
 
     @property
     def is_loaded(self) -> bool:
@@ -71,38 +75,46 @@ class KernelProgram:
 
     def set_counting(self, on: bool) -> None:
         """Switch every metric of the program on or off (an array write: takes effect at once)."""
-        gate = self._bpf.get_table(b"ig_gate")
-        gate[ctypes.c_int(0)] = ctypes.c_uint32(self._count_when if on else 1 - self._count_when)
+        self._gate[ctypes.c_int(0)] = ctypes.c_uint32(self._count_when if on else 1 - self._count_when)
 
     def drops(self, index: int) -> int:
         """Events of metric `index` not counted because its map was full."""
         if self._bpf is None:
             return 0
-        return int(sum(self._bpf.get_table(b"ig_kdrop")[ctypes.c_int(index)]))
+        return int(sum(self._drops[ctypes.c_int(index)]))
 
     def read(self, index: int) -> list[tuple[bytes, bytes]]:
-        """Every (key, value) of metric `index`, as raw bytes, from a read of the maps at most
-        REUSE_SECONDS old (the metrics of one scrape share one read; reads only move forward)."""
+        """Every (key, value) of metric `index`, as raw bytes. The maps are read again only when an
+        event updated them since the last read (`ig_updates`, summed over the CPUs, is read first:
+        a read is at least as new as the count it is kept with), so the metrics of one scrape share
+        one read and a scrape of series at rest costs one lookup; while nothing moved, the same list
+        is returned (the caller may skip it)."""
         with self._lock:
-            now = time.monotonic()
-            if self._snapshot is None or now - self._snapshot_at > REUSE_SECONDS:
+            updates = int(sum(self._updates[ctypes.c_int(0)]))
+            if self._snapshot is None or updates != self._snapshot_updates:
+                self._snapshot_updates = updates
                 self._snapshot = self._read_all()
-                self._snapshot_at = now
-            return self._snapshot.get(index, [])
+            return self._snapshot.get(index, _NOTHING)
 
     def _read_all(self) -> dict[int, list[tuple[bytes, bytes]]]:
-        by_metric: dict[int, list] = {}
-        generated = self.generated
+        # Per entry, only slicing and grouping done by C loops: a scrape reads every entry.
+        by_metric: dict[int, list] = defaultdict(list)
+        generated, ksize = self.generated, self.generated.key_size
         for name, vsize in ((COUNTERS, generated.counter_value_size), (HISTOGRAMS, generated.histogram_value_size)):
-            if not any(layout.map_name == name for layout in self.layouts):
+            indexes = [layout.index for layout in self.layouts if layout.map_name == name]
+            if not indexes:
                 continue
-            keys, values = self._lookup_batch(name, generated.key_size, vsize)
-            ksize = generated.key_size
-            for i in range(len(keys) // ksize):
-                key = keys[i * ksize:(i + 1) * ksize]
-                by_metric.setdefault(int.from_bytes(key[:8], "little"), []).append((key, values[i * vsize:(i + 1) * vsize]))
+            keys, values = self._lookup_batch(name, ksize, vsize)
+            pairs = list(zip([keys[i:i + ksize] for i in range(0, len(keys), ksize)],
+                             [values[i:i + vsize] for i in range(0, len(values), vsize)]))
+            if len(indexes) == 1:
+                by_metric[indexes[0]] = pairs
+                continue
+            # the metric's index is the key's first little-endian u64: below 256, its first byte
+            ids = keys[::ksize] if len(self.layouts) <= 256 else [int.from_bytes(k[:8], "little") for k, _ in pairs]
+            _exhaust(map(list.append, map(by_metric.__getitem__, ids), pairs))
         self.entries = sum(map(len, by_metric.values()))
-        return by_metric
+        return dict(by_metric)
 
     def _lookup_batch(self, name: str, ksize: int, vsize: int) -> tuple[bytes, bytes]:
         from bcc import libbcc

@@ -39,7 +39,12 @@ class _MapPull:
         schema = bound.spec.columns
         self._container_test = compile_selectors(placement.container_selectors, schema)
         self._kernel_labels = tuple(c.name for c in placement.key_columns)   # config order
-        self._entries: dict[bytes, list] = {}   # raw key -> [raw value, first seen, gone token]
+        self._entries: dict[bytes, float] = {}  # raw key -> when a pull first saw it (the pending hold)
+        self._last: dict[bytes, bytes] = {}     # raw key -> raw value at the last pull that counted it
+        self._tokens: dict[bytes, object] = {}  # raw key -> what `_live()` holds while its container runs
+        self._live_before: set = set()
+        self._read_before = None
+        self._pending = False   # the last pull left an entry waiting for its container
         self._pull_lock = threading.Lock()
         self._enricher = None
         label_columns = tuple(bound.label_columns)
@@ -50,7 +55,8 @@ class _MapPull:
         with self._pull_lock:
             self._program, self._enricher = program, enricher
             self._layout = program.layout_of(self.bound)
-            self._entries = {}
+            self._entries, self._last, self._tokens = {}, {}, {}
+            self._read_before = None
 
     @property
     def attached(self) -> bool:
@@ -91,10 +97,16 @@ class _MapPull:
             if program is None or not program.is_loaded:
                 return
             entries = program.read(layout.index)
-            moved, gone = self._moves(entries)
+            if entries is self._read_before and not self._pending:   # nothing moved since the last pull
+                moved, gone = {}, self._gone(False)
+            else:
+                moved, gone = self._moves(entries)
+                self._read_before = entries
             for raw in gone:   # read above for the last time: make room in the map
                 program.forget(layout.index, raw)
                 self._entries.pop(raw, None)
+                self._last.pop(raw, None)
+                self._tokens.pop(raw, None)
         if moved:
             self._merge(moved)
 
@@ -112,31 +124,38 @@ class _MapPull:
         An entry that moved is resolved again (once per container key and pull): a pod's network
         namespace gives the container while it is alone and only the pod once another container
         joins, and what moved since the last pull is counted as a row of now would be."""
-        known, moved, gone, resolved = self._entries, {}, [], {}
+        known, last, tokens = self._entries, self._last, self._tokens
+        moved, resolved = {}, {}
         now = time.monotonic()
-        live = None
         unpack_value = self._layout.value.unpack
-        for raw, value in entries:
-            state = known.get(raw)
-            if state is None:
-                state = known[raw] = [None, now, None]   # last value, first seen, container token
-            if value != state[0]:
-                series, state[2] = self._series_of(raw, now - state[1], resolved)
-                if series is None:
-                    continue   # pending: its counts wait in the map
-                if series is not _DROP:
-                    new = unpack_value(value)
-                    old = unpack_value(state[0]) if state[0] is not None else (0,) * len(new)
-                    delta = [a - b for a, b in zip(new, old)]
-                    total = moved.get(series)
-                    moved[series] = delta if total is None else [a + b for a, b in zip(total, delta)]
-                state[0] = value
-            if state[2] is not None:
-                if live is None:
-                    live = self._live()
-                if state[2] not in live:
-                    gone.append(raw)
-        return moved, gone
+        # In C: the entries that moved since the last pull (at rest, a scrape stops here)
+        changed = [(raw, value) for raw, value in entries if last.get(raw) != value]
+        self._pending = False
+        for raw, value in changed:
+            first_seen = known.setdefault(raw, now)
+            series, token = self._series_of(raw, now - first_seen, resolved)
+            if series is None:
+                self._pending = True
+                continue   # pending: its counts wait in the map
+            if token is not None:
+                tokens[raw] = token
+            if series is not _DROP:
+                new = unpack_value(value)
+                previous = last.get(raw)
+                old = unpack_value(previous) if previous is not None else (0,) * len(new)
+                delta = [a - b for a, b in zip(new, old)]
+                total = moved.get(series)
+                moved[series] = delta if total is None else [a + b for a, b in zip(total, delta)]
+            last[raw] = value
+        return moved, self._gone(bool(changed))
+
+    def _gone(self, changed: bool) -> list[bytes]:
+        """Entries whose container has gone, looked for when an entry moved or containers changed."""
+        live = self._live()
+        if not changed and live == self._live_before:
+            return []
+        self._live_before = live
+        return [raw for raw, token in self._tokens.items() if token not in live]
 
     def _series_of(self, raw: bytes, waited: float, resolved: dict):
         """(series key, _DROP or None while pending; the token of its container for the gone test)."""
