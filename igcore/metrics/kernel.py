@@ -1,8 +1,9 @@
 """Counters and histograms kept in BPF maps by the gadget's program (igcore.kernel), read at scrape.
 
 Each aggregator is the user-space one with `ingest` doing nothing: a pull, at scrape and before the
-series sweep looks, reads the whole map in one system call and adds what each entry moved since the
-last pull to the same series state the user-space path keeps. So exposition, the series cap, the
+series sweep looks, reads the maps (in a few system calls, and only if a metric updated them since)
+and adds what each entry moved since the last pull to the same series state the user-space path
+keeps. So exposition, the series cap, the
 sweep and reloads behave the same on both paths.
 
 A map key holds the gadget's container key and the kernel label columns. The pull turns the
@@ -32,6 +33,7 @@ class _MapPull:
     _program = None
     _layout = None
     _in_user_space = False
+    _dropped_before = 0   # events earlier programs of this metric found their map full for
 
     def __init__(self, bound, placement, **kwargs) -> None:
         super().__init__(bound, **kwargs)
@@ -53,6 +55,7 @@ class _MapPull:
     def attach(self, program, enricher) -> None:
         """Read from `program`'s map of this metric from now on (a reload may hand a new program)."""
         with self._pull_lock:
+            self._dropped_before += self.kernel_dropped   # the counter goes on across programs
             self._program, self._enricher = program, enricher
             self._layout = program.layout_of(self.bound)
             self._entries, self._last, self._tokens = {}, {}, {}
@@ -69,7 +72,7 @@ class _MapPull:
 
     @property
     def series_dropped(self) -> int:
-        return self._cap.dropped + self.kernel_dropped
+        return self._cap.dropped + self._dropped_before + self.kernel_dropped
 
     def ingest(self, rows: list[dict]) -> None:
         """Nothing: the kernel counted these events already (unless the program fell back)."""
