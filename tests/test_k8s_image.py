@@ -21,6 +21,11 @@ from tests.k8s_image import build_image, docker_run_options, image_size_mb
 from tests.k8s_objects import CAT_BY_POD_CONFIG, pod_template
 from tests.kubelet_volume import ConfigMapVolume
 
+# The first test also waits for the module's image build (pip builds ig and every plugin inside it):
+# minutes on a busy machine. The build has its own time limit (tests/k8s_image.py); pytest's 300 s
+# per test must not cut it short.
+pytestmark = pytest.mark.timeout(1500)
+
 GUIDE_LOOP = "for i in $(seq 1 100); do cat /dev/null; done"
 
 
