@@ -2,8 +2,9 @@
 `GadgetContext.kernel`. `compile_program` takes its C (`c_code`) and tells it the loaded program
 (`loaded`); from then on the core reads and trims the maps here.
 
-Maps are read with BPF_MAP_LOOKUP_BATCH: one system call per metric and scrape, whatever the number
-of series, into one buffer that `struct.iter_unpack` splits in C.
+The program's metrics share two maps (igcore.kernel.codegen). They are read with
+BPF_MAP_LOOKUP_BATCH, CHUNK entries per system call, and only when a metric updated them since the
+last read; the entries are sliced and grouped per metric by C loops.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from .plan import Placement
 MIN_ENTRIES = 1024
 # Entries read per system call: the buffers stay small whatever the maps' bounds.
 CHUNK = 4096
-
 
 _exhaust = partial(deque, maxlen=0)   # runs an iterator to its end in C, keeping nothing
 _NOTHING: list = []
@@ -92,8 +92,8 @@ class KernelProgram:
         with self._lock:
             updates = int(sum(self._updates[ctypes.c_int(0)]))
             if self._snapshot is None or updates != self._snapshot_updates:
+                self._snapshot = self._read_all()   # if it raises, the next read tries again
                 self._snapshot_updates = updates
-                self._snapshot = self._read_all()
             return self._snapshot.get(index, _NOTHING)
 
     def _read_all(self) -> dict[int, list[tuple[bytes, bytes]]]:
