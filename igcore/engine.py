@@ -175,9 +175,8 @@ class GadgetRun:
         """Point the kernel aggregators of this run at its program's maps."""
         if self.kernel is None:
             return
-        for bound, aggregator in self.aggregators.items():
-            if bound in self.signature[0]:
-                aggregator.attach(self.kernel, self.enricher)
+        for bound in self.signature[0]:
+            self._planned[bound].attach(self.kernel, self.enricher)
 
     @property
     def running(self) -> bool:
@@ -366,8 +365,7 @@ class Engine:
         for bound, aggregator in aggregators.items():
             if isinstance(aggregator, (KernelCounterAggregator, KernelHistogramAggregator)) and aggregator.attached:
                 aggregator.pull()
-        new.bind(aggregators)
-        new.attach_kernel_metrics()
+        new.attach_kernel_metrics()   # the caller binds `aggregators` to the new run next
 
     def stop(self) -> None:
         with self._lock:
