@@ -55,16 +55,21 @@ def draw_timeseries(ax, series: list[tuple[str, dict]], end: float) -> None:
     ax.set_xlabel("seconds (0: when drawn)")
 
 
-def draw_heatmap(ax, result: list[dict], end: float) -> None:
+def draw_heatmap(ax, result: list[dict], end: float, step: float) -> None:
     buckets = sorted(result, key=lambda s: float(s["metric"]["le"]))
     if not buckets:
         ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes)
         return
-    times = [float(t) for t, _ in buckets[0]["values"]]
-    cumulative = [[float(v) for _, v in s["values"]] for s in buckets]
+    # One grid of steps for every bucket: a bucket with no sample at a step counts 0 there.
+    times = sorted({float(t) for s in buckets for t, _ in s["values"]})
+    cumulative = []
+    for s in buckets:
+        values = {float(t): float(v) for t, v in s["values"]}
+        cumulative.append([values.get(t, 0.0) for t in times])
     counts = [cumulative[0]] + [[b - a for a, b in zip(lower, upper)] for lower, upper in zip(cumulative, cumulative[1:])]
+    # Each column is centred on its step, so a range with a single step still has a width.
     image = ax.imshow(counts, aspect="auto", origin="lower", cmap="magma",
-                      extent=(times[0] - end, times[-1] - end, 0, len(buckets)))
+                      extent=(times[0] - step / 2 - end, times[-1] + step / 2 - end, 0, len(buckets)))
     ax.figure.colorbar(image, ax=ax, label="observations")
     ax.set_yticks([i + 0.5 for i in range(len(buckets))], [s["metric"]["le"] for s in buckets], fontsize="x-small")
     ax.set_ylabel("bucket upper bound (le)")
@@ -87,7 +92,7 @@ def main() -> int:
         targets = panel.get("targets", [])
         results = [(t.get("legendFormat", ""), query_range(args.prometheus, t["expr"], start, end, step)) for t in targets]
         if panel["type"] == "heatmap":
-            draw_heatmap(ax, results[0][1], end)
+            draw_heatmap(ax, results[0][1], end, step)
         else:
             draw_timeseries(ax, results, end)
         ax.set_title(panel["title"])
