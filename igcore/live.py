@@ -90,6 +90,16 @@ class _Printer:
                 print(self._line([str(row.get(c, "")) for c in self.columns]), flush=True)
 
 
+def _plugin_call(what: str, call, *args):
+    """A plugin's bug is reported in one line, as `ig prometheus` reports it; ig's own errors pass."""
+    try:
+        return call(*args)
+    except IgError:
+        raise
+    except Exception as exc:
+        raise RuntimeFailure(f"{what}: {type(exc).__name__}: {exc}") from exc
+
+
 def _empty_hint(console: Console, host: bool, what: str) -> None:
     if not host:
         console.print(f"[dim]no {what} from containers; add --host to include host processes[/]")
@@ -105,18 +115,17 @@ def run_trace(name, filters, output, columns, host, timeout, runtime_options, co
     signals.block()
     containers = ContainerCollection.for_host(runtime_options)
     containers.start()
-    gadget = spec.factory(GadgetContext(host=host))
+    try:
+        gadget = _plugin_call(f"gadget trace {name} failed to start", spec.factory, GadgetContext(host=host))
+    except BaseException:
+        containers.stop()
+        raise
     enricher = Enricher(containers, spec.container_key, host, sink)
     added = lambda c: gadget.add_netns(c.netns, f"/proc/{c.pid}/ns/net")  # noqa: E731
     removed = lambda c: gadget.remove_netns(c.netns)  # noqa: E731
     subscribed = False
     try:
-        try:
-            gadget.start(enricher)
-        except IgError:
-            raise
-        except Exception as exc:  # a plugin's bug: one line, as `ig prometheus` reports it
-            raise RuntimeFailure(f"gadget trace {name} failed to start: {type(exc).__name__}: {exc}") from exc
+        _plugin_call(f"gadget trace {name} failed to start", gadget.start, enricher)
         if isinstance(gadget, NetnsAware):
             subscribed = True  # before: subscribe registers first, then calls `added`, which may raise
             containers.subscribe(added, removed)
@@ -143,11 +152,14 @@ def run_snapshot(name, filters, output, columns, host, runtime_options, console:
     shown = _columns(spec, columns)
     containers = ContainerCollection.for_host(runtime_options)
     containers.start()
-    gadget = spec.factory(GadgetContext(host=host))
     try:
-        rows = Enricher(containers, spec.container_key, host, lambda rows: None).enrich_now(gadget.snapshot())
+        gadget = _plugin_call(f"gadget snapshot {name} failed to start", spec.factory, GadgetContext(host=host))
+        try:
+            taken = _plugin_call(f"gadget snapshot {name} failed", gadget.snapshot)
+            rows = Enricher(containers, spec.container_key, host, lambda rows: None).enrich_now(taken)
+        finally:
+            _plugin_call(f"gadget snapshot {name} failed to close", gadget.close)
     finally:
-        gadget.close()
         containers.stop()
     if predicate is not None:
         rows = [r for r in rows if predicate(r)]

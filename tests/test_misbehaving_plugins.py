@@ -406,6 +406,20 @@ def test_ig_trace_stops_the_gadget_once_and_reports_a_failed_start_in_one_line(s
     assert bad.stop_mark.read_text() == "stopped\n"  # stop() followed the failed start()
 
 
+def test_ig_snapshot_reports_a_raising_snapshot_in_one_line(synth, bad):
+    bad.snapshot([{"size": 3}])
+    result = subprocess.run([IG, "snapshot", "misbehaving", "--host", "--output", "json"], capture_output=True,
+                            text=True, timeout=60, env={**os.environ, "NO_COLOR": "1"})
+    assert result.returncode == 0, result.stderr
+    assert [json.loads(line)["size"] for line in result.stdout.splitlines()] == [3]
+
+    bad.env("IG_MISBEHAVING_SNAPSHOT_RAISE", "1")
+    result = subprocess.run([IG, "snapshot", "misbehaving", "--host"], capture_output=True, text=True,
+                            timeout=60, env={**os.environ, "NO_COLOR": "1"})
+    assert result.returncode == 1
+    assert "gadget snapshot misbehaving failed: RuntimeError" in one_error_line(result)
+
+
 def test_kernel_column_that_does_not_compile_falls_back_to_user_space(require_bpf, run_ig, bad, tmp_path):
     """A plugin's KernelField that the compiler refuses: the gadget starts again with its metrics in
     user space, says so once, and counts exactly."""
