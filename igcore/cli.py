@@ -158,7 +158,11 @@ def _prometheus(config, listen, path, host, check, max_series, snapshot_interval
                 web: WebOptions = WebOptions(None, HttpOptions()), follow: Optional[WatchOptions] = None,
                 snapshot_timeout: float = 5.0, strict: bool = False, kernel_aggregation: bool = True) -> None:
     """`runtime_options` is a callable: --check must not need the container code."""
-    if not check:  # the cgroup watch needs no config: it compiles while the rest of ig loads
+    if not check:
+        # Before the first thread (the early compile's below): a thread that does not block the
+        # stop and reload signals could take one, and SIGHUP's default action ends ig.
+        signals.block()
+        # The cgroup watch needs no config: it compiles while the rest of ig loads.
         from .containers.sources.cgroup_tracker import compile_watch_early
 
         compile_watch_early()
@@ -204,7 +208,6 @@ def _prometheus(config, listen, path, host, check, max_series, snapshot_interval
     server = MetricsServer(registry, listen, path, WebConfigWatcher(web_config) if web_config else None, web.http)
     registry.register(HttpCollector(server))
     registry.register(status)
-    signals.block()
     try:
         engine.start(cfg)
     except BaseException:

@@ -18,10 +18,13 @@ import ctypes
 import logging
 import os
 import queue
+import signal
 import tempfile
 import threading
 from concurrent.futures import Future
 from typing import Callable, TypeVar
+
+from .. import signals
 
 log = logging.getLogger("igcore.bpf")
 
@@ -49,6 +52,10 @@ def on_compiler_thread(job: Callable[[], T]) -> T:
 
 
 def _serve() -> None:
+    # Whoever started this thread, it never takes ig's stop and reload signals (igcore.signals):
+    # one delivered here would be lost to the main thread, and a signal pending while the
+    # verifier runs makes the kernel refuse the program (EAGAIN).
+    signal.pthread_sigmask(signal.SIG_BLOCK, signals.HANDLED)
     try:
         _isolate()
     except OSError as exc:
