@@ -162,8 +162,9 @@ def _prometheus(config, listen, path, host, check, max_series, snapshot_interval
         # Before the first thread (the early compile's below): a thread that does not block the
         # stop and reload signals could take one, and SIGHUP's default action ends ig.
         signals.block()
-        # The cgroup watch needs no config: it compiles while the rest of ig loads.
-        from .containers.sources.cgroup_tracker import compile_watch_early
+        # The cgroup watch needs no config: it compiles while the rest of ig loads (already begun
+        # when ig started from igcore.main; then this does nothing).
+        from .containers.cgroups import compile_watch_early
 
         compile_watch_early()
     from prometheus_client import CollectorRegistry

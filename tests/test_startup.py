@@ -190,6 +190,9 @@ def test_bcc_compiles_on_a_thread_whose_kallsyms_and_cwd_are_its_own(require_bpf
     # /proc/<tid>/root walks that thread's mounts: it sees the two symbols bcc asks about, we see all
     short = Path(f"/proc/self/task/{tid}/root/proc/kallsyms").read_text().split()
     assert sorted(short[2::3]) == sorted(compiler.SYMBOLS_ASKED)
+    with open("/proc/kallsyms") as f:   # the lines grep found are the kernel's own, whole
+        assert sorted(Path(f"/proc/self/task/{tid}/root/proc/kallsyms").read_text().splitlines(keepends=True)) == \
+            sorted(line for line in f if line.split(None, 3)[2].rstrip() in compiler.SYMBOLS_ASKED)
     assert sum(1 for _ in open("/proc/kallsyms")) > 1000
 
 
@@ -199,6 +202,8 @@ def test_a_program_compiled_early_is_taken_by_the_next_compile_of_it(require_bpf
     text = resources.files("igcore.containers").joinpath("cgroup_watch.bpf.c").read_text()
     transport.compile_early(text, name="cgroup watch")
     background = transport._early[(text, ())]
+    transport.compile_early(text, name="cgroup watch")  # igcore.main began it, then the CLI asks again
+    assert transport._early[(text, ())] is background  # one compile, not two
     early = transport.compile_program(text, name="cgroup watch")  # waits for the early one
     again = transport.compile_program(text, name="cgroup watch")  # taken once: this one compiles
     try:

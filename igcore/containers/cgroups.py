@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+from pathlib import Path
 
 # A path component naming a container, in the runtimes' usual layouts: docker/<id>, docker-<id>.scope,
 # cri-containerd-<id>.scope, crio-<id>.scope, libpod-<id>.scope, kubepods/.../pod<uid>/<id>
@@ -76,3 +77,17 @@ def ns_inode(pid: int, kind: str) -> int:
         return os.stat(f"/proc/{pid}/ns/{kind}").st_ino
     except OSError:
         return 0
+
+
+def watch_program() -> str:
+    """The C of the cgroup watch (igcore.containers.sources.cgroup_tracker)."""
+    return (Path(__file__).parent / "cgroup_watch.bpf.c").read_text()
+
+
+def compile_watch_early() -> None:
+    """Begin compiling the cgroup watch now (igcore.bpf.transport.compile_early): it needs no
+    config, so it compiles while ig still loads the rest of itself."""
+    if cgroup2_mount() is not None:
+        from ..bpf.transport import compile_early
+
+        compile_early(watch_program(), name="cgroup watch")

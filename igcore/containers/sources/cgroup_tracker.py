@@ -13,10 +13,9 @@ import ctypes
 import logging
 import threading
 import time
-from importlib import resources
 from typing import Callable
 
-from ..cgroups import cgroup2_mount, container_ids_of_path, scan
+from ..cgroups import cgroup2_mount, container_ids_of_path, scan, watch_program
 from ..model import Windows
 from .base import SourceSink
 
@@ -25,19 +24,6 @@ log = logging.getLogger("igcore.containers")
 # The tracepoint's `root`: cgroup v2's (default) hierarchy is 0; v1 hierarchies count from 1.
 CGROUP2_HIERARCHY_ID = 0
 RESCAN_MIN_SECONDS = 0.05
-
-
-def watch_program() -> str:
-    return resources.files("igcore.containers").joinpath("cgroup_watch.bpf.c").read_text()
-
-
-def compile_watch_early() -> None:
-    """Begin compiling the cgroup watch before the collection starts (igcore.bpf.compile_early):
-    it needs no config, so it compiles while ig still loads its own."""
-    if cgroup2_mount() is not None:
-        from ...bpf.transport import compile_early
-
-        compile_early(watch_program(), name="cgroup watch")
 
 
 class _CgroupEvent(ctypes.Structure):
