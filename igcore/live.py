@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import threading
 
 from rich.console import Console
@@ -156,9 +157,13 @@ def run_snapshot(name, filters, output, columns, host, runtime_options, console:
         gadget = _plugin_call(f"gadget snapshot {name} failed to start", spec.factory, GadgetContext(host=host))
         try:
             taken = _plugin_call(f"gadget snapshot {name} failed", gadget.snapshot)
-            rows = Enricher(containers, spec.container_key, host, lambda rows: None).enrich_now(taken)
         finally:
-            _plugin_call(f"gadget snapshot {name} failed to close", gadget.close)
+            try:
+                gadget.close()
+            except Exception as exc:  # the rows, or the snapshot's own error, matter more
+                logging.getLogger("igcore").warning("gadget snapshot %s failed to close: %s: %s",
+                                                    name, type(exc).__name__, exc)
+        rows = Enricher(containers, spec.container_key, host, lambda rows: None).enrich_now(taken)
     finally:
         containers.stop()
     if predicate is not None:
