@@ -159,14 +159,10 @@ def _prometheus(config, listen, path, host, check, max_series, snapshot_interval
                 snapshot_timeout: float = 5.0, strict: bool = False, kernel_aggregation: bool = True) -> None:
     """`runtime_options` is a callable: --check must not need the container code."""
     if not check:
-        # Before the first thread (the early compile's below): a thread that does not block the
-        # stop and reload signals could take one, and SIGHUP's default action ends ig.
+        # Before any thread starts: a thread that does not block the stop and reload signals could
+        # take one, and SIGHUP's default action ends ig. (igcore.main, the `ig` executable, has
+        # blocked them already, before it began compiling the cgroup watch.)
         signals.block()
-        # The cgroup watch needs no config: it compiles while the rest of ig loads (already begun
-        # when ig started from igcore.main; then this does nothing).
-        from .containers.cgroups import compile_watch_early
-
-        compile_watch_early()
     from prometheus_client import CollectorRegistry
 
     from .configwatch import ConfigFollower, ConfigStatus, ConfigWatcher, config_path, fingerprint

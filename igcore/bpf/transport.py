@@ -53,9 +53,6 @@ def compile_early(text: str, cflags: list[str] | None = None, name: str = "gadge
     """Begin compiling (and attaching) `text` now, while ig still loads in Python (bcc compiles on
     its own thread, without the GIL); the next `compile_program(text, cflags)` takes this one
     instead of compiling again, and raises what it raised."""
-    key = (text, tuple(cflags or ()))
-    if key in _early:
-        return   # begun already, and not taken yet
     future: Future = Future()
 
     def run() -> None:
@@ -64,7 +61,7 @@ def compile_early(text: str, cflags: list[str] | None = None, name: str = "gadge
         except BaseException as exc:  # handed to compile_program's caller
             future.set_exception(exc)
 
-    _early[key] = future
+    _early[(text, tuple(cflags or ()))] = future
     threading.Thread(target=run, name=f"ig-compile-early {name}", daemon=True).start()
 
 
