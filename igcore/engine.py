@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from .config import BoundMetric, Config
 from .containers import ContainerCollection, Enricher, RuntimeOptions
-from .errors import IgError, RuntimeFailure
+from .errors import RuntimeFailure, describe
 from .gadgets import Category, GadgetContext, GadgetSpec, GadgetStats, NetnsAware, TraceGadget
 from .health import loop_errors
 from .isolation import GadgetSink, GadgetThreads
@@ -127,7 +127,7 @@ class GadgetRun:
             if self.kernel is not None and self._fall_back_to_user_space(exc):
                 return
             self.failure = "start_failed"
-            self.failure_message = str(exc) if isinstance(exc, IgError) else f"{type(exc).__name__}: {exc}"
+            self.failure_message = describe(exc)
             log.error("gadget %s failed to start: %s; it is not running (ig_gadget_running 0), "
                       "the other gadgets keep running", self.label, self.failure_message,
                       exc_info=log.isEnabledFor(logging.DEBUG))
@@ -152,7 +152,7 @@ class GadgetRun:
             self._detach_gadget()
         except Exception:
             pass   # what it left is the failed instance's; the new one starts clean
-        why = str(exc) if isinstance(exc, IgError) else f"{type(exc).__name__}: {exc}"
+        why = describe(exc)
         reason = f"the gadget's program did not load with it in the kernel ({why[:300]})"
         self.kernel = None
         for bound in self.signature[0]:

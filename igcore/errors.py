@@ -17,3 +17,9 @@ class RuntimeFailure(IgError):
     """Something failed while running: no privileges, no BPF, port taken (exit 1)."""
 
     exit_code = 1
+
+
+def describe(exc: BaseException) -> str:
+    """One line for a failure: ig's own errors say it in their sentence; anything else (a plugin's
+    bug) is named by its type too."""
+    return str(exc) if isinstance(exc, IgError) else f"{type(exc).__name__}: {exc}"

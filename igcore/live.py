@@ -11,7 +11,7 @@ from rich.table import Table
 
 from . import signals
 from .columns import CONTAINER_COLUMN_NAMES
-from .errors import ConfigError, IgError, RuntimeFailure
+from .errors import ConfigError, IgError, RuntimeFailure, describe
 from .gadgets import Category, GadgetContext, GadgetSpec, NetnsAware
 from .plugins import load_catalog
 
@@ -98,7 +98,7 @@ def _plugin_call(what: str, call, *args):
     except IgError:
         raise
     except Exception as exc:
-        raise RuntimeFailure(f"{what}: {type(exc).__name__}: {exc}") from exc
+        raise RuntimeFailure(f"{what}: {describe(exc)}") from exc
 
 
 def _empty_hint(console: Console, host: bool, what: str) -> None:
