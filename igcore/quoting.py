@@ -12,7 +12,8 @@ import re
 # Characters of a value shown in a message; the rest is replaced by a note of the full length.
 QUOTE_LIMIT = 120
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# C0, DEL, C1, and the Unicode line and paragraph separators: each can start a new line somewhere.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 def shorten(text: str, limit: int = QUOTE_LIMIT) -> str:
@@ -29,5 +30,16 @@ def quoted(text: str) -> str:
     return '"' + _escaped(text) + '"'
 
 
+def control_character(text: str) -> str | None:
+    """The first control character of `text`, escaped (`\\n`, `\\x00`, `\\u2028`), or None."""
+    found = _CONTROL.search(text)
+    return None if found is None else _escaped(found.group())
+
+
 def _escaped(text: str) -> str:
-    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
+    return _CONTROL.sub(lambda m: _escape_one(m.group()), text)
+
+
+def _escape_one(char: str) -> str:
+    # repr escapes C0, DEL and C1; the separators it leaves as they are
+    return f"\\u{ord(char):04x}" if char in "\u2028\u2029" else repr(char)[1:-1]

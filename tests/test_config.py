@@ -246,6 +246,17 @@ def test_empty_metrics_name(value):
     problem(f"metrics_name: {value}\nmetrics: []", "metrics_name is empty")
 
 
+@pytest.mark.parametrize("char, shown", [("\\n", "\\n"), ("\\0", "\\x00"), ("\\x85", "\\x85"), ("\\u2028", "\\u2028")])
+@pytest.mark.parametrize("where", ["metrics_name", "name", "gadget"])
+def test_names_with_control_characters_are_refused(where, char, shown):
+    """A name is one line of text wherever it is shown (logs, --check); none reaches generated C."""
+    fields = {"metrics_name": '"m"', "name": '"n"', "gadget": '"exec"'}
+    fields[where] = f'"a{char}b"'
+    text = (f"metrics_name: {fields['metrics_name']}\nmetrics:\n  - {{name: {fields['name']}, type: counter, "
+            f"category: trace, gadget: {fields['gadget']}}}")
+    problem(text, f"{where} holds the control character {shown} (names are one line of text)")
+
+
 def test_metrics_name_must_be_a_string():
     problem("metrics_name: 5\nmetrics: []", "metrics_name must be a string, got 5")
 

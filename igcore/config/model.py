@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..buckets import parse_multiplier
+from ..quoting import control_character
 from .text import describe
 
 
@@ -23,6 +24,10 @@ class _Model(BaseModel):
 def _non_blank(key: str, value: str) -> str:
     if not value.strip():
         raise ValueError(f"{key} is empty")
+    control = control_character(value)
+    if control is not None:
+        # names reach logs, terminals and --check's output: one line each, whatever they hold
+        raise ValueError(f"{key} holds the control character {control} (names are one line of text)")
     return value
 
 
