@@ -123,7 +123,7 @@ class GadgetRun:
     def start(self) -> None:
         try:
             self._start_gadget()
-        except Exception as exc:
+        except BaseException as exc:  # SystemExit and the like from a plugin are its failure too
             if self.kernel is not None and self._fall_back_to_user_space(exc):
                 return
             self.failure = "start_failed"
@@ -144,7 +144,7 @@ class GadgetRun:
             self._subscribed = True
             self._containers.subscribe(self._netns_added, self._netns_removed)
 
-    def _fall_back_to_user_space(self, exc: Exception) -> bool:
+    def _fall_back_to_user_space(self, exc: BaseException) -> bool:
         """The program with the kernel metrics compiled in did not start (say a plugin's KernelField
         the compiler or the verifier refuses): start the gadget again with every metric in user
         space. False when that fails too (then the gadget itself is at fault)."""
