@@ -25,7 +25,7 @@ from .metrics.kernel import KernelCounterAggregator, KernelHistogramAggregator
 from .metrics.lifecycle import SeriesPolicy, SeriesSweeper
 from .metrics.snapshots import SnapshotCache, SnapshotTimeout
 from .rowcheck import BadRows, RowChecker
-from .startup import start_all
+from .startup import start_all, stop_all
 
 log = logging.getLogger("igcore.engine")
 
@@ -371,8 +371,7 @@ class Engine:
         with self._lock:
             self.sweeper.stop()
             runs, self.bindings = self.runs, {}
-            for run in runs.values():
-                run.stop()
+            stop_all(list(runs.values()))
             if self._containers_started:
                 self.containers.stop()
                 self._containers_started = False
