@@ -7,7 +7,7 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, NamedTuple, Optional
+from typing import Annotated, NamedTuple, NoReturn, Optional
 
 import typer
 from rich.console import Console
@@ -18,6 +18,7 @@ from rich.table import Table
 from . import signals
 from .errors import ConfigError, IgError, RuntimeFailure
 from .http import HttpOptions
+from .supervisor import Abandoned, Supervisor
 
 app = typer.Typer(
     help="Kernel events captured with eBPF, served as Prometheus metrics.",
@@ -118,6 +119,18 @@ def prometheus(
                     snapshot_timeout=snapshot_timeout, strict=strict, kernel_aggregation=kernel_aggregation)
     except IgError as exc:
         raise fail(exc)
+    except Abandoned as exc:
+        _exit_now(exc)
+
+
+def _exit_now(abandoned: Abandoned) -> NoReturn:
+    """A stop signal came and a step (a compile, a plugin's start()) did not finish within the
+    grace: exit without waiting for its thread, as a stop does (code 0). The kernel detaches and
+    frees ig's eBPF programs and maps as it closes the process's descriptors (docs/config.md)."""
+    err.print(f"[yellow]{escape(str(abandoned))}; ig exits now[/]", soft_wrap=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def placement_lines(cfg, kernel_aggregation: bool) -> list[str]:
@@ -158,53 +171,110 @@ def _prometheus(config, listen, path, host, check, max_series, snapshot_interval
                 web: WebOptions = WebOptions(None, HttpOptions()), follow: Optional[WatchOptions] = None,
                 snapshot_timeout: float = 5.0, strict: bool = False, kernel_aggregation: bool = True) -> None:
     """`runtime_options` is a callable: --check must not need the container code."""
-    if not check:
-        # Before any thread starts: a thread that does not block the stop and reload signals could
-        # take one, and SIGHUP's default action ends ig. (igcore.main, the `ig` executable, has
-        # blocked them already, before it began compiling the cgroup watch.)
-        signals.block()
-    from prometheus_client import CollectorRegistry
+    if check:
+        _check(config, listen, web, follow is not None, kernel_aggregation)
+        return
+    # Before any thread starts: a thread that does not block the stop and reload signals could
+    # take one, and SIGHUP's default action ends ig. (igcore.main, the `ig` executable, has
+    # blocked them already, before it began compiling the cgroup watch.) The main thread takes
+    # them from here on, also while the steps run (igcore.supervisor).
+    signals.block()
+    supervisor = Supervisor()
 
-    from .configwatch import ConfigFollower, ConfigStatus, ConfigWatcher, config_path, fingerprint
-    from .http import HttpCollector, MetricsServer, parse_listen_address
+    def make_engine():
+        from .engine import Engine, EngineOptions
+
+        return Engine(EngineOptions(host=host, max_series=max_series, snapshot_min_interval=snapshot_interval,
+                                    series=series_policy, snapshot_timeout=snapshot_timeout or None, strict=strict,
+                                    runtimes=runtime_options(), kernel_aggregation=kernel_aggregation))
+
+    serving: Optional[Serving] = None
+    abandoned = False
+    try:
+        serving = supervisor.run(lambda: _start_serving(config, listen, path, web, follow, make_engine), "the start-up")
+        if supervisor.stop_signal is None:
+            out.print("Running. Press Ctrl + C to finish")
+            out.print(f"Publishing metrics... ({serving.server.url})")
+            sys.stdout.flush()
+            _serve(supervisor, serving, strict)
+    except Abandoned:
+        abandoned = True
+        raise
+    finally:
+        if serving is not None:
+            serving.close(engine=not abandoned)   # an abandoned step holds the engine's lock
+    out.print("Stopped.")
+
+
+def _load(config, web: WebOptions, watch: bool, checking: bool = False):
+    """The web config, the follower of the config and its first version, and the fingerprint
+    --watch compares later ones with (`checking`: --check, which follows nothing)."""
+    from .configwatch import ConfigFollower, ConfigStatus, config_path, fingerprint
     from .plugins import load_catalog
-    from .webauth import WebConfigWatcher
     from .webconfig import load_web_config
 
-    parse_listen_address(listen)
     web_config = load_web_config(web.config_file) if web.config_file is not None else None
     catalog = load_catalog()
     for broken in catalog.broken:
         logging.getLogger("igcore").warning("plugin %s failed to load: %s", broken.name, broken.error)
     source = _read_config_source(config)
-    if follow and config_path(source) is None:
+    if watch and config_path(source) is None:
         raise ConfigError("--watch needs --config @FILE or @DIRECTORY (a file to follow, not inline YAML)")
-    status = ConfigStatus()
-    follower = ConfigFollower(source, catalog, status, follow=follow is not None and not check)
+    follow = watch and not checking
+    follower = ConfigFollower(source, catalog, ConfigStatus(), follow=follow)
     seen = fingerprint(follower.path) if follow else None  # before reading: changes from now on are found
-    cfg = follower.first()
-    if check:
-        out.print(f"{cfg.origin}: OK, {len(cfg.metrics)} metric(s): {', '.join(b.config.name for b in cfg.metrics)}",
-                  soft_wrap=True)
-        for line in placement_lines(cfg, kernel_aggregation):
-            out.print(line, soft_wrap=True, highlight=False)
-        if web_config is not None:
-            out.print(f"{web_config.path}: OK, TLS {'on' if web_config.tls else 'off'}, "
-                      f"{len(web_config.users)} basic auth user(s)", soft_wrap=True)
-        return
+    return web_config, follower, seen, follower.first()
+
+
+def _check(config, listen, web: WebOptions, watch: bool, kernel_aggregation: bool) -> None:
+    from .http import parse_listen_address
+
+    parse_listen_address(listen)
+    web_config, _, _, cfg = _load(config, web, watch, checking=True)
+    out.print(f"{cfg.origin}: OK, {len(cfg.metrics)} metric(s): {', '.join(b.config.name for b in cfg.metrics)}",
+              soft_wrap=True)
+    for line in placement_lines(cfg, kernel_aggregation):
+        out.print(line, soft_wrap=True, highlight=False)
+    if web_config is not None:
+        out.print(f"{web_config.path}: OK, TLS {'on' if web_config.tls else 'off'}, "
+                  f"{len(web_config.users)} basic auth user(s)", soft_wrap=True)
+
+
+@dataclass
+class Serving:
+    """What `ig prometheus` runs once started."""
+
+    engine: object
+    server: object
+    follower: object
+    watcher: object = None
+
+    def close(self, engine: bool = True) -> None:
+        if self.watcher is not None:
+            self.watcher.stop()
+        self.server.close()
+        if engine:
+            self.engine.stop()
+
+
+def _start_serving(config, listen, path, web: WebOptions, follow: Optional[WatchOptions], make_engine) -> Serving:
+    """Load the plugins and the config, start the gadgets and serve: the start-up step."""
+    from prometheus_client import CollectorRegistry
 
     from .collector import EngineCollector
-    from .engine import Engine, EngineOptions
+    from .configwatch import ConfigWatcher
+    from .http import HttpCollector, MetricsServer, parse_listen_address
+    from .webauth import WebConfigWatcher
 
-    engine = Engine(EngineOptions(host=host, max_series=max_series, snapshot_min_interval=snapshot_interval,
-                                  series=series_policy, snapshot_timeout=snapshot_timeout or None, strict=strict,
-                                  runtimes=runtime_options(), kernel_aggregation=kernel_aggregation))
+    parse_listen_address(listen)
+    web_config, follower, seen, cfg = _load(config, web, watch=follow is not None)
+    engine = make_engine()
     registry = CollectorRegistry(auto_describe=False)
     registry.register(EngineCollector(engine))
     # Bound before the eBPF programs compile: a port in use fails at once.
     server = MetricsServer(registry, listen, path, WebConfigWatcher(web_config) if web_config else None, web.http)
     registry.register(HttpCollector(server))
-    registry.register(status)
+    registry.register(follower.status)
     try:
         engine.start(cfg)
     except BaseException:
@@ -212,31 +282,28 @@ def _prometheus(config, listen, path, host, check, max_series, snapshot_interval
         engine.stop()
         raise
     server.start()
-    watcher = None
+    serving = Serving(engine, server, follower)
     if follow:
         # a change found is sent as SIGHUP to ourselves: one reload path, run by the main thread
-        watcher = ConfigWatcher(follower.path, seen, lambda: os.kill(os.getpid(), signals.RELOAD),
-                                follow.poll_interval, follow.inotify)
-        watcher.start()
-    out.print("Running. Press Ctrl + C to finish")
-    out.print(f"Publishing metrics... ({server.url})")
-    sys.stdout.flush()
-    try:
-        while True:
-            received = signals.wait(1.0 if strict else None)  # --strict: look at the gadgets every second
-            if received in signals.STOP:
-                break
-            if received == signals.RELOAD:
-                _reload(engine, follower)
-            elif strict and engine.failures():  # a gadget's thread died: --strict ends ig
-                run = engine.failures()[0]
-                raise RuntimeFailure(f"gadget {run.label} stopped running ({run.failure_message}) and --strict is set")
-    finally:
-        if watcher is not None:
-            watcher.stop()
-        server.close()
-        engine.stop()
-    out.print("Stopped.")
+        serving.watcher = ConfigWatcher(follower.path, seen, lambda: os.kill(os.getpid(), signals.RELOAD),
+                                        follow.poll_interval, follow.inotify)
+        serving.watcher.start()
+    return serving
+
+
+def _serve(supervisor, serving: Serving, strict: bool) -> None:
+    """Until a stop signal: reload on SIGHUP (a reload is a step too), and with --strict look at
+    the gadgets every second."""
+    while supervisor.stop_signal is None:
+        if supervisor.reload_asked:   # SIGHUPs during a step (or the start-up) ask for one more
+            supervisor.reload_asked = False
+            supervisor.run(lambda: _reload(serving.engine, serving.follower), "a reload")
+            continue
+        received = signals.wait(1.0 if strict else None)
+        supervisor.take(received)
+        if received is None and strict and serving.engine.failures():   # a gadget's thread died: --strict ends ig
+            run = serving.engine.failures()[0]
+            raise RuntimeFailure(f"gadget {run.label} stopped running ({run.failure_message}) and --strict is set")
 
 
 def _reload(engine, follower) -> None:

@@ -25,7 +25,7 @@ from .metrics.kernel import KernelCounterAggregator, KernelHistogramAggregator
 from .metrics.lifecycle import SeriesPolicy, SeriesSweeper
 from .metrics.snapshots import SnapshotCache, SnapshotTimeout
 from .rowcheck import BadRows, RowChecker
-from .startup import start_all
+from .startup import start_all, stop_all
 
 log = logging.getLogger("igcore.engine")
 
@@ -123,7 +123,7 @@ class GadgetRun:
     def start(self) -> None:
         try:
             self._start_gadget()
-        except Exception as exc:
+        except BaseException as exc:  # SystemExit and the like from a plugin are its failure too
             if self.kernel is not None and self._fall_back_to_user_space(exc):
                 return
             self.failure = "start_failed"
@@ -144,7 +144,7 @@ class GadgetRun:
             self._subscribed = True
             self._containers.subscribe(self._netns_added, self._netns_removed)
 
-    def _fall_back_to_user_space(self, exc: Exception) -> bool:
+    def _fall_back_to_user_space(self, exc: BaseException) -> bool:
         """The program with the kernel metrics compiled in did not start (say a plugin's KernelField
         the compiler or the verifier refuses): start the gadget again with every metric in user
         space. False when that fails too (then the gadget itself is at fault)."""
@@ -371,8 +371,7 @@ class Engine:
         with self._lock:
             self.sweeper.stop()
             runs, self.bindings = self.runs, {}
-            for run in runs.values():
-                run.stop()
+            stop_all(list(runs.values()))
             if self._containers_started:
                 self.containers.stop()
                 self._containers_started = False

@@ -12,6 +12,7 @@ both distributions. The outcome never depends on the order entry points are foun
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from dataclasses import dataclass, field
@@ -23,6 +24,8 @@ import pluggy
 from . import hookspecs
 from .columns import Schema
 from .gadgets import Category, ContainerKey, GadgetSpec
+
+log = logging.getLogger("igcore.plugins")
 
 ENTRY_POINT_GROUP = "ig.gadgets"
 DISABLE_ENV = "IG_DISABLE_PLUGINS"
@@ -72,7 +75,18 @@ def is_builtin(distribution: str) -> bool:
 
 
 def _disabled() -> set[str]:
-    return {p.strip() for p in os.environ.get(DISABLE_ENV, "").split(",") if p.strip()}
+    """The distributions IG_DISABLE_PLUGINS names, normalized (docs/plugins.md)."""
+    return {normalized(p.strip()) for p in os.environ.get(DISABLE_ENV, "").split(",") if p.strip()}
+
+
+def _warn_entry_point_names(disabled: set[str], entry_points, distributions: set[str]) -> None:
+    """A name that is no installed distribution but an entry point's (the old meaning) disables
+    nothing: an entry-point name is not unique, any package may reuse it. One line says so."""
+    entry_names = {normalized(ep.name) for ep in entry_points}
+    for name in sorted(disabled - distributions):
+        if name in entry_names:
+            log.warning("%s: %r is an entry-point name, not a distribution; it disables nothing "
+                        "(name the distribution, as `ig list-gadgets` shows it)", DISABLE_ENV, name)
 
 
 class _Registrar:
@@ -132,15 +146,18 @@ def load_catalog(extra_plugins: tuple[object, ...] = ()) -> GadgetCatalog:
 
 def _candidates(extra_plugins: tuple[object, ...]) -> list[tuple[str, str, str, object]]:
     disabled = _disabled()
+    entry_points = sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name)
+    distributions = {normalized(ep.dist.name) for ep in entry_points if ep.dist}
+    _warn_entry_point_names(disabled, entry_points, distributions)
     found: list[tuple[str, str, str, object]] = []
-    for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
-        if ep.name in disabled:
-            continue
+    for ep in entry_points:
         dist = ep.dist.name if ep.dist else ""
         version = ep.dist.version if ep.dist else ""
+        if dist and normalized(dist) in disabled:
+            continue
         try:
             found.append((ep.name, dist, version, ep.load()))
-        except Exception as exc:  # a broken plugin must not take the others down
+        except BaseException as exc:  # SystemExit too: a broken plugin must not take the others down
             found.append((ep.name, dist, version, exc))
     for module in extra_plugins:
         found.append((getattr(module, "__name__", repr(module)), "", "", module))
@@ -148,7 +165,7 @@ def _candidates(extra_plugins: tuple[object, ...]) -> list[tuple[str, str, str, 
 
 
 def _register(name: str, dist: str, version: str, module: object) -> _Loaded:
-    if isinstance(module, Exception):
+    if isinstance(module, BaseException):   # what its import raised
         return _Loaded(name, dist, version, error=_describe(module))
     registrar = _Registrar(dist, version)
     try:
@@ -157,7 +174,7 @@ def _register(name: str, dist: str, version: str, module: object) -> _Loaded:
         pm.register(module, name=name)
         pm.check_pending()
         pm.hook.ig_register_gadgets(register=registrar)
-    except Exception as exc:  # all or nothing per plugin
+    except BaseException as exc:  # all or nothing per plugin; SystemExit and the like are its bugs too
         return _Loaded(name, dist, version, error=_describe(exc))
     return _Loaded(name, dist, version, registrar.specs)
 

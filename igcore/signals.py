@@ -2,7 +2,8 @@
 
 A signal sent to the process may be delivered to any thread that does not block it; Python then
 only sets a flag, and a main thread blocked in a wait would not notice. So the CLI blocks these
-signals before starting any thread (threads inherit the mask) and waits for them with sigwait.
+signals before starting any thread (threads inherit the mask) and waits for them with sigwait,
+also while the start-up and reloads run on a thread of their own (igcore.supervisor).
 """
 
 from __future__ import annotations

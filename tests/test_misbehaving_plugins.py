@@ -262,16 +262,18 @@ def test_reader_thread_that_dies_shows_as_not_running(run_ig, synth, bad):
 # --- point 4: start() raises ----------------------------------------------------------------------
 
 
-def test_gadget_whose_start_raises_is_reported_and_the_others_run(run_ig, synth, bad):
+@pytest.mark.parametrize("start, error", [("raise", "RuntimeError: start failure requested"),
+                                          ("exit", "SystemExit: 3")])   # a BaseException is the gadget's failure too
+def test_gadget_whose_start_raises_is_reported_and_the_others_run(run_ig, synth, bad, start, error):
     feed_good(synth)
-    bad.env("IG_MISBEHAVING_START", "raise")
+    bad.env("IG_MISBEHAVING_START", start)
     ig = run_ig(CONFIG, "--host")
     assert_good_gadgets_exact(ig, synth)
     assert ig.value("ig_gadget_running", **TRACE) == 0
     assert ig.value("ig_gadget_failed", reason="start_failed", **TRACE) == 1
     assert ig.value("ig_gadget_running", **SNAPSHOT) == 1
     assert bad.stop_mark.read_text() == "stopped\n"  # stop() follows the failed start(), once
-    lines = log_lines(ig, "gadget trace misbehaving failed to start: RuntimeError: start failure requested")
+    lines = log_lines(ig, f"gadget trace misbehaving failed to start: {error}")
     assert len(lines) == 1
     assert "Traceback" not in ig.output()
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import subprocess
+
+import pytest
 import sys
 from pathlib import Path
 
@@ -30,10 +32,41 @@ def test_broken_plugin_is_reported_and_others_still_load():
     assert any(" synth " in l and "trace" in l for l in result.stdout.splitlines())
 
 
-def test_disable_plugins():
+# What a plugin's own code raises, BaseException included, makes that plugin broken and no more.
+FAULTS = {"exit": "SystemExit: 3", "interrupt": "KeyboardInterrupt: raised by the plugin",
+          "generator": "GeneratorExit: raised by the plugin"}
+
+
+@pytest.mark.parametrize("where", ["IG_SYNTHETIC_BREAK", "IG_SYNTHETIC_BREAK_HOOK"])  # its import, its hook
+@pytest.mark.parametrize("fault", sorted(FAULTS))
+def test_a_base_exception_from_a_plugin_lists_it_as_broken(fault, where):
+    result = ig("list-gadgets", IG_TEST_GADGETS="1", **{where: fault})
+    assert result.returncode == 0, result.stdout + result.stderr
+    broken = next(l for l in result.stdout.splitlines() if "synthetic-broken" in l)
+    assert "broken" in broken and FAULTS[fault] in broken
+    assert any(" synth " in l and "trace" in l for l in result.stdout.splitlines())
+
+
+def test_ig_prometheus_runs_the_other_plugins_when_one_raises_system_exit():
+    config = "metrics_name: t\nmetrics:\n  - {name: rows, type: counter, category: trace, gadget: synth}\n"
+    result = ig("prometheus", "--check", "--config", config, IG_TEST_GADGETS="1", IG_SYNTHETIC_BREAK="exit")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "OK, 1 metric(s): rows" in result.stdout
+
+
+def test_disable_plugins_by_distribution():
+    result = ig("list-gadgets", IG_TEST_GADGETS="1", IG_DISABLE_PLUGINS="IG_Gadget.Synthetic")  # as pip compares
+    assert result.returncode == 0, result.stderr
+    assert " synth " not in result.stdout and "synthetic" not in result.stdout   # both of its entry points
+    assert " exec " in result.stdout and result.stderr == ""
+
+
+def test_an_entry_point_name_in_disable_plugins_disables_nothing_and_says_so_in_one_line():
     result = ig("list-gadgets", IG_TEST_GADGETS="1", IG_DISABLE_PLUGINS="synthetic")
-    assert result.returncode == 0
-    assert " synth " not in result.stdout
+    assert result.returncode == 0, result.stderr
+    assert any(" synth " in l and "trace" in l for l in result.stdout.splitlines())
+    assert result.stderr.count("\n") == 1
+    assert "'synthetic' is an entry-point name, not a distribution" in result.stderr
 
 
 def test_gadget_columns_and_kinds():

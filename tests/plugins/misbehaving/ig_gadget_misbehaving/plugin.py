@@ -9,6 +9,9 @@ trace misbehaving
   and `Infinity`). A file holding `{"__die__": "why"}` makes the reader thread raise
   RuntimeError(why), so the thread dies.
 - IG_MISBEHAVING_START=raise: `start()` starts its reader thread, then raises.
+- IG_MISBEHAVING_START=exit: likewise, raising SystemExit(3).
+- IG_MISBEHAVING_START=hang: `start()` never returns.
+- IG_MISBEHAVING_START_MARK: a file `start()` appends "starting" to first (shows it was called).
 - IG_MISBEHAVING_STOP_MARK: a file `stop()` appends "stopped" to (shows stop() was called).
 - IG_MISBEHAVING_STOP_SLEEP: seconds `stop()` sleeps before it returns.
 - IG_MISBEHAVING_START_BARRIER=N: `start()` waits until N gadgets of this plugin are starting at
@@ -85,11 +88,19 @@ class MisbehavingTrace(TraceGadget):
         self._thread: threading.Thread | None = None
 
     def start(self, sink) -> None:
+        mark = os.environ.get("IG_MISBEHAVING_START_MARK")
+        if mark:
+            with open(mark, "a") as f:
+                f.write("starting\n")
         _meet_at_start_barrier()
+        if os.environ.get("IG_MISBEHAVING_START") == "hang":
+            threading.Event().wait()
         self._thread = threading.Thread(target=self._tail, args=(sink,), name="misbehaving-reader", daemon=True)
         self._thread.start()
         if os.environ.get("IG_MISBEHAVING_START") == "raise":
             raise RuntimeError("start failure requested by IG_MISBEHAVING_START=raise")
+        if os.environ.get("IG_MISBEHAVING_START") == "exit":
+            raise SystemExit(3)
 
     def _tail(self, sink) -> None:
         """Each file of the batch directory, in name order, is one batch: a JSON list of rows."""

@@ -1,6 +1,31 @@
-"""A plugin that fails to import when IG_SYNTHETIC_BREAK=1, to show broken plugins are reported."""
+"""A plugin that breaks on request, to show broken plugins are reported and the others still load.
+
+IG_SYNTHETIC_BREAK=1 makes its import raise ImportError; =exit, =interrupt or =generator make it
+raise SystemExit(3), KeyboardInterrupt or GeneratorExit instead. IG_SYNTHETIC_BREAK_HOOK takes the
+same values for its `ig_register_gadgets` hook.
+"""
 
 import os
 
-if os.environ.get("IG_SYNTHETIC_BREAK") == "1":
-    raise ImportError("synthetic breakage requested by IG_SYNTHETIC_BREAK=1")
+from igcore.api import hookimpl
+
+FAULTS = {
+    "1": lambda: ImportError("synthetic breakage requested by IG_SYNTHETIC_BREAK=1"),
+    "exit": lambda: SystemExit(3),
+    "interrupt": lambda: KeyboardInterrupt("raised by the plugin"),
+    "generator": lambda: GeneratorExit("raised by the plugin"),
+}
+
+
+def _fault(variable: str) -> None:
+    fault = FAULTS.get(os.environ.get(variable, ""))
+    if fault is not None:
+        raise fault()
+
+
+_fault("IG_SYNTHETIC_BREAK")
+
+
+@hookimpl
+def ig_register_gadgets(register) -> None:
+    _fault("IG_SYNTHETIC_BREAK_HOOK")
