@@ -18,6 +18,7 @@ from rich.table import Table
 from . import signals
 from .errors import ConfigError, IgError, RuntimeFailure
 from .http import HttpOptions
+from .probes import STUCK_AFTER, Probes, check_metrics_path
 
 app = typer.Typer(
     help="Kernel events captured with eBPF, served as Prometheus metrics.",
@@ -104,6 +105,7 @@ def prometheus(
     watch: Annotated[bool, typer.Option("--watch", help="Follow the --config file (or directory: its config.yaml, as a mounted ConfigMap) and reload on change; a missing or invalid file keeps ig running.")] = False,
     watch_poll: Annotated[float, typer.Option("--watch-poll-interval", min=0.1, help="With --watch: seconds between checks that do not rely on inotify.")] = 10.0,
     inotify: Annotated[bool, typer.Option("--inotify/--no-inotify", help="With --watch: wake on inotify events of the config's directory (--no-inotify: poll only).")] = True,
+    stuck_after: Annotated[float, typer.Option("--health-stuck-after", min=0.1, help="Seconds one config reload (or the stop) may hold the engine before /healthz answers 503 (docs/guide.md, Health probes).")] = STUCK_AFTER,
     verbose: VerboseOpt = False,
 ) -> None:
     """Serve metrics from eBPF gadgets for Prometheus to scrape."""
@@ -115,7 +117,8 @@ def prometheus(
         _prometheus(config, listen, path, host, check, max_series, snapshot_interval,
                     lambda: _runtime_options(runtimes, docker_socket, containerd_socket, crio_socket),
                     _series_policy(series_grace, series_idle, series_sweep), web, follow,
-                    snapshot_timeout=snapshot_timeout, strict=strict, kernel_aggregation=kernel_aggregation)
+                    snapshot_timeout=snapshot_timeout, strict=strict, kernel_aggregation=kernel_aggregation,
+                    stuck_after=stuck_after)
     except IgError as exc:
         raise fail(exc)
 
@@ -156,7 +159,8 @@ class WatchOptions:
 
 def _prometheus(config, listen, path, host, check, max_series, snapshot_interval, runtime_options, series_policy,
                 web: WebOptions = WebOptions(None, HttpOptions()), follow: Optional[WatchOptions] = None,
-                snapshot_timeout: float = 5.0, strict: bool = False, kernel_aggregation: bool = True) -> None:
+                snapshot_timeout: float = 5.0, strict: bool = False, kernel_aggregation: bool = True,
+                stuck_after: float = STUCK_AFTER) -> None:
     """`runtime_options` is a callable: --check must not need the container code."""
     if not check:
         # Before any thread starts: a thread that does not block the stop and reload signals could
@@ -172,6 +176,7 @@ def _prometheus(config, listen, path, host, check, max_series, snapshot_interval
     from .webconfig import load_web_config
 
     parse_listen_address(listen)
+    check_metrics_path(path)
     web_config = load_web_config(web.config_file) if web.config_file is not None else None
     catalog = load_catalog()
     for broken in catalog.broken:
@@ -201,17 +206,19 @@ def _prometheus(config, listen, path, host, check, max_series, snapshot_interval
                                   runtimes=runtime_options(), kernel_aggregation=kernel_aggregation))
     registry = CollectorRegistry(auto_describe=False)
     registry.register(EngineCollector(engine))
-    # Bound before the eBPF programs compile: a port in use fails at once.
-    server = MetricsServer(registry, listen, path, WebConfigWatcher(web_config) if web_config else None, web.http)
+    # Bound before the eBPF programs compile: a port in use fails at once. Serving from before the
+    # start too, so the start-up probe hears "starting" instead of waiting in the backlog.
+    server = MetricsServer(registry, listen, path, WebConfigWatcher(web_config) if web_config else None, web.http,
+                           probes=Probes(engine.status, lambda: status.successful, stuck_after))
     registry.register(HttpCollector(server))
     registry.register(status)
     try:
+        server.start()
         engine.start(cfg)
     except BaseException:
         server.close()
         engine.stop()
         raise
-    server.start()
     watcher = None
     if follow:
         # a change found is sent as SIGHUP to ourselves: one reload path, run by the main thread

@@ -102,6 +102,7 @@ class GadgetThreads:
         self.gadget = gadget
         self.threads: list[threading.Thread] = []
         self.stopping = False
+        self.death = ""  # how a thread of the gadget died, in one line (its exception's, from the excepthook)
         self._reported = False
         self._lock = threading.Lock()
 
@@ -132,6 +133,8 @@ class GadgetThreads:
             return
         with self._lock:
             first, self._reported = not self._reported, True
+            if first:
+                self.death = f"its thread {thread.name!r} died: {type(exc).__name__}: {exc}"
         if first:
             log.error("gadget %s: its thread %r died: %s: %s; the gadget is not running any more "
                       "(ig_gadget_running 0), the other gadgets keep running",
