@@ -48,6 +48,12 @@ def config(*metrics: str) -> str:
     return "metrics_name: probes\nmetrics:" + "".join(metrics)
 
 
+def replace(path: Path, text: str) -> None:
+    """Write the whole file at once (by rename, as the kubelet updates a ConfigMap): --watch never reads half of it."""
+    path.with_suffix(".tmp").write_text(text)
+    path.with_suffix(".tmp").rename(path)
+
+
 def spawn(tmp_path: Path, config_text: str, *args: str) -> IgProcess:
     """A real `ig prometheus`, not waited for: the test asks its probes from the start, as the kubelet does."""
     address = f"127.0.0.1:{free_port()}"
@@ -135,7 +141,7 @@ def test_not_ready_when_a_gadget_cannot_start_or_its_thread_dies_and_says_why(ag
     assert len(body.splitlines()) == 4   # the status line and one per gadget: the reason forged none
     assert get(ig, "/healthz") == (200, "ok\n")   # a failed gadget makes ig unready, not dead
 
-    (misbehaving / "000001.json").write_text(json.dumps({"__die__": DEATH}))
+    replace(misbehaving / "000001.json", json.dumps({"__die__": DEATH}))   # the gadget reads whole files
     status, body = until(ig, "/readyz", lambda status, body: "thread_died" in body, "the dead thread")
     assert status == 503
     assert lines_of(body)["trace misbehaving"] == (
@@ -164,14 +170,14 @@ def test_healthz_fails_while_a_reload_holds_the_engine_too_long(agents, misbehav
 
 
 def test_not_ready_while_the_config_does_not_load(agents, misbehaving, tmp_path):
-    config_file = tmp_path / "config.yaml"
-    config_file.write_text(config(SYNTH_TRACE).replace("type: counter", "type: countr"))
-    ig = agents(f"@{config_file}", "--watch", "--watch-poll-interval", "0.2")   # serves ig's own metrics meanwhile
+    config_file = tmp_path / "config.yaml"   # none yet: ig serves its own metrics and waits for one
+    ig = agents(f"@{config_file}", "--watch", "--watch-poll-interval", "0.2")
+    assert until(ig, "/readyz", lambda status, body: status == 200, "ready without a config") == (200, "ready\n")
 
-    status, body = until(ig, "/readyz", lambda status, body: not body.startswith("not ready: starting"),
-                         "start-up to finish")
-    assert (status, body) == (503, "not ready\nconfig: the last load failed (see ig's log)\n")
-    config_file.write_text(config(SYNTH_TRACE))
+    replace(config_file, config(SYNTH_TRACE).replace("type: counter", "type: countr"))
+    status, body = until(ig, "/readyz", lambda status, body: status == 503, "the invalid config")
+    assert body == "not ready\nconfig: the last load failed (see ig's log)\n"
+    replace(config_file, config(SYNTH_TRACE))
     status, body = until(ig, "/readyz", lambda status, body: status == 200, "ready with the fixed config")
     assert body == "ready\ntrace synth: running\n"
 
