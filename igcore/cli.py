@@ -208,8 +208,9 @@ def _prometheus(config, listen, path, host, check, max_series, snapshot_interval
     registry.register(EngineCollector(engine))
     # Bound before the eBPF programs compile: a port in use fails at once. Serving from before the
     # start too, so the start-up probe hears "starting" instead of waiting in the backlog.
+    probes = Probes(engine.status, lambda: status.successful, stuck_after)
     server = MetricsServer(registry, listen, path, WebConfigWatcher(web_config) if web_config else None, web.http,
-                           probes=Probes(engine.status, lambda: status.successful, stuck_after))
+                           probes=probes)
     registry.register(HttpCollector(server))
     registry.register(status)
     try:
@@ -234,7 +235,8 @@ def _prometheus(config, listen, path, host, check, max_series, snapshot_interval
             if received in signals.STOP:
                 break
             if received == signals.RELOAD:
-                _reload(engine, follower)
+                with probes.reloading():
+                    _reload(engine, follower)
             elif strict and engine.failures():  # a gadget's thread died: --strict ends ig
                 run = engine.failures()[0]
                 raise RuntimeFailure(f"gadget {run.label} stopped running ({run.failure_message}) and --strict is set")

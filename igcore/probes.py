@@ -7,13 +7,14 @@ answered on the event loop from `Engine.status()`, which never waits for the eng
 
 - `/healthz`: 200 once start-up finished, unless one reload (or the stop) has held the engine for
   longer than --health-stuck-after seconds. An answer at all shows the event loop runs.
-- `/readyz`: 200 when start-up finished, the last config load succeeded and every gadget of the
-  config runs; otherwise 503. The body has one line per gadget.
+- `/readyz`: 200 when start-up finished, no reload is under way, the last config load succeeded
+  and every gadget of the config runs; otherwise 503. The body has one line per gadget.
 """
 
 from __future__ import annotations
 
 import unicodedata
+from contextlib import contextmanager
 from typing import Callable, NamedTuple
 
 from .enginestatus import RUNNING, EngineStatus
@@ -58,6 +59,17 @@ class Probes:
     def __init__(self, status: Callable[[], EngineStatus], config_ok: Callable[[], bool],
                  stuck_after: float = STUCK_AFTER) -> None:
         self._status, self._config_ok, self._stuck_after = status, config_ok, stuck_after
+        self._reloading = False
+
+    @contextmanager
+    def reloading(self):
+        """Around a whole reload, from reading the file to the new gadgets running: the config's
+        load status changes before the engine has applied it, so readiness waits for both."""
+        self._reloading = True
+        try:
+            yield
+        finally:
+            self._reloading = False
 
     def answer(self, path: str, reasons: bool) -> ProbeAnswer | None:
         """The answer for `path`, None if it is no probe's. `reasons`: say why a gadget fails."""
@@ -79,16 +91,18 @@ class Probes:
         status = self._status()
         if not status.started:
             return _answer(503, ["not ready: starting"])
+        config_ok, reloading = self._config_ok(), self._reloading
         lines = []
-        if not self._config_ok():
+        if not config_ok:
             lines.append("config: the last load failed (see ig's log)")
         for gadget in status.gadgets:
             line = f"{one_line(gadget.label)}: {one_line(gadget.state)}"
             if gadget.state != RUNNING and reasons and gadget.reason:
                 line += f": {one_line(gadget.reason)}"
             lines.append(line)
-        ready = not status.failed and self._config_ok()
-        return _answer(200 if ready else 503, ["ready" if ready else "not ready", *lines])
+        ready = not status.failed and config_ok and not reloading
+        head = "ready" if ready else "not ready: reloading the config" if reloading else "not ready"
+        return _answer(200 if ready else 503, [head, *lines])
 
 
 def route(probes: Probes | None, path: str, web_config) -> ProbeAnswer | None:

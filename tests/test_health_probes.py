@@ -162,7 +162,7 @@ def test_healthz_fails_while_a_reload_holds_the_engine_too_long(agents, misbehav
     ig.proc.send_signal(signal.SIGHUP)
     status, body = until(ig, "/healthz", lambda status, body: status == 503, "the stuck reload")
     assert body.startswith("stuck: one reload has held the engine for ")
-    assert get(ig, "/readyz") == (200, "ready\ntrace synth: running\n")   # the previous config still runs
+    assert get(ig, "/readyz") == (503, "not ready: reloading the config\ntrace synth: running\n")
 
     gate.touch()
     until(ig, "/readyz", lambda status, body: "trace misbehaving: running" in body, "the reload to finish")
