@@ -18,6 +18,7 @@ from rich.table import Table
 from . import signals
 from .errors import ConfigError, IgError, RuntimeFailure
 from .http import HttpOptions
+from .probes import STUCK_AFTER, Probes, check_metrics_path
 from .supervisor import Abandoned, Supervisor
 
 app = typer.Typer(
@@ -105,6 +106,7 @@ def prometheus(
     watch: Annotated[bool, typer.Option("--watch", help="Follow the --config file (or directory: its config.yaml, as a mounted ConfigMap) and reload on change; a missing or invalid file keeps ig running.")] = False,
     watch_poll: Annotated[float, typer.Option("--watch-poll-interval", min=0.1, help="With --watch: seconds between checks that do not rely on inotify.")] = 10.0,
     inotify: Annotated[bool, typer.Option("--inotify/--no-inotify", help="With --watch: wake on inotify events of the config's directory (--no-inotify: poll only).")] = True,
+    stuck_after: Annotated[float, typer.Option("--health-stuck-after", min=0.1, help="Seconds one config reload (or the stop) may hold the engine before /healthz answers 503 (docs/guide.md, Health probes).")] = STUCK_AFTER,
     verbose: VerboseOpt = False,
 ) -> None:
     """Serve metrics from eBPF gadgets for Prometheus to scrape."""
@@ -116,7 +118,8 @@ def prometheus(
         _prometheus(config, listen, path, host, check, max_series, snapshot_interval,
                     lambda: _runtime_options(runtimes, docker_socket, containerd_socket, crio_socket),
                     _series_policy(series_grace, series_idle, series_sweep), web, follow,
-                    snapshot_timeout=snapshot_timeout, strict=strict, kernel_aggregation=kernel_aggregation)
+                    snapshot_timeout=snapshot_timeout, strict=strict, kernel_aggregation=kernel_aggregation,
+                    stuck_after=stuck_after)
     except IgError as exc:
         raise fail(exc)
     except Abandoned as exc:
@@ -169,7 +172,8 @@ class WatchOptions:
 
 def _prometheus(config, listen, path, host, check, max_series, snapshot_interval, runtime_options, series_policy,
                 web: WebOptions = WebOptions(None, HttpOptions()), follow: Optional[WatchOptions] = None,
-                snapshot_timeout: float = 5.0, strict: bool = False, kernel_aggregation: bool = True) -> None:
+                snapshot_timeout: float = 5.0, strict: bool = False, kernel_aggregation: bool = True,
+                stuck_after: float = STUCK_AFTER) -> None:
     """`runtime_options` is a callable: --check must not need the container code."""
     if check:
         _check(config, listen, web, follow is not None, kernel_aggregation)
@@ -247,6 +251,7 @@ class Serving:
     engine: object
     server: object
     follower: object
+    probes: object
     watcher: object = None
 
     def close(self, engine: bool = True) -> None:
@@ -271,18 +276,21 @@ def _start_serving(config, listen, path, web: WebOptions, follow: Optional[Watch
     engine = make_engine()
     registry = CollectorRegistry(auto_describe=False)
     registry.register(EngineCollector(engine))
-    # Bound before the eBPF programs compile: a port in use fails at once.
-    server = MetricsServer(registry, listen, path, WebConfigWatcher(web_config) if web_config else None, web.http)
+    # Bound before the eBPF programs compile: a port in use fails at once. Serving from before the
+    # start too, so the start-up probe hears "starting" instead of waiting in the backlog.
+    probes = Probes(engine.status, lambda: follower.status.successful, stuck_after)
+    server = MetricsServer(registry, listen, path, WebConfigWatcher(web_config) if web_config else None, web.http,
+                           probes=probes)
     registry.register(HttpCollector(server))
     registry.register(follower.status)
     try:
+        server.start()
         engine.start(cfg)
     except BaseException:
         server.close()
         engine.stop()
         raise
-    server.start()
-    serving = Serving(engine, server, follower)
+    serving = Serving(engine, server, follower, probes)
     if follow:
         # a change found is sent as SIGHUP to ourselves: one reload path, run by the main thread
         serving.watcher = ConfigWatcher(follower.path, seen, lambda: os.kill(os.getpid(), signals.RELOAD),
@@ -297,7 +305,8 @@ def _serve(supervisor, serving: Serving, strict: bool) -> None:
     while supervisor.stop_signal is None:
         if supervisor.reload_asked:   # SIGHUPs during a step (or the start-up) ask for one more
             supervisor.reload_asked = False
-            supervisor.run(lambda: _reload(serving.engine, serving.follower), "a reload")
+            with serving.probes.reloading():
+                supervisor.run(lambda: _reload(serving.engine, serving.follower), "a reload")
             continue
         received = signals.wait(1.0 if strict else None)
         supervisor.take(received)

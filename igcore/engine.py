@@ -11,10 +11,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from .config import BoundMetric, Config
 from .containers import ContainerCollection, Enricher, RuntimeOptions
+from .enginestatus import RUNNING, EngineStatus, GadgetState
 from .errors import RuntimeFailure, describe
 from .gadgets import Category, GadgetContext, GadgetSpec, GadgetStats, NetnsAware, TraceGadget
 from .health import loop_errors
@@ -183,7 +185,7 @@ class GadgetRun:
         """False once the gadget failed to start or one of its threads ended."""
         if self.failure is None and self.threads.dead():
             self.failure = "thread_died"
-            self.failure_message = "a thread of the gadget ended"
+            self.failure_message = self.threads.death or "a thread of the gadget ended"
         return self.failure is None
 
     def stop(self) -> None:
@@ -275,6 +277,8 @@ class Engine:
         self.config: Config | None = None
         self.reloads = {"success": 0, "failure": 0}
         self._lock = threading.Lock()  # one start/reload/stop at a time
+        self._holder: tuple[str, float] | None = None  # (operation, since): what holds the lock
+        self._started = False
         self._containers_started = False
         self.started_at = time.time()
         self.sweeper = SeriesSweeper(self._trace_aggregators, self.containers.containers, options.series)
@@ -290,17 +294,37 @@ class Engine:
         """The runs of the current config whose gadget is not running."""
         return [run for run, _ in self.bindings.values() if not run.running]
 
-    def start(self, config: Config) -> None:
+    def status(self) -> EngineStatus:
+        """A snapshot of the engine for the health probes; never waits for the engine's lock."""
+        holder = self._holder
+        gadgets = tuple(GadgetState(run.label, RUNNING) if run.running else
+                        GadgetState(run.label, run.failure or "failed", run.failure_message)
+                        for run, _ in list(self.bindings.values()))
+        return EngineStatus(started=self._started, busy=holder[0] if holder else None,
+                            busy_seconds=time.monotonic() - holder[1] if holder else 0.0, gadgets=gadgets)
+
+    @contextmanager
+    def _holding(self, operation: str):
+        """The engine's lock, noting who holds it since when (status() reports a hold that lasts)."""
         with self._lock:
+            self._holder = (operation, time.monotonic())
+            try:
+                yield
+            finally:
+                self._holder = None
+
+    def start(self, config: Config) -> None:
+        with self._holding("start"):
             if not self._containers_started:
                 self.containers.start()
                 self._containers_started = True
             self._apply(config)
             self.sweeper.start()
+            self._started = True
 
     def reload(self, config: Config) -> None:
         """Swap to `config`, keeping the counts of unchanged metrics."""
-        with self._lock:
+        with self._holding("reload"):
             self._apply(config)
 
     def _apply(self, config: Config) -> None:
@@ -368,7 +392,7 @@ class Engine:
         new.attach_kernel_metrics()   # the caller binds `aggregators` to the new run next
 
     def stop(self) -> None:
-        with self._lock:
+        with self._holding("stop"):
             self.sweeper.stop()
             runs, self.bindings = self.runs, {}
             stop_all(list(runs.values()))

@@ -1,5 +1,5 @@
-"""The metrics endpoint: one path (404 elsewhere), optional TLS and basic auth, and bounded in
-every resource a client can hold.
+"""The metrics endpoint: one path and the health probes (igcore.probes), 404 elsewhere; optional
+TLS and basic auth, and bounded in every resource a client can hold.
 
 An asyncio loop in one thread owns every connection, so an idle or slow client costs a
 descriptor, not a thread. The port is bound (and listening, with a large backlog) when the object
@@ -28,6 +28,7 @@ from http import HTTPStatus
 from .errors import ConfigError, RuntimeFailure
 from .exposition import SharedRenders, scrape_key
 from .health import loop_errors
+from .probes import Probes, route
 from .webauth import BasicAuth, WebConfigWatcher
 
 MAX_HEAD_BYTES = 16 * 1024
@@ -77,7 +78,7 @@ class MetricsServer:
     """Binds at construction (a port in use fails at once), serves from `start()` until `close()`."""
 
     def __init__(self, registry, address: str, path: str, web: WebConfigWatcher | None = None,
-                 options: HttpOptions = HttpOptions()) -> None:
+                 options: HttpOptions = HttpOptions(), probes: Probes | None = None) -> None:
         if not path.startswith("/"):
             raise ConfigError(f"--metrics-path {path!r} must start with /")
         host, port = parse_listen_address(address)
@@ -90,6 +91,7 @@ class MetricsServer:
         self._sock.setblocking(False)
         self.host, self.port = host, self._sock.getsockname()[1]
         self.path, self.options, self._registry, self._web = path, options, registry, web
+        self._probes = probes  # /healthz and /readyz, answered without basic auth (igcore.probes)
         soft_limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
         # Half the descriptors for clients; the rest for BPF maps, ring buffers, runtime sockets.
         self.max_connections = max(8, min(options.max_connections, soft_limit // 2))
@@ -255,6 +257,9 @@ class MetricsServer:
 
     async def _respond(self, config, path: str, query: str, headers: dict[str, str]) -> tuple[int, list, bytes]:
         text = [("Content-Type", "text/plain; charset=utf-8")]
+        probe = route(self._probes, path, config)
+        if probe is not None:
+            return probe.status, text, probe.body
         if config is not None and config.users:
             authorization = headers.get("authorization")
             allowed = self._auth.cached(config.users, authorization)

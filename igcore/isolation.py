@@ -102,6 +102,7 @@ class GadgetThreads:
         self.gadget = gadget
         self.threads: list[threading.Thread] = []
         self.stopping = False
+        self.death = ""  # how a thread of the gadget died (from the excepthook): the log's words, /readyz's reason
         self._reported = False
         self._lock = threading.Lock()
 
@@ -132,10 +133,11 @@ class GadgetThreads:
             return
         with self._lock:
             first, self._reported = not self._reported, True
+            if first:
+                self.death = f"its thread {thread.name!r} died: {type(exc).__name__}: {exc}"
         if first:
-            log.error("gadget %s: its thread %r died: %s: %s; the gadget is not running any more "
-                      "(ig_gadget_running 0), the other gadgets keep running",
-                      self.gadget, thread.name, type(exc).__name__, exc,
+            log.error("gadget %s: %s; the gadget is not running any more (ig_gadget_running 0), the other "
+                      "gadgets keep running", self.gadget, self.death,
                       exc_info=(type(exc), exc, exc.__traceback__) if log.isEnabledFor(logging.DEBUG) and exc else None)
 
     def dead(self) -> bool:

@@ -85,9 +85,12 @@ def test_agent_daemon_set_is_consistent(values):
 
     env = {e["name"]: e for e in container["env"]}
     assert env["NODE_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "spec.nodeName"
-    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
-        # a TCP connect: no HTTP request, so no scrape and no snapshot
-        assert container[probe]["tcpSocket"]["port"] == port["name"]
+    # ig's own health answers (docs/guide.md, Health probes), on the metrics port, never a scrape
+    probes = {probe: container[probe]["httpGet"] for probe in ("startupProbe", "readinessProbe", "livenessProbe")}
+    assert {probe: get["path"] for probe, get in probes.items()} == {
+        "startupProbe": "/healthz", "readinessProbe": "/readyz", "livenessProbe": "/healthz"}
+    for get in probes.values():
+        assert get["port"] == port["name"] and get["scheme"] == annotations["prometheus.io/scheme"].upper()
     assert container["resources"]["requests"] and container["resources"]["limits"]
 
 

@@ -14,6 +14,7 @@ import yaml
 from ..configwatch import CONFIG_KEY
 from ..errors import ConfigError
 from ..http import parse_listen_address
+from ..probes import HEALTHZ, READYZ
 
 NAME = "ig"
 CONFIG_MAP = "ig-config"
@@ -103,7 +104,8 @@ def pod_annotations(values: Values) -> dict:
 
 
 def container(values: Values) -> dict:
-    probe = {"tcpSocket": {"port": "metrics"}}  # accepts only once the gadgets run; takes no snapshot
+    def probe(path: str) -> dict:  # answered without auth and without a scrape (docs/guide.md, Health probes)
+        return {"httpGet": {"path": path, "port": "metrics", "scheme": SCHEME.upper()}, "timeoutSeconds": 5}
     mounts = [{"name": "config", "mountPath": CONFIG_DIR, "readOnly": True}]  # a directory, never subPath
     mounts += [{"name": volume, "mountPath": path, "readOnly": True} for volume, _, path in HOST_MOUNTS]
     return {
@@ -118,9 +120,9 @@ def container(values: Values) -> dict:
             "seccompProfile": {"type": "Unconfined"},
         },
         "resources": values.resources,
-        "startupProbe": {**probe, "periodSeconds": 5, "failureThreshold": 60},  # bcc compiles at start
-        "readinessProbe": {**probe, "periodSeconds": 10},
-        "livenessProbe": {**probe, "periodSeconds": 20, "failureThreshold": 3},
+        "startupProbe": {**probe(HEALTHZ), "periodSeconds": 5, "failureThreshold": 60},  # bcc compiles at start
+        "readinessProbe": {**probe(READYZ), "periodSeconds": 10},
+        "livenessProbe": {**probe(HEALTHZ), "periodSeconds": 20, "failureThreshold": 3},
         "volumeMounts": mounts,
     }
 

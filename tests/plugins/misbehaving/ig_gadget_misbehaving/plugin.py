@@ -12,6 +12,8 @@ trace misbehaving
 - IG_MISBEHAVING_START=exit: likewise, raising SystemExit(3).
 - IG_MISBEHAVING_START=hang: `start()` never returns.
 - IG_MISBEHAVING_START_MARK: a file `start()` appends "starting" to first (shows it was called).
+- IG_MISBEHAVING_START_GATE: a path; `start()` waits until it exists (a start that lasts until the
+  test lets it finish).
 - IG_MISBEHAVING_STOP_MARK: a file `stop()` appends "stopped" to (shows stop() was called).
 - IG_MISBEHAVING_STOP_SLEEP: seconds `stop()` sleeps before it returns.
 - IG_MISBEHAVING_START_BARRIER=N: `start()` waits until N gadgets of this plugin are starting at
@@ -24,6 +26,7 @@ trace misbehaving_kernel
 
 snapshot misbehaving
 - IG_MISBEHAVING_START_BARRIER: as above, in its constructor (a snapshot gadget's start).
+- IG_MISBEHAVING_SNAPSHOT_START_ERROR: its constructor raises RuntimeError with this text.
 - IG_MISBEHAVING_SNAPSHOT: a JSON file with the list of rows `snapshot()` returns, as is.
 - IG_MISBEHAVING_SNAPSHOT_SLEEP: seconds `snapshot()` sleeps first (a hanging gadget).
 - IG_MISBEHAVING_SNAPSHOT_RAISE=1: `snapshot()` raises.
@@ -95,6 +98,9 @@ class MisbehavingTrace(TraceGadget):
         _meet_at_start_barrier()
         if os.environ.get("IG_MISBEHAVING_START") == "hang":
             threading.Event().wait()
+        gate = os.environ.get("IG_MISBEHAVING_START_GATE")
+        while gate and not os.path.exists(gate):
+            time.sleep(0.02)
         self._thread = threading.Thread(target=self._tail, args=(sink,), name="misbehaving-reader", daemon=True)
         self._thread.start()
         if os.environ.get("IG_MISBEHAVING_START") == "raise":
@@ -133,6 +139,9 @@ class MisbehavingSnapshot(SnapshotGadget):
     def __init__(self, ctx: GadgetContext) -> None:
         super().__init__(ctx)
         _meet_at_start_barrier()
+        error = os.environ.get("IG_MISBEHAVING_SNAPSHOT_START_ERROR")
+        if error:
+            raise RuntimeError(error)
 
     def snapshot(self) -> list:
         time.sleep(_seconds("IG_MISBEHAVING_SNAPSHOT_SLEEP"))
