@@ -176,7 +176,7 @@ def _prometheus(config, listen, path, host, check, max_series, snapshot_interval
                 stuck_after: float = STUCK_AFTER) -> None:
     """`runtime_options` is a callable: --check must not need the container code."""
     if check:
-        _check(config, listen, web, follow is not None, kernel_aggregation)
+        _check(config, listen, path, web, follow is not None, kernel_aggregation)
         return
     # Before any thread starts: a thread that does not block the stop and reload signals could
     # take one, and SIGHUP's default action ends ig. (igcore.main, the `ig` executable, has
@@ -195,7 +195,7 @@ def _prometheus(config, listen, path, host, check, max_series, snapshot_interval
     serving: Optional[Serving] = None
     abandoned = False
     try:
-        serving = supervisor.run(lambda: _start_serving(config, listen, path, web, follow, make_engine), "the start-up")
+        serving = supervisor.run(lambda: _start_serving(config, listen, path, web, follow, make_engine, stuck_after), "the start-up")
         if supervisor.stop_signal is None:
             out.print("Running. Press Ctrl + C to finish")
             out.print(f"Publishing metrics... ({serving.server.url})")
@@ -230,10 +230,11 @@ def _load(config, web: WebOptions, watch: bool, checking: bool = False):
     return web_config, follower, seen, follower.first()
 
 
-def _check(config, listen, web: WebOptions, watch: bool, kernel_aggregation: bool) -> None:
+def _check(config, listen, path, web: WebOptions, watch: bool, kernel_aggregation: bool) -> None:
     from .http import parse_listen_address
 
     parse_listen_address(listen)
+    check_metrics_path(path)
     web_config, _, _, cfg = _load(config, web, watch, checking=True)
     out.print(f"{cfg.origin}: OK, {len(cfg.metrics)} metric(s): {', '.join(b.config.name for b in cfg.metrics)}",
               soft_wrap=True)
@@ -262,7 +263,8 @@ class Serving:
             self.engine.stop()
 
 
-def _start_serving(config, listen, path, web: WebOptions, follow: Optional[WatchOptions], make_engine) -> Serving:
+def _start_serving(config, listen, path, web: WebOptions, follow: Optional[WatchOptions], make_engine,
+                   stuck_after: float) -> Serving:
     """Load the plugins and the config, start the gadgets and serve: the start-up step."""
     from prometheus_client import CollectorRegistry
 
@@ -272,6 +274,7 @@ def _start_serving(config, listen, path, web: WebOptions, follow: Optional[Watch
     from .webauth import WebConfigWatcher
 
     parse_listen_address(listen)
+    check_metrics_path(path)
     web_config, follower, seen, cfg = _load(config, web, watch=follow is not None)
     engine = make_engine()
     registry = CollectorRegistry(auto_describe=False)
