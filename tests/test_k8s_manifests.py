@@ -136,8 +136,30 @@ def test_prometheus_example_objects_and_config(tmp_path):
     config.write_text(yaml.safe_dump(with_file_sd(example_prometheus_config(), tmp_path / "targets.json")))
     result = subprocess.run([need_binary("promtool"), "check", "config", str(config)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
-    (job,) = example_prometheus_config()["scrape_configs"]
-    assert job["kubernetes_sd_configs"] == [{"role": "pod"}]
+    plain, tls = example_prometheus_config()["scrape_configs"]
+    assert plain["kubernetes_sd_configs"] == tls["kubernetes_sd_configs"] == [{"role": "pod"}]
+    # the https job reads its CA and password from the optional Secret ig-scrape, mounted where it looks
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    mount = next(m for m in container["volumeMounts"] if m["name"] == "ig-scrape")
+    volume = next(v for v in deployment["spec"]["template"]["spec"]["volumes"] if v["name"] == "ig-scrape")
+    assert volume["secret"] == {"secretName": "ig-scrape", "optional": True}
+    assert tls["scheme"] == "https" and tls["tls_config"]["server_name"] == "ig-agent"
+    for file in (tls["tls_config"]["ca_file"], tls["basic_auth"]["password_file"]):
+        assert file.startswith(mount["mountPath"] + "/")
+
+
+def test_prometheus_example_as_written_passes_promtool(tmp_path):
+    """The text as Prometheus reads it (YAML anchors included), only the discovery swapped."""
+    objects = list(yaml.safe_load_all(PROMETHEUS_EXAMPLE.read_text()))
+    text = by_kind(objects, "ConfigMap")["data"]["prometheus.yml"]
+    assert text.count("kubernetes_sd_configs:\n      - role: pod\n") == 2
+    (tmp_path / "targets.json").write_text("[]")
+    text = text.replace("kubernetes_sd_configs:\n      - role: pod\n",
+                        f"file_sd_configs:\n      - files: [{tmp_path / 'targets.json'}]\n")
+    (tmp_path / "prometheus.yml").write_text(text)
+    result = subprocess.run([need_binary("promtool"), "check", "config", str(tmp_path / "prometheus.yml")],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_image_tag_is_the_package_version():
