@@ -59,9 +59,8 @@ HOST_MOUNTS = (
 
 # The only writable places under the read-only root file system: (volume, mount path, size limit).
 WRITABLE_DIRS = (
-    ("tmp", "/tmp", "256Mi"),                 # ig's compiler thread's kallsyms file; bcc unpacks kheaders here
-    ("var-tmp", "/var/tmp", "64Mi"),          # bcc keeps each loaded program's source in /var/tmp/bcc
-    ("lib-modules", "/lib/modules", "1Mi"),   # deploy/entrypoint.sh links the kernel headers here for bcc
+    ("lib-modules", "/lib/modules", "1Mi"),  # deploy/entrypoint.sh links the kernel headers here for bcc
+    ("tmp", "/tmp", "64Mi"),                 # ig's compiler thread's short kallsyms (igcore/bpf/compiler.py)
 )
 
 # Flags the rendered arguments own: as extra arguments they would disagree with the annotations.
