@@ -61,6 +61,9 @@ def test_deploy_yaml_prints_the_rendered_manifests():
     other = kubectl_gadget("deploy", "-o", "yaml", "--metrics-listen-address", ":9464", "--metrics-path", "/m",
                            "--image", "my/ig:2", "-n", "obs")
     assert other.stdout == render(Values(namespace="obs", image="my/ig:2", listen_address=":9464", metrics_path="/m"))
+    existing = kubectl_gadget("deploy", "-o", "yaml", "-n", "team-a", "--use-existing-namespace")
+    assert existing.returncode == 0 and "kind: Namespace" not in existing.stdout   # nothing to apply to it
+    assert existing.stdout == render(Values(namespace="team-a"), with_namespace=False)
 
 
 def assert_applied(request, path: str, obj: dict):

@@ -118,7 +118,7 @@ def deploy(
         given = _given(listen, path, extra_arg, no_extra_args, web_tls, no_web_config, network_policy, no_network_policy)
         values = _values(namespace, image, {}, given)  # every local check before any connection
         if output == "yaml":
-            out.file.write(manifests.render(values, secret))
+            out.file.write(manifests.render(values, secret, with_namespace=not use_existing_namespace))
             return
         cluster = _cluster(kubeconfig, context, namespace)
         claim = claim_namespace(cluster, values, use_existing_namespace)

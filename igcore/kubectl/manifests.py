@@ -264,5 +264,6 @@ def to_yaml(objects: list[dict]) -> str:
 HEADER = "# Rendered by `kubectl gadget deploy -o yaml` (igcore/kubectl/manifests.py); do not edit by hand.\n"
 
 
-def render(values: Values = Values(), secret_data: dict[str, str] | None = None) -> str:
-    return HEADER + to_yaml([namespace(values), *agent_objects(values, secret_data)])
+def render(values: Values = Values(), secret_data: dict[str, str] | None = None, with_namespace: bool = True) -> str:
+    """`with_namespace=False` for --use-existing-namespace: an apply of this output writes no namespace."""
+    return HEADER + to_yaml([namespace(values)] * with_namespace + agent_objects(values, secret_data))
