@@ -32,7 +32,8 @@ def claim_namespace(cluster, values: Values, use_existing: bool) -> Claim:
             return Claim(True, None)
         meta = cluster.namespace_meta()  # created by someone else meanwhile
         if meta is None:
-            raise RuntimeFailure(f"namespace {values.namespace} exists and does not: try again")
+            raise RuntimeFailure(f"namespace {values.namespace} was created and deleted by someone else while "
+                                 "deploy looked at it: run deploy again")
     if is_ours(meta):
         return Claim(False, None)
     if not use_existing:

@@ -18,8 +18,11 @@ from .manifests import WEB_CONFIG_KEY
 
 # tls_server_config key -> the Secret key (and file name in the agent) holding that file
 FILE_KEYS = {"cert_file": "tls.crt", "key_file": "tls.key", "client_ca_file": "client-ca.crt"}
+
+
 def web_config_data(path: Path) -> tuple[dict[str, str], bool]:
-    """(the Secret's data, whether the file turns TLS on)."""
+    """(the Secret's data, whether the file turns TLS on). The agent checks its copy again when it
+    loads it, so a file changed between the check and the read here still cannot open the port."""
     checked = load_web_config(path)
     doc = yaml.safe_load(read_text(path)) or {}
     files = {}
