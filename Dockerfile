@@ -1,6 +1,8 @@
 # ig's node agent: `ig prometheus` with bcc from Debian and every gadget distribution of plugins/.
-#   docker build -t ig:latest .          (deploy/debian-base.sh makes the base without a registry:
-#   docker build --build-arg BASE=TAG -t ig:latest .)
+#   docker build -t ig:0.1.0 .           (the tag deploy/ig.yaml names: the version in pyproject.toml;
+#   deploy/debian-base.sh makes the base without a registry: docker build --build-arg BASE=TAG ...)
+# The agent runs with a read-only root: deploy/entrypoint.sh and ig write only /lib/modules and
+# /tmp, emptyDirs in the pod (igcore/kubectl/manifests.py, WRITABLE_DIRS).
 ARG BASE=debian:bookworm-slim
 FROM ${BASE}
 

@@ -31,7 +31,8 @@ def status(code: int, reason: str, message: str) -> dict:
 class FakeApiServer:
     def __init__(self) -> None:
         self.requests: list[Request] = []
-        self.responses: dict[tuple[str, str], tuple[int, dict]] = {}   # (method, path) -> answer
+        # (method, path) -> answer, or a list of answers given in turn (the last one repeats)
+        self.responses: dict[tuple[str, str], tuple[int, dict] | list[tuple[int, dict]]] = {}
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -45,10 +46,13 @@ class FakeApiServer:
                 request = Request(self.command, url.path, dict(urllib.parse.parse_qsl(url.query)),
                                   {k.lower(): v for k, v in self.headers.items()}, json.loads(raw) if raw else None)
                 server.requests.append(request)
-                code, body = server.responses.get((self.command, url.path), (None, None))
-                if code is None:  # an apply answers with the object applied
-                    code, body = (200, request.body) if self.command == "PATCH" else \
-                        (404, status(404, "NotFound", f"{url.path} not found"))
+                answer = server.responses.get((self.command, url.path), (None, None))
+                if isinstance(answer, list):
+                    answer = answer.pop(0) if len(answer) > 1 else answer[0]
+                code, body = answer
+                if code is None:  # an apply or a create answers with the object sent
+                    code, body = {"PATCH": (200, request.body), "POST": (201, request.body)}.get(
+                        self.command, (404, status(404, "NotFound", f"{url.path} not found")))
                 data = json.dumps(body).encode()
                 self.send_response(code)
                 self.send_header("Content-Type", "application/json")

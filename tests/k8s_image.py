@@ -69,9 +69,13 @@ def docker_run_options(pod_spec: dict, config_dir: Path, node_name: str) -> tupl
     if pod_spec.get("hostPID"):
         opts += ["--pid", "host"]
     security = container.get("securityContext", {})
+    for cap in security.get("capabilities", {}).get("drop", []):
+        opts += ["--cap-drop", cap]
     for cap in security.get("capabilities", {}).get("add", []):
         if cap in CAPS_THIS_MACHINE_ALLOWS:
             opts += ["--cap-add", cap]
+    if security.get("readOnlyRootFilesystem"):
+        opts += ["--read-only"]
     if security.get("seccompProfile", {}).get("type") == "Unconfined":
         opts += ["--security-opt", "seccomp=unconfined"]
     opts += ["--security-opt", "apparmor=unconfined"]
@@ -81,6 +85,10 @@ def docker_run_options(pod_spec: dict, config_dir: Path, node_name: str) -> tupl
     volumes = {v["name"]: v for v in pod_spec["volumes"]}
     for mount in container["volumeMounts"]:
         volume = volumes[mount["name"]]
+        if "emptyDir" in volume:  # the kubelet's emptyDir is a fresh writable directory: a tmpfs here
+            size = volume["emptyDir"].get("sizeLimit", "64Mi").replace("Gi", "g").replace("Mi", "m")
+            opts += ["--tmpfs", f"{mount['mountPath']}:rw,size={size}"]
+            continue
         source = volume["hostPath"]["path"] if "hostPath" in volume else str(config_dir)
         assert "hostPath" in volume or "configMap" in volume, volume
         opts += ["-v", f"{source}:{mount['mountPath']}{':ro' if mount.get('readOnly') else ''}"]

@@ -1,8 +1,9 @@
 """The node agent in its image, run as the DaemonSet's pod spec says.
 
 The image is built from the real Dockerfile (tests/k8s_image.py). The agent container gets the
-mounts, capabilities, environment and arguments of the rendered pod spec, mapped to docker flags
-(privileges: what this machine's docker allows, see tests/k8s_image.py). A container labelled the
+mounts, capabilities (all dropped but those added), read-only root with tmpfs where the emptyDirs
+are, environment and arguments of the rendered pod spec, mapped to docker flags (privileges: what
+this machine's docker allows, see tests/k8s_image.py). A container labelled the
 way cri-dockerd labels a pod's container runs the guide's loop; the agent reports its 100 `cat`
 under the pod's names, with k8s_node from NODE_NAME. Its config arrives by a kubelet-style swap of
 the mounted directory after it started, as a `kubectl gadget prometheus` would deliver it.
@@ -86,7 +87,12 @@ def test_agent_image_counts_a_pods_cat_loop(require_bpf, docker, busybox_image, 
                busybox_image, "sh", "-c", GUIDE_LOOP, name=f"k8s_busybox_{pod}_default_{uid}_0")
     labels = {"k8s_node": node, "k8s_namespace": "default", "k8s_pod": pod, "k8s_container": "busybox", "comm": "cat"}
     assert scraper.wait_for("executed_processes_total", 100, timeout=60, **labels) == 100
-    assert "Traceback" not in docker.cli("logs", agent).stderr
+    logs = docker.cli("logs", agent)
+    assert "Traceback" not in logs.stderr
+    # the root file system is read-only: every write of the entrypoint, bcc and ig found its emptyDir
+    assert "Read-only file system" not in logs.stdout + logs.stderr and "cannot create" not in logs.stderr
+    assert docker.inspect(agent, "{{.HostConfig.ReadonlyRootfs}}") == "true"
+    assert docker.inspect(agent, "{{.HostConfig.CapDrop}}") == "[ALL]"
 
 
 def test_agent_image_falls_back_to_its_own_headers(require_bpf, docker, agent_image, tmp_path):

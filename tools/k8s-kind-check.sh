@@ -28,13 +28,24 @@ query() {  # PromQL through the port-forward; prints the first value
 step "cluster and image"
 kind get clusters | grep -qx "$CLUSTER" || kind create cluster --name "$CLUSTER"
 kubectl config use-context "kind-$CLUSTER"
-docker build -t ig:latest .
-kind load docker-image ig:latest --name "$CLUSTER"
+IMAGE=ig:$(sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml | head -n1)   # the tag the manifests name
+docker build -t "$IMAGE" .
+kind load docker-image "$IMAGE" --name "$CLUSTER"
 
 step "deploy the agents"
 kubectl plugin list | grep kubectl-gadget
 kubectl gadget deploy
 kubectl -n gadget rollout status daemonset/ig --timeout=300s
+
+step "an existing namespace is refused (exit 2), used unchanged when told, and kept by undeploy"
+kubectl create namespace ig-check-existing --dry-run=client -o yaml | kubectl apply -f -
+kubectl label --overwrite namespace ig-check-existing pod-security.kubernetes.io/enforce=baseline
+if kubectl gadget deploy -n ig-check-existing; then echo "expected exit 2" >&2; exit 1; fi
+kubectl gadget deploy -n ig-check-existing --use-existing-namespace
+[ "$(kubectl get namespace ig-check-existing -o jsonpath='{.metadata.labels.pod-security\.kubernetes\.io/enforce}')" = baseline ]
+kubectl gadget undeploy -n ig-check-existing
+kubectl get namespace ig-check-existing
+kubectl delete namespace ig-check-existing
 
 step "Prometheus"
 kubectl apply -f docs/examples/prometheus.yaml

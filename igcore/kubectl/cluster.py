@@ -14,13 +14,16 @@ import httpx2
 from lightkube import Client, KubeConfig, codecs
 from lightkube.core.exceptions import ApiError, ConfigError as KubeConfigError
 from lightkube.resources.apps_v1 import DaemonSet
-from lightkube.resources.core_v1 import ConfigMap, Namespace, Pod, ServiceAccount
+from lightkube.resources.core_v1 import ConfigMap, Namespace, Pod, Secret, ServiceAccount
+from lightkube.resources.networking_v1 import NetworkPolicy
 
 from ..configwatch import CONFIG_KEY
 from ..errors import ConfigError, RuntimeFailure
+from .kept import KEPT_ANNOTATION
 from .manifests import CONFIG_MAP, FIELD_MANAGER, NAME, SELECTOR
 
-_KINDS = {"ConfigMap": ConfigMap, "DaemonSet": DaemonSet, "Namespace": Namespace, "ServiceAccount": ServiceAccount}
+_KINDS = {"ConfigMap": ConfigMap, "DaemonSet": DaemonSet, "Namespace": Namespace, "NetworkPolicy": NetworkPolicy,
+          "Secret": Secret, "ServiceAccount": ServiceAccount}
 _STATUS_WORDS = {401: "unauthorized", 403: "forbidden", 404: "not found", 409: "conflict"}
 
 
@@ -29,6 +32,18 @@ class Target:
     kubeconfig: str | None
     context: str | None
     namespace: str
+
+
+@dataclass(frozen=True)
+class NamespaceMeta:
+    labels: dict[str, str]
+    annotations: dict[str, str]
+
+
+@dataclass(frozen=True)
+class DeployedAgent:
+    image: str
+    kept: str | None   # the DaemonSet's KEPT_ANNOTATION, unchecked
 
 
 @dataclass(frozen=True)
@@ -64,46 +79,64 @@ class Cluster:
             raise RuntimeFailure(f"{what}: cannot reach the API server at {self.server}: {exc}") from None
 
     def apply(self, obj: dict) -> None:
-        """Server-side apply under our field manager (forced: these fields are ours to set)."""
+        """Server-side apply under our field manager (forced: these objects are ours to set)."""
         kind, name = obj["kind"], obj["metadata"]["name"]
         with self._call(f"applying {kind.lower()} {name}"):
             self._client.apply(codecs.from_dict(obj), field_manager=FIELD_MANAGER, force=True)
 
-    def delete(self, kind: str, name: str) -> bool:
-        """False if it was not there."""
-        try:
-            with self._call(f"deleting {kind.lower()} {name}"):
-                self._client.delete(_KINDS[kind], name, namespace=None if kind == "Namespace" else self.namespace)
-        except RuntimeFailure as exc:
-            if "answered 404" in str(exc):
-                return False
-            raise
+    def create(self, obj: dict) -> bool:
+        """A create, never an update: False if it already exists."""
+        kind, name = obj["kind"], obj["metadata"]["name"]
+        with self._call(f"creating {kind.lower()} {name}"):
+            try:
+                self._client.create(codecs.from_dict(obj), field_manager=FIELD_MANAGER)
+            except ApiError as exc:
+                if exc.status.code == 409:
+                    return False
+                raise
         return True
 
-    def namespace_is_ours(self) -> bool:
-        with self._call(f"reading namespace {self.namespace}"):
+    def delete(self, kind: str, name: str) -> bool:
+        """False if it was not there."""
+        with self._call(f"deleting {kind.lower()} {name}"):
             try:
-                labels = self._client.get(Namespace, self.namespace).metadata.labels or {}
+                self._client.delete(_KINDS[kind], name, namespace=None if kind == "Namespace" else self.namespace)
             except ApiError as exc:
                 if exc.status.code == 404:
                     return False
                 raise
-        return SELECTOR.items() <= labels.items()
+        return True
 
-    def agent_image(self) -> str:
-        with self._call(f"reading daemonset {NAME} in namespace {self.namespace} (deploy it first: kubectl gadget deploy)"):
-            ds = self._client.get(DaemonSet, NAME, namespace=self.namespace)
-        return next(c.image for c in ds.spec.template.spec.containers if c.name == NAME)
-
-    def config_text(self) -> str | None:
-        with self._call(f"reading configmap {CONFIG_MAP} in namespace {self.namespace}"):
+    def _get(self, kind: str, name: str):
+        """The object; None if it does not exist."""
+        where = "" if kind == "Namespace" else f" in namespace {self.namespace}"
+        with self._call(f"reading {kind.lower()} {name}{where}"):
             try:
-                cm = self._client.get(ConfigMap, CONFIG_MAP, namespace=self.namespace)
+                return self._client.get(_KINDS[kind], name, namespace=None if kind == "Namespace" else self.namespace)
             except ApiError as exc:
                 if exc.status.code == 404:
                     return None
                 raise
-        return (cm.data or {}).get(CONFIG_KEY)
+
+    def namespace_meta(self) -> NamespaceMeta | None:
+        """The namespace's labels and annotations; None if it does not exist."""
+        found = self._get("Namespace", self.namespace)
+        if found is None:
+            return None
+        return NamespaceMeta(dict(found.metadata.labels or {}), dict(found.metadata.annotations or {}))
+
+    def deployed_agent(self) -> DeployedAgent | None:
+        """The agent DaemonSet's image and kept values; None if it is not deployed."""
+        ds = self._get("DaemonSet", NAME)
+        if ds is None:
+            return None
+        image = next((c.image for c in ds.spec.template.spec.containers if c.name == NAME), None)
+        kept = (ds.metadata.annotations or {}).get(KEPT_ANNOTATION)
+        return DeployedAgent(str(image or ""), kept if isinstance(kept, str) else None)
+
+    def config_text(self) -> str | None:
+        cm = self._get("ConfigMap", CONFIG_MAP)
+        return None if cm is None else (cm.data or {}).get(CONFIG_KEY)
 
     def agent_pods(self) -> list[AgentPod]:
         with self._call(f"listing the agent pods in namespace {self.namespace}"):

@@ -1,29 +1,40 @@
 """The node agent's manifests, rendered from one set of values.
 
 The scrape annotations, the container port and the agent's `--metrics-listen-address` all come
-from `Values.listen_address` (and the path from `Values.metrics_path`), so they cannot disagree.
-deploy/ig.yaml is this module's output for the default values (a test keeps them equal).
+from `Values.listen_address` (the path from `Values.metrics_path`, the scheme from `Values.tls`),
+so they cannot disagree. deploy/ig.yaml is this module's output for the default values (a test
+keeps them equal). What each capability and writable directory is for: docs/security.md.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import yaml
 
+from .. import __version__
 from ..configwatch import CONFIG_KEY
 from ..errors import ConfigError
 from ..http import parse_listen_address
 from ..probes import HEALTHZ, READYZ
+from .kept import KEPT_ANNOTATION, kept_annotation
 
 NAME = "ig"
 CONFIG_MAP = "ig-config"
 CONFIG_DIR = "/etc/ig/config"
+WEB_SECRET = "ig-web-config"
+WEB_DIR = "/etc/ig/web"
+WEB_CONFIG_KEY = "web-config.yml"
+NETWORK_POLICY = "ig-metrics"
 FIELD_MANAGER = "kubectl-gadget"
-SCHEME = "http"  # ig serves plain HTTP
+IMAGE = f"ig:{__version__}"  # the image of this release, never a moving tag
 SELECTOR = {"app.kubernetes.io/name": NAME}
+# Set only in the body of deploy's create: `undeploy` deletes a namespace only when it carries it.
+CREATED_BY = "kubectl-gadget/created-by"
+POD_SECURITY_LEVEL = "pod-security.kubernetes.io/enforce"
 
-# What bcc and the socket filters need, as capabilities instead of `privileged`:
+# What bcc and the socket filters need, as capabilities instead of `privileged` (all others dropped):
 CAPABILITIES = {
     "SYS_ADMIN": "bpf() and perf_event_open() for tracepoints on every kernel; setns() into the host's cgroup namespace",
     "BPF": "bpf() on kernels >= 5.8 (runtimes that know it)",
@@ -35,6 +46,7 @@ CAPABILITIES = {
     "IPC_LOCK": "locking BPF map and ring-buffer memory",
     "SYSLOG": "reading kernel addresses in /proc/kallsyms (bcc)",
 }
+LOW_PORT_CAPABILITY = "NET_BIND_SERVICE"  # added only for a metrics port below 1024
 
 # Host paths container enrichment and bcc read, all read-only: (volume, host path, mount path).
 HOST_MOUNTS = (
@@ -46,13 +58,49 @@ HOST_MOUNTS = (
     ("usr-src", "/usr/src", "/host/usr/src"),
 )
 
+# The only writable places under the read-only root file system: (volume, mount path, size limit).
+WRITABLE_DIRS = (
+    ("lib-modules", "/lib/modules", "1Mi"),  # deploy/entrypoint.sh links the kernel headers here for bcc
+    ("tmp", "/tmp", "64Mi"),                 # ig's compiler thread's short kallsyms (igcore/bpf/compiler.py)
+)
+
+# Flags the rendered arguments own: as extra arguments they would disagree with the annotations.
+OWNED_FLAGS = ("--config", "-c", "--watch", "--no-watch", "--metrics-listen-address", "--metrics-path",
+               "--web-config-file", "--check")
+MAX_EXTRA_ARGS = 32
+MAX_ARG_LENGTH = 1024
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+
+
+def check_namespace_name(name: str, option: str) -> None:
+    if not _DNS_LABEL.fullmatch(name):
+        raise ConfigError(f"{option} {name[:80]!r} is not a namespace name (lower-case letters, digits and '-', "
+                          "at most 63)")
+
+
+def check_extra_args(args: tuple[str, ...]) -> None:
+    if len(args) > MAX_EXTRA_ARGS:
+        raise ConfigError(f"--extra-arg given {len(args)} times: at most {MAX_EXTRA_ARGS}")
+    for arg in args:
+        if not isinstance(arg, str) or len(arg) > MAX_ARG_LENGTH or any(ord(c) < 32 or ord(c) == 127 for c in arg):
+            raise ConfigError(f"--extra-arg {str(arg)[:80]!r}: at most {MAX_ARG_LENGTH} characters, "
+                              "no control characters")
+        flag = arg.split("=", 1)[0]
+        if flag in OWNED_FLAGS:
+            raise ConfigError(f"--extra-arg {arg[:80]!r}: {flag} is set by kubectl gadget deploy itself "
+                              "(use its own option)")
+
 
 @dataclass(frozen=True)
 class Values:
     namespace: str = "gadget"
-    image: str = "ig:latest"
+    image: str = IMAGE
     listen_address: str = "0.0.0.0:2223"
     metrics_path: str = "/metrics"
+    extra_args: tuple[str, ...] = ()        # operator's arguments, appended to the rendered ones
+    web_config: bool = False                # the web config Secret is mounted and passed to ig
+    tls: bool = False                       # ... and it has tls_server_config: scheme https
+    metrics_from: str | None = None         # the NetworkPolicy admits only this namespace
     resources: dict = field(default_factory=lambda: {
         "requests": {"cpu": "100m", "memory": "256Mi"},
         "limits": {"cpu": "1", "memory": "1Gi"},  # bcc's compiler needs a few hundred MiB at start
@@ -62,22 +110,36 @@ class Values:
     def port(self) -> int:
         return parse_listen_address(self.listen_address)[1]
 
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls else "http"
+
     def check(self) -> None:
+        check_namespace_name(self.namespace, "--namespace")
         parse_listen_address(self.listen_address)
         if not self.metrics_path.startswith("/"):
             raise ConfigError(f"--metrics-path {self.metrics_path!r} must start with /")
+        check_extra_args(self.extra_args)
+        if self.tls and not self.web_config:
+            raise ConfigError("TLS needs a --web-config-file")
+        if self.metrics_from is not None:
+            check_namespace_name(self.metrics_from, "--network-policy")
 
 
 def agent_args(values: Values) -> list[str]:
-    return ["prometheus", "--config", f"@{CONFIG_DIR}", "--watch",
+    args = ["prometheus", "--config", f"@{CONFIG_DIR}", "--watch",
             "--metrics-listen-address", values.listen_address, "--metrics-path", values.metrics_path]
+    if values.web_config:
+        args += ["--web-config-file", f"{WEB_DIR}/{WEB_CONFIG_KEY}"]
+    return args + list(values.extra_args)
 
 
 def namespace(values: Values) -> dict:
+    """The body of deploy's create: never applied to a namespace that exists."""
     levels = {f"pod-security.kubernetes.io/{mode}": "privileged" for mode in ("enforce", "audit", "warn")}
-    # our label: `kubectl gadget undeploy` deletes a namespace only if deploy created it
     return {"apiVersion": "v1", "kind": "Namespace",
-            "metadata": {"name": values.namespace, "labels": {**SELECTOR, **levels}}}
+            "metadata": {"name": values.namespace, "labels": {**SELECTOR, **levels},
+                         "annotations": {CREATED_BY: "kubectl gadget deploy"}}}
 
 
 def service_account(values: Values) -> dict:
@@ -92,22 +154,46 @@ def config_map(values: Values, text: str) -> dict:
             "data": {CONFIG_KEY: text}}
 
 
+def web_config_secret(values: Values, data: dict[str, str]) -> dict:
+    """`data`: base64 file contents by key (igcore/kubectl/websecret.py makes them)."""
+    return {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+            "metadata": {"name": WEB_SECRET, "namespace": values.namespace, "labels": dict(SELECTOR)},
+            "data": data}
+
+
+def network_policy(values: Values) -> dict:
+    """Only pods of `values.metrics_from` reach the metrics port; the agent itself sends nothing."""
+    admitted = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": values.metrics_from}}}
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+            "metadata": {"name": NETWORK_POLICY, "namespace": values.namespace, "labels": dict(SELECTOR)},
+            "spec": {"podSelector": {"matchLabels": dict(SELECTOR)},
+                     "policyTypes": ["Ingress", "Egress"],   # no egress rule: no egress
+                     "ingress": [{"from": [admitted], "ports": [{"protocol": "TCP", "port": "metrics"}]}]}}
+
+
 def pod_annotations(values: Values) -> dict:
     return {
         "prometheus.io/scrape": "true",
         "prometheus.io/port": str(values.port),
         "prometheus.io/path": values.metrics_path,
-        "prometheus.io/scheme": SCHEME,
+        "prometheus.io/scheme": values.scheme,
         # bpf() and perf_event_open() are outside the runtimes' default AppArmor profile
         f"container.apparmor.security.beta.kubernetes.io/{NAME}": "unconfined",
     }
 
 
+def capabilities(values: Values) -> list[str]:
+    return list(CAPABILITIES) + ([LOW_PORT_CAPABILITY] if values.port < 1024 else [])
+
+
 def container(values: Values) -> dict:
     def probe(path: str) -> dict:  # answered without auth and without a scrape (docs/guide.md, Health probes)
-        return {"httpGet": {"path": path, "port": "metrics", "scheme": SCHEME.upper()}, "timeoutSeconds": 5}
+        return {"httpGet": {"path": path, "port": "metrics", "scheme": values.scheme.upper()}, "timeoutSeconds": 5}
     mounts = [{"name": "config", "mountPath": CONFIG_DIR, "readOnly": True}]  # a directory, never subPath
+    if values.web_config:
+        mounts.append({"name": "web-config", "mountPath": WEB_DIR, "readOnly": True})
     mounts += [{"name": volume, "mountPath": path, "readOnly": True} for volume, _, path in HOST_MOUNTS]
+    mounts += [{"name": volume, "mountPath": path} for volume, path, _ in WRITABLE_DIRS]
     return {
         "name": NAME,
         "image": values.image,
@@ -116,7 +202,8 @@ def container(values: Values) -> dict:
         "env": [{"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}],
         "ports": [{"name": "metrics", "containerPort": values.port, "protocol": "TCP"}],
         "securityContext": {
-            "capabilities": {"add": list(CAPABILITIES)},
+            "capabilities": {"drop": ["ALL"], "add": capabilities(values)},
+            "readOnlyRootFilesystem": True,
             "seccompProfile": {"type": "Unconfined"},
         },
         "resources": values.resources,
@@ -127,12 +214,20 @@ def container(values: Values) -> dict:
     }
 
 
+def volumes(values: Values) -> list[dict]:
+    found = [{"name": "config", "configMap": {"name": CONFIG_MAP, "optional": True}}]
+    if values.web_config:  # not optional: an agent must never serve plain HTTP in place of TLS
+        found.append({"name": "web-config", "secret": {"secretName": WEB_SECRET, "defaultMode": 0o400}})
+    found += [{"name": volume, "hostPath": {"path": host}} for volume, host, _ in HOST_MOUNTS]
+    found += [{"name": volume, "emptyDir": {"sizeLimit": size}} for volume, _, size in WRITABLE_DIRS]
+    return found
+
+
 def daemon_set(values: Values) -> dict:
-    volumes = [{"name": "config", "configMap": {"name": CONFIG_MAP, "optional": True}}]
-    volumes += [{"name": volume, "hostPath": {"path": host}} for volume, host, _ in HOST_MOUNTS]
     return {
         "apiVersion": "apps/v1", "kind": "DaemonSet",
-        "metadata": {"name": NAME, "namespace": values.namespace, "labels": dict(SELECTOR)},
+        "metadata": {"name": NAME, "namespace": values.namespace, "labels": dict(SELECTOR),
+                     "annotations": {KEPT_ANNOTATION: kept_annotation(values)}},
         "spec": {
             "selector": {"matchLabels": dict(SELECTOR)},
             "updateStrategy": {"type": "RollingUpdate"},
@@ -145,16 +240,23 @@ def daemon_set(values: Values) -> dict:
                     "tolerations": [{"operator": "Exists"}],  # every taint: every node gets an agent
                     "priorityClassName": "system-node-critical",
                     "containers": [container(values)],
-                    "volumes": volumes,
+                    "volumes": volumes(values),
                 },
             },
         },
     }
 
 
-def agent_objects(values: Values) -> list[dict]:
+def agent_objects(values: Values, secret_data: dict[str, str] | None = None) -> list[dict]:
+    """What deploy applies after its namespace exists (the Secret when `secret_data` is given)."""
     values.check()
-    return [namespace(values), service_account(values), daemon_set(values)]
+    objects = [service_account(values)]
+    if secret_data is not None:
+        objects.append(web_config_secret(values, secret_data))
+    objects.append(daemon_set(values))
+    if values.metrics_from is not None:
+        objects.append(network_policy(values))
+    return objects
 
 
 def to_yaml(objects: list[dict]) -> str:
@@ -164,5 +266,6 @@ def to_yaml(objects: list[dict]) -> str:
 HEADER = "# Rendered by `kubectl gadget deploy -o yaml` (igcore/kubectl/manifests.py); do not edit by hand.\n"
 
 
-def render(values: Values = Values()) -> str:
-    return HEADER + to_yaml(agent_objects(values))
+def render(values: Values = Values(), secret_data: dict[str, str] | None = None, with_namespace: bool = True) -> str:
+    """`with_namespace=False` for --use-existing-namespace: an apply of this output writes no namespace."""
+    return HEADER + to_yaml([namespace(values)] * with_namespace + agent_objects(values, secret_data))
