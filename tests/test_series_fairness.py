@@ -169,3 +169,54 @@ def test_evicted_series_leave_the_kernel_map(require_bpf, run_ig, commands):
     assert ig.value("ig_series", metric="executed_processes") == 50
     # 1500 names and the later one, and `sh` in each round: new again, or kept since the round before
     assert 1501 + 1 - 50 <= ig.value("ig_series_expired_total", **evicted) <= 1501 + 3 - 50
+
+
+def test_what_an_evicted_series_counted_after_its_last_read_starts_its_next_series(
+        require_bpf, commands, tmp_path, monkeypatch):
+    """Events that land in an evicted series' map entry between the read and the delete are not
+    lost: the next read counts them in a new series of that label set (docs/config.md)."""
+    from igcore.config import load_config_text
+    from igcore.containers import ContainerCollection, Enricher, RuntimeOptions
+    from igcore.gadgets import GadgetContext
+    from igcore.kernel import KernelProgram, place
+    from igcore.metrics.kernel import KernelCounterAggregator
+    from igcore.metrics.lifecycle import EVICTED
+    from igcore.plugins import load_catalog
+
+    from .test_aggregators import exposition, samples
+
+    bound = load_config_text(_exec_metric(), "test", load_catalog()).metrics[0]
+    placement = place(bound)
+    kernel = KernelProgram(bound.spec, [(bound, placement)], ring_needed=False, max_series=1)
+    aggregator = KernelCounterAggregator(bound, placement, max_series=1)
+    (tmp_path / "runc").mkdir()   # no runtime knows a container: every process is the host's
+    containers = ContainerCollection.for_host(RuntimeOptions(runtimes=("runc",), state_dirs={"runc": (str(tmp_path / "runc"),)}))
+    containers.start()
+    gadget = bound.spec.factory(GadgetContext(kernel=kernel))
+    gadget.start(lambda rows: None)
+    try:
+        aggregator.attach(kernel, Enricher(containers, bound.spec.container_key, True, lambda rows: None))
+        first, second = commands(2)
+        line = 'executed_processes_total{{comm="{}"}} {}'.format
+        _run_directly_as(NOBODY, first)
+        assert _until(lambda: samples(exposition(aggregator.collect)) == [line(first.name, "1.0")])
+
+        take = kernel.take
+
+        def take_after_two_more_events(index, raw):
+            monkeypatch.setattr(kernel, "take", take)
+            _run_directly_as(NOBODY, first)   # counted in the entry after the pull read it
+            _run_directly_as(NOBODY, first)
+            return take(index, raw)
+
+        monkeypatch.setattr(kernel, "take", take_after_two_more_events)
+        _run_directly_as(NOBODY, second)   # the pull that reads it evicts the first series
+        assert _until(lambda: samples(exposition(aggregator.collect)) == [line(second.name, "1.0")])
+        assert kernel.take is take and aggregator.series_expired[EVICTED] == 1
+        # the next read: the two events make a new series of the first name, which evicts the second
+        assert samples(exposition(aggregator.collect)) == [line(first.name, "2.0")]
+        assert aggregator.series_expired[EVICTED] == 2
+        assert kernel.read(0) == []   # both entries were deleted
+    finally:
+        gadget.stop()
+        containers.stop()
