@@ -220,3 +220,17 @@ def test_what_an_evicted_series_counted_after_its_last_read_starts_its_next_seri
     finally:
         gadget.stop()
         containers.stop()
+
+
+def test_a_series_the_sweep_removes_takes_its_map_entries_along(require_bpf, run_ig, commands):
+    """Idle series of host processes (never "gone") leave the kernel map too, not only the exposition."""
+    shutil.which("setpriv") or pytest.skip("setpriv (util-linux) is not installed")
+    ig = run_ig(_exec_metric(), "--host", "--series-idle-timeout", "1", "--series-sweep-period", "0.2")
+    command = commands(1)[0]
+    _run_directly_as(NOBODY, command)
+    assert ig.wait_for("executed_processes_total", 1, comm=command.name) == 1, ig.text()
+    idle = {"metric": "executed_processes", "reason": "idle"}
+    assert _until(lambda: ig.value("ig_series_expired_total", **idle) == 1), ig.text()
+    assert _until(lambda: ig.value("ig_kernel_map_entries", gadget="exec") == 0), ig.text()
+    _run_directly_as(NOBODY, command)   # back: a new series, from 0
+    assert ig.wait_for("executed_processes_total", 1, comm=command.name) == 1, ig.text()

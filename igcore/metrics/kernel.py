@@ -146,7 +146,8 @@ class _MapPull:
             self._cap.warn(True)
 
     def _removed(self, key) -> None:
-        self._leaving.append(key)   # under the aggregator's lock; the entries go under the pull's
+        if self._program is not None:   # (not after a fall back to user space: no entries to delete)
+            self._leaving.append(key)   # under the aggregator's lock; the entries go under the pull's
 
     def _take_leaving(self) -> None:
         """Delete the map entries of the series that left; carry what they counted since their last
@@ -171,6 +172,9 @@ class _MapPull:
         self._entries.pop(raw, None)
         self._last.pop(raw, None)
         self._tokens.pop(raw, None)
+        self._disown(raw)
+
+    def _disown(self, raw: bytes) -> None:
         owner = self._owner.pop(raw, None)
         raws = self._behind.get(owner)
         if raws is not None:
@@ -212,14 +216,9 @@ class _MapPull:
 
     def _own(self, raw: bytes, series) -> None:
         """Note that entry `raw` counts into `series` (a pod's entry may move to another series)."""
-        owner = self._owner.get(raw)
-        if owner == series:
+        if self._owner.get(raw) == series:
             return
-        if owner is not None:
-            raws = self._behind[owner]
-            raws.discard(raw)
-            if not raws:
-                del self._behind[owner]
+        self._disown(raw)
         self._owner[raw] = series
         self._behind.setdefault(series, set()).add(raw)
 
