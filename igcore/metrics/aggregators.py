@@ -235,18 +235,25 @@ class TraceAggregator(_Aggregator, ABC):
             else:
                 self._update(state, item, now)
                 to_end(key)
-        warn = False
+        if not fresh:
+            return False
+        room, evicted = self._cap.max_series - len(series), 0
+        new_state, update, removed = self._new_state, self._update, self._removed
         for key, item in fresh:
-            if len(series) >= self._cap.max_series:
-                evicted, _ = recency.popitem(last=False)
-                del series[evicted]
-                self.series_expired[EVICTED] += 1
-                self._removed(evicted)
-                warn |= self._cap.reached()
-            state = series[key] = self._new_state(now)
+            if room > 0:
+                room -= 1
+            else:
+                old, _ = recency.popitem(last=False)
+                del series[old]
+                removed(old)
+                evicted += 1
+            state = series[key] = new_state(now)
             recency[key] = None
-            self._update(state, item, now)
-        return warn
+            update(state, item, now)
+        if not evicted:
+            return False
+        self.series_expired[EVICTED] += evicted
+        return self._cap.reached()
 
     def _removed(self, key: Key) -> None:
         """A series left (the caller holds the lock). The kernel path deletes its map entries."""
