@@ -98,7 +98,7 @@ def _tally(rows: list[dict], key: Callable | None, field: Callable | None) -> di
 
 class _SeriesCap:
     """At most `max_series` label sets per metric (--max-series). A counter or histogram makes room
-    for a new label set by evicting the series updated least recently (`TraceAggregator._admit`),
+    for a new label set by evicting the series updated least recently (`TraceAggregator._apply`),
     so no workload keeps the others out for good; a gauge, which keeps nothing between snapshots,
     drops the rows of a snapshot's further label sets, counted in `dropped`. One warning per
     metric, the first time.
