@@ -87,7 +87,7 @@ def prometheus(
     path: Annotated[str, typer.Option("--metrics-path", help="HTTP path of the metrics.")] = "/metrics",
     host: HostOpt = False,
     check: Annotated[bool, typer.Option("--check", help="Validate the config and exit, without loading eBPF.")] = False,
-    max_series: Annotated[int, typer.Option("--max-series", min=1, help="Label sets kept per metric; more are dropped and counted.")] = 10000,
+    max_series: Annotated[int, typer.Option("--max-series", min=1, help="Label sets kept per metric; at the cap, a new one evicts the series updated least recently (a gauge drops a snapshot's further ones).")] = 10000,
     snapshot_interval: Annotated[float, typer.Option("--snapshot-min-interval", min=0.0, help="Seconds a snapshot is reused by later scrapes.")] = 1.0,
     series_grace: Annotated[float, typer.Option("--series-grace", min=0.0, help="Seconds a series of a container that is gone stays after its last event.")] = 300.0,
     series_idle: Annotated[float, typer.Option("--series-idle-timeout", min=0.0, help="Seconds after its last event that any series leaves (0: never).")] = 0.0,

@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.utils import floatToGoString
 
 from igcore.metrics.aggregators import CounterAggregator, GaugeAggregator, HistogramAggregator, TraceAggregator
+from igcore.metrics.lifecycle import EVICTED
 
 
 @dataclass(frozen=True)
@@ -152,27 +153,46 @@ def warnings_of(caplog) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.name == "igcore.metrics" and r.levelno == logging.WARNING]
 
 
-def test_series_cap_drops_new_label_sets_counts_events_and_warns_once(caplog):
-    agg = CounterAggregator(bound("capped", "counter", ["pid"]), max_series=2)
+def test_series_cap_evicts_the_series_updated_least_recently_and_warns_once(caplog):
+    agg = CounterAggregator(bound("capped", "counter", ["pid"]), max_series=3)
     with caplog.at_level(logging.WARNING, logger="igcore.metrics"):
-        agg.ingest(rows({"pid": 1}, {"pid": 2}, {"pid": 3}, {"pid": 3}))
-        agg.ingest(rows({"pid": 4}, {"pid": 1}, {"pid": 2}))
-    assert samples(exposition(agg.collect)) == ['capped_total{pid="1"} 2.0', 'capped_total{pid="2"} 2.0']
-    assert agg.series_dropped == 3  # the events of pid 3 (twice) and pid 4
-    assert agg.series_count == 2
+        agg.ingest(rows({"pid": 1}, {"pid": 2}, {"pid": 3}))   # least recently updated first: 1 2 3
+        agg.ingest(rows({"pid": 1}))                           # 2 3 1
+        agg.ingest(rows({"pid": 4}, {"pid": 4}))               # 4 evicts 2: 3 1 4
+        # a batch's kept series are updated before its new ones get a place: 3 stays, 1 goes
+        agg.ingest(rows({"pid": 5}, {"pid": 3}))               # 4 3 5
+    assert samples(exposition(agg.collect)) == [
+        'capped_total{pid="3"} 2.0', 'capped_total{pid="4"} 2.0', 'capped_total{pid="5"} 1.0']
+    assert agg.series_expired[EVICTED] == 2
+    assert agg.series_dropped == 0 and agg.series_count == 3
     messages = warnings_of(caplog)
-    assert len(messages) == 1 and "capped" in messages[0] and "2" in messages[0]
+    assert len(messages) == 1 and "capped" in messages[0] and "evicts" in messages[0]
+
+    # an evicted label set that comes back is a new series: it starts from 0 (a counter reset)
+    agg.ingest(rows({"pid": 2}))   # evicts 4
+    assert samples(exposition(agg.collect)) == [
+        'capped_total{pid="3"} 2.0', 'capped_total{pid="5"} 1.0', 'capped_total{pid="2"} 1.0']
+    assert agg.series_expired[EVICTED] == 3
 
 
-def test_histogram_series_cap(caplog):
-    agg = HistogramAggregator(bound("h", "histogram", ["comm"], field="lat", bounds=(10.0,)), max_series=1)
+def test_series_cap_more_new_label_sets_in_one_batch_than_the_cap():
+    agg = CounterAggregator(bound("capped", "counter", ["pid"]), max_series=2)
+    agg.ingest(rows({"pid": 1}, {"pid": 2}, {"pid": 3}, {"pid": 3}, {"pid": 4}))
+    assert samples(exposition(agg.collect)) == ['capped_total{pid="3"} 2.0', 'capped_total{pid="4"} 1.0']
+    assert agg.series_expired[EVICTED] == 2 and agg.series_count == 2
+
+
+def test_histogram_series_cap_evicts(caplog):
+    agg = HistogramAggregator(bound("h", "histogram", ["comm"], field="lat", bounds=(10.0,)), max_series=2)
     with caplog.at_level(logging.WARNING, logger="igcore.metrics"):
         agg.ingest(rows({"comm": "a", "lat": 1}, {"comm": "b", "lat": 2}, {"comm": "b", "lat": 3}))
-        agg.ingest(rows({"comm": "a", "lat": 20}, {"comm": "c", "lat": 2}))
+        agg.ingest(rows({"comm": "a", "lat": 20}))
+        agg.ingest(rows({"comm": "c", "lat": 2}))   # b moved least recently
     text = exposition(agg.collect)
-    assert 'comm="b"' not in text and 'comm="c"' not in text
+    assert 'comm="b"' not in text
     assert 'h_count{comm="a"} 2.0' in text and 'h_sum{comm="a"} 21.0' in text
-    assert agg.series_dropped == 3 and len(warnings_of(caplog)) == 1
+    assert 'h_bucket{comm="c",le="10.0"} 1.0' in text and 'h_sum{comm="c"} 2.0' in text
+    assert agg.series_expired[EVICTED] == 1 and agg.series_dropped == 0 and len(warnings_of(caplog)) == 1
 
 
 def test_gauge_series_cap_per_snapshot(caplog):

@@ -7,7 +7,7 @@ import time
 from igcore.containers.model import HOST_COLUMNS, Container
 from igcore.health import loop_errors
 from igcore.metrics.aggregators import CounterAggregator, HistogramAggregator
-from igcore.metrics.lifecycle import CONTAINER_GONE, IDLE, SeriesPolicy, SeriesSweeper
+from igcore.metrics.lifecycle import CONTAINER_GONE, EVICTED, IDLE, SeriesPolicy, SeriesSweeper
 
 from .test_aggregators import bound, exposition, samples
 
@@ -194,20 +194,40 @@ def test_idle_timeout_applies_to_container_series_too_and_a_gone_container_is_na
 
 
 def test_cap_has_room_again_once_a_series_left():
-    a, b = container("a"), container("b")
-    agg = counter(["k8s.container"], max_series=1)
+    a, b, c = container("a"), container("b"), container("c")
+    agg = counter(["k8s.container"], max_series=2)
     world = World(agg)
-    world.live = [a, b]
+    world.live = [a, b, c]
     agg.ingest([row(a)] * 2)
-    agg.ingest([row(b)] * 3)   # beyond the cap: dropped, counted
-    assert agg.series_dropped == 3
-    assert samples(exposition(agg.collect)) == ['execs_total{k8s_container="a"} 2.0']
+    agg.ingest([row(b)] * 3)
 
-    world.at(GRACE).live = [b]
+    world.at(GRACE).live = [b, c]
     assert world.sweep()[CONTAINER_GONE] == 1
-    agg.ingest([row(b)] * 4)
-    assert samples(exposition(agg.collect)) == ['execs_total{k8s_container="b"} 4.0']
-    assert agg.series_dropped == 3
+    agg.ingest([row(c)] * 4)   # room left by a: nothing is evicted
+    assert samples(exposition(agg.collect)) == ['execs_total{k8s_container="b"} 3.0',
+                                                'execs_total{k8s_container="c"} 4.0']
+    assert agg.series_expired == {CONTAINER_GONE: 1}
+
+
+def test_at_the_cap_the_series_that_moved_least_recently_leaves_whatever_its_age():
+    early, busy, quiet, late = container("early"), container("busy"), container("quiet"), container("late")
+    agg = counter(["k8s.container"], max_series=3)
+    world = World(agg)
+    world.live = [early, busy, quiet, late]
+    agg.ingest([row(early), row(busy), row(quiet)])
+    world.at(5)
+    agg.ingest([row(early)] * 10)   # the first series keeps moving: it stays
+    world.at(6)
+    agg.ingest([row(busy)])
+    world.at(7)
+    agg.ingest([row(late)])         # quiet moved least recently (t=0)
+    assert samples(exposition(agg.collect)) == ['execs_total{k8s_container="early"} 11.0',
+                                                'execs_total{k8s_container="busy"} 2.0',
+                                                'execs_total{k8s_container="late"} 1.0']
+    assert agg.series_expired == {EVICTED: 1}
+    # the sweep reads the evicted series no more, and evictions are not the sweep's
+    assert sorted(when for _, when in agg.last_moved()) == [1005.0, 1006.0, 1007.0]
+    assert world.at(10 * GRACE).sweep() == {CONTAINER_GONE: 0, IDLE: 0}
 
 
 def test_histogram_series_leave_and_the_others_keep_exact_buckets():

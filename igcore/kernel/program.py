@@ -19,8 +19,9 @@ from functools import partial
 from .codegen import COUNTERS, HISTOGRAMS, Generated, Layout, generate
 from .plan import Placement
 
-# Entries a metric may take in its map: twice --max-series (label sets beyond the cap are dropped
-# when read, but each container of a label set needs its own entry), and at least this many.
+# Entries a metric may take in its map: twice --max-series (the entries of a series evicted at the
+# cap are deleted at the pull that evicts it, but each container of a label set needs its own
+# entry, and new label sets take entries between two pulls), and at least this many.
 MIN_ENTRIES = 1024
 # Entries read per system call: the buffers stay small whatever the maps' bounds.
 CHUNK = 4096
@@ -138,6 +139,24 @@ class KernelProgram:
             if count.value == 0:
                 break
         return b"".join(key_parts), b"".join(value_parts)
+
+    def take(self, index: int, key: bytes) -> bytes | None:
+        """Delete the entry `key` of metric `index` and return its last value, in one system call (an
+        event cannot fall between the read and the delete); None if there was no such entry. A
+        kernel without lookup-and-delete for hash maps (before 5.14) gets a plain delete, and None:
+        the events the entry counted since it was last read are lost there."""
+        from bcc import libbcc
+
+        generated = self.generated
+        name = self.layouts[index].map_name
+        size = generated.counter_value_size if name == COUNTERS else generated.histogram_value_size
+        buffer, value = ctypes.create_string_buffer(key, len(key)), ctypes.create_string_buffer(size)
+        with self._lock:
+            taken = libbcc.lib.bpf_lookup_and_delete(self._fds[name], buffer, value) == 0
+            if not taken and ctypes.get_errno() != errno.ENOENT:
+                libbcc.lib.bpf_delete_elem(self._fds[name], buffer)
+            self._snapshot = None   # the next read must not see the entry again
+        return value.raw if taken else None
 
     def forget(self, index: int, key: bytes) -> None:
         """Delete the entry `key` of metric `index` (read for the last time by its aggregator)."""

@@ -24,7 +24,7 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from bisect import bisect_left
-from collections import Counter, defaultdict, deque
+from collections import Counter, OrderedDict, defaultdict, deque
 from functools import partial
 from itertools import accumulate
 from operator import itemgetter
@@ -35,6 +35,7 @@ from prometheus_client.utils import floatToGoString
 
 from ..naming import label_value
 from .exact import FloatParts, exact_value, merge_parts, split_sum
+from .lifecycle import EVICTED
 
 __all__ = ["TraceAggregator", "CounterAggregator", "HistogramAggregator", "GaugeAggregator", "DEFAULT_MAX_SERIES"]
 
@@ -96,10 +97,13 @@ def _tally(rows: list[dict], key: Callable | None, field: Callable | None) -> di
 
 
 class _SeriesCap:
-    """At most `max_series` label sets per metric (--max-series): the rows (events) of any further
-    label set are dropped and counted in `dropped`; one warning per metric, the first time.
+    """At most `max_series` label sets per metric (--max-series). A counter or histogram makes room
+    for a new label set by evicting the series updated least recently (`TraceAggregator._apply`),
+    so no workload keeps the others out for good; a gauge, which keeps nothing between snapshots,
+    drops the rows of a snapshot's further label sets, counted in `dropped`. One warning per
+    metric, the first time.
 
-    Counting rows rather than label sets keeps the figure independent of how events were batched,
+    Counting rows rather than label sets keeps the figure independent of how rows were batched,
     and needs no memory of the refused label sets (which would defeat the cap).
     """
 
@@ -112,12 +116,21 @@ class _SeriesCap:
         """Count dropped rows; the caller holds its lock. True the first time: call `warn()` once
         the lock is released."""
         self.dropped += rows
+        return self.reached()
+
+    def reached(self) -> bool:
+        """True the first time the cap is reached (the caller holds its lock)."""
         first, self._warned = not self._warned, True
         return first
 
-    def warn(self) -> None:
-        log.warning("metric %s reached --max-series %d label sets: events of further label sets are "
-                    "dropped (counted in ig_series_dropped_total)", self.name, self.max_series)
+    def warn(self, evicts: bool) -> None:
+        if evicts:
+            log.warning("metric %s reached --max-series %d label sets: each new label set evicts the series "
+                        "updated least recently (counted in ig_series_expired_total{reason=\"evicted\"})",
+                        self.name, self.max_series)
+        else:
+            log.warning("metric %s reached --max-series %d label sets: rows of further label sets of a "
+                        "snapshot are dropped (counted in ig_series_dropped_total)", self.name, self.max_series)
 
 
 # --- trace aggregators -------------------------------------------------------------------------
@@ -137,7 +150,8 @@ class _Aggregator:
 
     @property
     def series_dropped(self) -> int:
-        """Events (snapshot rows for gauges) not counted because their label set was beyond the cap."""
+        """Snapshot rows not counted because their label set was beyond the cap (gauges; counters
+        and histograms evict instead, and count only what a kernel map had no room for)."""
         return self._cap.dropped
 
     def _matching(self, rows: list[dict]) -> list[dict]:
@@ -153,13 +167,19 @@ class TraceAggregator(_Aggregator, ABC):
 
     Series have a lifecycle: each remembers when it last moved (one clock read per batch, stored
     per series of the batch, never per row); the sweep (`metrics.lifecycle`) reads `last_moved()`
-    and removes what it decides has left with `expire()`, which makes room under the cap again.
+    and removes what it decides has left with `expire()`, which makes room under the cap again. At
+    the cap, a new label set evicts the series updated least recently: `_recency` holds the keys in
+    that order (a move to its end per series of a batch), so the eviction is a pop from its front;
+    `_series` keeps the order of first appearance, which the exposition follows.
 
     The interface also fits aggregation inside the kernel (counters and histograms kept in BPF maps,
     read at scrape time, as cloudflare's ebpf_exporter does): such a subclass does nothing in
     `ingest` (the kernel already counted) and reads the map in `collect`, reporting `series_count`
     and `series_dropped` from what the map holds, and overrides `last_moved`/`expire` to read and
     delete map entries.
+
+    A subclass says what a batch item does to a series with `_new_state(now)` and
+    `_update(state, item, now)`; `_apply` does the rest under the lock.
     """
 
     # Series state is a list per key in `_series` whose last item is the clock when it last moved.
@@ -169,7 +189,8 @@ class TraceAggregator(_Aggregator, ABC):
         super().__init__(bound, max_series)
         self._clock = clock  # when series last moved; the sweep (metrics.lifecycle) reads the same clock
         self._series = {}
-        self.series_expired: Counter[str] = Counter()  # reason -> label sets removed by the sweep
+        self._recency: OrderedDict[Key, None] = OrderedDict()   # the same keys, least recently updated first
+        self.series_expired: Counter[str] = Counter()  # reason -> label sets removed (the sweep, evictions)
 
     @property
     def series_count(self) -> int:
@@ -191,10 +212,59 @@ class TraceAggregator(_Aggregator, ABC):
             for key, moved in stale:
                 state = series.get(key)
                 if state is not None and state[-1] == moved:
-                    del series[key]
+                    del series[key], self._recency[key]
+                    self._removed(key)
                     removed += 1
             self.series_expired[reason] += removed
         return removed
+
+    def _apply(self, batch: Iterable[tuple[Key, object]], now: float) -> bool:
+        """Account a batch's (series key, item) pairs; the caller holds the lock. True when the cap
+        was reached for the first time: call `self._cap.warn(True)` once the lock is released.
+
+        The series of one batch count as updated together: the kept ones are updated first, then
+        each new one gets its place (at the cap, by evicting the series updated least recently),
+        so a new label set never evicts a series that moved in the same batch while older ones stay.
+        """
+        series, recency, fresh = self._series, self._recency, []
+        to_end = recency.move_to_end
+        for key, item in batch:
+            state = series.get(key)
+            if state is None:
+                fresh.append((key, item))
+            else:
+                self._update(state, item, now)
+                to_end(key)
+        if not fresh:
+            return False
+        room, evicted = self._cap.max_series - len(series), 0
+        new_state, update, removed = self._new_state, self._update, self._removed
+        for key, item in fresh:
+            if room > 0:
+                room -= 1
+            else:
+                old, _ = recency.popitem(last=False)
+                del series[old]
+                removed(old)
+                evicted += 1
+            state = series[key] = new_state(now)
+            recency[key] = None
+            update(state, item, now)
+        if not evicted:
+            return False
+        self.series_expired[EVICTED] += evicted
+        return self._cap.reached()
+
+    def _removed(self, key: Key) -> None:
+        """A series left (the caller holds the lock). The kernel path deletes its map entries."""
+
+    @abstractmethod
+    def _new_state(self, now: float) -> list:
+        """The state of a series with nothing counted yet."""
+
+    @abstractmethod
+    def _update(self, state: list, item, now: float) -> None:
+        """Add a batch item to a series' state."""
 
     @abstractmethod
     def ingest(self, rows: list[dict]) -> None:
@@ -208,29 +278,28 @@ class TraceAggregator(_Aggregator, ABC):
 class CounterAggregator(TraceAggregator):
     """+1 per matching row, or + the row's `field` (ints stay ints; floats summed exactly)."""
 
-    # _series: key -> [int part, float parts, last moved]
+    # _series: key -> [int part, float parts, last moved]; a batch item: (rows, int part, float parts)
 
     def ingest(self, rows: list[dict]) -> None:
         matching = self._matching(rows)
         if not matching:
             return
         batch = _tally(matching, self._key, self._field)
-        now, warn = self._clock(), False
+        now = self._clock()
         with self._lock:
-            series, cap = self._series, self._cap
-            for key, (n, integer, parts) in batch.items():
-                state = series.get(key)
-                if state is not None:
-                    state[0] += integer
-                    if parts:
-                        state[1] = merge_parts(state[1], parts)
-                    state[2] = now
-                elif len(series) < cap.max_series:
-                    series[key] = [integer, parts, now]
-                else:
-                    warn |= cap.drop(n)
+            warn = self._apply(batch.items(), now)
         if warn:
-            self._cap.warn()
+            self._cap.warn(True)
+
+    def _new_state(self, now: float) -> list:
+        return [0, (), now]
+
+    def _update(self, state: list, item, now: float) -> None:
+        _, integer, parts = item
+        state[0] += integer
+        if parts:
+            state[1] = merge_parts(state[1], parts)
+        state[2] = now
 
     def collect(self) -> list[Metric]:
         with self._lock:
@@ -256,7 +325,8 @@ class HistogramAggregator(TraceAggregator):
         as_ints = tuple(int(b) if math.isfinite(b) and float(b).is_integer() else b for b in bounds)
         self._place_float = partial(bisect_left, bounds)
         self._place_int = partial(bisect_left, as_ints)
-        # _series: key -> [bucket counts (not cumulative), int sum, float parts, last moved]
+        # _series: key -> [bucket counts (not cumulative), int sum, float parts, last moved];
+        # a batch item: (rows, {bucket index: hits}, int sum, float parts)
 
     def ingest(self, rows: list[dict]) -> None:
         matching = self._matching(rows)
@@ -265,26 +335,25 @@ class HistogramAggregator(TraceAggregator):
         batch = []
         for key, values in _group_values(matching, self._key, self._field).items():
             place = self._place_int if type(values[0]) is int else self._place_float
-            batch.append((key, len(values), Counter(map(place, values)), *split_sum(values)))
-        now, warn = self._clock(), False
+            batch.append((key, (len(values), Counter(map(place, values)), *split_sum(values))))
+        now = self._clock()
         with self._lock:
-            series, cap = self._series, self._cap
-            for key, n, buckets, integer, parts in batch:
-                state = series.get(key)
-                if state is None:
-                    if len(series) >= cap.max_series:
-                        warn |= cap.drop(n)
-                        continue
-                    state = series[key] = [[0] * self._width, 0, (), now]
-                counts = state[0]
-                for index, hits in buckets.items():
-                    counts[index] += hits
-                state[1] += integer
-                if parts:
-                    state[2] = merge_parts(state[2], parts)
-                state[3] = now
+            warn = self._apply(batch, now)
         if warn:
-            self._cap.warn()
+            self._cap.warn(True)
+
+    def _new_state(self, now: float) -> list:
+        return [[0] * self._width, 0, (), now]
+
+    def _update(self, state: list, item, now: float) -> None:
+        _, buckets, integer, parts = item
+        counts = state[0]
+        for index, hits in buckets.items():
+            counts[index] += hits
+        state[1] += integer
+        if parts:
+            state[2] = merge_parts(state[2], parts)
+        state[3] = now
 
     def collect(self) -> list[Metric]:
         with self._lock:
@@ -329,5 +398,5 @@ class GaugeAggregator(_Aggregator):
             if dropped:
                 warn = self._cap.drop(dropped)
         if warn:
-            self._cap.warn()
+            self._cap.warn(False)
         return [family]

@@ -11,6 +11,14 @@ container key into container columns as the enricher does rows (a container, the
 for at most the enricher's hold time), applies the selectors on container columns and the host rule,
 and merges keys that give the same labels. An entry whose container has gone is read one last time
 and deleted, so the maps hold only what can still move.
+
+A series that leaves (evicted at --max-series to make room for a new label set, or removed by the
+sweep) takes its map entries with it: each is deleted with its last value in one system call
+(`KernelProgram.take`), and what it counted since the pull that last read it is carried to the
+next pull as an update of its label set, which starts a new series then, as a user-space row of that
+label set arriving after the eviction would. So a map holds entries of kept series only (the
+evicted ones would otherwise fill it and shut new label sets out in the kernel), and no event
+is counted twice or lost.
 """
 
 from __future__ import annotations
@@ -44,6 +52,10 @@ class _MapPull:
         self._entries: dict[bytes, float] = {}  # raw key -> when a pull first saw it (the pending hold)
         self._last: dict[bytes, bytes] = {}     # raw key -> raw value at the last pull that counted it
         self._tokens: dict[bytes, object] = {}  # raw key -> what `_live()` holds while its container runs
+        self._owner: dict[bytes, object] = {}   # raw key -> the series it counted into at the last pull
+        self._behind: dict[object, set[bytes]] = {}   # series key -> its raw keys (the reverse of _owner)
+        self._leaving: list = []   # series keys removed since the last pull: their entries go
+        self._carry: dict[object, list] = {}   # series key -> what its deleted entries counted after their last read
         self._live_before: set = set()
         self._read_before = None
         self._pending = False   # the last pull left an entry waiting for its container
@@ -56,9 +68,12 @@ class _MapPull:
         """Read from `program`'s map of this metric from now on (a reload may hand a new program)."""
         with self._pull_lock:
             self._dropped_before += self.kernel_dropped   # the counter goes on across programs
+            if self._carry:   # counted by the old program after its last read: the series goes on
+                self._merge(self._carry)
             self._program, self._enricher = program, enricher
             self._layout = program.layout_of(self.bound)
-            self._entries, self._last, self._tokens = {}, {}, {}
+            self._entries, self._last, self._tokens, self._owner, self._behind = {}, {}, {}, {}, {}
+            self._leaving, self._carry = [], {}
             self._read_before = None
 
     @property
@@ -94,32 +109,78 @@ class _MapPull:
         self.pull()
         return super().last_moved()
 
+    def expire(self, stale, reason: str) -> int:
+        removed = super().expire(stale, reason)
+        if removed:
+            with self._pull_lock:
+                self._take_leaving()
+        return removed
+
     def pull(self) -> None:
         with self._pull_lock:
             program, layout = self._program, self._layout
             if program is None or not program.is_loaded:
                 return
             entries = program.read(layout.index)
-            if entries is self._read_before and not self._pending:   # nothing moved since the last pull
+            if entries is self._read_before and not self._pending and not self._carry:   # nothing moved
                 moved, gone = {}, self._gone(False)
             else:
                 moved, gone = self._moves(entries)
                 self._read_before = entries
             for raw in gone:   # read above for the last time: make room in the map
                 program.forget(layout.index, raw)
-                self._entries.pop(raw, None)
-                self._last.pop(raw, None)
-                self._tokens.pop(raw, None)
-        if moved:
-            self._merge(moved)
+                self._drop_entry(raw)
+            carried, self._carry = self._carry, {}
+            for key, delta in carried.items():   # counted after their entries' last read, then deleted
+                total = moved.get(key)
+                moved[key] = delta if total is None else [a + b for a, b in zip(total, delta)]
+            if moved:
+                self._merge(moved)
+            self._take_leaving()
 
     def _merge(self, moved: dict) -> None:
-        now, warn = self._clock(), False
+        now, as_item = self._clock(), self._as_item
         with self._lock:
-            for key, delta in moved.items():
-                warn |= self._add(key, delta, now)
+            warn = self._apply([(key, as_item(delta)) for key, delta in moved.items()], now)
         if warn:
-            self._cap.warn()
+            self._cap.warn(True)
+
+    def _removed(self, key) -> None:
+        if self._program is not None:   # (not after a fall back to user space: no entries to delete)
+            self._leaving.append(key)   # under the aggregator's lock; the entries go under the pull's
+
+    def _take_leaving(self) -> None:
+        """Delete the map entries of the series that left; carry what they counted since their last
+        read to the next pull (the caller holds the pull lock)."""
+        leaving, self._leaving = self._leaving, []
+        program = self._program
+        if program is None or not program.is_loaded:
+            return
+        index, unpack = self._layout.index, self._layout.value.unpack
+        for key in leaving:
+            for raw in self._behind.pop(key, ()):
+                final, previous = program.take(index, raw), self._last.get(raw)
+                self._drop_entry(raw)
+                if final is None or previous is None or final == previous:
+                    continue
+                delta = [a - b for a, b in zip(unpack(final), unpack(previous))]
+                total = self._carry.get(key)
+                self._carry[key] = delta if total is None else [a + b for a, b in zip(total, delta)]
+
+    def _drop_entry(self, raw: bytes) -> None:
+        """Forget what the pull knows of a map entry that was deleted."""
+        self._entries.pop(raw, None)
+        self._last.pop(raw, None)
+        self._tokens.pop(raw, None)
+        self._disown(raw)
+
+    def _disown(self, raw: bytes) -> None:
+        owner = self._owner.pop(raw, None)
+        raws = self._behind.get(owner)
+        if raws is not None:
+            raws.discard(raw)
+            if not raws:
+                del self._behind[owner]
 
     def _moves(self, entries) -> tuple[dict, list]:
         """Per series key, what its entries moved since the last pull; and the keys of gone containers.
@@ -143,6 +204,7 @@ class _MapPull:
             if token is not None:
                 tokens[raw] = token
             if series is not _DROP:
+                self._own(raw, series)
                 new = unpack_value(value)
                 previous = last.get(raw)
                 old = unpack_value(previous) if previous is not None else (0,) * len(new)
@@ -151,6 +213,14 @@ class _MapPull:
                 moved[series] = delta if total is None else [a + b for a, b in zip(total, delta)]
             last[raw] = value
         return moved, self._gone(bool(changed))
+
+    def _own(self, raw: bytes, series) -> None:
+        """Note that entry `raw` counts into `series` (a pod's entry may move to another series)."""
+        if self._owner.get(raw) == series:
+            return
+        self._disown(raw)
+        self._owner[raw] = series
+        self._behind.setdefault(series, set()).add(raw)
 
     def _gone(self, changed: bool) -> list[bytes]:
         """Entries whose container has gone, looked for when an entry moved or containers changed."""
@@ -197,32 +267,16 @@ def _token(container, key_value: int):
 
 
 class KernelCounterAggregator(_MapPull, CounterAggregator):
-    def _add(self, key, delta: list, now: float) -> bool:
+    @staticmethod
+    def _as_item(delta: list) -> tuple:
+        """A pull's delta of a series as a batch item of the user-space counter."""
         (amount,) = delta
-        series, cap = self._series, self._cap
-        state = series.get(key)
-        if state is not None:
-            state[0] += amount
-            state[2] = now
-        elif len(series) < cap.max_series:
-            series[key] = [amount, (), now]
-        else:   # a sum's events are not counted in the map: one per entry that moved
-            return cap.drop(amount if self._field is None else 1)
-        return False
+        return 0, amount, ()
 
 
 class KernelHistogramAggregator(_MapPull, HistogramAggregator):
-    def _add(self, key, delta: list, now: float) -> bool:
-        buckets, total = delta[:-1], delta[-1]
-        series, cap = self._series, self._cap
-        state = series.get(key)
-        if state is None:
-            if len(series) >= cap.max_series:
-                return cap.drop(sum(buckets))
-            state = series[key] = [[0] * self._width, 0, (), now]
-        counts = state[0]
-        for index, hits in enumerate(buckets):
-            counts[index] += hits
-        state[1] += total
-        state[3] = now
-        return False
+    @staticmethod
+    def _as_item(delta: list) -> tuple:
+        """A pull's delta of a series as a batch item of the user-space histogram."""
+        buckets = delta[:-1]
+        return sum(buckets), dict(enumerate(buckets)), delta[-1], ()

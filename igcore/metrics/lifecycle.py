@@ -17,7 +17,9 @@ containers long gone and then drops the events of every new one. The sweep runs 
   containers.
 
 Removed series are counted per metric and reason (`ig_series_expired_total{metric,reason}`) and
-make room under the cap at once. A removed label set that comes back starts again from 0.
+make room under the cap at once. The aggregators count a third reason themselves: at the cap, a new
+label set evicts the series updated least recently (`EVICTED`). A removed label set that comes back
+starts again from 0.
 """
 
 from __future__ import annotations
@@ -32,13 +34,15 @@ from typing import Callable, Hashable, Iterable
 from ..columns import CONTAINER_COLUMN_NAMES
 from ..health import loop_errors
 
-__all__ = ["SeriesPolicy", "SeriesSweeper", "CONTAINER_GONE", "IDLE", "REASONS", "container_views"]
+__all__ = ["SeriesPolicy", "SeriesSweeper", "CONTAINER_GONE", "IDLE", "EVICTED", "REASONS", "container_views"]
 
 log = logging.getLogger("igcore.metrics")
 
 CONTAINER_GONE = "container_gone"
 IDLE = "idle"
-REASONS = (CONTAINER_GONE, IDLE)
+EVICTED = "evicted"   # at --max-series, to make room for a new label set (metrics.aggregators)
+SWEPT = (CONTAINER_GONE, IDLE)   # the reasons of the sweep
+REASONS = (*SWEPT, EVICTED)
 
 # The container columns that tell which container (or pod, image, ...) a series belongs to.
 IDENTITY_COLUMNS = frozenset(CONTAINER_COLUMN_NAMES) - {"k8s.node"}
@@ -101,7 +105,7 @@ class SeriesSweeper:
         now = self._clock()
         views: list[dict[str, str]] | None = None   # read once per sweep, and only if needed
         live: dict[tuple[str, ...], set[tuple]] = {}  # identity columns -> live projections
-        removed = dict.fromkeys(REASONS, 0)
+        removed = dict.fromkeys(SWEPT, 0)
         for aggregator in list(self._aggregators()):
             identity = _identity(tuple(aggregator.bound.label_columns))
             projections = None
