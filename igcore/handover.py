@@ -6,7 +6,8 @@ covers its kernel metrics and its ring buffer alike. One instant, a little ahead
 both: the old program counts the events before it, the new one those from it on. Nothing in user
 space has to happen at that instant: the new run is bound to the metrics before it (its program
 sends nothing earlier), the old run stays bound until its stop has drained what its program sent,
-and the kernel metrics read the old maps one last time once the instant has passed.
+and the kernel metrics read the old maps one last time once the instant has passed (counts still
+waiting for their container then count as unclaimed, as the old run's held rows do when it stops).
 """
 
 from __future__ import annotations
@@ -52,5 +53,5 @@ def hand_over(pairs: list) -> None:
             old.bind({})
         for aggregator in metrics.values():
             if isinstance(aggregator, (KernelCounterAggregator, KernelHistogramAggregator)) and aggregator.attached:
-                aggregator.pull()   # the old program's last counts
+                aggregator.pull(final=True)   # the old program's last counts
         new.attach_kernel_metrics()

@@ -94,7 +94,9 @@ class _MapPull:
         self.pull()
         return super().last_moved()
 
-    def pull(self) -> None:
+    def pull(self, final: bool = False) -> None:
+        """`final`: the program's last read (a reload hands over to another): a key still waiting
+        for its container counts as unclaimed now, as the enricher's held rows do when it closes."""
         with self._pull_lock:
             program, layout = self._program, self._layout
             if program is None or not program.is_loaded:
@@ -103,7 +105,7 @@ class _MapPull:
             if entries is self._read_before and not self._pending:   # nothing moved since the last pull
                 moved, gone = {}, self._gone(False)
             else:
-                moved, gone = self._moves(entries)
+                moved, gone = self._moves(entries, final)
                 self._read_before = entries
             for raw in gone:   # read above for the last time: make room in the map
                 program.forget(layout.index, raw)
@@ -121,7 +123,7 @@ class _MapPull:
         if warn:
             self._cap.warn()
 
-    def _moves(self, entries) -> tuple[dict, list]:
+    def _moves(self, entries, final: bool = False) -> tuple[dict, list]:
         """Per series key, what its entries moved since the last pull; and the keys of gone containers.
 
         An entry that moved is resolved again (once per container key and pull): a pod's network
@@ -136,7 +138,7 @@ class _MapPull:
         self._pending = False
         for raw, value in changed:
             first_seen = known.setdefault(raw, now)
-            series, token = self._series_of(raw, now - first_seen, resolved)
+            series, token = self._series_of(raw, now - first_seen, resolved, final)
             if series is None:
                 self._pending = True
                 continue   # pending: its counts wait in the map
@@ -160,7 +162,7 @@ class _MapPull:
         self._live_before = live
         return [raw for raw, token in self._tokens.items() if token not in live]
 
-    def _series_of(self, raw: bytes, waited: float, resolved: dict):
+    def _series_of(self, raw: bytes, waited: float, resolved: dict, final: bool = False):
         """(series key, _DROP or None while pending; the token of its container for the gone test)."""
         layout, enricher = self._layout, self._enricher
         items = layout.key.unpack(raw)
@@ -169,7 +171,7 @@ class _MapPull:
             found = resolved[items[1]] = enricher.labels_for(items[1])
         labels, container = found
         if labels is PENDING:
-            if waited < enricher.hold_seconds:
+            if waited < enricher.hold_seconds and not final:
                 return None, None
             labels = enricher.labels_when_unclaimed()
         if labels is None:
