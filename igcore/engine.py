@@ -2,8 +2,9 @@
 
 The CLI wraps it; a node agent can run the same object with configs pushed to it. A reload keeps
 the aggregators (and so the counts) of every metric whose definition did not change, starts the
-gadgets newly needed and stops those no longer used. One running instance per gadget, shared by
-every metric bound to it.
+gadgets newly needed and stops those no longer used; a gadget whose program is compiled again
+hands over to the new one at one instant (igcore.handover), so kept metrics count each event
+once. One running instance per gadget, shared by every metric bound to it.
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ from .config import BoundMetric, Config
 from .containers import ContainerCollection, Enricher, RuntimeOptions
 from .errors import RuntimeFailure, describe
 from .gadgets import Category, GadgetContext, GadgetSpec, GadgetStats, NetnsAware, TraceGadget
+from .handover import hand_over
 from .health import loop_errors
 from .isolation import GadgetSink, GadgetThreads
-from .handover import hand_over
 from .kernel import KernelProgram, place
 from .metrics.aggregators import CounterAggregator, GaugeAggregator, HistogramAggregator, TraceAggregator
 from .metrics.kernel import KernelCounterAggregator, KernelHistogramAggregator

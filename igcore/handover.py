@@ -45,7 +45,7 @@ def hand_over(pairs: list) -> None:
             new.program.count_from(instant)
     late_ms = (time.monotonic_ns() - instant) / 1e6
     if any(windowed) and late_ms >= 0:
-        log.warning("reload: the hand-over between programs was set %.0f ms late; events in between may "
+        log.warning("reload: the hand-over between programs was set %.1f ms late; events in between may "
                     "not be counted", late_ms)
     time.sleep(max(0.0, (instant - time.monotonic_ns()) / 1e9 + SETTLE_S))
     for (old, new, metrics), exact in zip(pairs, windowed):

@@ -7,7 +7,7 @@ The window (`ig_window` of ig_emit.h) holds the event as a whole, kernel metrics
 alike: a program that replaces another starts idle, and both are given the same instant ahead of
 time, the old one to stop at and the new one to start at. Each event is then counted by one of
 them whatever user space does meanwhile; only an event whose two programs run on either side of
-that very instant (they run one after the other, microseconds apart) is seen by both.
+that very instant (they run one after the other, microseconds apart) is seen by both or neither.
 
 The program's metrics share two maps (igcore.kernel.codegen). They are read with
 BPF_MAP_LOOKUP_BATCH, CHUNK entries per system call, and only when a metric updated them since the
