@@ -2,8 +2,9 @@
 
 The CLI wraps it; a node agent can run the same object with configs pushed to it. A reload keeps
 the aggregators (and so the counts) of every metric whose definition did not change, starts the
-gadgets newly needed and stops those no longer used. One running instance per gadget, shared by
-every metric bound to it.
+gadgets newly needed and stops those no longer used; a gadget whose program is compiled again
+hands over to the new one at one instant (igcore.handover), so kept metrics count each event
+once. One running instance per gadget, shared by every metric bound to it.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from .containers import ContainerCollection, Enricher, RuntimeOptions
 from .enginestatus import RUNNING, EngineStatus, GadgetState
 from .errors import RuntimeFailure, describe
 from .gadgets import Category, GadgetContext, GadgetSpec, GadgetStats, NetnsAware, TraceGadget
+from .handover import hand_over
 from .health import loop_errors
 from .isolation import GadgetSink, GadgetThreads
 from .kernel import KernelProgram, place
@@ -60,8 +62,9 @@ class GadgetRun:
     def __init__(self, spec: GadgetSpec, containers: ContainerCollection, options: EngineOptions,
                  aggregators: dict[BoundMetric, object] | None = None, start_counting: bool = True) -> None:
         """`aggregators`: the metrics the run is made for; those in the kernel are compiled into its
-        program (a different set needs another run). `start_counting` False: the program's kernel
-        metrics wait for `count_in_kernel()` (a run that replaces a counting one)."""
+        program (a different set needs another run). `start_counting` False: the program counts
+        and sends nothing until a reload's hand-over gives it a start (a run that replaces a
+        counting one, igcore.handover)."""
         self.spec = spec
         self.label = f"{spec.category.value} {spec.name}"  # names the gadget in logs
         self.options = options
@@ -87,10 +90,12 @@ class GadgetRun:
         self._snapshot_logged_at: float | None = None
         self._planned = aggregators or {}
         self.signature = kernel_signature(self._planned)
-        self.kernel: KernelProgram | None = None
-        if self.signature[0]:
-            kernel = [(b, a.placement) for b, a in (aggregators or {}).items() if b in self.signature[0]]
-            self.kernel = KernelProgram(spec, kernel, self.signature[1], options.max_series, start_counting)
+        self._start_counting = start_counting
+        kernel = [(b, a.placement) for b, a in self._planned.items() if b in self.signature[0]]
+        # Every program gets one: its counting window is what a reload hands over with. `kernel`
+        # is the same object when the program also computes metrics.
+        self.program = KernelProgram(spec, kernel, self.signature[1], options.max_series, start_counting)
+        self.kernel: KernelProgram | None = self.program if kernel else None
 
     # -- data path -------------------------------------------------------------------------
     def _dispatch(self, rows: list[dict]) -> None:
@@ -136,7 +141,7 @@ class GadgetRun:
             self.stop()  # a gadget may have attached part of itself before it raised
 
     def _start_gadget(self) -> None:
-        self.gadget = self.spec.factory(GadgetContext(host=self.options.host, kernel=self.kernel))
+        self.gadget = self.spec.factory(GadgetContext(host=self.options.host, kernel=self.program))
         self.stats = self.gadget.stats
         if isinstance(self.gadget, TraceGadget):
             package = getattr(self.spec.factory, "__module__", "").split(".")[0]
@@ -157,6 +162,7 @@ class GadgetRun:
         why = describe(exc)
         reason = f"the gadget's program did not load with it in the kernel ({why[:300]})"
         self.kernel = None
+        self.program = KernelProgram(self.spec, [], True, self.options.max_series, self._start_counting)
         for bound in self.signature[0]:
             self._planned[bound].fall_back(reason)
         self.signature = ((), True)
@@ -167,11 +173,6 @@ class GadgetRun:
         log.warning("gadget %s: its program did not load with the metrics computed in the kernel (%s); they are "
                     "computed in user space (ig_metric_aggregation)", self.label, why)
         return True
-
-    def count_in_kernel(self, on: bool) -> None:
-        """Switch the program's kernel metrics on or off (a reload's hand-over between two runs)."""
-        if self.kernel is not None and self.kernel.is_loaded:
-            self.kernel.set_counting(on)
 
     def attach_kernel_metrics(self) -> None:
         """Point the kernel aggregators of this run at its program's maps."""
@@ -366,30 +367,17 @@ class Engine:
 
         new: dict[tuple[str, str], tuple[GadgetRun, dict[BoundMetric, object]]] = {}
         for key, aggregators in wanted.items():
-            run = started.get(key) or self.bindings[key][0]
-            previous = replacing.get(key)
-            if previous is not None:
-                self._hand_over(previous, run, aggregators)
+            new[key] = (started.get(key) or self.bindings[key][0], aggregators)
+        hand_over([(replacing[key], new[key][0], new[key][1]) for key in replacing])
+        for run, aggregators in new.values():
             run.bind(aggregators)  # ingest goes to the new set now; exposition follows the swap below
-            new[key] = (run, aggregators)
         removed = [run for key, (run, _) in self.bindings.items() if new.get(key, (None,))[0] is not run]
         self.bindings = new  # one assignment: every scrape sees the old set or the new one
         self.config = config
-        for run in removed:  # after the swap: a slow stop() delays nothing a scrape sees
+        # After the swap: a slow stop() delays nothing a scrape sees. A run handed over from is
+        # still bound: its stop drains what its program sent before the hand-over into the metrics.
+        for run in removed:
             run.stop()
-
-    @staticmethod
-    def _hand_over(old: GadgetRun, new: GadgetRun, aggregators: dict[BoundMetric, object]) -> None:
-        """From a run to the one recompiled for the new config: the old stops counting and the new
-        starts (two map writes apart: events in between are missed, none counted twice); kernel
-        metrics kept by the reload take their last counts from the old maps, then read the new."""
-        old.count_in_kernel(False)
-        old.bind({})
-        new.count_in_kernel(True)
-        for bound, aggregator in aggregators.items():
-            if isinstance(aggregator, (KernelCounterAggregator, KernelHistogramAggregator)) and aggregator.attached:
-                aggregator.pull()
-        new.attach_kernel_metrics()   # the caller binds `aggregators` to the new run next
 
     def stop(self) -> None:
         with self._holding("stop"):

@@ -50,8 +50,9 @@ class GadgetContext:
     host: bool = False
     # Per-gadget options (e.g. `ringbuf_pages`).
     options: dict = field(default_factory=dict)
-    # The metrics the core aggregates inside this gadget's program (igcore.kernel.KernelProgram), or
-    # None: pass it to `compile_program(..., kernel=ctx.kernel)`, which compiles them in at IG_EMIT.
+    # The metrics the core aggregates inside this gadget's program and the window in which it counts
+    # (igcore.kernel.KernelProgram), or None: pass it to `compile_program(..., kernel=ctx.kernel)`,
+    # which compiles them in at IG_EMIT (a reload hands over between two programs with the window).
     kernel: object = None
     # Network namespaces to watch, for gadgets keyed by netns; the core's container collection
     # calls `on_netns_added(path_or_fd)` of the gadget when a container appears.

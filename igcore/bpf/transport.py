@@ -81,7 +81,8 @@ def with_transport(text: str, generated: str = "") -> str:
 def compile_program(text: str, cflags: list[str] | None = None, name: str = "gadget", kernel=None):
     """Compile and load `text` (which includes "ig_emit.h"); tracepoints attach automatically.
 
-    `kernel`: the gadget context's `kernel` (metrics aggregated in the program), or None.
+    `kernel`: the gadget context's `kernel` (metrics aggregated in the program and its counting
+    window), or None.
     """
     early = _early.pop((text, tuple(cflags or ())), None) if kernel is None else None
     if early is not None:
@@ -97,7 +98,7 @@ def _compile(text: str, cflags: list[str] | None, name: str, kernel):
     generated = ""
     if kernel is not None:
         generated = kernel.c_code()
-        flags.append(f"-DIG_RING={1 if kernel.ring_needed else 0}")
+        flags.extend(kernel.cflags())
     source = with_transport(text, generated).encode()
 
     def compile_it():

@@ -1,6 +1,13 @@
-"""KernelProgram: the in-kernel metrics of one gadget instance, handed to the gadget as
-`GadgetContext.kernel`. `compile_program` takes its C (`c_code`) and tells it the loaded program
-(`loaded`); from then on the core reads and trims the maps here.
+"""KernelProgram: the in-kernel metrics of one gadget instance, and the window in which its program
+counts, handed to the gadget as `GadgetContext.kernel`. `compile_program` takes its C (`c_code`)
+and tells it the loaded program (`loaded`); from then on the core reads and trims the maps here,
+and a reload hands over from one program to the next with `count_until` and `count_from`.
+
+The window (`ig_window` of ig_emit.h) holds the event as a whole, kernel metrics and ring buffer
+alike: a program that replaces another starts idle, and both are given the same instant ahead of
+time, the old one to stop at and the new one to start at. Each event is then counted by one of
+them whatever user space does meanwhile; only an event whose two programs run on either side of
+that very instant (they run one after the other, microseconds apart) is seen by both or neither.
 
 The program's metrics share two maps (igcore.kernel.codegen). They are read with
 BPF_MAP_LOOKUP_BATCH, CHUNK entries per system call, and only when a metric updated them since the
@@ -37,14 +44,14 @@ class MapReadError(OSError):
 class KernelProgram:
     def __init__(self, spec, metrics: list[tuple[object, Placement]], ring_needed: bool, max_series: int,
                  start_counting: bool = True) -> None:
+        """`metrics` may be empty: the program then has only its window. `start_counting` False:
+        nothing is counted or sent before `count_from` (a program that replaces a counting one)."""
         self.spec = spec
         self.metrics = [bound for bound, _ in metrics]
-        self.ring_needed = ring_needed
+        self.ring_needed = ring_needed or not metrics
         self.per_metric = max(MIN_ENTRIES, 2 * max_series)
-        # A program compiled during a reload starts idle: the gate's initial 0 means "count" only
-        # for a program that starts counting.
-        self._count_when = 0 if start_counting else 1
-        self.generated: Generated = generate(spec, metrics, self._count_when, self.per_metric)
+        self.start_idle = not start_counting
+        self.generated: Generated | None = generate(spec, metrics, self.per_metric) if metrics else None
         self._bpf = None
         self._fds: dict[str, int] = {}
         self._lock = threading.Lock()   # one read at a time: reads share the buffers and the snapshot
@@ -55,28 +62,36 @@ class KernelProgram:
 
     @property
     def layouts(self) -> tuple[Layout, ...]:
-        return self.generated.layouts
+        return self.generated.layouts if self.generated is not None else ()
 
     def layout_of(self, bound) -> Layout:
         return self.generated.layouts[self.metrics.index(bound)]
 
     def c_code(self) -> str:
-        return self.generated.code
+        return self.generated.code if self.generated is not None else ""
+
+    def cflags(self) -> list[str]:
+        return [f"-DIG_RING={1 if self.ring_needed else 0}", f"-DIG_START_IDLE={1 if self.start_idle else 0}"]
 
     def loaded(self, bpf) -> None:
-        self._bpf = bpf
-        self._fds = {name: bpf.get_table(name.encode()).get_fd() for name in (COUNTERS, HISTOGRAMS)}
         # bcc builds a table's types each time it is asked for one: once here, not per scrape
-        self._gate, self._drops = bpf.get_table(b"ig_gate"), bpf.get_table(b"ig_kdrop")
-        self._updates = bpf.get_table(b"ig_updates")
+        self._window = bpf.get_table(b"ig_window")
+        if self.generated is not None:
+            self._fds = {name: bpf.get_table(name.encode()).get_fd() for name in (COUNTERS, HISTOGRAMS)}
+            self._drops, self._updates = bpf.get_table(b"ig_kdrop"), bpf.get_table(b"ig_updates")
+        self._bpf = bpf
 
     @property
     def is_loaded(self) -> bool:
         return self._bpf is not None
 
-    def set_counting(self, on: bool) -> None:
-        """Switch every metric of the program on or off (an array write: takes effect at once)."""
-        self._gate[ctypes.c_int(0)] = ctypes.c_uint32(self._count_when if on else 1 - self._count_when)
+    def count_from(self, when_ns: int) -> None:
+        """Count (and send) the events from `when_ns` on, CLOCK_MONOTONIC as bpf_ktime_get_ns."""
+        self._window[ctypes.c_int(0)] = ctypes.c_uint64(when_ns)
+
+    def count_until(self, when_ns: int) -> None:
+        """Count (and send) no event from `when_ns` on."""
+        self._window[ctypes.c_int(1)] = ctypes.c_uint64(when_ns)
 
     def drops(self, index: int) -> int:
         """Events of metric `index` not counted because its map was full."""

@@ -116,7 +116,9 @@ class _MapPull:
                 self._take_leaving()
         return removed
 
-    def pull(self) -> None:
+    def pull(self, final: bool = False) -> None:
+        """`final`: the program's last read (a reload hands over to another): a key still waiting
+        for its container counts as unclaimed now, as the enricher's held rows do when it closes."""
         with self._pull_lock:
             program, layout = self._program, self._layout
             if program is None or not program.is_loaded:
@@ -125,7 +127,7 @@ class _MapPull:
             if entries is self._read_before and not self._pending and not self._carry:   # nothing moved
                 moved, gone = {}, self._gone(False)
             else:
-                moved, gone = self._moves(entries)
+                moved, gone = self._moves(entries, final)
                 self._read_before = entries
             for raw in gone:   # read above for the last time: make room in the map
                 program.forget(layout.index, raw)
@@ -182,7 +184,7 @@ class _MapPull:
             if not raws:
                 del self._behind[owner]
 
-    def _moves(self, entries) -> tuple[dict, list]:
+    def _moves(self, entries, final: bool = False) -> tuple[dict, list]:
         """Per series key, what its entries moved since the last pull; and the keys of gone containers.
 
         An entry that moved is resolved again (once per container key and pull): a pod's network
@@ -197,7 +199,7 @@ class _MapPull:
         self._pending = False
         for raw, value in changed:
             first_seen = known.setdefault(raw, now)
-            series, token = self._series_of(raw, now - first_seen, resolved)
+            series, token = self._series_of(raw, now - first_seen, resolved, final)
             if series is None:
                 self._pending = True
                 continue   # pending: its counts wait in the map
@@ -230,7 +232,7 @@ class _MapPull:
         self._live_before = live
         return [raw for raw, token in self._tokens.items() if token not in live]
 
-    def _series_of(self, raw: bytes, waited: float, resolved: dict):
+    def _series_of(self, raw: bytes, waited: float, resolved: dict, final: bool = False):
         """(series key, _DROP or None while pending; the token of its container for the gone test)."""
         layout, enricher = self._layout, self._enricher
         items = layout.key.unpack(raw)
@@ -239,7 +241,7 @@ class _MapPull:
             found = resolved[items[1]] = enricher.labels_for(items[1])
         labels, container = found
         if labels is PENDING:
-            if waited < enricher.hold_seconds:
+            if waited < enricher.hold_seconds and not final:
                 return None, None
             labels = enricher.labels_when_unclaimed()
         if labels is None:
