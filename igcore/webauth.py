@@ -74,7 +74,10 @@ class WebConfigWatcher:
         while True:
             pending = self._queue.get()
             if pending.set_running_or_notify_cancel():
-                pending.set_result(self.check())
+                try:
+                    pending.set_result(self.check())
+                except BaseException:  # noqa: BLE001  (whatever it was, this request fails closed and the thread lives on)
+                    pending.set_result(FAIL_CLOSED)
 
     def check(self) -> WebState:
         """Reload if a file changed since it was read; never raises (called off the event loop)."""
