@@ -50,7 +50,7 @@ class WebConfigWatcher:
         self.reloads: Counter[str] = Counter()  # success, failure (cannot be applied), error (a bug), timeout
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._pending: concurrent.futures.Future | None = None
-        self._timed_out: concurrent.futures.Future | None = None
+        self._stalled = False  # a check overran TIME_LIMIT and none has completed since
         threading.Thread(target=self._work, name="ig-web-config", daemon=True).start()
 
     async def current(self) -> WebState:
@@ -62,9 +62,10 @@ class WebConfigWatcher:
             self._queue.put(pending)
         done, _ = await asyncio.wait({asyncio.wrap_future(pending)}, timeout=self.TIME_LIMIT)
         if done:
+            self._stalled = False
             return done.pop().result()
-        if self._timed_out is not pending:  # one count and one line per stuck check
-            self._timed_out = pending
+        if not self._stalled:  # one count and one line until a check completes again
+            self._stalled = True
             self.reloads["timeout"] += 1
             log.error("web config: reading %s and the files it names took longer than %g s; "
                       "requests fail until it completes", self.path, self.TIME_LIMIT)

@@ -9,12 +9,14 @@ import http.client
 import os
 import socket
 import ssl
+import time
 from pathlib import Path
 
 import bcrypt
 import pytest
 
 from tests.fixtures.certs import CertificateAuthority
+from tests.fixtures.stalled_file import stalled_file  # noqa: F401  (fixture)
 from tests.synthetic import synth  # noqa: F401  (fixture)
 from tests.test_web_security import SYNTH, basic, client_context
 
@@ -190,3 +192,25 @@ def test_a_certificate_that_is_not_a_regular_file_is_refused(run_ig, synth, pki,
     os.replace(good, pki.dir / "server.crt")
     assert conn.get()[0] == 200
     assert ig.value("ig_web_config_reloads_total", result="failure") == 1
+
+
+def test_a_file_that_never_answers_fails_closed_at_the_time_limit(run_ig, synth, pki, stalled_file):
+    """A read that never returns (a hung network file system) holds one checking thread, not the
+    port: requests fail closed after the time limit, and are served once the files answer again."""
+    ig, config, conn, context = serve(run_ig, pki, TLS, tls=True)
+    good = pki.dir / "server.crt.good"
+    os.link(pki.dir / "server.crt", good)
+    (pki.dir / "stalled-link").symlink_to(stalled_file.path)
+    os.replace(pki.dir / "stalled-link", pki.dir / "server.crt")
+    assert refused_handshake(ig.port, context)  # within the socket's 10 s time-out
+    assert conn.get()[0] == 500
+    assert stalled_file.reads >= 1
+    assert log(ig).count("took longer than 2 s") == 1, ig.output()
+
+    stalled_file.release()  # the stalled read fails (ENOTCONN): the check completes
+    os.replace(good, pki.dir / "server.crt")
+    deadline = time.monotonic() + 30
+    while conn.get()[0] != 200 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert conn.get()[0] == 200
+    assert ig.value("ig_web_config_reloads_total", result="timeout") == 1
