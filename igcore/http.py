@@ -8,7 +8,8 @@ Scrapes that arrive together share a render that starts after all of them arrive
 (exposition.SharedRenders). Limits: a connection count sized from the descriptor limit (when full, the connection idle the
 longest is closed for the new one), a time limit for the TLS handshake and for each request head,
 an idle time-out for kept-alive connections, a size limit on request heads. Scrapes are encoded
-in a small thread pool, so the loop keeps accepting while one scrape is built.
+in a small thread pool, so the loop keeps accepting while one scrape is built. Each request and
+TLS handshake is checked against the web config as it is now (webauth.WebConfigWatcher).
 """
 
 from __future__ import annotations

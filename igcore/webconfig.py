@@ -202,11 +202,10 @@ def read_regular(path: Path, what: str, stamps: list | None = None) -> bytes:
         named = os.open(path, os.O_PATH | os.O_CLOEXEC)
         try:
             st = os.fstat(named)
+            stamp = file_stamp(st)
             if not stat.S_ISREG(st.st_mode):
-                stamp = file_stamp(st)
                 raise ConfigError(f"{what} {path} is not a regular file")
             if st.st_size > MAX_FILE_BYTES:
-                stamp = file_stamp(st)
                 raise ConfigError(f"{what} {path} is larger than {MAX_FILE_BYTES} bytes")
             fd = os.open(f"/proc/self/fd/{named}", os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         finally:
