@@ -8,7 +8,8 @@ Scrapes that arrive together share a render that starts after all of them arrive
 (exposition.SharedRenders). Limits: a connection count sized from the descriptor limit (when full, the connection idle the
 longest is closed for the new one), a time limit for the TLS handshake and for each request head,
 an idle time-out for kept-alive connections, a size limit on request heads. Scrapes are encoded
-in a small thread pool, so the loop keeps accepting while one scrape is built.
+in a small thread pool, so the loop keeps accepting while one scrape is built. Each request and
+TLS handshake is checked against the web config as it is now (webauth.WebConfigWatcher).
 """
 
 from __future__ import annotations
@@ -29,10 +30,12 @@ from .errors import ConfigError, RuntimeFailure
 from .exposition import SharedRenders, scrape_key
 from .health import loop_errors
 from .probes import Probes, route
-from .webauth import BasicAuth, WebConfigWatcher
+from .webauth import BasicAuth, WebConfigWatcher, WebState
 
 MAX_HEAD_BYTES = 16 * 1024
 TLS_HANDSHAKE_RECORD = b"\x16"
+# A TLS alert record (fatal, internal_error), as Go's TLS server sends when it cannot pick a config.
+TLS_INTERNAL_ERROR_ALERT = b"\x15\x03\x03\x00\x02\x02\x50"
 PLAIN_HTTP_ON_TLS = (b"HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n"
                      b"Client sent an HTTP request to an HTTPS server.\n")
 
@@ -107,7 +110,7 @@ class MetricsServer:
 
     @property
     def tls(self) -> bool:
-        return self._web is not None and self._web.current()[1] is not None
+        return self._web is not None and self._web.tls
 
     @property
     def url(self) -> str:
@@ -173,12 +176,17 @@ class MetricsServer:
         conn_id = id(asyncio.current_task())
         transport, graceful = None, False
         try:
-            config, context = self._web.current() if self._web else (None, None)
             reader = asyncio.StreamReader(limit=MAX_HEAD_BYTES)
             protocol = asyncio.StreamReaderProtocol(reader)
-            if context is not None and not await self._starts_tls(sock):
-                _refuse_plain_http(sock)
-                raise _Close("plain_http_on_tls")
+            context = None
+            if self.tls:  # the web config as it is at the client's hello, as the exporter-toolkit does
+                if not await self._starts_tls(sock):
+                    _refuse(sock, PLAIN_HTTP_ON_TLS)
+                    raise _Close("plain_http_on_tls")
+                context = (await self._web.current()).context
+                if context is None:  # the file cannot be applied now: fail closed
+                    _refuse(sock, TLS_INTERNAL_ERROR_ALERT)
+                    raise _Close("web_config")
             try:
                 transport, _ = await self._loop.connect_accepted_socket(
                     lambda: protocol, sock, ssl=context,
@@ -186,10 +194,7 @@ class MetricsServer:
             except (OSError, asyncio.TimeoutError) as exc:  # ssl.SSLError is an OSError
                 raise _Close("tls_handshake") from exc
             writer = asyncio.StreamWriter(transport, protocol, reader, self._loop)
-            if config is not None and config.tls and config.tls.allowed_sans and not _san_allowed(
-                    transport.get_extra_info("peercert"), config.tls.allowed_sans):
-                raise _Close("client_san")
-            await self._requests(conn_id, reader, writer, config)
+            await self._requests(conn_id, reader, writer)
             graceful = True
         except _Close as close:
             self.closed[close.reason] += 1
@@ -221,7 +226,7 @@ class MetricsServer:
             raise ConnectionResetError
         return first == TLS_HANDSHAKE_RECORD
 
-    async def _requests(self, conn_id: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, config) -> None:
+    async def _requests(self, conn_id: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         conn = self._conns.get(conn_id)
         wait = self.options.read_timeout  # a new connection must send its request soon
         while conn is not None:
@@ -248,18 +253,36 @@ class MetricsServer:
                 raise _Close("bad_request")
             method, target, headers, keep_alive = request
             path, _, query = target.partition("?")
-            status, out_headers, body = await self._respond(config, path, query, headers)
+            web = await self._web_config(writer)
+            config = web.config if web else None
+            status, out_headers, body = await self._respond(web, path, query, headers)
             await self._send(writer, status, out_headers, b"" if method == "HEAD" else body, keep_alive,
                              length=len(body), extra=config.headers if config else None)
             if not keep_alive:
                 return
             wait = self.options.idle_timeout
 
-    async def _respond(self, config, path: str, query: str, headers: dict[str, str]) -> tuple[int, list, bytes]:
+    async def _web_config(self, writer: asyncio.StreamWriter) -> WebState | None:
+        """The web config as it is for this request (its config is None if it cannot be applied),
+        or None without --web-config-file. Client certificate names are checked against it too."""
+        if self._web is None:
+            return None
+        web = await self._web.current()
+        tls = web.config.tls if web.config else None
+        if tls and tls.allowed_sans and not _san_allowed(writer.get_extra_info("peercert"), tls.allowed_sans):
+            raise _Close("client_san")
+        return web
+
+    async def _respond(self, web: WebState | None, path: str, query: str, headers: dict[str, str]) -> tuple[int, list, bytes]:
         text = [("Content-Type", "text/plain; charset=utf-8")]
-        probe = route(self._probes, path, config)
+        failed = web is not None and web.config is None
+        config = web.config if web else None
+        # probes answer before auth; with users (or a file that cannot say), without reasons
+        probe = route(self._probes, path, reasons=not failed and (config is None or not config.users))
         if probe is not None:
             return probe.status, text, probe.body
+        if failed:  # fail closed, never fall back to an older file
+            return 500, text, b"The web config cannot be applied; see ig's log.\n"
         if config is not None and config.users:
             authorization = headers.get("authorization")
             allowed = self._auth.cached(config.users, authorization)
@@ -292,16 +315,16 @@ class MetricsServer:
             raise _Close("write_timeout") from None
 
 
-def _refuse_plain_http(sock: socket.socket) -> None:
-    """Answer a clear 400. The request is read first: closing with unread data would send a reset
-    that can destroy the answer before the client reads it."""
+def _refuse(sock: socket.socket, answer: bytes) -> None:
+    """Send `answer` and end the connection. What the client sent is read first: closing with
+    unread data would send a reset that can destroy the answer before the client reads it."""
     try:
         for _ in range(4):
             if not sock.recv(MAX_HEAD_BYTES):
                 break
     except BlockingIOError:
         pass
-    sock.send(PLAIN_HTTP_ON_TLS)
+    sock.send(answer)
     sock.shutdown(socket.SHUT_WR)
 
 
@@ -365,8 +388,9 @@ class HttpCollector:
             answers.add_metric([str(code)], n)
         families = [open_, limit, closed, answers]
         if server._web is not None:
-            reloads = CounterMetricFamily("ig_web_config_reloads", "re-reads of --web-config-file after a change", labels=["result"])
-            for result in ("success", "failure"):
+            reloads = CounterMetricFamily("ig_web_config_reloads", "re-reads of --web-config-file after a change, "
+                                          "by result (all but success make requests fail)", labels=["result"])
+            for result in ("success", "failure", "error", "timeout"):
                 reloads.add_metric([result], server._web.reloads[result])
             families.append(reloads)
         return families

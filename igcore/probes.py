@@ -105,12 +105,12 @@ class Probes:
         return _answer(200 if ready else 503, [head, *lines])
 
 
-def route(probes: Probes | None, path: str, web_config) -> ProbeAnswer | None:
+def route(probes: Probes | None, path: str, reasons: bool) -> ProbeAnswer | None:
     """The metrics server's hook, before basic auth: a probe's answer, or None for every other path.
-    With basic auth users in the web config, failures are named without their reasons."""
+    `reasons` False (basic auth users in the web config): failures are named without their reasons."""
     if probes is None or path not in PATHS:
         return None
-    return probes.answer(path, reasons=web_config is None or not web_config.users)
+    return probes.answer(path, reasons=reasons)
 
 
 def _answer(status: int, lines: list[str]) -> ProbeAnswer:

@@ -2,67 +2,110 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
+import concurrent.futures
 import hashlib
 import logging
-import os
+import queue
 import ssl
 import threading
 from collections import Counter, OrderedDict
-from pathlib import Path
+from typing import NamedTuple
 
-from .errors import ConfigError
-from .webconfig import WebConfig, load_web_config
+from .errors import ConfigError, describe
+from .webconfig import WebConfig, load_web_config, stamp_of
 
 log = logging.getLogger("igcore.web")
 
 
-def _stamp(paths: tuple[Path, ...]) -> tuple:
-    out = []
-    for path in paths:
-        try:
-            st = os.stat(path)
-            out.append((st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns))
-        except OSError:
-            out.append(None)
-    return tuple(out)
+class WebState(NamedTuple):
+    """What a request is checked against: the file as it is now, or nothing (config None), and
+    then every request fails closed."""
+    config: WebConfig | None
+    context: ssl.SSLContext | None = None
+
+
+FAIL_CLOSED = WebState(None)
 
 
 class WebConfigWatcher:
-    """Checks the files' stat on every use, the way the exporter-toolkit re-reads its file on every
-    request: a rotated certificate is served from the next connection on, without a restart. A
-    change that does not load (a half-written certificate, a typo) keeps the previous config."""
+    """The web config as it is now, as the exporter-toolkit applies it (docs/security.md): the
+    files' stat is compared on every request and new connection, and a changed file is read
+    again. A file that cannot be applied (an invalid edit, a certificate that does not load,
+    TLS removed from a port that started with it or added to one that started without) makes
+    every request fail closed until it changes again; it never falls back to the previous file.
+
+    Every file access runs on a thread of its own, never on the event loop, and a check that
+    takes longer than TIME_LIMIT fails closed (a hung file system must not hold the port)."""
+
+    TIME_LIMIT = 2.0
 
     def __init__(self, config: WebConfig) -> None:
-        self._config = config
-        self._context = config.tls.context() if config.tls else None
-        self._stamp = _stamp(config.files())
-        self._lock = threading.Lock()
-        self.reloads: Counter[str] = Counter()
+        self.path = config.path
+        self.tls = config.tls is not None  # what the port speaks, fixed until a restart
+        self._state = WebState(config, config.context)
+        self._stamps = config.stamps
+        self.reloads: Counter[str] = Counter()  # success, failure (cannot be applied), error (a bug), timeout
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._pending: concurrent.futures.Future | None = None
+        self._stalled = False  # a check overran TIME_LIMIT and none has completed since
+        threading.Thread(target=self._work, name="ig-web-config", daemon=True).start()
 
-    def current(self) -> tuple[WebConfig, ssl.SSLContext | None]:
-        if _stamp(self._config.files()) != self._stamp:
-            with self._lock:
-                self._reload()
-        return self._config, self._context
+    async def current(self) -> WebState:
+        """The state for a request arriving now. A check not yet begun is shared: it reads the
+        files after this request arrived, which is all "now" asks."""
+        pending = self._pending
+        if pending is None or pending.running() or pending.done():
+            pending = self._pending = concurrent.futures.Future()
+            self._queue.put(pending)
+        done, _ = await asyncio.wait({asyncio.wrap_future(pending)}, timeout=self.TIME_LIMIT)
+        if done:
+            self._stalled = False
+            return done.pop().result()
+        if not self._stalled:  # one count and one line until a check completes again
+            self._stalled = True
+            self.reloads["timeout"] += 1
+            log.error("web config: reading %s and the files it names took longer than %g s; "
+                      "requests fail until it completes", self.path, self.TIME_LIMIT)
+        return FAIL_CLOSED
 
-    def _reload(self) -> None:
-        stamp = _stamp(self._config.files())
-        if stamp == self._stamp:
-            return
+    def _work(self) -> None:
+        while True:
+            pending = self._queue.get()
+            if pending.set_running_or_notify_cancel():
+                try:
+                    pending.set_result(self.check())
+                except BaseException:  # noqa: BLE001  (whatever it was, this request fails closed and the thread lives on)
+                    pending.set_result(FAIL_CLOSED)
+
+    def check(self) -> WebState:
+        """Reload if a file changed since it was read; never raises (called off the event loop)."""
+        if all(stamp_of(path) == stamp for path, stamp in self._stamps):
+            return self._state
+        stamps: list = []
         try:
-            config = load_web_config(self._config.path)
-            context = config.tls.context() if config.tls else None
-        except ConfigError as exc:
-            self._stamp = stamp  # retry when a file changes again, not on every request
-            self.reloads["failure"] += 1
-            log.error("web config not reloaded, the previous one stays in force: %s", exc)
-            return
-        self._config, self._context = config, context
-        self._stamp = _stamp(config.files())
-        self.reloads["success"] += 1
-        log.info("web config reloaded from %s", config.path)
+            config = load_web_config(self.path, stamps)
+            if self.tls != (config.tls is not None):
+                raise ConfigError(TLS_SWITCH[self.tls].format(path=self.path))
+            state, result = WebState(config, config.context), "success"
+            (log.warning if self._state is FAIL_CLOSED else log.info)("web config reloaded from %s", self.path)
+        except Exception as exc:  # noqa: BLE001  (a bug in the reload must fail closed, not open)
+            state, result = FAIL_CLOSED, "failure" if isinstance(exc, ConfigError) else "error"
+            log.error("web config cannot be applied, every request fails until the file changes: %s", describe(exc))
+        # looked at again when one of these files changes
+        self._state, self._stamps = state, tuple(stamps) or ((self.path, stamp_of(self.path)),)
+        self.reloads[result] += 1
+        return state
+
+
+TLS_SWITCH = {
+    True: "tls_server_config was removed from {path}, but this port started with TLS and stays TLS "
+          "until ig restarts: handshakes and requests fail",
+    False: "tls_server_config was added to {path}, but this port started as plain HTTP and serves TLS "
+           "only after ig restarts: requests fail",
+}
 
 
 class BasicAuth:

@@ -5,6 +5,10 @@ client_auth_type, client_ca_file, client_allowed_sans, min_version, max_version)
 `http_server_config` (http2, headers) and `basic_auth_users` (bcrypt hashes). Relative paths are
 read from the file's directory, as the toolkit does. Keys the toolkit knows but ig cannot honour
 with Python's ssl module are refused by name rather than silently ignored.
+
+Every file is read the same way (`read_regular`): named without being opened, refused unless it is
+a regular file (a FIFO would block the reader, a device's open can have effects), at most
+MAX_FILE_BYTES, and its stat recorded so that a later change is seen (docs/security.md).
 """
 
 from __future__ import annotations
@@ -12,7 +16,8 @@ from __future__ import annotations
 import os
 import ssl
 import stat
-from dataclasses import dataclass, field
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import yaml
@@ -51,21 +56,24 @@ class TLSSettings:
     min_version: str = "TLS12"
     max_version: str = "TLS13"
 
-    def files(self) -> tuple[Path, ...]:
-        return (self.cert_file, self.key_file) + ((self.client_ca_file,) if self.client_ca_file else ())
-
-    def context(self) -> ssl.SSLContext:
-        """A server context from the files as they are now; ConfigError if they cannot be used."""
+    def context(self, stamps: list | None = None) -> ssl.SSLContext:
+        """A server context from the files as they are now; ConfigError if they cannot be used.
+        OpenSSL reads copies of the bytes read here, never the paths themselves."""
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.minimum_version = TLS_VERSIONS[self.min_version]
         ctx.maximum_version = TLS_VERSIONS[self.max_version]
+        cert = read_regular(self.cert_file, "cert_file", stamps)
+        key = read_regular(self.key_file, "key_file", stamps)
         try:
-            ctx.load_cert_chain(self.cert_file, self.key_file)
+            with _in_memory(cert) as cert_path, _in_memory(key) as key_path:
+                ctx.load_cert_chain(cert_path, key_path)
         except (OSError, ssl.SSLError) as exc:
             raise ConfigError(f"cannot load cert_file {self.cert_file} with key_file {self.key_file}: {_reason(exc)}") from None
         if self.client_ca_file is not None:
+            ca = read_regular(self.client_ca_file, "client_ca_file", stamps)
             try:
-                ctx.load_verify_locations(cafile=self.client_ca_file)
+                with _in_memory(ca) as ca_path:
+                    ctx.load_verify_locations(cafile=ca_path)
             except (OSError, ssl.SSLError) as exc:
                 raise ConfigError(f"cannot load client_ca_file {self.client_ca_file}: {_reason(exc)}") from None
         ctx.verify_mode = CLIENT_AUTH[self.client_auth]
@@ -78,9 +86,8 @@ class WebConfig:
     tls: TLSSettings | None = None
     users: dict[str, bytes] = field(default_factory=dict)
     headers: dict[str, str] = field(default_factory=dict)
-
-    def files(self) -> tuple[Path, ...]:
-        return (self.path,) + (self.tls.files() if self.tls else ())
+    context: ssl.SSLContext | None = field(default=None, compare=False, repr=False)  # built from `tls`
+    stamps: tuple = ()  # (path, file_stamp) of every file read, when it was read
 
 
 def _reason(exc: BaseException) -> str:
@@ -122,6 +129,8 @@ def _tls(section: dict, path: Path) -> TLSSettings | None:
         return path.parent / _string(section[key], where + key, path)
 
     auth = section.get("client_auth_type", "NoClientCert")
+    if not isinstance(auth, str):
+        raise ConfigError(f"{path}: {where}client_auth_type must be a string")
     if auth in UNVERIFIED_CLIENT_AUTH:
         raise ConfigError(f"{path}: {where}client_auth_type {auth} accepts certificates without verifying them and "
                           "is not supported by ig; use RequireAndVerifyClientCert")
@@ -140,7 +149,7 @@ def _tls(section: dict, path: Path) -> TLSSettings | None:
     versions = {}
     for key, default in (("min_version", "TLS12"), ("max_version", "TLS13")):
         value = section.get(key, default)
-        if value not in TLS_VERSIONS:
+        if not isinstance(value, str) or value not in TLS_VERSIONS:
             raise ConfigError(f"{path}: {where}{key} {str(value)[:20]!r} is not one of {', '.join(TLS_VERSIONS)}")
         versions[key] = value
     if not isinstance(section.get("prefer_server_cipher_suites", True), bool):
@@ -172,28 +181,74 @@ def _users(section: dict, path: Path) -> dict[str, bytes]:
     return users
 
 
-def read_text(path: Path) -> str:
-    """The file's text: a regular file of at most MAX_FILE_BYTES (a FIFO would block the reader)."""
+def file_stamp(st: os.stat_result) -> tuple:
+    """What changes when a file is replaced or written to."""
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
+
+
+def stamp_of(path: Path) -> tuple | None:
     try:
-        with open(path, "rb", opener=lambda p, f: os.open(p, f | os.O_NONBLOCK)) as fh:
-            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
-                raise ConfigError(f"--web-config-file {path} is not a regular file")
+        return file_stamp(os.stat(path))
+    except (OSError, ValueError):
+        return None
+
+
+def read_regular(path: Path, what: str, stamps: list | None = None) -> bytes:
+    """The bytes of a regular file of at most MAX_FILE_BYTES. The file is named with O_PATH, which
+    opens neither a FIFO nor a device, and is opened for reading only once it is known to be a
+    regular file; `stamps` gets (path, stamp) of what was read, or (path, None)."""
+    stamp = None
+    try:
+        named = os.open(path, os.O_PATH | os.O_CLOEXEC)
+        try:
+            st = os.fstat(named)
+            stamp = file_stamp(st)
+            if not stat.S_ISREG(st.st_mode):
+                raise ConfigError(f"{what} {path} is not a regular file")
+            if st.st_size > MAX_FILE_BYTES:
+                raise ConfigError(f"{what} {path} is larger than {MAX_FILE_BYTES} bytes")
+            fd = os.open(f"/proc/self/fd/{named}", os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        finally:
+            os.close(named)
+        with os.fdopen(fd, "rb") as fh:
+            stamp = file_stamp(os.fstat(fd))
             data = fh.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
-        raise ConfigError(f"cannot read --web-config-file {path}: {exc.strerror or exc}") from None
+        raise ConfigError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    except ValueError:  # a NUL in the name
+        raise ConfigError(f"cannot read {what} {str(path)[:200]!r}: the name has a NUL byte") from None
+    finally:
+        if stamps is not None:
+            stamps.append((path, stamp))
     if len(data) > MAX_FILE_BYTES:
-        raise ConfigError(f"--web-config-file {path} is larger than {MAX_FILE_BYTES} bytes")
+        raise ConfigError(f"{what} {path} is larger than {MAX_FILE_BYTES} bytes")
+    return data
+
+
+@contextmanager
+def _in_memory(data: bytes):
+    """A path OpenSSL can open that holds `data` and nothing else can change."""
+    fd = os.memfd_create("ig-web-config", os.MFD_CLOEXEC)
     try:
-        return data.decode()
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        yield f"/proc/self/fd/{fd}"
+    finally:
+        os.close(fd)
+
+
+def load_web_config(path: str | Path, stamps: list | None = None) -> WebConfig:
+    """Parse and check the file, and build its TLS context so that bad certificates fail here.
+    `stamps` (a list) gets each file read, also when the load fails."""
+    path = Path(path)
+    stamps = [] if stamps is None else stamps
+    try:
+        text = read_regular(path, "--web-config-file", stamps).decode()
     except UnicodeDecodeError:
         raise ConfigError(f"--web-config-file {path} is not UTF-8 text") from None
-
-
-def load_web_config(path: str | Path) -> WebConfig:
-    """Parse and check the file, and build its TLS context once so that bad certificates fail here."""
-    path = Path(path)
     try:
-        doc = yaml.safe_load(read_text(path))
+        doc = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1}" if mark else ""
@@ -208,6 +263,5 @@ def load_web_config(path: str | Path) -> WebConfig:
         users=_users(_mapping(doc.get("basic_auth_users"), "basic_auth_users", path), path),
         headers=_headers(_mapping(doc.get("http_server_config"), "http_server_config", path), path),
     )
-    if config.tls is not None:
-        config.tls.context()
-    return config
+    context = config.tls.context(stamps) if config.tls is not None else None
+    return replace(config, context=context, stamps=tuple(stamps))

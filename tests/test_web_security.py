@@ -193,10 +193,16 @@ def test_rotated_certificate_is_served_without_restart(run_ig, synth, pki, tmp_p
     assert served_serial(ig, pki) == staged.serial != first
     assert ig.proc.poll() is None and "ig_info" in ig.text()
     assert ig.value("ig_web_config_reloads_total", result="success") >= 1
-    # a broken change (a key that does not match) keeps the working certificate
+    # a broken change (a key that does not match) fails closed, never serving the previous files;
+    # the next good change is served (tests/test_web_config_runtime.py has the rest)
     pki.issue("other", "x", key_path=pki.dir / "server.key", cert_path=tmp_path / "unused.crt")
-    assert ig.wait_for("ig_web_config_reloads_total", 1, result="failure") >= 1
-    assert served_serial(ig, pki) == staged.serial and "ig_info" in ig.text()
+    with pytest.raises(ssl.SSLError, match="INTERNAL_ERROR"):
+        served_serial(ig, pki)
+    fixed = pki.server("fixed")
+    os.replace(fixed.key, pki.dir / "server.key")
+    os.replace(fixed.cert, pki.dir / "server.crt")
+    assert served_serial(ig, pki) == fixed.serial
+    assert ig.value("ig_web_config_reloads_total", result="failure") >= 1
 
 
 def test_plain_http_to_the_tls_port_is_told_so(run_ig, synth, pki, tmp_path):
@@ -213,7 +219,7 @@ def test_plain_http_to_the_tls_port_is_told_so(run_ig, synth, pki, tmp_path):
      "unknown key tls_server_config.cert_flie"),
     ("basic_auth_user:\n  a: b\n", "unknown key basic_auth_user"),
     ("basic_auth_users:\n  prom: plaintext\n", "basic_auth_users.prom: the password must be a bcrypt hash"),
-    ("tls_server_config:\n  cert_file: missing.crt\n  key_file: server.key\n", "cannot load cert_file"),
+    ("tls_server_config:\n  cert_file: missing.crt\n  key_file: server.key\n", "cannot read cert_file"),
     ("tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  client_auth_type: RequireAndVerifyClientCert\n",
      "client_auth_type RequireAndVerifyClientCert needs client_ca_file"),
     ("tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  min_version: TLS14\n", "min_version 'TLS14'"),
