@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from ..webconfig import load_web_config, read_text
+from ..webconfig import load_web_config, read_regular
 from .manifests import WEB_CONFIG_KEY
 
 # tls_server_config key -> the Secret key (and file name in the agent) holding that file
@@ -24,13 +24,13 @@ def web_config_data(path: Path) -> tuple[dict[str, str], bool]:
     """(the Secret's data, whether the file turns TLS on). The agent checks its copy again when it
     loads it, so a file changed between the check and the read here still cannot open the port."""
     checked = load_web_config(path)
-    doc = yaml.safe_load(read_text(path)) or {}
+    doc = yaml.safe_load(read_regular(path, "web config file")) or {}
     files = {}
     tls = doc.get("tls_server_config")
     if checked.tls is not None:
         for key, name in FILE_KEYS.items():
             if key in tls:
-                files[name] = read_text(getattr(checked.tls, key)).encode()  # PEM: text
+                files[name] = read_regular(getattr(checked.tls, key), key)
                 tls[key] = name
     copy = yaml.safe_dump(doc, sort_keys=False).encode()
     data = {WEB_CONFIG_KEY: copy, **files}
