@@ -170,7 +170,7 @@ def test_a_flood_of_wrong_passwords_does_not_delay_good_credentials(run_ig, synt
     finally:
         for thread in flood:
             thread.stop()
-    assert worst < 1.0, f"a scrape with good credentials took {worst:.2f} s during a flood of wrong passwords"
+    assert worst < 2.0, f"a scrape with good credentials took {worst:.2f} s during a flood of wrong passwords"
 
 
 def test_wrong_passwords_do_not_evict_good_credentials_from_the_cache():
