@@ -3,7 +3,8 @@
 
 Scrapes that arrive together share one render: a scrape joins a render that has not started
 yet, never one already running, so every answer is collected after its request arrived. Twenty
-scrapers firing at once then cost about two renders instead of twenty turns at the GIL.
+scrapers firing at once then cost two renders (the first arrival's, and one for all the others)
+instead of twenty turns at the GIL.
 """
 
 from __future__ import annotations
@@ -11,9 +12,10 @@ from __future__ import annotations
 import concurrent.futures
 import gzip
 import threading
+from typing import Callable, NamedTuple
 from urllib.parse import parse_qs
 
-from prometheus_client.exposition import choose_encoder, gzip_accepted
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, choose_encoder, generate_latest, gzip_accepted
 from prometheus_client.metrics_core import Metric
 
 
@@ -39,41 +41,78 @@ class _OnlyNames:
                 yield kept
 
 
-def scrape_key(query: str, accept: str | None, accept_encoding: str | None) -> tuple:
-    """What makes two scrapes' answers identical: encoding, compression, names asked for."""
+class ScrapeKey(NamedTuple):
+    """What makes two scrapes' answers identical. The content type names the format, its version
+    and escaping, so it stands for the encoder (a new object per call in prometheus_client)."""
+
+    content_type: str
+    compress: bool
+    names: frozenset[str]
+
+
+def scrape_key(query: str, accept: str | None, accept_encoding: str | None) -> tuple[ScrapeKey, Callable]:
+    """(the key, the encoder) of a scrape: encoding, compression, names asked for."""
     names = frozenset(parse_qs(query).get("name[]", ()))
-    return *choose_encoder(accept or ""), gzip_accepted(accept_encoding or ""), names
+    encoder, content_type = _choose_encoder(accept or "")
+    return ScrapeKey(content_type, gzip_accepted(accept_encoding or ""), names), encoder
 
 
-def render(registry, key: tuple) -> tuple[list[tuple[str, str]], bytes]:
+def _choose_encoder(accept: str) -> tuple[Callable, str]:
+    """prometheus_client's choice, or the text format when it cannot parse the header (a version
+    such as `abc` raises in it)."""
+    try:
+        return choose_encoder(accept)
+    except Exception:
+        return generate_latest, CONTENT_TYPE_PLAIN_0_0_4
+
+
+def render(registry, key: ScrapeKey, encoder: Callable) -> tuple[list[tuple[str, str]], bytes]:
     """(headers, body) of a 200 answer to a scrape."""
-    encoder, content_type, compress, names = key
-    body = encoder(_OnlyNames(registry, names) if names else registry)
-    headers = [("Content-Type", content_type)]
-    if compress and len(body) > 256:
+    body = encoder(_OnlyNames(registry, key.names) if key.names else registry)
+    headers = [("Content-Type", key.content_type)]
+    if key.compress and len(body) > 256:
         body = gzip.compress(body, compresslevel=1)
         headers.append(("Content-Encoding", "gzip"))
     return headers, body
 
 
 class SharedRenders:
-    """Renders in `pool`, shared by the scrapes of one key that wait for the same render to start."""
+    """Renders in `pool`, at most one at a time per key. Scrapes that arrive while a render of
+    their key runs wait for the next one, which starts when it ends and serves all of them."""
 
     def __init__(self, registry, pool: concurrent.futures.Executor) -> None:
         self._registry, self._pool = registry, pool
         self._lock = threading.Lock()
-        self._waiting: dict[tuple, concurrent.futures.Future] = {}
+        self._running: set[ScrapeKey] = set()
+        self._waiting: dict[ScrapeKey, tuple[concurrent.futures.Future, Callable]] = {}
         self.renders = 0
 
-    def submit(self, key: tuple) -> concurrent.futures.Future:
+    def submit(self, key: ScrapeKey, encoder: Callable) -> concurrent.futures.Future:
         with self._lock:
-            future = self._waiting.get(key)
-            if future is None:
-                future = self._waiting[key] = self._pool.submit(self._render, key)
+            if key in self._waiting:
+                return self._waiting[key][0]
+            future = concurrent.futures.Future()
+            future.set_running_or_notify_cancel()  # one evicted scrape must not cancel the others' answer
+            if key in self._running:
+                self._waiting[key] = future, encoder
+            else:
+                self._start(key, future, encoder)
             return future
 
-    def _render(self, key: tuple):
-        with self._lock:  # from now on, a new scrape waits for the next render
-            self._waiting.pop(key, None)
-            self.renders += 1
-        return render(self._registry, key)
+    def _start(self, key: ScrapeKey, future: concurrent.futures.Future, encoder: Callable) -> None:
+        """Called with the lock held."""
+        self._running.add(key)
+        self.renders += 1
+        self._pool.submit(self._render, key, future, encoder)
+
+    def _render(self, key: ScrapeKey, future: concurrent.futures.Future, encoder: Callable) -> None:
+        try:
+            future.set_result(render(self._registry, key, encoder))
+        except BaseException as exc:  # the scrapes get the error; the pool thread goes on
+            future.set_exception(exc)
+        finally:
+            with self._lock:
+                self._running.discard(key)
+                waiting = self._waiting.pop(key, None)
+                if waiting is not None:
+                    self._start(key, *waiting)

@@ -5,20 +5,25 @@ An asyncio loop in one thread owns every connection, so an idle or slow client c
 descriptor, not a thread. The port is bound (and listening, with a large backlog) when the object
 is made, before the eBPF programs are compiled; connections wait in the backlog until `start()`.
 Scrapes that arrive together share a render that starts after all of them arrived
-(exposition.SharedRenders). Limits: a connection count sized from the descriptor limit (when full, the connection idle the
-longest is closed for the new one), a time limit for the TLS handshake and for each request head,
-an idle time-out for kept-alive connections, a size limit on request heads. Scrapes are encoded
-in a small thread pool, so the loop keeps accepting while one scrape is built. Each request and
-TLS handshake is checked against the web config as it is now (webauth.WebConfigWatcher).
+(exposition.SharedRenders). Limits (docs/security.md, "Limits"): a connection count sized from
+the descriptor limit (when full, the connection waiting longest on its client, idle or not taking
+its answer, is closed for the new one), a time limit for the TLS handshake and for each request
+head, an idle time-out for kept-alive connections, a write deadline, a size limit on request heads,
+bounded pipelining, and a bound on the bytes of answers in flight. Scrapes are encoded in a small
+thread pool, so the loop keeps accepting while one scrape is built; bcrypt checks have their own.
+Each request and TLS handshake is checked against the web config as it is now
+(webauth.WebConfigWatcher).
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import fcntl
 import os
 import resource
 import socket
+import termios
 import threading
 import time
 from collections import Counter
@@ -33,6 +38,15 @@ from .probes import Probes, route
 from .webauth import BasicAuth, WebConfigWatcher, WebState
 
 MAX_HEAD_BYTES = 16 * 1024
+RECEIVE_BUFFER_BYTES = 32 * 1024    # requests are small: what a pipelining client can park in ig's socket
+SEND_BUFFER_BYTES = 256 * 1024      # the kernel's share of an unread answer (25 MB/s at 10 ms round trip)
+WRITE_PIECE_BYTES = 64 * 1024       # a response is handed to the socket in pieces: ig copies at most one per connection
+PIPELINED_UNSENT_BYTES = 16 * 1024  # a next request is read only once the answers before it are this close to sent
+MAX_PIPELINED = 8                   # requests in a row sent before their predecessor's answer; the last is answered with a close
+RESPONSES_IN_FLIGHT_BYTES = 32 * 1024 * 1024  # response bodies being written, all connections together
+# What a connection may hold in ig's memory: its read buffer and one recv, one piece of a
+# response, its objects (docs/security.md, "Limits").
+PER_CONNECTION_BYTES = 2 * MAX_HEAD_BYTES + 2 * RECEIVE_BUFFER_BYTES + WRITE_PIECE_BYTES + 32 * 1024
 TLS_HANDSHAKE_RECORD = b"\x16"
 # A TLS alert record (fatal, internal_error), as Go's TLS server sends when it cannot pick a config.
 TLS_INTERNAL_ERROR_ALERT = b"\x15\x03\x03\x00\x02\x02\x50"
@@ -44,9 +58,18 @@ PLAIN_HTTP_ON_TLS = (b"HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain; cha
 class HttpOptions:
     max_connections: int = 512
     read_timeout: float = 10.0   # TLS handshake; a request head, from its first byte
-    idle_timeout: float = 60.0   # a kept-alive connection between requests; a stalled response write
+    idle_timeout: float = 60.0   # a kept-alive connection between requests
+    write_timeout: float = 5.0   # a response write that makes no progress
     backlog: int = 1024          # the kernel caps it at net.core.somaxconn
     scrape_threads: int = 4
+
+
+def memory_bound(max_connections: int) -> int:
+    """The most the endpoint adds to ig's memory with this many connections."""
+    return max_connections * PER_CONNECTION_BYTES + RESPONSES_IN_FLIGHT_BYTES
+
+
+MEMORY_BOUND_BYTES = memory_bound(HttpOptions.max_connections)
 
 
 def parse_listen_address(address: str) -> tuple[str, int]:
@@ -64,10 +87,38 @@ def format_url(host: str, port: int, path: str, tls: bool = False) -> str:
 
 
 class _Conn:
-    __slots__ = ("task", "busy", "since")
+    """`busy` while ig works on a request (not evictable); `since` is when it began waiting on its
+    client (for a request, or to take an answer); `body` is the large response it writes."""
+
+    __slots__ = ("task", "busy", "since", "body")
 
     def __init__(self, task: asyncio.Task) -> None:
-        self.task, self.busy, self.since = task, False, time.monotonic()
+        self.task, self.busy, self.since, self.body = task, False, time.monotonic(), None
+
+
+class _ResponsesInFlight:
+    """The response bodies connections are writing, counted once however many connections share one."""
+
+    def __init__(self) -> None:
+        self._bodies: dict[int, list] = {}  # id -> [body, holders]: the body is kept, so its id stays its own
+        self.bytes = 0
+
+    def fits(self, body: bytes) -> bool:
+        """Whether holding `body` keeps the total within the bound (always true for the only one)."""
+        return not self._bodies or id(body) in self._bodies or self.bytes + len(body) <= RESPONSES_IN_FLIGHT_BYTES
+
+    def hold(self, body: bytes) -> None:
+        entry = self._bodies.setdefault(id(body), [body, 0])
+        if entry[1] == 0:
+            self.bytes += len(body)
+        entry[1] += 1
+
+    def release(self, body: bytes) -> None:
+        entry = self._bodies[id(body)]
+        entry[1] -= 1
+        if entry[1] == 0:
+            del self._bodies[id(body)]
+            self.bytes -= len(body)
 
 
 class _Close(Exception):
@@ -92,6 +143,8 @@ class MetricsServer:
             reason = os.strerror(exc.errno) if exc.errno else str(exc)  # create_server's own text repeats the address
             raise RuntimeFailure(f"cannot listen on {address}: {reason}") from None
         self._sock.setblocking(False)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER_BYTES)  # inherited by each connection
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
         self.host, self.port = host, self._sock.getsockname()[1]
         self.path, self.options, self._registry, self._web = path, options, registry, web
         self._probes = probes  # /healthz and /readyz, answered without basic auth (igcore.probes)
@@ -102,6 +155,7 @@ class MetricsServer:
         self.requests: Counter[int] = Counter()
         self._conns: dict[int, _Conn] = {}
         self._auth = BasicAuth()
+        self._in_flight = _ResponsesInFlight()
         self._pool = concurrent.futures.ThreadPoolExecutor(options.scrape_threads, thread_name_prefix="ig-scrape")
         self._renders = SharedRenders(registry, self._pool)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -132,6 +186,7 @@ class MetricsServer:
             self._loop.call_soon_threadsafe(self._stop.set)
             self._thread.join(timeout=5)
         self._pool.shutdown(wait=False, cancel_futures=True)
+        self._auth.close()
         self._sock.close()
 
     async def _main(self, ready: threading.Event) -> None:
@@ -162,12 +217,23 @@ class MetricsServer:
             self._conns[id(task)] = _Conn(task)
 
     def _evict_idle(self) -> bool:
-        """Close the connection that has waited longest without a request being answered."""
-        idle = [c for c in self._conns.values() if not c.busy and not c.task.done()]
-        if not idle:
+        """Close the connection that has waited longest on its client: idle, or not reading its answer."""
+        return self._evict_first([c for c in self._conns.values() if not c.busy and not c.task.done()])
+
+    def _make_room(self, body: bytes) -> None:
+        """Close the writers that have waited longest on their clients until `body` fits in flight."""
+        while not self._in_flight.fits(body) and self._evict_first(
+                [c for c in self._conns.values() if c.body is not None and not c.busy and not c.task.done()]):
+            pass
+
+    def _evict_first(self, candidates: list[_Conn]) -> bool:
+        if not candidates:
             return False
-        victim = min(idle, key=lambda c: c.since)
+        victim = min(candidates, key=lambda c: c.since)
         self._conns.pop(id(victim.task), None)
+        if victim.body is not None:  # its bytes count as freed now, not when its task unwinds
+            self._in_flight.release(victim.body)
+            victim.body = None
         victim.task.cancel()
         self.closed["evicted"] += 1
         return True
@@ -176,7 +242,7 @@ class MetricsServer:
         conn_id = id(asyncio.current_task())
         transport, graceful = None, False
         try:
-            reader = asyncio.StreamReader(limit=MAX_HEAD_BYTES)
+            reader = _Reader(limit=MAX_HEAD_BYTES)
             protocol = asyncio.StreamReaderProtocol(reader)
             context = None
             if self.tls:  # the web config as it is at the client's hello, as the exporter-toolkit does
@@ -193,6 +259,7 @@ class MetricsServer:
                     ssl_handshake_timeout=self.options.read_timeout if context else None)
             except (OSError, asyncio.TimeoutError) as exc:  # ssl.SSLError is an OSError
                 raise _Close("tls_handshake") from exc
+            transport.set_write_buffer_limits(high=0)  # drain() waits until the socket took everything
             writer = asyncio.StreamWriter(transport, protocol, reader, self._loop)
             await self._requests(conn_id, reader, writer)
             graceful = True
@@ -226,9 +293,10 @@ class MetricsServer:
             raise ConnectionResetError
         return first == TLS_HANDSHAKE_RECORD
 
-    async def _requests(self, conn_id: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _requests(self, conn_id: int, reader: _Reader, writer: asyncio.StreamWriter) -> None:
         conn = self._conns.get(conn_id)
         wait = self.options.read_timeout  # a new connection must send its request soon
+        pipelined = 0
         while conn is not None:
             conn.busy, conn.since = False, time.monotonic()
             try:
@@ -252,6 +320,10 @@ class MetricsServer:
                 await self._send(writer, request.status, request.headers, request.body, keep_alive=False)
                 raise _Close("bad_request")
             method, target, headers, keep_alive = request
+            pipelined = pipelined + 1 if reader.buffered() else 0
+            if pipelined >= MAX_PIPELINED:  # HTTP lets a server close after any answer; the client retries the rest
+                keep_alive = False
+                self.closed["pipelined"] += 1
             path, _, query = target.partition("?")
             web = await self._web_config(writer)
             config = web.config if web else None
@@ -260,6 +332,7 @@ class MetricsServer:
                              length=len(body), extra=config.headers if config else None)
             if not keep_alive:
                 return
+            await self._caught_up(conn, writer)
             wait = self.options.idle_timeout
 
     async def _web_config(self, writer: asyncio.StreamWriter) -> WebState | None:
@@ -286,15 +359,18 @@ class MetricsServer:
         if config is not None and config.users:
             authorization = headers.get("authorization")
             allowed = self._auth.cached(config.users, authorization)
-            if allowed is None:  # a bcrypt check takes tens of milliseconds: not on the loop
-                allowed = await self._loop.run_in_executor(self._pool, self._auth.allowed, config.users, authorization)
+            if allowed is None:  # a bcrypt check takes tens of milliseconds: on the auth pool, not the loop nor a scrape thread
+                check = self._auth.submit(config.users, authorization)
+                if check is None:
+                    return 429, text + [("Retry-After", "1")], b"Too many password checks at once.\n"
+                allowed = await asyncio.wrap_future(check)
             if not allowed:
                 return 401, text + [("WWW-Authenticate", "Basic")], b"Unauthorized\n"
         if path != self.path:
             return 404, text, f"Not found. Metrics are served at {self.path}\n".encode()
         try:
-            key = scrape_key(query, headers.get("accept"), headers.get("accept-encoding"))
-            out_headers, body = await asyncio.wrap_future(self._renders.submit(key))
+            key, encoder = scrape_key(query, headers.get("accept"), headers.get("accept-encoding"))
+            out_headers, body = await asyncio.wrap_future(self._renders.submit(key, encoder))
         except Exception as exc:
             loop_errors.record("http", exc)
             return 500, text, b"The scrape failed; see ig's log.\n"
@@ -306,13 +382,73 @@ class MetricsServer:
                  f"Content-Length: {len(body) if length is None else length}",
                  f"Connection: {'keep-alive' if keep_alive else 'close'}",
                  *(f"{k}: {v}" for k, v in headers), *(f"{k}: {v}" for k, v in (extra or {}).items())]
-        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
         self.requests[status] += 1
+        conn = self._conns.get(id(asyncio.current_task())) or _Conn(asyncio.current_task())
+        if len(body) <= WRITE_PIECE_BYTES:
+            writer.write(head + body)
+            await self._drained(conn, writer)
+            return
+        self._make_room(body)
+        self._in_flight.hold(body)
+        conn.body = body
         try:
-            async with asyncio.timeout(self.options.idle_timeout):
+            writer.write(head)
+            view = memoryview(body)  # pieces of the shared body: the transport copies only what the socket refuses
+            for start in range(0, len(body), WRITE_PIECE_BYTES):
+                writer.write(view[start:start + WRITE_PIECE_BYTES])
+                await self._drained(conn, writer)
+        finally:
+            if conn.body is body:  # else released by an eviction
+                conn.body = None
+                self._in_flight.release(body)
+
+    async def _drained(self, conn: _Conn, writer: asyncio.StreamWriter) -> None:
+        """Wait until the socket took what was written. That waits on the client, so meanwhile the
+        connection can be evicted, and it is closed when the socket takes nothing for write_timeout."""
+        if not writer.transport.get_write_buffer_size():
+            return
+        conn.busy, conn.since = False, time.monotonic()
+        try:
+            async with asyncio.timeout(self.options.write_timeout):
                 await writer.drain()
         except asyncio.TimeoutError:
             raise _Close("write_timeout") from None
+        conn.busy = True
+
+    async def _caught_up(self, conn: _Conn, writer: asyncio.StreamWriter) -> None:
+        """Wait until the client has taken nearly all the answers sent, before reading its next
+        request: a client that pipelines and does not read makes ig stop reading it, not pile up
+        answers. No progress for write_timeout closes the connection."""
+        sock = writer.get_extra_info("socket")
+        unsent, pause = _unsent_bytes(sock), 0.05
+        if unsent <= PIPELINED_UNSENT_BYTES:
+            return
+        conn.busy = False
+        progress = conn.since = time.monotonic()
+        while unsent > PIPELINED_UNSENT_BYTES:
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 0.5)
+            now, left = time.monotonic(), _unsent_bytes(sock)
+            if left < unsent:
+                progress = conn.since = now
+            elif now - progress > self.options.write_timeout:
+                raise _Close("write_timeout")
+            unsent = left
+
+
+class _Reader(asyncio.StreamReader):
+    def buffered(self) -> bool:
+        """Whether more of the client's bytes wait here (a next request, sent before this answer)."""
+        return bool(self._buffer)  # the stdlib keeps them in _buffer since asyncio began
+
+
+def _unsent_bytes(sock) -> int:
+    """Bytes in the socket's send queue that the client has not acknowledged (SIOCOUTQ)."""
+    fd = sock.fileno()
+    if fd < 0:  # closed meanwhile: the next read ends the connection
+        return 0
+    return int.from_bytes(fcntl.ioctl(fd, termios.TIOCOUTQ, b"\0\0\0\0"), "little", signed=True)
 
 
 def _refuse(sock: socket.socket, answer: bytes) -> None:
@@ -378,7 +514,7 @@ class HttpCollector:
         server = self.server
         open_ = GaugeMetricFamily("ig_http_connections", "connections open to the metrics endpoint")
         open_.add_metric([], server.open_connections)
-        limit = GaugeMetricFamily("ig_http_connections_limit", "connections kept open at most (the idle longest is closed for a new one)")
+        limit = GaugeMetricFamily("ig_http_connections_limit", "connections kept open at most (the one waiting longest on its client is closed for a new one)")
         limit.add_metric([], server.max_connections)
         closed = CounterMetricFamily("ig_http_connections_closed", "connections closed by ig before the client was done, by reason", labels=["reason"])
         for reason, n in sorted(dict(server.closed).items()):  # dict(): one atomic copy under the GIL
@@ -386,7 +522,9 @@ class HttpCollector:
         answers = CounterMetricFamily("ig_http_responses", "HTTP responses sent, by status code", labels=["code"])
         for code, n in sorted(dict(server.requests).items()):
             answers.add_metric([str(code)], n)
-        families = [open_, limit, closed, answers]
+        in_flight = GaugeMetricFamily("ig_http_response_bytes_in_flight", "bytes of large response bodies being written (each counted once)")
+        in_flight.add_metric([], server._in_flight.bytes)
+        families = [open_, limit, closed, answers, in_flight]
         if server._web is not None:
             reloads = CounterMetricFamily("ig_web_config_reloads", "re-reads of --web-config-file after a change, "
                                           "by result (all but success make requests fail)", labels=["result"])

@@ -110,16 +110,23 @@ TLS_SWITCH = {
 
 class BasicAuth:
     """Checks `Authorization: Basic` against bcrypt hashes. A bcrypt check costs tens of
-    milliseconds, so results are cached (by a digest of user, hash and password, never the
-    password itself) and checks run one at a time; an unknown user is checked against a fixed
-    hash so that timing does not tell which users exist."""
+    milliseconds, so checks run on a small pool of their own (never on the threads that build
+    scrapes) with a bounded queue, and answers are remembered by a digest of user, hash and
+    password (never the password itself). Accepted and refused answers are kept in two
+    least-recently-used caches, so that wrong passwords, however many, never push out the good
+    ones. An unknown user is checked against a fixed hash so that timing does not tell which
+    users exist."""
 
-    CACHE_SIZE = 1000
+    CHECK_THREADS = 2
+    MAX_QUEUED_CHECKS = 32
+    ACCEPTED_CACHE_SIZE = 100
+    REFUSED_CACHE_SIZE = 1000
 
     def __init__(self) -> None:
-        self._cache: OrderedDict[bytes, bool] = OrderedDict()
-        self._cache_lock = threading.Lock()
-        self._bcrypt_lock = threading.Lock()
+        self._accepted = _LeastRecentlyUsed(self.ACCEPTED_CACHE_SIZE)
+        self._refused = _LeastRecentlyUsed(self.REFUSED_CACHE_SIZE)
+        self._pool = concurrent.futures.ThreadPoolExecutor(self.CHECK_THREADS, thread_name_prefix="ig-bcrypt")
+        self._queued = threading.BoundedSemaphore(self.MAX_QUEUED_CHECKS)
         self._fake_hash: bytes | None = None
 
     def cached(self, users: dict[str, bytes], authorization: str | None) -> bool | None:
@@ -129,39 +136,51 @@ class BasicAuth:
         attempt = self._attempt(users, authorization)
         if attempt is None:
             return False
-        with self._cache_lock:
-            return self._cache.get(attempt[0])
+        key = attempt[0]
+        if self._accepted.get(key):
+            return True
+        return False if self._refused.get(key) else None
+
+    def submit(self, users: dict[str, bytes], authorization: str | None) -> concurrent.futures.Future | None:
+        """The answer to come from the bcrypt pool, or None when MAX_QUEUED_CHECKS checks wait already."""
+        if not self._queued.acquire(blocking=False):
+            return None
+        try:
+            future = self._pool.submit(self.allowed, users, authorization)
+        except RuntimeError:  # the pool was shut down: the server stops
+            self._queued.release()
+            raise
+        future.add_done_callback(lambda _: self._queued.release())
+        return future
 
     def allowed(self, users: dict[str, bytes], authorization: str | None) -> bool:
         """The answer, with a bcrypt check if needed (slow: call it off the event loop)."""
         answer = self.cached(users, authorization)
         if answer is not None:
             return answer
-        key, hashed, password, known = self._attempt(users, authorization)
+        key, hashed, password = self._attempt(users, authorization)
         import bcrypt
 
-        with self._bcrypt_lock:
-            try:
-                answer = bcrypt.checkpw(password, hashed) and known
-            except ValueError:
-                answer = False
-        with self._cache_lock:
-            self._cache[key] = answer
-            while len(self._cache) > self.CACHE_SIZE:
-                self._cache.popitem(last=False)
+        try:
+            answer = bcrypt.checkpw(password, hashed or self._fake()) and hashed is not None
+        except ValueError:
+            answer = False
+        (self._accepted if answer else self._refused).put(key)
         return answer
 
-    def _attempt(self, users: dict[str, bytes], authorization: str | None):
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    @staticmethod
+    def _attempt(users: dict[str, bytes], authorization: str | None):
+        """(cache key, the user's hash or None for an unknown user, password), or None for a bad header."""
         credentials = _parse_basic(authorization)
         if credentials is None:
             return None
         user, password = credentials
         hashed = users.get(user)
-        known = hashed is not None
-        if not known:
-            hashed = self._fake()
-        key = hashlib.sha256(b"\0".join((user.encode(), hashed, password))).digest()
-        return key, hashed, password, known
+        key = hashlib.sha256(b"\0".join((user.encode(), hashed or b"", password))).digest()
+        return key, hashed, password
 
     def _fake(self) -> bytes:
         if self._fake_hash is None:
@@ -169,6 +188,28 @@ class BasicAuth:
 
             self._fake_hash = bcrypt.hashpw(b"not a password of anyone", bcrypt.gensalt(10))
         return self._fake_hash
+
+
+class _LeastRecentlyUsed:
+    """A bounded set of keys (thread-safe): a hit makes a key the last to go."""
+
+    def __init__(self, size: int) -> None:
+        self._keys: OrderedDict[bytes, None] = OrderedDict()
+        self._size, self._lock = size, threading.Lock()
+
+    def get(self, key: bytes) -> bool:
+        with self._lock:
+            if key not in self._keys:
+                return False
+            self._keys.move_to_end(key)
+            return True
+
+    def put(self, key: bytes) -> None:
+        with self._lock:
+            self._keys[key] = None
+            self._keys.move_to_end(key)
+            while len(self._keys) > self._size:
+                self._keys.popitem(last=False)
 
 
 def _parse_basic(header: str | None) -> tuple[str, bytes] | None:
