@@ -15,6 +15,9 @@ from __future__ import annotations
 import logging
 import os
 import re
+import signal
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import metadata
 from typing import get_args
@@ -131,9 +134,33 @@ class _Loaded:
     error: str = ""
 
 
+class _UsersInterrupt(KeyboardInterrupt):
+    """Ctrl-C while plugins load: the user's, not a plugin's bug, so it is not caught per plugin."""
+
+
+@contextmanager
+def _users_interrupts():
+    """While plugins load, a SIGINT raises _UsersInterrupt (where Python's default handler is in
+    place, on the main thread); a KeyboardInterrupt that plugin code raises stays its own bug."""
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        yield
+        return
+
+    def interrupted(signum, frame):
+        raise _UsersInterrupt
+
+    signal.signal(signal.SIGINT, interrupted)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def load_catalog(extra_plugins: tuple[object, ...] = ()) -> GadgetCatalog:
     """Load every gadget plugin; `extra_plugins` are modules registered directly (tests, embedding)."""
-    loaded = [_register(name, dist, version, module) for name, dist, version, module in _candidates(extra_plugins)]
+    with _users_interrupts():
+        loaded = [_register(name, dist, version, module) for name, dist, version, module in _candidates(extra_plugins)]
     _settle_names(loaded)
     catalog = GadgetCatalog()
     for plugin in loaded:
@@ -157,6 +184,8 @@ def _candidates(extra_plugins: tuple[object, ...]) -> list[tuple[str, str, str, 
             continue
         try:
             found.append((ep.name, dist, version, ep.load()))
+        except _UsersInterrupt:
+            raise
         except BaseException as exc:  # SystemExit too: a broken plugin must not take the others down
             found.append((ep.name, dist, version, exc))
     for module in extra_plugins:
@@ -174,6 +203,8 @@ def _register(name: str, dist: str, version: str, module: object) -> _Loaded:
         pm.register(module, name=name)
         pm.check_pending()
         pm.hook.ig_register_gadgets(register=registrar)
+    except _UsersInterrupt:
+        raise
     except BaseException as exc:  # all or nothing per plugin; SystemExit and the like are its bugs too
         return _Loaded(name, dist, version, error=_describe(exc))
     return _Loaded(name, dist, version, registrar.specs)

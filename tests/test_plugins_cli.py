@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
+import time
 
 import pytest
 import sys
@@ -45,6 +47,24 @@ def test_a_base_exception_from_a_plugin_lists_it_as_broken(fault, where):
     broken = next(l for l in result.stdout.splitlines() if "synthetic-broken" in l)
     assert "broken" in broken and FAULTS[fault] in broken
     assert any(" synth " in l and "trace" in l for l in result.stdout.splitlines())
+
+
+def test_ctrl_c_while_a_plugin_imports_interrupts_ig(tmp_path):
+    """A real SIGINT is the user's, not the importing plugin's bug: ig ends instead of listing."""
+    mark = tmp_path / "importing"
+    proc = subprocess.Popen([IG, "list-gadgets"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "IG_TEST_GADGETS": "1", "IG_SYNTHETIC_SLOW_IMPORT": str(mark)})
+    try:
+        deadline = time.monotonic() + 60
+        while not mark.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert mark.exists(), proc.communicate()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode != 0, out
+    assert "synthetic-broken" not in out and "Traceback" not in err, out + err
 
 
 def test_ig_prometheus_runs_the_other_plugins_when_one_raises_system_exit():
