@@ -413,6 +413,8 @@ def _live(verbose: bool, run, *args, runtimes: str, docker_socket: str) -> None:
         run(*args, _runtime_options(runtimes, docker_socket), out)
     except IgError as exc:
         raise fail(exc)
+    except Abandoned as exc:
+        _exit_now(exc)
 
 
 def main() -> None:

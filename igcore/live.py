@@ -14,6 +14,7 @@ from .columns import CONTAINER_COLUMN_NAMES
 from .errors import ConfigError, IgError, RuntimeFailure, describe
 from .gadgets import Category, GadgetContext, GadgetSpec, NetnsAware
 from .plugins import load_catalog
+from .supervisor import Abandoned, Supervisor
 
 # Columns that are noise in a terminal by default; `--columns` can still ask for them.
 _HIDDEN_BY_DEFAULT = {"timestamp", "cgroup_id", "mntns", "netns"}
@@ -124,25 +125,36 @@ def run_trace(name, filters, output, columns, host, timeout, runtime_options, co
     enricher = Enricher(containers, spec.container_key, host, sink)
     added = lambda c: gadget.add_netns(c.netns, f"/proc/{c.pid}/ns/net")  # noqa: E731
     removed = lambda c: gadget.remove_netns(c.netns)  # noqa: E731
-    subscribed = False
+    subscribed, supervisor = False, Supervisor()
     try:
-        _plugin_call(f"gadget trace {name} failed to start", gadget.start, enricher)
+        # on a thread of its own: Ctrl-C during a start() that hangs still ends ig (igcore.supervisor)
+        supervisor.run(lambda: _plugin_call(f"gadget trace {name} failed to start", gadget.start, enricher),
+                       "the gadget's start")
         if isinstance(gadget, NetnsAware):
             subscribed = True  # before: subscribe registers first, then calls `added`, which may raise
             containers.subscribe(added, removed)
-        signals.wait(timeout or None)
-    finally:
-        # The reverse of the start: no container event may reach a stopped gadget, and the
-        # enricher may still ask the collection about held rows, so the collection stops last.
-        if subscribed:
-            containers.unsubscribe(added, removed)
-        gadget.stop()  # also after a failed start(): it may have attached part of itself
-        enricher.close()
-        containers.stop()
-        if gadget.stats.events_lost:
-            console.print(f"[yellow]{gadget.stats.events_lost} events lost (ring buffer full)[/]")
-        if not printer.shown and output == "table":
-            _empty_hint(console, host, "events")
+        if supervisor.stop_signal is None:
+            signals.wait(timeout or None)
+    except Abandoned:
+        raise   # the start still runs: ig exits without touching what it holds (cli._exit_now)
+    except BaseException:
+        _stop_trace(gadget, enricher, containers, added, removed, subscribed)
+        raise
+    _stop_trace(gadget, enricher, containers, added, removed, subscribed)
+    if gadget.stats.events_lost:
+        console.print(f"[yellow]{gadget.stats.events_lost} events lost (ring buffer full)[/]")
+    if not printer.shown and output == "table":
+        _empty_hint(console, host, "events")
+
+
+def _stop_trace(gadget, enricher, containers, added, removed, subscribed: bool) -> None:
+    # The reverse of the start: no container event may reach a stopped gadget, and the enricher
+    # may still ask the collection about held rows, so the collection stops last.
+    if subscribed:
+        containers.unsubscribe(added, removed)
+    gadget.stop()  # also after a failed start(): it may have attached part of itself
+    enricher.close()
+    containers.stop()
 
 
 def run_snapshot(name, filters, output, columns, host, runtime_options, console: Console) -> None:

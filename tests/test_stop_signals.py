@@ -164,3 +164,22 @@ def test_sigterm_during_a_reload_ends_ig(require_bpf, start_ig, tmp_path):  # no
     ig.stop_within_bound(signal.SIGTERM)
     assert "Config reloaded" not in ig.output(), "ig finished the reload before it acted on SIGTERM"
     ig.assert_programs_released()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_stop_signal_ends_ig_trace_while_the_gadgets_start_never_returns(tmp_path, sig):
+    """`ig trace` takes Ctrl-C during a start() that hangs, as `ig prometheus` does."""
+    mark, log = tmp_path / "start-mark", tmp_path / "trace.log"
+    proc = subprocess.Popen([IG, "trace", "misbehaving", "--host"], stdout=open(log, "wb"), stderr=subprocess.STDOUT,
+                            env={**os.environ, "NO_COLOR": "1", "IG_TEST_GADGETS": "1", "IG_MISBEHAVING_START": "hang",
+                                 "IG_MISBEHAVING_START_MARK": str(mark)})
+    try:
+        wait_until(mark.exists, "the hung start()", proc, log)
+        proc.send_signal(sig)
+        proc.wait(timeout=STOP_BOUND)
+    finally:
+        proc.kill()
+        proc.wait()
+    output = log.read_text(errors="replace")
+    assert proc.returncode == 0, output
+    assert "stopped without waiting for the gadget's start to finish" in output and "Traceback" not in output
