@@ -12,6 +12,7 @@ import os
 import re
 import signal
 import subprocess
+import sysconfig
 import time
 import urllib.parse
 import urllib.request
@@ -27,6 +28,9 @@ ROOT = Path(__file__).resolve().parents[1]
 GUIDE = ROOT / "docs" / "guide.md"
 PROMETHEUS = "http://127.0.0.1:9090"
 WAIT = 60
+# The guide runs plain `ig`, as `make install` puts it on PATH; the test runs this venv's, wherever
+# /usr/local/bin points.
+VENV_BIN = sysconfig.get_path("scripts")
 
 
 def test_the_guide_parses_into_commands_and_checkable_queries():
@@ -34,8 +38,39 @@ def test_the_guide_parses_into_commands_and_checkable_queries():
     commands = [s for s in found if isinstance(s, Command)]
     queries = [s for s in found if isinstance(s, Query)]
     assert any(c.program == "ig" and "background" in c.options for c in commands)
+    # Plain `ig`, as a reader who ran `make install` types it (docs/guide.md, its first section).
+    assert all(c.line.split()[0] == "ig" for c in commands if c.program == "ig")
     assert any("docker run" in c.line for c in commands)
     assert len(queries) >= 6 and all(q.expr for q in queries)
+    # The first Prometheus query comes after a wait for Prometheus' first scrape.
+    asks = [c.line for c in commands if "127.0.0.1:9090/api/v1/query" in c.line]
+    assert asks[0].startswith("until ") and "up{job=" in asks[0]
+
+
+DNSMASQ_PID_FILE = "/run/dnsmasq-ig-guide.pid"
+
+
+def cleanup_of_dnsmasq() -> str:
+    found = [c.line for c in steps(GUIDE.read_text()) if isinstance(c, Command) and DNSMASQ_PID_FILE in c.line
+             and "kill" in c.line]
+    assert len(found) == 1, found
+    return found[0]
+
+
+def test_the_cleanup_kills_no_process_but_dnsmasq_and_removes_the_pid_file(tmp_path):
+    """A pid file left from an earlier run may name any process by now: the guide's clean-up spares it."""
+    pid_file = tmp_path / "dnsmasq.pid"
+    other = subprocess.Popen(["sleep", "60"])
+    try:
+        pid_file.write_text(f"{other.pid}\n")
+        done = subprocess.run(["bash", "-c", cleanup_of_dnsmasq().replace(DNSMASQ_PID_FILE, str(pid_file))],
+                              capture_output=True, text=True, timeout=30)
+        assert done.returncode == 0, done.stderr
+        assert other.poll() is None, "the clean-up killed a process that is not dnsmasq"
+        assert not pid_file.exists()
+    finally:
+        other.kill()
+        other.wait()
 
 
 class GuideRun:
@@ -43,12 +78,17 @@ class GuideRun:
         self.logs = logs
         self.background: dict[str, tuple[subprocess.Popen, Path]] = {}
         self.containers: set[str] = set()
-        self.env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "100"}
+        self.env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "100",
+                    "PATH": os.pathsep.join([VENV_BIN, os.environ.get("PATH", os.defpath)])}
+        self.exits: dict[str, list[int]] = {}
 
     def run(self, step) -> None:
         if isinstance(step, Query):
             self.query(step)
-        elif "background" in step.options:
+            return
+        for program in step.options.get("stopped", "").split():
+            self.stop(program)
+        if "background" in step.options:
             self.start(step)
         else:
             self.foreground(step)
@@ -138,7 +178,7 @@ class GuideRun:
             for labels, value in step.expected)
 
     # -- the end ---------------------------------------------------------------------------------
-    def stop(self, program: str) -> int:
+    def stop(self, program: str) -> None:
         proc, log = self.background.pop(program)
         if proc.poll() is None:
             proc.send_signal(signal.SIGINT)   # Ctrl + C, as the guide says
@@ -148,7 +188,7 @@ class GuideRun:
                 proc.kill()
                 proc.wait()
         assert "Traceback" not in log.read_text(), log.read_text()
-        return proc.returncode
+        self.exits.setdefault(program, []).append(proc.returncode)
 
     def close(self) -> None:
         for name in self.containers:
@@ -165,6 +205,11 @@ def test_the_guide_as_written(docker, require_bpf, tmp_path):
     try:
         for step in steps(GUIDE.read_text()):
             run.run(step)
-        assert run.stop("ig") == 0
+        assert run.exits["ig"] == [0, 0], "ig, stopped twice with Ctrl + C as the guide says"
+        assert run.exits["prometheus"] == [0]
+        # The clean-up leaves nothing behind: dnsmasq ended, its pid file and Prometheus' data gone.
+        run.background["dnsmasq"][0].wait(timeout=WAIT)
+        assert not os.path.exists(DNSMASQ_PID_FILE)
+        assert not list(Path("/tmp").glob("ig-guide-prometheus.*"))
     finally:
         run.close()

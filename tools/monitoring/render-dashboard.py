@@ -2,9 +2,12 @@
 """Draws each panel of the Grafana dashboard (grafana/dashboards/ig.json) as a PNG, from the same
 PromQL against a Prometheus server: the dashboard at a glance, without a Grafana.
 
-  .venv/bin/python tools/monitoring/render-dashboard.py --prometheus http://127.0.0.1:9090 --out DIR
+  .venv/bin/python tools/monitoring/render-dashboard.py --prometheus http://127.0.0.1:9090 --out DIR \
+      [--container NAME ...]
 
-Time series panels are drawn as lines (one per series, named by the panel's legend format); the
+`--container` keeps only the named containers' series (docs/guide.md draws its pictures so, leaving
+out whatever else runs on the machine): every series selector of the panels' PromQL gets a
+`k8s_container` matcher. Time series panels are drawn as lines (one per series, named by the panel's legend format); the
 heatmap as Grafana draws a `format: heatmap` target: cumulative `le` buckets turned into the count
 of each bucket, at each step.
 """
@@ -26,6 +29,42 @@ matplotlib.use("Agg")   # files only: no display needed
 import matplotlib.pyplot as plt  # noqa: E402
 
 DASHBOARD = Path(__file__).resolve().parent / "grafana" / "dashboards" / "ig.json"
+
+# Docker's container names; anything else is refused rather than pasted into PromQL.
+CONTAINER_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*")
+# PromQL words that are not metric names (aggregations and keywords may stand before a `by (...)`).
+KEYWORDS = {"sum", "min", "max", "avg", "group", "stddev", "stdvar", "count", "count_values", "bottomk", "topk",
+            "quantile", "limitk", "limit_ratio", "and", "or", "unless", "offset", "bool", "by", "without", "on",
+            "ignoring", "group_left", "group_right", "atan2", "start", "end", "inf", "nan"}
+# What a selector may sit beside: strings, ranges and label lists are skipped whole; a name not
+# followed by `(` (a function call) is a series selector, with or without its `{...}`.
+TOKENS = re.compile(r"""
+    "(?:[^"\\]|\\.)*" | '(?:[^'\\]|\\.)*'
+  | \[[^\]]*\]
+  | \b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)
+  | (?<![\w:.])(?P<name>[a-zA-Z_:][\w:]*)(?![\w:])(?P<labels>\s*\{[^}]*\})?(?!\s*\()
+""", re.X)
+
+
+def only_containers(expr: str, containers: list[str]) -> str:
+    """EXPR with `k8s_container=~"a|b"` added to each of its series selectors."""
+    alternatives = "|".join(name.replace(".", "\\\\.") for name in containers)
+    matcher = f'k8s_container=~"{alternatives}"'
+
+    def add(m: re.Match) -> str:
+        name = m.group("name")
+        if not name or name in KEYWORDS:
+            return m.group(0)
+        labels = (m.group("labels") or "{}").strip()[1:-1].strip().rstrip(",")
+        return f"{name}{{{labels + ', ' if labels else ''}{matcher}}}"
+
+    return TOKENS.sub(add, expr)
+
+
+def container_name(text: str) -> str:
+    if not CONTAINER_NAME.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"not a container name: {text!r}")
+    return text
 
 
 def query_range(prometheus: str, expr: str, start: float, end: float, step: float) -> list[dict]:
@@ -81,6 +120,8 @@ def main() -> int:
     parser.add_argument("--prometheus", default="http://127.0.0.1:9090")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--minutes", type=float, default=5.0, help="how far back the panels go")
+    parser.add_argument("--container", type=container_name, action="append", default=[],
+                        help="draw only this container's series (repeat for more); default: every container")
     args = parser.parse_args()
     end = time.time()
     start = end - args.minutes * 60
@@ -90,7 +131,9 @@ def main() -> int:
     for panel in panels:
         fig, ax = plt.subplots(figsize=(10, 3.6), dpi=80)
         targets = panel.get("targets", [])
-        results = [(t.get("legendFormat", ""), query_range(args.prometheus, t["expr"], start, end, step)) for t in targets]
+        exprs = [only_containers(t["expr"], args.container) if args.container else t["expr"] for t in targets]
+        results = [(t.get("legendFormat", ""), query_range(args.prometheus, expr, start, end, step))
+                   for t, expr in zip(targets, exprs)]
         if panel["type"] == "heatmap":
             draw_heatmap(ax, results[0][1], end, step)
         else:
