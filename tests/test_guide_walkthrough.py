@@ -208,7 +208,7 @@ def test_the_guide_as_written(docker, require_bpf, tmp_path):
         assert run.exits["ig"] == [0, 0], "ig, stopped twice with Ctrl + C as the guide says"
         assert run.exits["prometheus"] == [0]
         # The clean-up leaves nothing behind: dnsmasq ended, its pid file and Prometheus' data gone.
-        run.background["dnsmasq"][0].wait(timeout=WAIT)
+        run.background["nsenter"][0].wait(timeout=WAIT)   # nsenter execs dnsmasq
         assert not os.path.exists(DNSMASQ_PID_FILE)
         assert not list(Path("/tmp").glob("ig-guide-prometheus.*"))
     finally:
