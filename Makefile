@@ -9,7 +9,7 @@ PREFIX ?= /usr/local
 BINDIR ?= $(PREFIX)/bin
 UNITDIR ?= /etc/systemd/system
 CONFDIR ?= /etc/ig
-INSTALL_ENV = IG_VENV=$(VENV) BINDIR=$(BINDIR) UNITDIR=$(UNITDIR) CONFDIR=$(CONFDIR)
+INSTALL_ENV = IG_VENV='$(VENV)' BINDIR='$(BINDIR)' UNITDIR='$(UNITDIR)' CONFDIR='$(CONFDIR)'
 
 .PHONY: setup run test bench install uninstall install-service
 

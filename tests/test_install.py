@@ -31,8 +31,8 @@ def as_root():
         missing("make install runs the set-up, which needs root")
 
 
-def make(target: str, tmp_path: Path, check: bool = True) -> subprocess.CompletedProcess:
-    places = {"BINDIR": tmp_path / "bin", "UNITDIR": tmp_path / "units", "CONFDIR": tmp_path / "etc-ig"}
+def make(target: str, tmp_path: Path, check: bool = True, bindir: str = "bin") -> subprocess.CompletedProcess:
+    places = {"BINDIR": tmp_path / bindir, "UNITDIR": tmp_path / "units", "CONFDIR": tmp_path / "etc-ig"}
     return subprocess.run(["make", "-s", "-C", str(ROOT), target, f"VENV={VENV_BIN.parent}",
                            *(f"{k}={v}" for k, v in places.items())],
                           capture_output=True, text=True, timeout=600, check=check)
@@ -129,6 +129,15 @@ def test_install_service_keeps_an_existing_config_and_refuses_one_that_fails_che
     failed = make("install-service", tmp_path, check=False)
     assert failed.returncode != 0
     assert f"install: {config} does not pass ig prometheus --check: the service would not start" in failed.stderr
+
+
+@pytest.mark.parametrize("bindir", ["my bin", "bin%n", "bin\"q"])
+def test_install_service_refuses_a_path_systemd_would_read_otherwise_in_one_line(tmp_path, bindir):
+    failed = make("install-service", tmp_path, check=False, bindir=bindir)
+    assert failed.returncode != 0
+    assert own_lines(failed.stderr) == [
+        f"install: BINDIR={tmp_path / bindir}: use an absolute path of letters, digits and ._/+-"]
+    assert not (tmp_path / "units").exists()
 
 
 def readyz(ig) -> tuple[int, str]:

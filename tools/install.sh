@@ -7,6 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 VENV=${IG_VENV:-$ROOT/.venv}
+case $VENV in /*) ;; *) VENV=$ROOT/$VENV ;; esac   # a link must not depend on the directory it is in
 BINDIR=${BINDIR:-/usr/local/bin}
 UNITDIR=${UNITDIR:-/etc/systemd/system}
 CONFDIR=${CONFDIR:-/etc/ig}
