@@ -15,6 +15,7 @@ APT_PACKAGES=(
   prometheus bpftrace dnsmasq-base bind9-dnsutils
   iproute2 util-linux procps psmisc gcc make curl
   debootstrap   # the container image's Debian base, made locally (deploy/debian-base.sh)
+  systemd       # systemd-analyze checks deploy/ig.service (a system without systemd as init only gets the files)
 )
 
 log() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
@@ -92,7 +93,12 @@ venv() {
     "$VENV/bin/pip" install -q --disable-pip-version-check --upgrade pip
     local args=(-e "$ROOT[test]")
     for d in plugins/*/ tests/plugins/*/; do [ -f "$d/pyproject.toml" ] && args+=(-e "$ROOT/$d"); done
-    "$VENV/bin/pip" install -q --disable-pip-version-check "${args[@]}"
+    # setuptools warns at every editable install of a flat layout that a folder named like the
+    # package in the working directory takes precedence over it: here that folder is the package
+    # being installed, so the 10-line warning (once per distribution) says nothing. pip relays a
+    # build backend's warnings even with -q; this filter reaches the backend's own process.
+    PYTHONWARNINGS="ignore:Editable installation:UserWarning" \
+      "$VENV/bin/pip" install -q --disable-pip-version-check "${args[@]}"
     echo "$sum" >"$stamp"
   fi
 }
