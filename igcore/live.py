@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
+import textwrap
 import logging
 import threading
 
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -73,8 +73,8 @@ def _layout(spec: GadgetSpec, columns: list[str], output: str, console: Console,
 
 def _say_left_out(table: Layout, console: Console, notes: Console) -> None:
     if table.left_out:
-        notes.print(f"[dim]left out to fit {console.width} columns: {escape(', '.join(table.left_out))} "
-                    "(-o wide shows all)[/]")
+        note = f"left out to fit {console.width} columns: {', '.join(table.left_out)} (-o wide shows all)"
+        notes.print(Text(textwrap.fill(note, notes.width), style="dim"), soft_wrap=True)   # no trailing blanks
 
 
 class _Printer:

@@ -4,17 +4,9 @@ nothing cut that a user pastes into a config."""
 
 from __future__ import annotations
 
-import fcntl
-import os
-import pty
 import re
 import shutil
-import signal
-import struct
 import subprocess
-import termios
-import threading
-import time
 import uuid
 
 import pytest
@@ -23,69 +15,9 @@ from rich.cells import cell_len
 from igcore.plugins import load_catalog
 
 from .fixtures.igrun import IG
+from .fixtures.terminal import Terminal, plain_env
 
-ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 CONTAINERS_ONLY = "waiting for events (containers only; --host adds host processes)"
-
-
-def plain_env(**extra: str) -> dict:
-    """The environment of a user's shell: no COLUMNS, so ig asks the terminal (or rich's 80 when piped)."""
-    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
-    return {**env, "NO_COLOR": "1", "TERM": "xterm", **extra}
-
-
-class Terminal:
-    """A command run on a pseudo-terminal of `columns` columns; what it writes is read as it comes."""
-
-    def __init__(self, args: list[str], columns: int = 80, **env: str) -> None:
-        master, slave = pty.openpty()
-        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
-        self.proc = subprocess.Popen(args, stdin=slave, stdout=slave, stderr=slave, env=plain_env(**env),
-                                     start_new_session=True)
-        os.close(slave)
-        self.master, self.data, self.lock = master, b"", threading.Lock()
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
-
-    def _read(self) -> None:
-        while True:
-            try:
-                chunk = os.read(self.master, 65536)
-            except OSError:   # EIO: the command closed the terminal
-                return
-            if not chunk:
-                return
-            with self.lock:
-                self.data += chunk
-
-    def lines(self) -> list[str]:
-        """Whole lines so far, as the terminal shows them (styles removed)."""
-        with self.lock:
-            text = self.data.decode(errors="replace")
-        return [ANSI.sub("", line) for line in text.split("\r\n")[:-1]]
-
-    def wait_for(self, what: str, condition, timeout: float = 90.0) -> list[str]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            lines = self.lines()
-            if condition(lines):
-                return lines
-            assert self.proc.poll() is None, f"ig ended ({self.proc.returncode}) before {what}: {lines}"
-            time.sleep(0.05)
-        raise AssertionError(f"no {what} within {timeout} s: {self.lines()[:20]}")
-
-    def stop(self) -> list[str]:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-        try:
-            self.proc.wait(timeout=30)
-        finally:
-            if self.proc.poll() is None:
-                self.proc.kill()
-                self.proc.wait()
-            self.reader.join(timeout=10)
-            os.close(self.master)
-        return self.lines()
 
 
 @pytest.fixture
