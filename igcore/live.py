@@ -208,9 +208,13 @@ def run_snapshot(name, filters, output, columns, host, runtime_options, console:
 
 def _snapshot_table(spec: GadgetSpec, shown: list[str], output: str, console: Console, rows: list[dict]) -> Table:
     """A bordered table whose rows keep one line each: laid out as `ig trace`'s, less the room the
-    borders take (3 characters a column and 1)."""
-    borders = len(shown) + 3   # the border beyond igcore.livetable's gaps, whatever columns stay
-    fitted = _layout(spec, shown, output, console, borders)
+    borders take beyond its gaps (1 character a column and 3), for as many columns as stay."""
+    fitted = _layout(spec, shown, output, console, len(shown) + 3)
+    for count in range(len(shown) - 1, len(fitted.columns), -1):   # fewer borders: room for more?
+        wider = _layout(spec, shown, output, console, count + 3)
+        if len(wider.columns) == count:
+            fitted = wider
+            break
     _say_left_out(fitted, console, Console(stderr=True, highlight=False))
     table = Table()
     for column, width in zip(fitted.columns, fitted.widths):

@@ -84,6 +84,20 @@ def test_table_cuts_long_values_and_wide_shows_them_whole(tmp_path):
     assert "left out" not in wide.stderr
 
 
+def test_a_value_cannot_break_a_line_or_drive_the_terminal(tmp_path):
+    """A command's name or argument is the traced program's choice: a newline, a tab or an escape
+    sequence in it shows as a space, in table and wide output."""
+    feed = tmp_path / "feed.jsonl"
+    feed.write_text('{"comm": "evil\\u001b]0;title\\u0007\\nsecond\\tline", "pid": 7}\n')
+    for output in ("table", "wide"):
+        result = subprocess.run([IG, "trace", "synth", "--host", "--timeout", "1.5", "-o", output], capture_output=True,
+                                text=True, timeout=60, env=plain_env(IG_TEST_GADGETS="1", IG_SYNTHETIC_FEED=str(feed)))
+        assert result.returncode == 0, result.stderr
+        rows = [line for line in result.stdout.splitlines() if "evil" in line]
+        assert len(rows) == 1 and "\x1b" not in result.stdout and "\x07" not in result.stdout, result.stdout
+        assert "second line" in rows[0] or output == "table", rows
+
+
 def test_a_column_that_does_not_fit_is_named(tmp_path):
     snap = tmp_path / "snap.json"
     snap.write_text('[{"comm": "sh", "pid": 3, "size": 9}]')
