@@ -336,7 +336,8 @@ def list_gadgets(
     gadget: Annotated[Optional[str], typer.Argument(help="A gadget name, to show its columns.")] = None,
 ) -> None:
     """List installed gadgets, or the columns of one."""
-    from .columns import CONTAINER_COLUMN_NAMES
+    from rich.text import Text
+
     from .plugins import load_catalog
 
     catalog = load_catalog()
@@ -346,27 +347,58 @@ def list_gadgets(
         spec = catalog.get(category, gadget)
         if spec is None:
             raise fail(ConfigError(f"no {category} gadget named {gadget!r} is installed (installed: {', '.join(catalog.names(category)) or 'none'})"))
-        table = Table(title=f"{category} {gadget} — {spec.description}")
-        for col in ("column", "kind", "aliases", "kernel", "description"):
-            table.add_column(col)
-        for column in spec.columns:   # kernel: metrics reading it may be computed in the gadget's program
-            kernel = "yes" if column.kernel is not None else "by key" if column.name in CONTAINER_COLUMN_NAMES else ""
-            table.add_row(column.name, column.kind.value, ", ".join(column.aliases), kernel, column.description)
-        out.print(table)
+        _print_columns(f"{category} {gadget} — {spec.description}", spec)
         return
     table = Table(title="Installed gadgets")
-    for col in ("category", "gadget", "distribution", "version", "description"):
-        table.add_column(col)
+    for col in ("category", "gadget", "distribution", "version"):   # names are pasted: never wrapped
+        table.add_column(col, no_wrap=True)
+    table.add_column("description")
     for (cat, name), spec in sorted(catalog.gadgets.items()):
-        table.add_row(cat, name, spec.distribution, spec.version, spec.description)
+        table.add_row(*map(Text, (cat, name, spec.distribution, spec.version, spec.description)))
     for broken in catalog.broken:
-        table.add_row("[red]broken[/]", broken.name, broken.distribution, broken.version, f"[red]{escape(broken.error)}[/]")
+        table.add_row(Text("broken", style="red"), *map(Text, (broken.name, broken.distribution, broken.version)),
+                      Text(broken.error, style="red"))
+    out.print(table)
+
+
+# Below this many columns beside the longest column name, `list-gadgets CATEGORY GADGET` lists the
+# columns one per line: a table would have to cut the names users paste into `labels`.
+_ROOM_BESIDE_NAMES = 40
+
+
+def _print_columns(title: str, spec) -> None:
+    import textwrap
+
+    from rich.text import Text
+
+    from .columns import CONTAINER_COLUMN_NAMES
+
+    def kernel(column) -> str:   # kernel: metrics reading it may be computed in the gadget's program
+        return "yes" if column.kernel is not None else "by key" if column.name in CONTAINER_COLUMN_NAMES else ""
+
+    longest = max(len(c.name) for c in spec.columns)
+    if out.width < longest + _ROOM_BESIDE_NAMES:
+        out.print(Text(title))
+        for column in spec.columns:
+            out.print(Text(column.name), soft_wrap=True)
+            details = [column.kind.value, *(f"alias {a}" for a in column.aliases)]
+            details += [f"kernel: {kernel(column)}"] if kernel(column) else []
+            out.print(Text(textwrap.fill(f"{', '.join(details)}: {column.description}", out.width,
+                                         initial_indent="    ", subsequent_indent="    ")), soft_wrap=True)
+        return
+    table = Table(title=Text(title))
+    table.add_column("column", no_wrap=True, min_width=longest)
+    for col in ("kind", "aliases", "kernel", "description"):
+        table.add_column(col, no_wrap=col in ("kind", "kernel"))
+    for column in spec.columns:   # Text: a plugin's strings are shown as they are, never read as markup
+        table.add_row(*map(Text, (column.name, column.kind.value, ", ".join(column.aliases), kernel(column),
+                                  column.description)))
     out.print(table)
 
 
 Filters = Annotated[Optional[list[str]], typer.Option("--filter", "-F", help="Selector (same grammar as the config), repeatable.")]
-Output = Annotated[str, typer.Option("--output", "-o", help="table or json")]
-Columns = Annotated[Optional[str], typer.Option("--columns", help="Comma-separated columns to show (table output).")]
+Output = Annotated[str, typer.Option("--output", "-o", help="table (one line a row, cut to the terminal's width), wide (nothing cut) or json (one object a row, every column).")]
+Columns = Annotated[Optional[str], typer.Option("--columns", help="Comma-separated columns to show, in this order, instead of the default ones (table and wide; names as ig list-gadgets CATEGORY GADGET shows them).")]
 
 
 @app.command()

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import json
+import textwrap
 import logging
 import threading
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from . import signals
 from .columns import CONTAINER_COLUMN_NAMES
 from .errors import ConfigError, IgError, RuntimeFailure, describe
 from .gadgets import Category, GadgetContext, GadgetSpec, NetnsAware
+from .livetable import Layout, layout, one_line
 from .plugins import load_catalog
 from .supervisor import Abandoned, Supervisor
 
@@ -54,42 +57,42 @@ def _filter(spec: GadgetSpec, filters: list[str]):
         raise ConfigError(f"--filter: {exc}") from exc
 
 
-# Widths of table columns by kind: fixed from the first line, so every line aligns; a longer value
-# is cut with "…", except in the last column (put `args` last), which takes the rest of the line.
-_WIDTH = {"str": 16, "int": 7, "uint": 10, "float": 10, "bool": 5}
-_WIDE = {"k8s.container": 20, "k8s.pod": 24, "k8s.namespace": 16, "name": 28, "addresses": 24,
-         "src.addr": 24, "dst.addr": 24, "srcIP": 24, "dstIP": 24}
+OUTPUTS = ("table", "wide", "json")
+
+
+def _check_output(output: str) -> None:
+    if output not in OUTPUTS:
+        raise ConfigError(f"--output {output!r}: choose {', '.join(OUTPUTS)}")
+
+
+def _layout(spec: GadgetSpec, columns: list[str], output: str, console: Console, borders: int = 0) -> Layout:
+    """The table's layout for the terminal's width (`wide`: any width)."""
+    width = None if output == "wide" else max(console.width - borders, 1)
+    return layout([(c, spec.columns.get(c).kind.value) for c in columns], width)
+
+
+def _say_left_out(table: Layout, console: Console, notes: Console) -> None:
+    if table.left_out:
+        note = f"left out to fit {console.width} columns: {', '.join(table.left_out)} (-o wide shows all)"
+        notes.print(Text(textwrap.fill(note, notes.width), style="dim"), soft_wrap=True)   # no trailing blanks
 
 
 class _Printer:
-    """Streams rows as aligned text lines (table) or JSON lines."""
+    """Streams rows as lines of a table laid out once (igcore.livetable) or as JSON lines."""
 
-    def __init__(self, console: Console, output: str, columns: list[str], spec: GadgetSpec) -> None:
-        if output not in ("table", "json"):
-            raise ConfigError(f"--output {output!r}: choose table or json")
-        self.console, self.output, self.columns = console, output, columns
-        self.widths = [max(len(c), _WIDE.get(c) or _WIDTH[spec.columns.get(c).kind.value]) for c in columns]
+    def __init__(self, table: Layout | None) -> None:
+        self.table = table   # None: JSON lines
         self.lock = threading.Lock()
         self.shown = 0
-
-    @staticmethod
-    def _fit(value: str, width: int) -> str:
-        return value.ljust(width) if len(value) <= width else value[:width - 1] + "…"
-
-    def _line(self, values: list[str]) -> str:
-        cells = [self._fit(v, w) for v, w in zip(values[:-1], self.widths)]
-        return "  ".join([*cells, values[-1]]).rstrip()
 
     def __call__(self, rows: list[dict]) -> None:
         with self.lock:
             for row in rows:
-                if self.output == "json":
-                    print(json.dumps(row, default=str), flush=True)
-                    continue
-                if not self.shown:
-                    print(self._line([c.upper() for c in self.columns]), flush=True)
                 self.shown += 1
-                print(self._line([str(row.get(c, "")) for c in self.columns]), flush=True)
+                if self.table is None:
+                    print(json.dumps(row, default=str), flush=True)
+                else:
+                    print(self.table.line([str(row.get(c, "")) for c in self.table.columns]), flush=True)
 
 
 def _plugin_call(what: str, call, *args):
@@ -112,7 +115,17 @@ def run_trace(name, filters, output, columns, host, timeout, runtime_options, co
 
     spec = _spec(Category.TRACE, name)
     predicate = _filter(spec, filters)
-    printer = _Printer(console, output, _columns(spec, columns), spec)
+    _check_output(output)
+    notes = Console(stderr=True, highlight=False)
+    table = None if output == "json" else _layout(spec, _columns(spec, columns), output, console)
+    printer = _Printer(table)
+    # At once, before the gadget compiles and long before a first event may come: the user sees
+    # what runs and why the screen may stay empty.
+    if table is not None:
+        print(table.header(), flush=True)
+    notes.print("[dim]waiting for events" + ("" if host else " (containers only; --host adds host processes)") + "[/]")
+    if table is not None:
+        _say_left_out(table, console, notes)
     sink = printer if predicate is None else (lambda rows: printer([r for r in rows if predicate(r)]))
     signals.block()
     containers = ContainerCollection.for_host(runtime_options)
@@ -143,7 +156,7 @@ def run_trace(name, filters, output, columns, host, timeout, runtime_options, co
     _stop_trace(gadget, enricher, containers, added, removed, subscribed)
     if gadget.stats.events_lost:
         console.print(f"[yellow]{gadget.stats.events_lost} events lost (ring buffer full)[/]")
-    if not printer.shown and output == "table":
+    if not printer.shown and output != "json":
         _empty_hint(console, host, "events")
 
 
@@ -162,6 +175,7 @@ def run_snapshot(name, filters, output, columns, host, runtime_options, console:
 
     spec = _spec(Category.SNAPSHOT, name)
     predicate = _filter(spec, filters)
+    _check_output(output)
     shown = _columns(spec, columns)
     containers = ContainerCollection.for_host(runtime_options)
     containers.start()
@@ -184,13 +198,28 @@ def run_snapshot(name, filters, output, columns, host, runtime_options, console:
         for row in rows:
             print(json.dumps(row, default=str))
         return
-    if output != "table":
-        raise ConfigError(f"--output {output!r}: choose table or json")
-    table = Table()
-    for c in shown:
-        table.add_column(c.upper())
-    for row in rows:
-        table.add_row(*(str(row.get(c, "")) for c in shown))
-    console.print(table)
+    if output == "wide":   # as wide as the values: a console of its own, a print cannot widen one
+        console = Console(width=1 << 16, highlight=False, force_terminal=console.is_terminal,
+                          no_color=console.no_color)
+    console.print(_snapshot_table(spec, shown, output, console, rows))
     if not rows:
         _empty_hint(console, host, "rows")
+
+
+def _snapshot_table(spec: GadgetSpec, shown: list[str], output: str, console: Console, rows: list[dict]) -> Table:
+    """A bordered table whose rows keep one line each: laid out as `ig trace`'s, less the room the
+    borders take beyond its gaps (1 character a column and 3), for as many columns as stay."""
+    fitted = _layout(spec, shown, output, console, len(shown) + 3)
+    for count in range(len(shown) - 1, len(fitted.columns), -1):   # fewer borders: room for more?
+        wider = _layout(spec, shown, output, console, count + 3)
+        if len(wider.columns) == count:
+            fitted = wider
+            break
+    _say_left_out(fitted, console, Console(stderr=True, highlight=False))
+    table = Table()
+    for column, width in zip(fitted.columns, fitted.widths):
+        table.add_column(column.upper(), no_wrap=True, overflow="ellipsis",
+                         width=None if fitted.wide else width, min_width=len(column))
+    for row in rows:   # Text: a value is shown as it is, never read as rich markup
+        table.add_row(*(Text(one_line(str(row.get(c, "")))) for c in fitted.columns))
+    return table
