@@ -120,6 +120,7 @@ def test_a_refused_selector(tmp_path):
                             timeout=60, env=ENV, cwd=tmp_path)
     assert result.returncode == 2
     assert result.stderr.strip() == doc_line('Error: bad.yaml: metric "m": selector "comm:!=cat"')
+    assert result.stderr.strip() in (ROOT / "docs" / "config.md").read_text().splitlines()   # its "Selectors" too
 
 
 def test_a_running_ig_says_where_metrics_are_computed(require_bpf, run_ig):
