@@ -36,6 +36,33 @@ DEFAULT_CONFIG = "default.yaml"
 RUNTIMES = ("docker", "containerd", "cri-o", "runc")
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from . import __version__
+
+        sys.stdout.write(f"ig {__version__}\n")
+        raise typer.Exit()
+
+
+@app.callback()
+def _top(
+    version: Annotated[bool, typer.Option("--version", is_eager=True, callback=_print_version,
+                                          help="Print ig's version (the one ig_info reports) and exit.")] = False,
+) -> None:
+    """Kernel events captured with eBPF, served as Prometheus metrics."""
+
+
+def _default_config_path() -> Path:
+    return Path(__file__).resolve().parent / "data" / DEFAULT_CONFIG
+
+
+def _print_default_config(value: bool) -> None:
+    if value:
+        # the file as shipped, byte for byte: a starting point to copy (rich would read [..] as markup)
+        sys.stdout.write(_default_config_path().read_text())
+        raise typer.Exit()
+
+
 def fail(exc: IgError) -> typer.Exit:
     """Print the error as one red line on stderr; the caller raises the returned Exit."""
     err.print(f"[bold red]Error:[/] [red]{escape(str(exc))}[/]", soft_wrap=True)
@@ -55,7 +82,7 @@ def _read_config_source(config: Optional[str]) -> str:
     from .configwatch import config_path
 
     if config is None:
-        return f"@{Path(__file__).resolve().parent / 'data' / DEFAULT_CONFIG}"
+        return f"@{_default_config_path()}"
     path = config_path(config)
     return config if path is None else f"@{path}"  # a directory means its config.yaml
 
@@ -108,6 +135,8 @@ def prometheus(
     inotify: Annotated[bool, typer.Option("--inotify/--no-inotify", help="With --watch: wake on inotify events of the config's directory (--no-inotify: poll only).")] = True,
     stuck_after: Annotated[float, typer.Option("--health-stuck-after", min=0.1, help="Seconds one config reload (or the stop) may hold the engine before /healthz answers 503 (docs/guide.md, Health probes).")] = STUCK_AFTER,
     verbose: VerboseOpt = False,
+    print_default: Annotated[bool, typer.Option("--print-default-config", is_eager=True, callback=_print_default_config,
+                                                help="Print the built-in config (used without --config) and exit.")] = False,
 ) -> None:
     """Serve metrics from eBPF gadgets for Prometheus to scrape."""
     _setup_logging(verbose)

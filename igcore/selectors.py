@@ -4,6 +4,11 @@ A rule is `value` (equal), `>=v`, `>v`, `<=v`, `<v` or `~re` (RE2, unanchored se
 `!` negates it, so `!value` is "not equal" and `!~re` "does not match". The text is split on the
 FIRST `:` only, so values (regexes, IPv6 addresses) may contain `:`.
 
+A value that starts with `=`, `!`, `<`, `>` or `~` after the operator is refused, because it is
+almost always another language's operator (`comm:!=cat` would silently mean "not `=cat`"); such a
+value, or one that starts with `"`, is written in double quotes (`comm:"=cat"`), where a backslash
+escapes `"` and itself (docs/config.md, "Selectors").
+
 Predicates run once per event for every metric of a gadget, so all parsing and conversion happens
 here: the values are converted to the column's kind up front, and the selectors of a metric are
 turned into one generated function (`row["comm"] == v0 and row["pid"] >= v1`), with no loop, no
@@ -21,7 +26,7 @@ from typing import Callable, Iterable
 import re2
 
 from .columns import Column, Kind, Schema
-from .quoting import quoted, shorten
+from .quoting import QUOTE_LIMIT, control_character, quoted, shorten
 
 Predicate = Callable[[dict], bool]
 
@@ -38,11 +43,21 @@ _RE2_OPTIONS = re2.Options()
 _RE2_OPTIONS.log_errors = False  # the error reaches the user as one line; no C++ log on stderr
 
 
+# Ends every selector error: whatever went wrong, the user sees the grammar that is right.
+RULES = ('rules: comm:cat equal, comm:!cat not equal, pid:>=5 >5 <=5 <5, comm:~regex, '
+         'a leading ! negates any rule, comm:"=cat" a quoted literal')
+
+# Characters that start an operator somewhere: a plain value must not start with one.
+_OPERATOR_CHARS = "=!<>~"
+# Other languages' operators, and the rule ig spells them with.
+_FOREIGN_OPERATORS = {"!=": "!", "<>": "!", "==": "", "=": "", "=>": ">=", "=<": "<=", "=~": "~", "~=": "~"}
+
+
 class SelectorError(ValueError):
-    """A selector that cannot be compiled; `str()` is one line naming the selector."""
+    """A selector that cannot be compiled; `str()` is one line naming the selector and the rules."""
 
     def __init__(self, text: str, problem: str) -> None:
-        super().__init__(f"selector {quoted(text)}: {problem}")
+        super().__init__(f"selector {quoted(text)}: {problem} ({RULES})")
         self.text = text
         self.problem = problem
 
@@ -98,6 +113,7 @@ def compile_selector(text: str, schema: Schema) -> Selector:
         raise SelectorError(text, unknown_column(name, schema))
     negated = rule.startswith("!")
     op, raw = _split_op(rule[1:] if negated else rule)
+    raw = _value_text(text, name, column, rule, raw)
     value, term = _term(text, column, op, raw, negated)
     return Selector(text, column.name, op, value, negated, _generate([(column.name, term)], text), term)
 
@@ -120,6 +136,47 @@ def _split_op(rule: str) -> tuple[str, str]:
         if rule.startswith(op):
             return op, rule[len(op) :]
     return "=", rule
+
+
+def literal(value: str) -> str:
+    """`value` as a quoted literal rule: `compile_selector(f"comm:{literal(v)}")` has the value `v`."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _value_text(text: str, name: str, column: Column, rule: str, raw: str) -> str:
+    """The value of the rule: a quoted literal unquoted, a plain value checked for operator typos."""
+    if raw.startswith('"'):
+        return _unquote(text, raw)
+    if raw[:1] and raw[0] in _OPERATOR_CHARS:
+        junk = rule[: len(rule) - len(raw.lstrip(_OPERATOR_CHARS))]
+        problem = f"{quoted(junk)} is not an operator of ig's selectors"
+        if len(text) <= QUOTE_LIMIT and control_character(text) is None:  # the hints echo the text raw
+            meant = _FOREIGN_OPERATORS.get(junk)
+            hints = [] if meant is None else [f"write {name}:{meant}{rule[len(junk):]}"]
+            if column.kind is Kind.STR:
+                hints.append(f"a value that starts with {raw[0]} is quoted: {name}:{rule[: len(rule) - len(raw)]}{literal(raw)}")
+            problem += f" ({'; '.join(hints)})" if hints else ""
+        raise SelectorError(text, problem)
+    return raw
+
+
+def _unquote(text: str, raw: str) -> str:
+    value, escaped = [], False
+    for index, char in enumerate(raw[1:], start=1):
+        if escaped:
+            if char not in '"\\':
+                raise SelectorError(text, f'in a quoted value, \\ escapes only " and \\, not {quoted(char)}')
+            value.append(char)
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == '"':
+            if index != len(raw) - 1:
+                raise SelectorError(text, f"text after the closing quote: {quoted(raw[index + 1 :])}")
+            return "".join(value)
+        else:
+            value.append(char)
+    raise SelectorError(text, 'a quoted value needs its closing "')
 
 
 def _term(text: str, column: Column, op: str, raw: str, negated: bool) -> tuple[object, _Term]:

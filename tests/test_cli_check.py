@@ -63,6 +63,10 @@ CASES = [
      ['metric "m"', 'unknown key "mutliplier"']),
     ("selector not a number", metrics("{name: m, type: counter, category: trace, gadget: synth, selector: ['pid:abc']}"),
      ['metric "m"', '"abc" is not a number']),
+    ("another language's not-equal", metrics("{name: m, type: counter, category: trace, gadget: synth, selector: ['comm:!=cat']}"),
+     ['metric "m"', '"!=" is not an operator', "write comm:!cat", 'comm:!"=cat"', "(rules: comm:cat equal, comm:!cat not equal,"]),
+    ("=> on a number", metrics("{name: m, type: counter, category: trace, gadget: synth, selector: ['pid:=>0']}"),
+     ['metric "m"', '"=>" is not an operator', "write pid:>=0", "pid:>=5 >5 <=5 <5"]),
     ("regex on a number", metrics("{name: m, type: counter, category: trace, gadget: synth, selector: ['pid:~1']}"),
      ['metric "m"', "needs a string column"]),
     ("yaml syntax", "metrics_name: t\nmetrics: [\n", ["line"]),
@@ -119,3 +123,14 @@ def test_check_says_where_each_metric_is_computed_as_the_docs_show():
     forced = subprocess.run([IG, "prometheus", "--check", "--no-kernel-aggregation", "--config", "@examples/selectors.yaml"],
                             cwd=root, capture_output=True, text=True, timeout=60)
     assert "  not_cat: in user space (trace exec): --no-kernel-aggregation is set" in forced.stdout.splitlines()
+
+
+def test_a_quoted_literal_passes_and_goes_to_the_kernel(tmp_path):
+    """The way docs/config.md gives to select a value that starts with an operator character."""
+    path = tmp_path / "literal.yaml"
+    path.write_text("metrics_name: t\nmetrics:\n  - name: eq\n    type: counter\n    category: trace\n    gadget: exec\n"
+                    "    selector:\n      - comm:!\"=cat\"\n")
+    result = subprocess.run([IG, "prometheus", "--check", "--config", f"@{path}"], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "  eq: in the kernel (a BPF map of trace exec)" in result.stdout.splitlines()

@@ -26,6 +26,7 @@ from igcore.config import ConfigError, bind_config
 from igcore.gadgets import GadgetContext
 from igcore.kernel import KernelProgram, place
 from igcore.plugins import load_catalog
+from igcore.selectors import literal
 from tests.fixtures.igrun import IG
 
 CATALOG = load_catalog()
@@ -50,7 +51,9 @@ def metric(draw, spec) -> dict:
     columns = st.one_of(st.sampled_from(kernel + list(CONTAINER_COLUMN_NAMES)), hostile)
     kind = draw(st.sampled_from(["counter", "histogram"]))
     entry = {"name": draw(names), "type": kind, "category": "trace", "gadget": spec.name,
-             "selector": [f"{draw(columns)}:{draw(st.sampled_from(OPS))}{draw(st.one_of(hostile, st.integers().map(str)))}"
+             # a quoted literal reaches the generator whatever it holds (docs/config.md, "Selectors")
+             "selector": [f"{draw(columns)}:{draw(st.sampled_from(OPS))}"
+                          f"{draw(st.one_of(hostile, st.integers().map(str), hostile.map(literal)))}"
                           for _ in range(draw(st.integers(0, 3)))],
              "labels": draw(st.lists(columns, max_size=3))}
     if kind == "histogram" or draw(st.booleans()):

@@ -10,6 +10,7 @@ from igcore.config import BoundMetric, Config, MetricConfig, bind_config, load_c
 from igcore.errors import ConfigError
 from igcore.gadgets import Category, GadgetSpec
 from igcore.plugins import GadgetCatalog
+from igcore.selectors import RULES
 
 EXEC_COLUMNS = Schema.with_container_columns(
     [
@@ -440,7 +441,7 @@ def test_wrong_value_types(key, value, message):
     ],
 )
 def test_bad_selector_items(item, phrase):
-    metric_problem(counter(selector=["comm:cat", item]), 'metric "executed_processes": ' + phrase)
+    metric_problem(counter(selector=["comm:cat", item]), 'metric "executed_processes": ' + phrase, f"({RULES})")
 
 
 # --- columns -----------------------------------------------------------------------------------

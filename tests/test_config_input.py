@@ -12,6 +12,7 @@ import pytest
 
 from igcore.config import MAX_CONFIG_BYTES, bind_config, load_config
 from igcore.errors import ConfigError
+from igcore.selectors import RULES
 from tests.test_config import CATALOG, counter, histogram, problem, text_of
 
 
@@ -130,7 +131,7 @@ def test_regex_refused_by_re2_is_one_line_and_re2_logs_nothing(pattern, reason, 
     path.write_text(text_of(counter(selector=[f"comm:~{pattern}"])))
     message = failing(f"@{path}")
     assert message.startswith(f'{path}: metric "executed_processes": selector "comm:~') and len(message) < 1000
-    assert message.endswith(reason)
+    assert message.endswith(f"{reason} ({RULES})")  # every selector error ends with the rules
     out, err = capfd.readouterr()
     assert out == "" and err == ""
 

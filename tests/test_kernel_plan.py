@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from igcore.columns import Column, KernelField, Kind, Schema
@@ -10,6 +12,7 @@ from igcore.config import load_config_text
 from igcore.gadgets import Category, GadgetSpec
 from igcore.kernel import KERNEL, SNAPSHOT, USER, place
 from igcore.kernel.ctext import bucket_index, int_compare, string_equals
+from igcore.kernel.codegen import generate
 from igcore.plugins import GadgetCatalog
 
 SCHEMA = Schema.with_container_columns([
@@ -137,3 +140,20 @@ def test_bucket_index_places_integers_as_bisect_does(bounds):
         if not signed and value < 0:
             continue
         assert _place_like_c(value, bounds, True) == bisect_left(bounds, value), (value, bounds)
+
+
+@pytest.mark.parametrize("rule, value, negated", [('comm:"=cat"', "=cat", False), ('comm:!"=cat"', "=cat", True),
+                                                 ('qtype:"AAAA"', "AAAA", False)])
+def test_a_quoted_literal_reaches_the_kernel_as_its_value(rule, value, negated):
+    """The C compares the unquoted value, as the user-space predicate does (docs/config.md, "Selectors")."""
+    cfg = load_config_text(f"metrics_name: t\nmetrics:\n  - {COUNTER.format(f'selector: [{rule!r}]')}\n", "test", _catalog())
+    placement = place(cfg.metrics[0])
+    assert placement.where == KERNEL, placement.reason
+    (selector,) = placement.kernel_selectors
+    assert (selector.value, selector.negated, selector.text) == (value, negated, rule)
+    code = generate(cfg.metrics[0].spec, [(cfg.metrics[0], placement)], 16).code
+    assert '"=cat"' not in code and "AAAA" not in code   # bytes and integers, never the config's text
+    if selector.column == "comm":
+        cell = re.search(r"r->(\w+)\[0\] == 61\)", code).group(1)   # 61 is "="
+        test = string_equals(f"r->{cell}", 16, "=cat")
+        assert f"!{test}" in code if negated else (test in code and f"!{test}" not in code)

@@ -5,9 +5,11 @@ from __future__ import annotations
 import time
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from igcore.columns import Column, Kind, Schema
-from igcore.selectors import Selector, SelectorError, compile_selector, compile_selectors
+from igcore.selectors import RULES, Selector, SelectorError, compile_selector, compile_selectors, literal
 
 SCHEMA = Schema.with_container_columns(
     [
@@ -79,8 +81,20 @@ def holds(text: str, **values) -> bool:
         ("comm:>=m", {"comm": "a"}, False),
         ("comm:", {"comm": ""}, True),  # empty value: equal to the empty string
         ("k8s.namespace:", {"k8s.namespace": "default"}, False),
-        ("comm:!!x", {"comm": "!x"}, False),  # one `!` negates; the rest, "!x", is the value
-        ("comm:!!x", {"comm": "x"}, True),
+        ('comm:!"!x"', {"comm": "!x"}, False),  # one `!` negates; the quoted rest, "!x", is the value
+        ('comm:!"!x"', {"comm": "x"}, True),
+        ('comm:"=cat"', {"comm": "=cat"}, True),
+        ('comm:"=cat"', {"comm": "cat"}, False),
+        ('comm:!"=cat"', {"comm": "cat"}, True),
+        ('comm:!"=cat"', {"comm": "=cat"}, False),
+        ('comm:"a\\"b\\\\"', {"comm": 'a"b\\'}, True),  # \" and \\ inside quotes
+        ('comm:""', {"comm": ""}, True),
+        ('comm:">"', {"comm": ">"}, True),
+        ('comm:>="~"', {"comm": "~~"}, True),  # an operator, then a quoted value
+        ('comm:~"=c"', {"comm": "x=cat"}, True),  # a quoted pattern
+        ('comm:!~"<b>"', {"comm": "a<b>"}, False),
+        ('pid:"42"', {"pid": 42}, True),  # quoting changes nothing for a value without operator characters
+        ('comm:a"b', {"comm": 'a"b'}, True),  # a quote inside a plain value is itself
     ],
 )
 def test_rules(text, values, expected):
@@ -164,6 +178,9 @@ def test_bool(text, values, expected):
         ("", ['selector "": missing ":"']),
         (":cat", ['selector ":cat": no column name before ":"']),
         ("comm\n:x", ['selector "comm\\n:x"']),  # control characters escaped: one line
+        ('comm:"=cat', ['a quoted value needs its closing "']),
+        ('comm:"a"b', ['text after the closing quote: "b"']),
+        ('comm:"a\\n"', ['in a quoted value, \\ escapes only " and \\, not "n"']),
     ],
 )
 def test_errors(text, phrases):
@@ -175,6 +192,57 @@ def test_errors(text, phrases):
     assert info.value.text == text
     for phrase in phrases:
         assert phrase in message
+
+
+@pytest.mark.parametrize(
+    "text, phrases",
+    [
+        ("comm:!=cat", ['"!=" is not an operator', "write comm:!cat;", 'quoted: comm:!"=cat"']),
+        ("comm:=>cat", ['"=>" is not an operator', "write comm:>=cat;", 'quoted: comm:"=>cat"']),
+        ("comm:==cat", ['"==" is not an operator', "write comm:cat;", 'quoted: comm:"==cat"']),
+        ("comm:=cat", ['"=" is not an operator', "write comm:cat;"]),
+        ("comm:<>cat", ['"<>" is not an operator', "write comm:!cat;"]),
+        ("comm:=~^c", ['"=~" is not an operator', "write comm:~^c;"]),
+        ("comm:~=c", ['"~=" is not an operator', 'quoted: comm:~"=c"']),
+        ("comm:!~!c", ['"!~!" is not an operator', 'quoted: comm:!~"!c"']),
+        ("comm:!!x", ['"!!" is not an operator', 'quoted: comm:!"!x"']),
+        ("comm:>=<x", ['">=<" is not an operator', 'quoted: comm:>="<x"']),
+        ("retval:=>0", ['"=>" is not an operator', "(write retval:>=0)"]),  # not "is not a number"
+        ("pid:>==5", ['">==" is not an operator of ig\'s selectors (rules:']),
+        ("truncated:!=true", ['"!=" is not an operator', "write truncated:!true"]),
+    ],
+)
+def test_other_languages_operators_are_refused(text, phrases):
+    """A value that starts with an operator character would silently mean something else."""
+    with pytest.raises(SelectorError) as info:
+        compile_selector(text, SCHEMA)
+    for phrase in phrases:
+        assert phrase in str(info.value)
+
+
+@pytest.mark.parametrize("text", ["pid:abc", "comn:cat", "comm", "comm:~(", "truncated:yes", "comm:!=cat", 'comm:"x'])
+def test_every_error_names_the_rules(text):
+    with pytest.raises(SelectorError) as info:
+        compile_selector(text, SCHEMA)
+    assert str(info.value).endswith(f"({RULES})")
+    assert "comm:!cat not equal" in RULES and "pid:>=5 >5 <=5 <5" in RULES and "comm:~regex" in RULES
+
+
+def test_hints_do_not_echo_hostile_text():
+    """Long or multi-line selectors get the short message: the hints would repeat them raw."""
+    for text in ["comm:!=" + "x" * 10_000, "comm:!=a\nb"]:
+        with pytest.raises(SelectorError) as info:
+            compile_selector(text, SCHEMA)
+        assert "\n" not in str(info.value) and len(str(info.value)) < 500 and "write" not in str(info.value)
+
+
+@given(st.text())
+def test_literal_round_trips(value):
+    """Any text, quoted with literal(), is the value again, on every rule; the text is kept as written."""
+    for rule, negated in ((literal(value), False), ("!" + literal(value), True)):
+        sel = compile_selector("comm:" + rule, SCHEMA)
+        assert (sel.value, sel.op, sel.negated, sel.text) == (value, "=", negated, "comm:" + rule)
+    assert compile_selector("comm:>=" + literal(value), SCHEMA).value == value
 
 
 def test_non_string_selector():

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..buckets import parse_multiplier
 from ..quoting import control_character
+from ..selectors import RULES
 from .text import describe
 
 
@@ -111,7 +112,7 @@ def _selector_text(index: int, item: object) -> object:
     if isinstance(item, str):
         return item
     expected = 'a "column:rule" string or a one-key mapping like {comm: cat}'
-    raise ValueError(f"selector[{index}] must be {expected}, got {describe(item)}")
+    raise ValueError(f"selector[{index}] must be {expected}, got {describe(item)} ({RULES})")
 
 
 def _scalar_text(value: object) -> str:

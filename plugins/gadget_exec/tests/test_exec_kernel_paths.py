@@ -152,3 +152,26 @@ def test_kernel_and_user_paths_expose_identical_samples(require_bpf, run_ig, doc
     kernel.stop()
     user.stop()
     docker.rm(container)
+
+
+def test_a_quoted_literal_counts_the_same_on_both_paths(require_bpf, run_ig, tmp_path):
+    """`comm:"=qz…"` selects a command whose name starts with "=" (docs/config.md, "Selectors"): the
+    kernel's C and the user-space predicate compare the unquoted value, and its negation likewise."""
+    tmp_path.chmod(0o755)
+    name = "=q" + uuid.uuid4().hex[:6]
+    program = tmp_path / name
+    shutil.copy("/bin/true", program)
+    gid = 40000 + random.randrange(9999)
+    config = "metrics_name: literal\nmetrics:\n" + "".join(
+        f"  - {{name: {metric}, type: counter, category: trace, gadget: exec, selector: ['gid:{gid}', '{rule}']}}\n"
+        for metric, rule in (("eq", f'comm:"{name}"'), ("ne", f'comm:!"{name}"')))
+    kernel = run_ig(config, "--host")
+    user = run_ig(config, "--host", "--no-kernel-aggregation")
+    assert _paths(kernel) == {"kernel"} and _paths(user) == {"user"}
+    setpriv = shutil.which("setpriv")
+    for _ in range(3):
+        subprocess.run([setpriv, f"--regid={gid}", "--clear-groups", str(program)], check=True)
+    subprocess.run([setpriv, f"--regid={gid}", "--clear-groups", "/bin/true"], check=True)
+    for ig in (kernel, user):
+        assert ig.wait_for("eq_total", 3) == 3, ig.text()
+        assert ig.wait_for("ne_total", 1) == 1, ig.text()

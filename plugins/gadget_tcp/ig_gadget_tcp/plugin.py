@@ -36,8 +36,9 @@ SCHEMA = Schema.with_container_columns([
     Column("saddr", Kind.STR, "this process's address; IPv4-mapped IPv6 addresses shown as IPv4; "
                               "empty for an accept whose handshake the gadget did not see"),
     Column("daddr", Kind.STR, "the other end's address, shown the same way"),
-    Column("sport", Kind.INT, "this process's port; 0 where saddr is empty, and for a non-blocking connect "
-                              "(the kernel shows the port only when the handshake ends, after the syscall)"),
+    Column("sport", Kind.INT, "this process's port; 0 where saddr is empty, and for a non-blocking connect whose "
+                              "handshake had not ended when connect() returned (a peer that has not answered yet; "
+                              "on loopback the handshake ends inside the call and the port is shown)"),
     Column("dport", Kind.INT, "the other end's port"),
     Column("retval", Kind.INT, "connect: 0, or the negative errno (-115: in progress, for a non-blocking socket; "
                                "-111: refused); accept: the new file descriptor; close: 0",

@@ -87,14 +87,36 @@ def test_n_connects_and_accepts_ipv6(trace_rows, netns):
 
 
 def test_non_blocking_connect_reports_in_progress(trace_rows, netns):
+    """On loopback the handshake ends inside connect() (the SYN-ACK is handled as the call releases
+    the socket), so the row has the port although connect() returned -115 (docs/config.md, trace tcp)."""
     code = textwrap.dedent(f"""
         import socket
         server = socket.socket(); server.bind(("127.0.0.1", {PORT})); server.listen()
         client = socket.socket(); client.setblocking(False)
-        print(client.connect_ex(("127.0.0.1", {PORT})))
+        print(client.connect_ex(("127.0.0.1", {PORT})), client.getsockname()[1])
     """)
     trace = trace_rows("tcp")
     proc = subprocess.run([*netns.run, sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert proc.stdout.strip() == "115"
+    errno, port = map(int, proc.stdout.split())
+    assert errno == 115
     rows = trace.wait(lambda r: r["operation"] == "connect" and r["dport"] == PORT and r["comm"].startswith("python"))
-    assert len(rows) == 1 and rows[0]["retval"] == -115 and rows[0]["saddr"] == "127.0.0.1"
+    assert [(r["retval"], r["saddr"], r["sport"]) for r in rows] == [(-115, "127.0.0.1", port)]
+
+
+def test_non_blocking_connect_to_a_silent_peer_has_no_port(trace_rows, netns):
+    """A SYN that nobody answers (out of a veth whose peer end is down): the handshake has not ended
+    when connect() returns, and the kernel had no port to show when the SYN was sent."""
+    for command in (["ip", "link", "add", "v0", "type", "veth", "peer", "name", "v1"],
+                    ["ip", "addr", "add", "10.213.0.1/24", "dev", "v0"], ["ip", "link", "set", "v0", "up"]):
+        subprocess.run([*netns.run, *command], check=True)
+    code = textwrap.dedent(f"""
+        import socket
+        client = socket.socket(); client.setblocking(False)
+        print(client.connect_ex(("10.213.0.2", {PORT})), client.getsockname()[1])
+    """)
+    trace = trace_rows("tcp")
+    proc = subprocess.run([*netns.run, sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    errno, port = map(int, proc.stdout.split())
+    assert errno == 115 and port != 0   # the socket has its port by then: only the row lacks it
+    rows = trace.wait(lambda r: r["operation"] == "connect" and r["daddr"] == "10.213.0.2")
+    assert [(r["retval"], r["saddr"], r["sport"], r["dport"]) for r in rows] == [(-115, "10.213.0.1", 0, PORT)]
