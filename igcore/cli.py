@@ -11,14 +11,16 @@ from typing import Annotated, NamedTuple, NoReturn, Optional
 
 import typer
 from rich.console import Console
-from rich.logging import RichHandler
 from rich.markup import escape
 from rich.table import Table
 
-from . import signals
+from . import logs, signals
 from .errors import ConfigError, IgError, RuntimeFailure
 from .http import HttpOptions
+from .logs import LogFormat
+from .privileges import require_root
 from .probes import STUCK_AFTER, Probes, check_metrics_path
+from .quoting import one_line
 from .supervisor import Abandoned, Supervisor
 
 app = typer.Typer(
@@ -64,17 +66,32 @@ def _print_default_config(value: bool) -> None:
 
 
 def fail(exc: IgError) -> typer.Exit:
-    """Print the error as one red line on stderr; the caller raises the returned Exit."""
-    err.print(f"[bold red]Error:[/] [red]{escape(str(exc))}[/]", soft_wrap=True)
+    """Print the error as one red line on stderr (a record in --log-format logfmt or json); the
+    caller raises the returned Exit."""
+    _error(str(exc), **exc.fields)
     return typer.Exit(exc.exit_code)
 
 
-def _setup_logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.WARNING,
-        format="%(message)s",
-        handlers=[RichHandler(console=err, show_path=False, show_time=False)],
-    )
+def _error(message: str, logger: str = "igcore", **fields) -> None:
+    if logs.structured():
+        logs.announce(message, logging.ERROR, logger, **fields)
+    else:
+        err.print(f"[bold red]Error:[/] [red]{escape(one_line(message))}[/]", soft_wrap=True)
+
+
+def _say(message: str, level: int = logging.INFO, logger: str = "igcore") -> None:
+    """A status line of ig (running, reloaded, stopped): on stdout in text, a record otherwise."""
+    if logs.structured():
+        logs.announce(message, level, logger)
+    elif level >= logging.WARNING:
+        err.print(f"[yellow]{escape(one_line(message))}[/]", soft_wrap=True)
+    else:
+        out.print(escape(one_line(message)), soft_wrap=True)
+    sys.stdout.flush()
+
+
+def _setup_logging(verbose: bool, log_format: LogFormat = LogFormat.text) -> None:
+    logs.setup(log_format, verbose, console=err)
 
 
 def _read_config_source(config: Optional[str]) -> str:
@@ -105,6 +122,9 @@ ContainerdSock = Annotated[str, typer.Option("--containerd-socketpath", help="co
 CrioSock = Annotated[str, typer.Option("--crio-socketpath", help="cri-o socket.")]
 HostOpt = Annotated[bool, typer.Option("--host", help="Count events of host processes too (container columns empty).")]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Log debug messages.")]
+LogFormatOpt = Annotated[LogFormat, typer.Option(
+    "--log-format", help="Log lines on stderr: text (for people), logfmt or json (one event per line, with "
+    "time, level, logger, message and the gadget, metric and reason it names; docs/config.md, Logs).")]
 
 
 @app.command()
@@ -135,11 +155,12 @@ def prometheus(
     inotify: Annotated[bool, typer.Option("--inotify/--no-inotify", help="With --watch: wake on inotify events of the config's directory (--no-inotify: poll only).")] = True,
     stuck_after: Annotated[float, typer.Option("--health-stuck-after", min=0.1, help="Seconds one config reload (or the stop) may hold the engine before /healthz answers 503 (docs/guide.md, Health probes).")] = STUCK_AFTER,
     verbose: VerboseOpt = False,
+    log_format: LogFormatOpt = LogFormat.text,
     print_default: Annotated[bool, typer.Option("--print-default-config", is_eager=True, callback=_print_default_config,
                                                 help="Print the built-in config (used without --config) and exit.")] = False,
 ) -> None:
     """Serve metrics from eBPF gadgets for Prometheus to scrape."""
-    _setup_logging(verbose)
+    _setup_logging(verbose, log_format)
     web = WebOptions(web_config, HttpOptions(max_connections=max_connections, read_timeout=read_timeout,
                                              idle_timeout=idle_timeout))
     try:
@@ -159,8 +180,7 @@ def _exit_now(abandoned: Abandoned) -> NoReturn:
     """A stop signal came and a step (a compile, a plugin's start()) did not finish within the
     grace: exit without waiting for its thread, as a stop does (code 0). The kernel detaches and
     frees ig's eBPF programs and maps as it closes the process's descriptors (docs/config.md)."""
-    err.print(f"[yellow]{escape(str(abandoned))}; ig exits now[/]", soft_wrap=True)
-    sys.stdout.flush()
+    _say(f"{abandoned}; ig exits now", logging.WARNING)
     sys.stderr.flush()
     os._exit(0)
 
@@ -207,6 +227,7 @@ def _prometheus(config, listen, path, host, check, max_series, snapshot_interval
     if check:
         _check(config, listen, path, web, follow is not None, kernel_aggregation)
         return
+    require_root()   # first: before the container runtimes and the gadgets each fail their own way
     # Before any thread starts: a thread that does not block the stop and reload signals could
     # take one, and SIGHUP's default action ends ig. (igcore.main, the `ig` executable, has
     # blocked them already, before it began compiling the cgroup watch.) The main thread takes
@@ -226,9 +247,8 @@ def _prometheus(config, listen, path, host, check, max_series, snapshot_interval
     try:
         serving = supervisor.run(lambda: _start_serving(config, listen, path, web, follow, make_engine, stuck_after), "the start-up")
         if supervisor.stop_signal is None:
-            out.print("Running. Press Ctrl + C to finish")
-            out.print(f"Publishing metrics... ({serving.server.url})")
-            sys.stdout.flush()
+            _say("Running. Press Ctrl + C to finish")
+            _say(f"Publishing metrics... ({serving.server.url})")
             _serve(supervisor, serving, strict)
     except Abandoned:
         abandoned = True
@@ -236,7 +256,7 @@ def _prometheus(config, listen, path, host, check, max_series, snapshot_interval
     finally:
         if serving is not None:
             serving.close(engine=not abandoned)   # an abandoned step holds the engine's lock
-    out.print("Stopped.")
+    _say("Stopped.")
 
 
 def _load(config, web: WebOptions, watch: bool, checking: bool = False):
@@ -352,11 +372,11 @@ def _reload(engine, follower) -> None:
     try:
         message = follower.reload(engine)
         engine.reloads["success"] += 1
-        out.print(message)
+        _say(message, logger="igcore.config")
     except IgError as exc:
         engine.reloads["failure"] += 1
-        err.print(f"[bold red]Error:[/] [red]reload failed, the previous config keeps running: {escape(str(exc))}[/]", soft_wrap=True)
-    sys.stdout.flush()
+        _error(f"reload failed, the previous config keeps running: {exc}", "igcore.config",
+               **{**exc.fields, "reason": "reload_failed"})
 
 
 @app.command("list-gadgets")
@@ -441,12 +461,13 @@ def trace(
     runtimes: RuntimesOpt = ",".join(RUNTIMES),
     docker_socket: DockerSock = "/run/docker.sock",
     verbose: VerboseOpt = False,
+    log_format: LogFormatOpt = LogFormat.text,
 ) -> None:
     """Show the rows of a trace gadget live, to see its columns and values."""
     from .live import run_trace
 
-    _live(verbose, run_trace, gadget, filters or [], output, columns, host, timeout,
-          runtimes=runtimes, docker_socket=docker_socket)
+    _live(verbose, log_format, run_trace, gadget, filters or [], output, columns, host, timeout,
+          runtimes=runtimes, docker_socket=docker_socket, needs_root=True)
 
 
 @app.command()
@@ -459,18 +480,22 @@ def snapshot(
     runtimes: RuntimesOpt = ",".join(RUNTIMES),
     docker_socket: DockerSock = "/run/docker.sock",
     verbose: VerboseOpt = False,
+    log_format: LogFormatOpt = LogFormat.text,
 ) -> None:
     """Show one snapshot of a snapshot gadget."""
     from .live import run_snapshot
 
-    _live(verbose, run_snapshot, gadget, filters or [], output, columns, host,
+    _live(verbose, log_format, run_snapshot, gadget, filters or [], output, columns, host,
           runtimes=runtimes, docker_socket=docker_socket)
 
 
-def _live(verbose: bool, run, *args, runtimes: str, docker_socket: str) -> None:
+def _live(verbose: bool, log_format: LogFormat, run, *args, runtimes: str, docker_socket: str,
+          needs_root: bool = False) -> None:
     """Shared by `ig trace` and `ig snapshot`: logging, runtime options, errors as one line."""
-    _setup_logging(verbose)
+    _setup_logging(verbose, log_format)
     try:
+        if needs_root:   # a trace gadget loads an eBPF program: checked before the container runtimes
+            require_root()
         run(*args, _runtime_options(runtimes, docker_socket), out)
     except IgError as exc:
         raise fail(exc)

@@ -115,7 +115,7 @@ class ConfigFollower:
         try:
             config = self.read()
         except ConfigError as exc:
-            log.error("%s; serving ig's own metrics only until a valid config arrives", exc)
+            log.error("%s; serving ig's own metrics only until a valid config arrives", exc, extra=exc.fields)
             return self.empty()
         if config is None:
             log.warning("no config at %s yet: serving ig's own metrics only, waiting for one", self.path)

@@ -73,6 +73,7 @@ class GadgetRun:
         self.active = True
         self.failure: str | None = None  # "start_failed" or "thread_died"
         self.failure_message = ""
+        self._start_error: BaseException | None = None
         # Replaced whole on reload, so the ingest thread never sees a half-updated list.
         self.aggregators: dict[BoundMetric, object] = {}
         self._trace_targets: tuple = ()
@@ -135,10 +136,16 @@ class GadgetRun:
                 return
             self.failure = "start_failed"
             self.failure_message = describe(exc)
-            log.error("gadget %s failed to start: %s; it is not running (ig_gadget_running 0), "
-                      "the other gadgets keep running", self.label, self.failure_message,
-                      exc_info=log.isEnabledFor(logging.DEBUG))
+            self._start_error = exc   # reported by the engine: alone, or in the line that ends ig
             self.stop()  # a gadget may have attached part of itself before it raised
+
+    def report_start_failure(self) -> None:
+        """The error line of a gadget that failed to start while others run."""
+        exc = self._start_error
+        log.error("gadget %s failed to start: %s; it is not running (ig_gadget_running 0), "
+                  "the other gadgets keep running", self.label, self.failure_message,
+                  exc_info=(type(exc), exc, exc.__traceback__) if exc and log.isEnabledFor(logging.DEBUG) else None,
+                  extra={"gadget": self.label, "reason": self.failure})
 
     def _start_gadget(self) -> None:
         self.gadget = self.spec.factory(GadgetContext(host=self.options.host, kernel=self.program))
@@ -171,7 +178,8 @@ class GadgetRun:
         except Exception:
             return False
         log.warning("gadget %s: its program did not load with the metrics computed in the kernel (%s); they are "
-                    "computed in user space (ig_metric_aggregation)", self.label, why)
+                    "computed in user space (ig_metric_aggregation)", self.label, why,
+                    extra={"gadget": self.label, "reason": "kernel_fallback"})
         return True
 
     def attach_kernel_metrics(self) -> None:
@@ -198,7 +206,8 @@ class GadgetRun:
         try:
             self._detach_gadget()
         except Exception as exc:
-            log.error("gadget %s: stopping it failed: %s: %s", self.label, type(exc).__name__, exc)
+            log.error("gadget %s: stopping it failed: %s: %s", self.label, type(exc).__name__, exc,
+                      extra={"gadget": self.label, "reason": "stop_failed"})
         self.enricher.close()
 
     def _detach_gadget(self) -> None:
@@ -239,7 +248,18 @@ class GadgetRun:
         if self._snapshot_logged_at is None or now - self._snapshot_logged_at >= LOG_EVERY_SECONDS:
             self._snapshot_logged_at = now
             log.error("snapshot of gadget %s failed: %s: %s (counted in ig_snapshot_errors_total; "
-                      "logged at most once a minute)", self.label, type(exc).__name__, exc)
+                      "logged at most once a minute)", self.label, type(exc).__name__, exc,
+                      extra={"gadget": self.label, "reason": "exception"})
+
+
+def refusal(failed: list[GadgetRun], strict: bool) -> RuntimeFailure:
+    """The one error of a config refused because its gadgets failed to start."""
+    why = "--strict is set" if strict else "no gadget of the config could start"
+    others = [run.label for run in failed[1:]]
+    more = f" ({len(others)} more failed: {', '.join(others)})" if others else ""
+    first = failed[0]
+    return RuntimeFailure(f"gadget {first.label} failed to start: {first.failure_message}; {why}{more}").naming(
+        gadget=first.label, reason=first.failure)
 
 
 def make_aggregator(bound: BoundMetric, max_series: int, kernel_aggregation: bool = True):
@@ -355,15 +375,13 @@ class Engine:
             if key not in replacing:
                 run.attach_kernel_metrics()
         failed = [run for run in started.values() if not run.running]
-        refused = None
         if failed and (self.options.strict or len(failed) == len(wanted)):
-            why = "--strict is set" if self.options.strict else "no gadget of the config could start"
-            more = f" ({len(failed) - 1} more failed)" if len(failed) > 1 else ""
-            refused = f"gadget {failed[0].label} failed to start: {failed[0].failure_message}; {why}{more}"
-        if refused:
+            # one line for the whole refusal: the caller reports it (ig exits, or the reload fails)
             for run in started.values():
                 run.stop()
-            raise RuntimeFailure(refused)
+            raise refusal(failed, self.options.strict)
+        for run in failed:
+            run.report_start_failure()
 
         new: dict[tuple[str, str], tuple[GadgetRun, dict[BoundMetric, object]]] = {}
         for key, aggregators in wanted.items():

@@ -5,6 +5,13 @@ class IgError(Exception):
     """An error the user can act on; `str()` is the one sentence shown to them."""
 
     exit_code = 1
+    # What the sentence names (gadget, metric, reason), as fields of a structured log line.
+    fields: dict[str, str] = {}
+
+    def naming(self, **fields: str) -> "IgError":
+        """This error, with the fields its sentence names; raise the result."""
+        self.fields = {**self.fields, **fields}
+        return self
 
 
 class ConfigError(IgError):

@@ -41,7 +41,7 @@ class LoopErrors:
         if not quiet:
             where = f"{component} ({gadget})" if gadget else component
             log.error("%s: %s: %s (error %d of this loop; it keeps running)", where, type(exc).__name__, exc, count,
-                      exc_info=log.isEnabledFor(logging.DEBUG))
+                      exc_info=log.isEnabledFor(logging.DEBUG), extra={"gadget": gadget or None})
 
     def counts(self) -> dict[tuple[str, str], int]:
         with self._lock:

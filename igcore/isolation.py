@@ -138,7 +138,8 @@ class GadgetThreads:
         if first:
             log.error("gadget %s: %s; the gadget is not running any more (ig_gadget_running 0), the other "
                       "gadgets keep running", self.gadget, self.death,
-                      exc_info=(type(exc), exc, exc.__traceback__) if log.isEnabledFor(logging.DEBUG) and exc else None)
+                      exc_info=(type(exc), exc, exc.__traceback__) if log.isEnabledFor(logging.DEBUG) and exc else None,
+                      extra={"gadget": self.gadget, "reason": "thread_died"})
 
     def dead(self) -> bool:
         """True when a thread of the gadget ended while it should be running (reported once)."""
@@ -148,5 +149,6 @@ class GadgetThreads:
             first, self._reported = not self._reported, True
         if first:  # ended without an exception: the excepthook said nothing
             log.error("gadget %s: its thread ended while the gadget runs; the gadget is not running "
-                      "any more (ig_gadget_running 0), the other gadgets keep running", self.gadget)
+                      "any more (ig_gadget_running 0), the other gadgets keep running", self.gadget,
+                      extra={"gadget": self.gadget, "reason": "thread_died"})
         return True

@@ -30,6 +30,11 @@ def quoted(text: str) -> str:
     return '"' + _escaped(text) + '"'
 
 
+def one_line(text: str) -> str:
+    """`text` with its control characters escaped (`\\n`, `\\x1b`), so it cannot break a line."""
+    return _escaped(text)
+
+
 def control_character(text: str) -> str | None:
     """The first control character of `text`, escaped (`\\n`, `\\x00`, `\\u2028`), or None."""
     found = _CONTROL.search(text)

@@ -112,7 +112,8 @@ class BadRows:
             else:
                 what = f"column {column!r} is {shown(value)}" if column else f"the row is {shown(value)}"
             log.warning("gadget %s: dropped a bad row: %s (%s); %d bad row(s) so far, counted in "
-                        "ig_bad_rows_total, logged at most once a minute", self.gadget, what, reason, total)
+                        "ig_bad_rows_total, logged at most once a minute", self.gadget, what, reason, total,
+                        extra={"gadget": self.gadget, "reason": reason})
 
     def counts(self) -> dict[tuple[str, str], int]:
         with self._lock:

@@ -85,7 +85,7 @@ def bind_config(data: object, catalog: GadgetCatalog, origin: str = INLINE_ORIGI
             bound = bind_metric(metric, catalog)
             names.add(bound.family_name, bound.name)
         except Problem as exc:
-            raise ConfigError(f"{origin}: metric {quoted(metric.name)}: {exc}") from None
+            raise ConfigError(f"{origin}: metric {quoted(metric.name)}: {exc}").naming(metric=metric.name) from None
         metrics.append(bound)
     return Config(model.metrics_name, tuple(metrics), origin)
 

@@ -127,10 +127,11 @@ class _SeriesCap:
         if evicts:
             log.warning("metric %s reached --max-series %d label sets: each new label set evicts the series "
                         "updated least recently (counted in ig_series_expired_total{reason=\"evicted\"})",
-                        self.name, self.max_series)
+                        self.name, self.max_series, extra={"metric": self.name, "reason": "max_series"})
         else:
             log.warning("metric %s reached --max-series %d label sets: rows of further label sets of a "
-                        "snapshot are dropped (counted in ig_series_dropped_total)", self.name, self.max_series)
+                        "snapshot are dropped (counted in ig_series_dropped_total)", self.name, self.max_series,
+                        extra={"metric": self.name, "reason": "max_series"})
 
 
 # --- trace aggregators -------------------------------------------------------------------------
