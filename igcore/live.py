@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from . import signals
+from . import logs, signals
 from .columns import CONTAINER_COLUMN_NAMES
 from .errors import ConfigError, IgError, RuntimeFailure, describe
 from .gadgets import Category, GadgetContext, GadgetSpec, NetnsAware
@@ -71,10 +71,17 @@ def _layout(spec: GadgetSpec, columns: list[str], output: str, console: Console,
     return layout([(c, spec.columns.get(c).kind.value) for c in columns], width)
 
 
+def _note(notes: Console, text: str, style: str = "dim", level: int = logging.INFO) -> None:
+    """A note on stderr beside the rows: a record with --log-format logfmt or json (igcore.logs)."""
+    if logs.structured():
+        logs.announce(text, level, "igcore.live")
+    else:
+        notes.print(Text(textwrap.fill(text, notes.width), style=style), soft_wrap=True)   # no trailing blanks
+
+
 def _say_left_out(table: Layout, console: Console, notes: Console) -> None:
     if table.left_out:
-        note = f"left out to fit {console.width} columns: {', '.join(table.left_out)} (-o wide shows all)"
-        notes.print(Text(textwrap.fill(note, notes.width), style="dim"), soft_wrap=True)   # no trailing blanks
+        _note(notes, f"left out to fit {console.width} columns: {', '.join(table.left_out)} (-o wide shows all)")
 
 
 class _Printer:
@@ -107,7 +114,7 @@ def _plugin_call(what: str, call, *args):
 
 def _empty_hint(console: Console, host: bool, what: str) -> None:
     if not host:
-        console.print(f"[dim]no {what} from containers; add --host to include host processes[/]")
+        _note(console, f"no {what} from containers; add --host to include host processes")
 
 
 def run_trace(name, filters, output, columns, host, timeout, runtime_options, console: Console) -> None:
@@ -123,7 +130,7 @@ def run_trace(name, filters, output, columns, host, timeout, runtime_options, co
     # what runs and why the screen may stay empty.
     if table is not None:
         print(table.header(), flush=True)
-    notes.print("[dim]waiting for events" + ("" if host else " (containers only; --host adds host processes)") + "[/]")
+    _note(notes, "waiting for events" + ("" if host else " (containers only; --host adds host processes)"))
     if table is not None:
         _say_left_out(table, console, notes)
     sink = printer if predicate is None else (lambda rows: printer([r for r in rows if predicate(r)]))
@@ -155,7 +162,7 @@ def run_trace(name, filters, output, columns, host, timeout, runtime_options, co
         raise
     _stop_trace(gadget, enricher, containers, added, removed, subscribed)
     if gadget.stats.events_lost:
-        console.print(f"[yellow]{gadget.stats.events_lost} events lost (ring buffer full)[/]")
+        _note(console, f"{gadget.stats.events_lost} events lost (ring buffer full)", "yellow", logging.WARNING)
     if not printer.shown and output != "json":
         _empty_hint(console, host, "events")
 

@@ -4,6 +4,7 @@ nothing cut that a user pastes into a config."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -133,3 +134,19 @@ def test_list_gadgets_never_cuts_a_column_name_when_piped():
     assert result.returncode == 0, result.stderr
     assert_column_names_whole(result.stdout.splitlines(), 80)
     assert "runtime.containerImageName" in result.stdout
+
+
+@pytest.mark.parametrize("fmt", ["json", "logfmt"])
+def test_the_live_views_notes_are_records_in_a_structured_log_format(fmt):
+    """With --log-format json or logfmt, every line ig trace writes on stderr is a record (the
+    waiting line, the columns left out, the hint after the run): a log pipeline reads them all."""
+    result = subprocess.run([IG, "trace", "synth", "--timeout", "1.5", "--log-format", fmt], capture_output=True,
+                            text=True, timeout=60, env=plain_env(IG_TEST_GADGETS="1", COLUMNS="30"))
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.splitlines()
+    assert any("waiting for events" in line for line in lines), lines
+    for line in lines:
+        if fmt == "json":
+            assert json.loads(line)["logger"], line
+        else:
+            assert line.startswith("time=") and " level=" in line and " message=" in line, line
