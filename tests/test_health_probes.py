@@ -17,7 +17,7 @@ import bcrypt
 import pytest
 
 from tests.fixtures.igrun import IG, IgProcess, free_port
-from tests.test_misbehaving_plugins import wait_until
+from tests.fixtures.waiting import wait_until
 from tests.synthetic import synth  # noqa: F401  (fixture)
 
 SYNTH_TRACE = """

@@ -19,13 +19,13 @@ import re
 import shutil
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
 from tests.fixtures.igrun import IG, free_port, start_command
 from tests.fixtures.requirements import missing
+from tests.fixtures.waiting import wait_until
 from tests.synthetic import synth  # noqa: F401  (fixture)
 
 # Text a plugin hands ig: a newline that would forge a log line of its own, an escape sequence, a
@@ -77,15 +77,6 @@ def gadgets(tmp_path, monkeypatch, synth):  # noqa: F811  (synth is the fixture)
         (batches / f"{n:06d}.tmp").rename(batches / f"{n:06d}.json")
 
     return synth[0], send
-
-
-def wait_until(check, what: str, timeout: float = 30):
-    deadline = time.monotonic() + timeout
-    while not (value := check()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
-    return value
 
 
 # --- parsers: what a log pipeline does with each line ----------------------------------------------

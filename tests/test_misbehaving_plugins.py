@@ -23,6 +23,7 @@ import pytest
 
 from tests.fixtures.igrun import IG, free_port
 from tests.fixtures.requirements import missing
+from tests.fixtures.waiting import wait_until
 from tests.synthetic import synth  # noqa: F401  (fixture)
 
 CONFIG = """
@@ -103,17 +104,6 @@ def promtool_problems(text: str) -> list[str]:
     result = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True)
     assert result.returncode in (0, 3), result.stdout + result.stderr  # 3: lint findings only
     return (result.stdout + result.stderr).strip().splitlines()
-
-
-def wait_until(check, timeout: float = 30, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
 
 
 def feed_good(synth_pair) -> None:
