@@ -153,15 +153,22 @@ def readyz(ig) -> tuple[int, str]:
 # that this stands for:
 EMULATED = {"ProtectSystem": "strict", "ProtectHome": "read-only", "ProtectKernelTunables": "yes",
             "ProtectControlGroups": "yes", "PrivateTmp": "yes", "NoNewPrivileges": "yes"}
-READ_ONLY_BUT_TMP = r"""
-mount --make-rprivate /
-awk '{print $5}' /proc/self/mountinfo | sort -u | while read -r m; do
+def read_only_but_tmp(keep: list[Path]) -> str:
+    """The mount namespace of the unit: every mount read-only but /proc and /dev, a private /tmp.
+    The places in `keep` (this clone, its venv) that lie under /tmp are bound back at their paths,
+    read-only: a test run from a clone there still runs ig (the unit itself cannot: README)."""
+    under_tmp = [p for p in keep if p.is_relative_to("/tmp") and not any(p != q and p.is_relative_to(q) for q in keep)]
+    hold = "".join(f"mkdir /mnt/k{i}; mount -n --bind {shlex.quote(str(p))} /mnt/k{i}\n" for i, p in enumerate(under_tmp))
+    back = "".join(f"mkdir -p {shlex.quote(str(p))}; mount -n --move /mnt/k{i} {shlex.quote(str(p))}\n"
+                   for i, p in enumerate(under_tmp))
+    return ("mount --make-rprivate /\n"
+            + (f"mount -n -t tmpfs tmpfs /mnt\n{hold}" if under_tmp else "")
+            + r"""awk '{print $5}' /proc/self/mountinfo | sort -u | while read -r m; do
   case $m in /proc|/proc/*|/dev|/dev/*) continue ;; esac
   mount -o remount,bind,ro "$m" 2>/dev/null || true
 done
 mount -t tmpfs tmpfs /tmp
-exec "$@"
-"""
+""" + back + 'exec "$@"\n')
 
 
 def test_every_gadget_of_the_built_in_config_runs_as_the_unit_would_run_it(require_bpf, tmp_path):
@@ -171,7 +178,7 @@ def test_every_gadget_of_the_built_in_config_runs_as_the_unit_would_run_it(requi
     assert {key: settings.get(key) for key in EMULATED} == EMULATED
     caps = settings["CapabilityBoundingSet"].split()
     bounding = ",".join(["-all", *(f"+{cap.removeprefix('CAP_').lower()}" for cap in caps)])
-    wrapper = (need_binary("unshare"), "--mount", "sh", "-ec", READ_ONLY_BUT_TMP, "sandbox",
+    wrapper = (need_binary("unshare"), "--mount", "sh", "-ec", read_only_but_tmp([ROOT, VENV_BIN.parent]), "sandbox",
                need_binary("setpriv"), "--no-new-privs", f"--bounding-set={bounding}")
     ig = start_ig(None, "--host", log_dir=tmp_path, wrapper=wrapper)
     try:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 from pathlib import Path
@@ -24,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures.igrun import IG, free_port, start_command
-from tests.fixtures.requirements import missing
+from tests.fixtures.nobody import as_nobody
 from tests.fixtures.waiting import wait_until
 from tests.synthetic import synth  # noqa: F401  (fixture)
 
@@ -224,9 +223,8 @@ def run_to_exit(cmd: list[str], timeout: float = 120, **kw) -> subprocess.Comple
                           **kw)
 
 
-def as_nobody(*args: str) -> list[str]:
-    setpriv = shutil.which("setpriv") or missing("setpriv (util-linux) is not installed")
-    return [setpriv, "--reuid", "65534", "--regid", "65534", "--clear-groups", IG, *args]
+def ig_as_nobody(*args: str) -> list[str]:
+    return [*as_nobody(), IG, *args]
 
 
 @pytest.mark.parametrize("command", [
@@ -234,7 +232,7 @@ def as_nobody(*args: str) -> list[str]:
     ("trace", "exec", "--timeout", "5"),
 ], ids=["prometheus", "trace"])
 def test_without_root_ig_says_so_in_one_line(command):
-    result = run_to_exit(as_nobody(*command), timeout=60, cwd="/")   # before root was checked first,
+    result = run_to_exit(ig_as_nobody(*command), timeout=60, cwd="/")   # before root was checked first,
     # `ig prometheus` kept running with the snapshot gadget of the built-in config
     assert result.returncode == 1
     assert result.stdout == ""
@@ -242,7 +240,7 @@ def test_without_root_ig_says_so_in_one_line(command):
 
 
 def test_without_root_a_json_log_has_one_record():
-    result = run_to_exit(as_nobody("prometheus", "--log-format", "json"), timeout=60, cwd="/")
+    result = run_to_exit(ig_as_nobody("prometheus", "--log-format", "json"), timeout=60, cwd="/")
     assert result.returncode == 1
     lines = result.stderr.splitlines()
     assert len(lines) == 1 and result.stdout == "", result.stderr

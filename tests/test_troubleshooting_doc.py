@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures.igrun import free_port
+from tests.fixtures.nobody import as_nobody
 from tests.fixtures.requirements import missing
 from tests.synthetic import synth  # noqa: F401  (fixture)
 
@@ -56,10 +57,7 @@ def test_port_in_use():
 
 @pytest.fixture
 def nobody(require_bpf):
-    setpriv = shutil.which("setpriv")
-    if setpriv is None:
-        missing("setpriv (util-linux) is not installed")
-    return [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups"]
+    return as_nobody()
 
 
 def test_not_root(nobody):
