@@ -148,11 +148,12 @@ class GadgetRun:
                   extra={"gadget": self.label, "reason": self.failure})
 
     def _start_gadget(self) -> None:
-        self.gadget = self.spec.factory(GadgetContext(host=self.options.host, kernel=self.program))
+        self.threads = GadgetThreads(self.label)  # this instance's: a retry starts afresh
+        self.gadget = self.spec.factory(GadgetContext(host=self.options.host, kernel=self.program,
+                                                      threads=self.threads))
         self.stats = self.gadget.stats
         if isinstance(self.gadget, TraceGadget):
-            package = getattr(self.spec.factory, "__module__", "").split(".")[0]
-            self.threads.watch(lambda: self.gadget.start(self.sink), package)
+            self.gadget.start(self.sink)
         if isinstance(self.gadget, NetnsAware):
             # after start: the gadget can only watch a namespace once its program is loaded
             self._subscribed = True
@@ -162,6 +163,7 @@ class GadgetRun:
         """The program with the kernel metrics compiled in did not start (say a plugin's KernelField
         the compiler or the verifier refuses): start the gadget again with every metric in user
         space. False when that fails too (then the gadget itself is at fault)."""
+        self.threads.stopping = True   # the failed instance's threads end with its stop
         try:
             self._detach_gadget()
         except Exception:

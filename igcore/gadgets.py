@@ -11,12 +11,14 @@ import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Callable, Literal
+from typing import Any, Callable, Literal, TypeVar
 
 from .columns import Schema
+from .isolation import GadgetThreads
 
 Row = dict
 Sink = Callable[[list[Row]], None]
+T = TypeVar("T")
 
 
 class Category(str, Enum):
@@ -54,8 +56,20 @@ class GadgetContext:
     # (igcore.kernel.KernelProgram), or None: pass it to `compile_program(..., kernel=ctx.kernel)`,
     # which compiles them in at IG_EMIT (a reload hands over between two programs with the window).
     kernel: object = None
-    # Network namespaces to watch, for gadgets keyed by netns; the core's container collection
-    # calls `on_netns_added(path_or_fd)` of the gadget when a container appears.
+    # The gadget's threads: the core watches those started through `spawn` (docs/plugins.md, Your threads).
+    threads: GadgetThreads = field(default_factory=lambda: GadgetThreads("unnamed"), repr=False, compare=False)
+
+    def spawn(self, target: Callable[..., Any], *, name: str, args: tuple = ()) -> threading.Thread:
+        """Start `target(*args)` on a daemon thread of the gadget. If it raises, or returns before
+        the gadget's `stop()`, the gadget counts as failed (`thread_died`); a thread started any
+        other way is not watched."""
+        return self.threads.spawn(target, name=name, args=args)
+
+    def run_in_thread(self, call: Callable[[], T], *, name: str) -> T:
+        """`call()` on a short thread of its own, waited for: what it returns, or its exception
+        raised here. For work that changes what only its thread sees, such as entering a network
+        namespace; the caller's thread is left as it was."""
+        return self.threads.run_in_thread(call, name=name)
 
 
 class Gadget(ABC):

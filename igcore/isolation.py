@@ -6,18 +6,18 @@ gadget's schema (igcore.rowcheck), delivers the rows that fit, and never raises 
 gadget's thread: an exception from anything downstream is counted in `ig_loop_errors_total
 {component="sink"}` and the gadget keeps delivering.
 
-`GadgetThreads` records the threads a gadget started in `start()`. If one of them ends while the
-gadget should be running, the gadget counts as failed (`thread_died`): one log line names it (the
-excepthook installed here replaces Python's traceback for those threads) and `ig_gadget_running`
-shows 0 for it.
+`GadgetThreads` starts the threads a gadget runs beside its work (`GadgetContext.spawn`, the
+ring-buffer reader among them), so the core knows them without patching `threading`. If one of
+them raises or ends while the gadget should be running, the gadget counts as failed (`thread_died`):
+one log line names it, instead of Python's traceback, and `ig_gadget_running` shows 0 for it
+(docs/plugins.md, Your threads). Threads a gadget starts otherwise are not watched.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-import weakref
-from typing import Callable
+from typing import Any, Callable, TypeVar
 
 from .health import loop_errors
 from .rowcheck import RowChecker
@@ -26,9 +26,7 @@ __all__ = ["GadgetSink", "GadgetThreads"]
 
 log = logging.getLogger("igcore.gadgets")
 
-# Threads started by the core on a gadget's behalf (its ring-buffer reader): they belong to the
-# gadget that started them. The BPF compiler's thread, started by whichever compile comes first, does not.
-_CORE_THREAD_MODULES = ("igcore.bpf.transport.",)
+T = TypeVar("T")
 
 
 class GadgetSink:
@@ -49,105 +47,74 @@ class GadgetSink:
             loop_errors.record("sink", exc, gadget=self.gadget)
 
 
-def _owner_module(thread: threading.Thread) -> str:
-    """The module of the code a thread runs (its target, or its class when `run` is overridden).
-    `_target` is private to threading but stable since Python 2; it is read while the thread runs."""
-    target = getattr(thread, "_target", None)
-    if target is not None:
-        return getattr(target, "__module__", "") or ""
-    return type(thread).__module__
-
-
-# thread -> the GadgetThreads watching it, for the excepthook
-_watched: "weakref.WeakKeyDictionary[threading.Thread, GadgetThreads]" = weakref.WeakKeyDictionary()
-_watched_lock = threading.Lock()
-_previous_hook = threading.excepthook
-
-
-def _excepthook(args) -> None:
-    with _watched_lock:
-        owner = _watched.get(args.thread) if args.thread is not None else None
-    if owner is None:
-        _previous_hook(args)
-        return
-    owner.died(args.thread, args.exc_value)
-
-
-threading.excepthook = _excepthook
-
-# Gadgets start in parallel threads (igcore.startup), so "the threads that appeared during start()"
-# would mix theirs. Each thread notes who started it instead: a thread running a gadget's start()
-# collects the threads it starts, and those it starts meanwhile collect into the same list.
-_collecting: "dict[threading.Thread, list[threading.Thread]]" = {}
-_collecting_lock = threading.Lock()
-_thread_start = threading.Thread.start
-
-
-def _start_and_note(self: threading.Thread) -> None:
-    with _collecting_lock:
-        started = _collecting.get(threading.current_thread())
-        if started is not None:
-            started.append(self)
-            _collecting[self] = started
-    _thread_start(self)
-
-
-threading.Thread.start = _start_and_note
-
-
 class GadgetThreads:
-    """The threads one gadget started in `start()` (its own, or the core's transport for it)."""
+    """The threads of one gadget, started through `spawn` (its own, or the core's transport for it)."""
 
-    def __init__(self, gadget: str) -> None:
+    def __init__(self, gadget: str, report: bool = True) -> None:
         self.gadget = gadget
         self.threads: list[threading.Thread] = []
         self.stopping = False
-        self.death = ""  # how a thread of the gadget died (from the excepthook): the log's words, /readyz's reason
+        self.death = ""  # how a thread of the gadget died: the log's words, /readyz's reason
+        self.report = report  # False: the caller reports the death itself (ig trace ends with it)
         self._reported = False
         self._lock = threading.Lock()
 
-    def watch(self, start: Callable[[], None], package: str) -> None:
-        """Run `start()` and remember the threads it started (itself, or through threads it
-        started meanwhile) whose code is `package`'s or the core's transport. Threads that other
-        threads start meanwhile (scrapes, another gadget's start) are not the gadget's."""
-        me = threading.current_thread()
-        started: list[threading.Thread] = []
-        with _collecting_lock:
-            _collecting[me] = started
-        try:
-            start()
-        finally:
-            with _collecting_lock:
-                for thread in (me, *started):
-                    _collecting.pop(thread, None)
-            prefixes = (package + ".", *_CORE_THREAD_MODULES)
-            mine = [t for t in started if t.is_alive() and (_owner_module(t) + ".").startswith(prefixes)]
-            self.threads = mine
-            with _watched_lock:
-                for thread in mine:
-                    _watched[thread] = self
+    def spawn(self, target: Callable[..., Any], *, name: str, args: tuple = ()) -> threading.Thread:
+        """Start `target(*args)` on a daemon thread of the gadget, watched until the gadget stops."""
+        thread = threading.Thread(target=self._run, args=(target, args), name=name, daemon=True)
+        with self._lock:
+            self.threads.append(thread)
+        thread.start()
+        return thread
 
-    def died(self, thread: threading.Thread, exc: BaseException | None) -> None:
-        """From the excepthook: one line naming the gadget instead of a traceback."""
+    def _run(self, target: Callable[..., Any], args: tuple) -> None:
+        try:
+            target(*args)
+        except BaseException as exc:  # SystemExit too: Python's own hook would drop it silently
+            self.died(threading.current_thread(), exc)
+
+    @staticmethod
+    def run_in_thread(call: Callable[[], T], *, name: str) -> T:
+        """`call()` on a short thread of its own, waited for: its result, or its exception raised
+        here. For work that changes what only its thread sees (entering a network namespace)."""
+        outcome: dict[str, Any] = {}
+
+        def work() -> None:
+            try:
+                outcome["value"] = call()
+            except BaseException as exc:  # handed to the caller
+                outcome["error"] = exc
+
+        thread = threading.Thread(target=work, name=name, daemon=True)
+        thread.start()
+        thread.join()
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome["value"]
+
+    def died(self, thread: threading.Thread, exc: BaseException) -> None:
+        """A thread of the gadget raised: one line naming the gadget instead of a traceback."""
         if self.stopping:
             return
         with self._lock:
             first, self._reported = not self._reported, True
             if first:
                 self.death = f"its thread {thread.name!r} died: {type(exc).__name__}: {exc}"
-        if first:
+        if first and self.report:
             log.error("gadget %s: %s; the gadget is not running any more (ig_gadget_running 0), the other "
                       "gadgets keep running", self.gadget, self.death,
-                      exc_info=(type(exc), exc, exc.__traceback__) if log.isEnabledFor(logging.DEBUG) and exc else None,
+                      exc_info=(type(exc), exc, exc.__traceback__) if log.isEnabledFor(logging.DEBUG) else None,
                       extra={"gadget": self.gadget, "reason": "thread_died"})
 
     def dead(self) -> bool:
         """True when a thread of the gadget ended while it should be running (reported once)."""
-        if self.stopping or not any(not t.is_alive() for t in self.threads):
+        with self._lock:
+            ended = any(not t.is_alive() for t in self.threads)
+        if self.stopping or not ended:
             return False
         with self._lock:
             first, self._reported = not self._reported, True
-        if first:  # ended without an exception: the excepthook said nothing
+        if first and self.report:  # ended without an exception: `died` said nothing
             log.error("gadget %s: its thread ended while the gadget runs; the gadget is not running "
                       "any more (ig_gadget_running 0), the other gadgets keep running", self.gadget,
                       extra={"gadget": self.gadget, "reason": "thread_died"})

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from igcore.bpf.memory import clean_compiler_mappings, release_compiler_memory
+from igcore.gadgets import GadgetContext
 from igcore.isolation import GadgetThreads
 from igcore.startup import start_all
 from tests.fixtures.requirements import require_bpf  # noqa: F401  (fixture)
@@ -48,28 +49,27 @@ def test_start_all_runs_every_start_at_once_and_returns_when_all_have():
 
 
 def _reader() -> None:
-    threading.Event().wait(0.5)  # a gadget's thread, alive while the watch looks
+    threading.Event().wait(0.5)  # a gadget's thread, alive while the test looks
 
 
-def test_each_gadget_keeps_only_the_threads_its_own_start_started():
-    """Two starts inside watch() at once, each starting a thread of the same package: the old
-    "threads that appeared during start()" gave each gadget both threads."""
+def test_each_gadget_keeps_only_the_threads_it_spawned():
+    """Two starts at once, each spawning a thread through its own context while the other's start
+    runs too: each gadget's threads are its own, whatever else starts threads meanwhile."""
     barrier = threading.Barrier(2, timeout=BARRIER_SECONDS)
-    watches = {name: GadgetThreads(f"trace {name}") for name in ("a", "b")}
+    contexts = {name: GadgetContext(threads=GadgetThreads(f"trace {name}")) for name in ("a", "b")}
     threads: dict[str, threading.Thread] = {}
 
     def start(name: str) -> None:
-        threads[name] = threading.Thread(target=_reader, name=f"reader-{name}", daemon=True)
-        threads[name].start()
+        threads[name] = contexts[name].spawn(_reader, name=f"reader-{name}")
         barrier.wait()  # both gadgets have started their thread and are still inside start()
 
-    runners = [threading.Thread(target=watches[n].watch, args=(lambda n=n: start(n), "tests")) for n in watches]
+    runners = [threading.Thread(target=start, args=(n,)) for n in contexts]
     for t in runners:
         t.start()
     for t in runners:
         t.join()
-    assert watches["a"].threads == [threads["a"]]
-    assert watches["b"].threads == [threads["b"]]
+    assert contexts["a"].threads.threads == [threads["a"]]
+    assert contexts["b"].threads.threads == [threads["b"]]
 
 
 def test_gadgets_whose_start_blocks_start_together_in_ig(run_ig, synth, bad):  # noqa: F811

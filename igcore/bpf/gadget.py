@@ -49,7 +49,7 @@ class RingBufferGadget(TraceGadget):
         text = resources.files(package).joinpath(self.program).read_text()
         self.bpf = compile_program(text, self.cflags(), name=name, kernel=self.ctx.kernel)
         self.transport = RingBufferTransport(self.bpf, self.decode, self.stats)
-        self.transport.start(sink, name=f"ig-gadget-{name}")
+        self.transport.start(sink, name=f"ig-gadget-{name}", spawn=self.ctx.spawn)
 
     def stop(self) -> None:
         if self.transport is not None:

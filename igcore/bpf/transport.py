@@ -21,6 +21,8 @@ include_dir = str(Path(__file__).resolve().parent)
 
 # A decoder turns the raw bytes of one event into a row, or None to skip it.
 Decoder = Callable[[ctypes.c_void_p, int], Row | None]
+# GadgetContext.spawn: starts a thread the gadget owns.
+Spawn = Callable[..., threading.Thread]
 
 
 class BpfUnavailable(RuntimeFailure):
@@ -143,13 +145,18 @@ class RingBufferTransport:
             self._batch.append(row)
         return 0
 
-    def start(self, sink: Sink, name: str = "ig-transport") -> None:
+    def start(self, sink: Sink, name: str = "ig-transport", spawn: Spawn | None = None) -> None:
+        """`spawn`: the gadget context's, so that the reader is one of the gadget's watched threads
+        (docs/plugins.md, Your threads); without it (the core's own cgroup watch) nothing watches it."""
         self._sink = sink
         # The core's sink carries the gadget's name; a plain callable (a test's) is named by the thread.
         self._gadget = getattr(sink, "gadget", name)
         self.bpf[b"ig_events"].open_ring_buffer(self._on_event)
-        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
-        self._thread.start()
+        if spawn is None:
+            self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
+            self._thread.start()
+        else:
+            self._thread = spawn(self._loop, name=name)
 
     def _flush(self) -> None:
         if self._batch:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ctypes
 import os
 import socket
-import threading
+from typing import Callable
 
 CLONE_NEWNET = 0x40000000
 ETH_P_ALL = 0x0003
@@ -20,30 +20,26 @@ def _setns(fd: int) -> None:
         raise OSError(err, os.strerror(err))
 
 
-def packet_socket(path: str, prog_fd: int) -> socket.socket:
+def packet_socket(path: str, prog_fd: int, run_in_thread: Callable) -> socket.socket:
     """A raw packet socket in the namespace at `path`, with the filter attached.
 
-    The namespace is per thread, so a short-lived thread enters it, opens the socket (which stays
-    in that namespace for good) and ends; the caller's thread never changes namespace.
+    The namespace is per thread, so a short-lived thread (`GadgetContext.run_in_thread`) enters it,
+    opens the socket (which stays in that namespace for good) and ends; the caller's thread never
+    changes namespace.
     """
-    result: dict = {}
 
-    def work() -> None:
+    def work() -> socket.socket:
+        target = os.open(path, os.O_RDONLY)
         try:
-            target = os.open(path, os.O_RDONLY)
-            try:
-                _setns(target)
-            finally:
-                os.close(target)
-            sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+            _setns(target)
+        finally:
+            os.close(target)
+        sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+        try:
             sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_BPF, prog_fd)
-            result["value"] = sock
-        except OSError as exc:
-            result["error"] = exc
+        except OSError:
+            sock.close()
+            raise
+        return sock
 
-    thread = threading.Thread(target=work, name="ig-dns-setns")
-    thread.start()
-    thread.join()
-    if "error" in result:
-        raise result["error"]
-    return result["value"]
+    return run_in_thread(work, name="ig-dns-setns")

@@ -105,7 +105,7 @@ class DnsGadget(TraceGadget, NetnsAware):
             self._bpf[b"dns_netns"][ctypes.c_uint32(slot)] = ctypes.c_uint64(netns)
             fd = load_with_slot(self._bpf, b"ig_dns_filter", slot)
             try:
-                sock = packet_socket(path, fd)
+                sock = packet_socket(path, fd, self.ctx.run_in_thread)
             except OSError:
                 os.close(fd)
                 self._users.pop(netns, None)
@@ -134,7 +134,7 @@ class DnsGadget(TraceGadget, NetnsAware):
         self._bpf = compile_program(text, cflags, name="dns", kernel=self.ctx.kernel)
         self.stats.extra.attach(self._bpf)
         self._transport = RingBufferTransport(self._bpf, self._decode, self.stats)
-        self._transport.start(sink, name="ig-dns")
+        self._transport.start(sink, name="ig-dns", spawn=self.ctx.spawn)
         # ig runs in the host namespace: watch its own, whatever containers come and go
         self._own_netns = os.stat("/proc/self/ns/net").st_ino
         self.add_netns(self._own_netns, "/proc/self/ns/net")

@@ -101,8 +101,7 @@ class MisbehavingTrace(TraceGadget):
         gate = os.environ.get("IG_MISBEHAVING_START_GATE")
         while gate and not os.path.exists(gate):
             time.sleep(0.02)
-        self._thread = threading.Thread(target=self._tail, args=(sink,), name="misbehaving-reader", daemon=True)
-        self._thread.start()
+        self._thread = self.ctx.spawn(self._tail, name="misbehaving-reader", args=(sink,))
         if os.environ.get("IG_MISBEHAVING_START") == "raise":
             raise RuntimeError("start failure requested by IG_MISBEHAVING_START=raise")
         if os.environ.get("IG_MISBEHAVING_START") == "exit":

@@ -39,8 +39,7 @@ class SynthTrace(TraceGadget):
         self._thread: threading.Thread | None = None
 
     def start(self, sink) -> None:
-        self._thread = threading.Thread(target=self._tail, args=(sink,), daemon=True)
-        self._thread.start()
+        self._thread = self.ctx.spawn(self._tail, name="synth-reader", args=(sink,))
 
     def _tail(self, sink) -> None:
         defaults = TRACE_SCHEMA.defaults()
