@@ -47,14 +47,28 @@ class Column:
     aliases: tuple[str, ...] = ()
     # Set when the gadget's BPF program knows the value where it emits (see KernelField).
     kernel: KernelField | None = None
+    # How `ig trace` and `ig snapshot` show it (docs/plugins.md, Schema): its usual width in
+    # characters (None: by its kind), and whether it is left out unless `--columns` names it.
+    width: int | None = None
+    hidden: bool = False
+
+    def __post_init__(self) -> None:
+        if self.width is not None and (type(self.width) is not int or not 1 <= self.width <= MAX_WIDTH):
+            raise ValueError(f"column {self.name!r}: width must be an int from 1 to {MAX_WIDTH}, not {self.width!r}")
+        if type(self.hidden) is not bool:
+            raise ValueError(f"column {self.name!r}: hidden must be True or False, not {self.hidden!r}")
+
+
+# The widest a column may ask to be shown (a terminal's line is rarely longer).
+MAX_WIDTH = 200
 
 
 # Every gadget carries these (DESIGN section 4); enrichment fills them.
 CONTAINER_COLUMNS: tuple[Column, ...] = (
     Column("k8s.node", Kind.STR, "Kubernetes node name"),
-    Column("k8s.namespace", Kind.STR, "Kubernetes namespace of the pod"),
-    Column("k8s.pod", Kind.STR, "Kubernetes pod name"),
-    Column("k8s.container", Kind.STR, "Kubernetes container name, else the runtime's container name"),
+    Column("k8s.namespace", Kind.STR, "Kubernetes namespace of the pod", width=16),
+    Column("k8s.pod", Kind.STR, "Kubernetes pod name", width=24),
+    Column("k8s.container", Kind.STR, "Kubernetes container name, else the runtime's container name", width=20),
     Column("runtime.runtimeName", Kind.STR, "container runtime (docker, containerd, cri-o, runc)"),
     Column("runtime.containerId", Kind.STR, "container id"),
     Column("runtime.containerName", Kind.STR, "container name as the runtime knows it"),

@@ -19,9 +19,6 @@ from .livetable import Layout, layout, one_line
 from .plugins import load_catalog
 from .supervisor import Abandoned, Supervisor
 
-# Columns that are noise in a terminal by default; `--columns` can still ask for them.
-_HIDDEN_BY_DEFAULT = {"timestamp", "cgroup_id", "mntns", "netns"}
-
 
 def _spec(category: Category, name: str) -> GadgetSpec:
     catalog = load_catalog()
@@ -34,7 +31,8 @@ def _spec(category: Category, name: str) -> GadgetSpec:
 
 def _columns(spec: GadgetSpec, wanted: str | None) -> list[str]:
     if not wanted:
-        own = [c.name for c in spec.columns if c.name not in CONTAINER_COLUMN_NAMES and c.name not in _HIDDEN_BY_DEFAULT]
+        # Column.hidden: noise in a terminal (a raw id, a timestamp); `--columns` can still ask for it.
+        own = [c.name for c in spec.columns if c.name not in CONTAINER_COLUMN_NAMES and not c.hidden]
         own.sort(key=lambda name: name == "args")   # the long one last: it may run past the line
         return ["k8s.container", *own]
     chosen = []
@@ -68,7 +66,7 @@ def _check_output(output: str) -> None:
 def _layout(spec: GadgetSpec, columns: list[str], output: str, console: Console, borders: int = 0) -> Layout:
     """The table's layout for the terminal's width (`wide`: any width)."""
     width = None if output == "wide" else max(console.width - borders, 1)
-    return layout([(c, spec.columns.get(c).kind.value) for c in columns], width)
+    return layout([spec.columns.get(c) for c in columns], width)
 
 
 def _note(notes: Console, text: str, style: str = "dim", level: int = logging.INFO) -> None:

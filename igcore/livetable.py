@@ -12,13 +12,13 @@ from dataclasses import dataclass, field
 
 from rich.cells import cell_len, set_cell_size
 
+from .columns import Column
+
 GAP = "  "
 ELLIPSIS = "…"
 
-# Widths by kind, and wider ones for columns that usually hold long text; a header is never cut.
+# Widths by kind, for a column that declares none (Column.width: wider ones for long text); a header is never cut.
 _BY_KIND = {"str": 16, "int": 7, "uint": 10, "float": 10, "bool": 5}
-_WIDE = {"k8s.container": 20, "k8s.pod": 24, "k8s.namespace": 16, "name": 28, "addresses": 24,
-         "src.addr": 24, "dst.addr": 24, "srcIP": 24, "dstIP": 24, "path": 32, "args": 48}
 _TEXT_FLOOR = 10    # a text column narrows to this (or its header), no further
 _REST_FLOOR = 24    # the last text column (args) takes what is left: this at least, if its usual width is more
 
@@ -54,16 +54,17 @@ def one_line(value: str) -> str:
     return value if value.isprintable() else "".join(c if c.isprintable() else " " for c in value)
 
 
-def _natural(name: str, kind: str) -> int:
-    return max(len(name), _WIDE.get(name) or _BY_KIND[kind])
+# A shown column: (name, kind, its natural width: the column's, or its kind's, and never less than its name).
+_Shown = tuple[str, str, int]
 
 
-def layout(columns: list[tuple[str, str]], width: int | None) -> Layout:
-    """`columns`: (name, kind) in the order shown; `width`: the terminal's, or None for `-o wide`."""
-    names = [n for n, _ in columns]
+def layout(columns: list[Column], width: int | None) -> Layout:
+    """`columns`: in the order shown; `width`: the terminal's, or None for `-o wide`."""
+    names = [c.name for c in columns]
+    shown: list[_Shown] = [(c.name, c.kind.value, max(len(c.name), c.width or _BY_KIND[c.kind.value]))
+                           for c in columns]
     if width is None:
-        return Layout(names, [_natural(n, k) for n, k in columns], rest=False, wide=True)
-    shown = list(columns)
+        return Layout(names, [natural for _, _, natural in shown], rest=False, wide=True)
     left_out: list[str] = []
     while True:
         fitted = _fit(shown, width)
@@ -73,17 +74,17 @@ def layout(columns: list[tuple[str, str]], width: int | None) -> Layout:
     if fitted is None:   # one column wider than the terminal: it is cut at the edge
         fitted = [width]
     left_out.sort(key=names.index)
-    return Layout([n for n, _ in shown], fitted, rest=shown[-1][1] == "str", left_out=left_out)
+    return Layout([n for n, _, _ in shown], fitted, rest=shown[-1][1] == "str", left_out=left_out)
 
 
-def _fit(columns: list[tuple[str, str]], width: int) -> list[int] | None:
+def _fit(columns: list[_Shown], width: int) -> list[int] | None:
     """Widths that fit `width`, narrowing text columns as far as their floors, or None."""
     rest = columns[-1][1] == "str"
     fixed = columns[:-1] if rest else columns
-    widths = [_natural(n, k) for n, k in fixed]
-    floors = [max(len(n), _TEXT_FLOOR) if k == "str" else w for (n, k), w in zip(fixed, widths)]
+    widths = [natural for _, _, natural in fixed]
+    floors = [max(len(n), _TEXT_FLOOR) if k == "str" else w for (n, k, _), w in zip(fixed, widths)]
     room = width - len(GAP) * (len(columns) - 1)
-    need = max(len(columns[-1][0]), min(_natural(*columns[-1]), _REST_FLOOR)) if rest else 0
+    need = max(len(columns[-1][0]), min(columns[-1][2], _REST_FLOOR)) if rest else 0
     excess = sum(widths) + need - room
     while excess > 0:
         slack = [w - f for w, f in zip(widths, floors)]
@@ -97,7 +98,7 @@ def _fit(columns: list[tuple[str, str]], width: int) -> list[int] | None:
     return widths
 
 
-def _next_to_leave_out(columns: list[tuple[str, str]]) -> int:
+def _next_to_leave_out(columns: list[_Shown]) -> int:
     """Numbers go first, from the right; then text, the usually short first (names, addresses and
     paths say most); the first column (the container) and a last text column (args) stay longest."""
     last = len(columns) - 1 if columns[-1][1] == "str" else len(columns)
@@ -105,4 +106,4 @@ def _next_to_leave_out(columns: list[tuple[str, str]]) -> int:
     numbers = [i for i in candidates if columns[i][1] != "str"]
     if numbers:
         return numbers[-1]
-    return min(reversed(candidates), key=lambda i: _natural(*columns[i]))
+    return min(reversed(candidates), key=lambda i: columns[i][2])

@@ -32,10 +32,10 @@ SCHEMA = Schema.with_container_columns([
                            "empty otherwise"),
     Column("retval", Kind.INT, "0 on success, else the negative errno (-98: address in use, -13: permission denied)",
            aliases=("ret",)),
-    Column("timestamp", Kind.INT, "when bind() returned, in ns since the Unix epoch"),
-    Column("cgroup_id", Kind.UINT, "cgroup v2 id of the caller"),
+    Column("timestamp", Kind.INT, "when bind() returned, in ns since the Unix epoch", hidden=True),
+    Column("cgroup_id", Kind.UINT, "cgroup v2 id of the caller", hidden=True),
     Column("mntns", Kind.UINT, "mount namespace inode, read from /proc/<pid>/ns/mnt when the row is decoded; "
-                               "0 if the process has already exited"),
+                               "0 if the process has already exited", hidden=True),
 ])
 
 # struct bind_event in bind.bpf.c.

@@ -32,13 +32,14 @@ SCHEMA = Schema.with_container_columns([
     Column("comm", Kind.STR, "command: the new program's on success, the caller's on failure",
            kernel=KernelField("ev->comm", "char[16]")),
     Column("args", Kind.STR, f"first {MAXARGS} arguments joined with spaces, each cut at {ARGSIZE - 1} bytes; "
-                             "' ...' ends the list when there were more"),
+                             "' ...' ends the list when there were more", width=48),
     Column("retval", Kind.INT, "0 on success, else the negative errno (-2: no such file)", aliases=("ret",),
            kernel=KernelField("ev->retval", "s32")),
-    Column("timestamp", Kind.INT, "when the exec returned, in ns since the Unix epoch"),
-    Column("cgroup_id", Kind.UINT, "cgroup v2 id of the process", kernel=KernelField("ev->cgroup_id", "u64")),
+    Column("timestamp", Kind.INT, "when the exec returned, in ns since the Unix epoch", hidden=True),
+    Column("cgroup_id", Kind.UINT, "cgroup v2 id of the process", kernel=KernelField("ev->cgroup_id", "u64"),
+           hidden=True),
     Column("mntns", Kind.UINT, "mount namespace inode, read from /proc/<pid>/ns/mnt when the row is decoded; "
-                               "0 if the process has already exited"),
+                               "0 if the process has already exited", hidden=True),
 ])
 
 # struct exec_event in exec.bpf.c, up to its args.

@@ -28,8 +28,8 @@ SCHEMA = Schema.with_container_columns([
     Column("tpid", Kind.INT, "process id whose allocation triggered the OOM killer (the victim itself, "
                              "another process, in a container or not)"),
     Column("tcomm", Kind.STR, "command of that process"),
-    Column("timestamp", Kind.INT, "when the victim was chosen, in ns since the Unix epoch"),
-    Column("cgroup_id", Kind.UINT, "cgroup v2 id of the victim (the container columns are the victim's)"),
+    Column("timestamp", Kind.INT, "when the victim was chosen, in ns since the Unix epoch", hidden=True),
+    Column("cgroup_id", Kind.UINT, "cgroup v2 id of the victim (the container columns are the victim's)", hidden=True),
 ])
 
 # struct oomkill_event in oomkill.bpf.c.

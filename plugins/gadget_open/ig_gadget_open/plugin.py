@@ -33,7 +33,7 @@ SCHEMA = Schema.with_container_columns([
     Column("comm", Kind.STR, "command of the process"),
     Column("syscall", Kind.STR, "open, openat or openat2 (empty when the call began before the gadget)"),
     Column("path", Kind.STR, f"path as the process passed it (relative ones too), read from its memory when the "
-                             f"call returns; cut at {PATHSIZE - 1} bytes"),
+                             f"call returns; cut at {PATHSIZE - 1} bytes", width=32),
     Column("flags", Kind.STR, "open flags by name, O_WRONLY|O_CREAT|O_TRUNC; unnamed bits end it in hex"),
     Column("flagsRaw", Kind.INT, "open flags as a number"),
     Column("mode", Kind.STR, "mode as passed, -rw-r--r-- (used by the kernel only with O_CREAT or O_TMPFILE)"),
@@ -42,10 +42,10 @@ SCHEMA = Schema.with_container_columns([
     Column("err", Kind.INT, "errno on failure (2: no such file), else 0"),
     Column("retval", Kind.INT, "what the syscall returned: the fd, or the negative errno (-2: no such file)",
            aliases=("ret",)),
-    Column("timestamp", Kind.INT, "when the open returned, in ns since the Unix epoch"),
-    Column("cgroup_id", Kind.UINT, "cgroup v2 id of the process"),
+    Column("timestamp", Kind.INT, "when the open returned, in ns since the Unix epoch", hidden=True),
+    Column("cgroup_id", Kind.UINT, "cgroup v2 id of the process", hidden=True),
     Column("mntns", Kind.UINT, "mount namespace inode, read from /proc/<pid>/ns/mnt when the process is first "
-                               "seen; 0 if it has already exited"),
+                               "seen; 0 if it has already exited", hidden=True),
 ])
 
 # struct open_event in open.bpf.c, up to its path.

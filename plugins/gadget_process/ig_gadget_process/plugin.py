@@ -13,8 +13,8 @@ SCHEMA = Schema.with_container_columns([
     Column("gid", Kind.INT, "real group id"),
     Column("comm", Kind.STR, "command name"),
     Column("threads", Kind.INT, "number of threads"),
-    Column("cgroup_id", Kind.UINT, "cgroup v2 id (inode of the process's cgroup directory)"),
-    Column("mntns", Kind.UINT, "mount namespace inode"),
+    Column("cgroup_id", Kind.UINT, "cgroup v2 id (inode of the process's cgroup directory)", hidden=True),
+    Column("mntns", Kind.UINT, "mount namespace inode", hidden=True),
 ])
 
 

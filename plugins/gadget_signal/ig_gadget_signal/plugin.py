@@ -47,10 +47,11 @@ SCHEMA = Schema.with_container_columns([
                                "overflow_fail, lose_info; empty for a failed call"),
     Column("retval", Kind.INT, "0 for a generated signal; for a kill-family syscall that failed without generating "
                                "one, the negative errno (-3: no such process, -1: not permitted)", aliases=("ret",)),
-    Column("timestamp", Kind.INT, "when the signal was generated (or the call failed), in ns since the Unix epoch"),
-    Column("cgroup_id", Kind.UINT, "cgroup v2 id of the sender"),
+    Column("timestamp", Kind.INT, "when the signal was generated (or the call failed), in ns since the Unix epoch",
+           hidden=True),
+    Column("cgroup_id", Kind.UINT, "cgroup v2 id of the sender", hidden=True),
     Column("mntns", Kind.UINT, "mount namespace inode of the sender, read from /proc/<pid>/ns/mnt when the row is "
-                               "decoded; 0 if it has already exited"),
+                               "decoded; 0 if it has already exited", hidden=True),
 ])
 
 # struct signal_event in signal.bpf.c.

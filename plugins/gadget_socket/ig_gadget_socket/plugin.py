@@ -17,12 +17,12 @@ VANISHED = (FileNotFoundError, ProcessLookupError, PermissionError)
 SCHEMA = Schema.with_container_columns([
     Column("protocol", Kind.STR, "TCP or UDP"),
     Column("status", Kind.STR, "TCP state (LISTEN, ESTABLISHED, CLOSE_WAIT, ...); UDP: ACTIVE (connected) or INACTIVE"),
-    Column("src.addr", Kind.STR, "local address (IPv6 in compressed form; IPv4-mapped IPv6 shown as IPv4)"),
+    Column("src.addr", Kind.STR, "local address (IPv6 in compressed form; IPv4-mapped IPv6 shown as IPv4)", width=24),
     Column("src.port", Kind.INT, "local port"),
-    Column("dst.addr", Kind.STR, "remote address (as src.addr)"),
+    Column("dst.addr", Kind.STR, "remote address (as src.addr)", width=24),
     Column("dst.port", Kind.INT, "remote port"),
     Column("inode", Kind.UINT, "socket inode"),
-    Column("netns", Kind.UINT, "network namespace inode"),
+    Column("netns", Kind.UINT, "network namespace inode", hidden=True),
 ])
 
 

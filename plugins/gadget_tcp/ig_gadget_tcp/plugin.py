@@ -43,10 +43,10 @@ SCHEMA = Schema.with_container_columns([
     Column("retval", Kind.INT, "connect: 0, or the negative errno (-115: in progress, for a non-blocking socket; "
                                "-111: refused); accept: the new file descriptor; close: 0",
            aliases=("ret",)),
-    Column("timestamp", Kind.INT, "when the event was seen, in ns since the Unix epoch"),
-    Column("cgroup_id", Kind.UINT, "cgroup v2 id of the process"),
+    Column("timestamp", Kind.INT, "when the event was seen, in ns since the Unix epoch", hidden=True),
+    Column("cgroup_id", Kind.UINT, "cgroup v2 id of the process", hidden=True),
     Column("mntns", Kind.UINT, "mount namespace inode, read from /proc/<pid>/ns/mnt when the row is decoded; "
-                               "0 if the process has already exited"),
+                               "0 if the process has already exited", hidden=True),
 ])
 
 # struct tcp_event in tcp.bpf.c.

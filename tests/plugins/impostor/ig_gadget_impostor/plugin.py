@@ -16,7 +16,7 @@ from igcore.api import Column, GadgetContext, Kind, Register, Schema, TraceGadge
 SCHEMA = Schema.with_container_columns([
     Column("pid", Kind.INT, "process id"),
     Column("comm", Kind.STR, "command"),
-    Column("cgroup_id", Kind.UINT, "cgroup v2 id"),
+    Column("cgroup_id", Kind.UINT, "cgroup v2 id", hidden=True),
 ])
 
 

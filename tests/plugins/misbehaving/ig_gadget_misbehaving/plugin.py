@@ -51,12 +51,12 @@ TRACE_SCHEMA = Schema.with_container_columns([
     Column("pid", Kind.INT, "an int column"),
     Column("uid", Kind.UINT, "a uint column (a label in the tests)"),
     Column("ratio", Kind.FLOAT, "a float column (a counter's field in the tests)"),
-    Column("cgroup_id", Kind.UINT, "the container key"),
+    Column("cgroup_id", Kind.UINT, "the container key", hidden=True),
 ])
 SNAPSHOT_SCHEMA = Schema.with_container_columns([
     Column("comm", Kind.STR, "a str column"),
     Column("size", Kind.INT, "an int column (a gauge's field and a selector's in the tests)"),
-    Column("cgroup_id", Kind.UINT, "the container key"),
+    Column("cgroup_id", Kind.UINT, "the container key", hidden=True),
 ])
 
 
@@ -155,7 +155,7 @@ class MisbehavingSnapshot(SnapshotGadget):
 
 KERNEL_SCHEMA = Schema.with_container_columns([
     Column("comm", Kind.STR, "the new program's name", kernel=KernelField("e->comm", "char[16]")),
-    Column("cgroup_id", Kind.UINT, "the container key", kernel=KernelField("e->cgroup_id", "u64")),
+    Column("cgroup_id", Kind.UINT, "the container key", kernel=KernelField("e->cgroup_id", "u64"), hidden=True),
     Column("broken", Kind.INT, "declared in the kernel with an expression that does not compile",
            kernel=KernelField("e->no_such_field", "u32")),
 ])

@@ -21,13 +21,13 @@ TRACE_SCHEMA = Schema.with_container_columns([
     Column("latency", Kind.INT, "latency in ns"),
     Column("ratio", Kind.FLOAT, "a float"),
     Column("ok", Kind.BOOL, "a boolean"),
-    Column("cgroup_id", Kind.UINT, "cgroup v2 id"),
+    Column("cgroup_id", Kind.UINT, "cgroup v2 id", hidden=True),
 ])
 SNAPSHOT_SCHEMA = Schema.with_container_columns([
     Column("pid", Kind.INT, "process id"),
     Column("comm", Kind.STR, "command"),
     Column("size", Kind.INT, "a size"),
-    Column("cgroup_id", Kind.UINT, "cgroup v2 id"),
+    Column("cgroup_id", Kind.UINT, "cgroup v2 id", hidden=True),
 ])
 
 
