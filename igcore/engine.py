@@ -14,11 +14,12 @@ import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Callable
 
 from .config import BoundMetric, Config
 from .containers import ContainerCollection, Enricher, RuntimeOptions
 from .enginestatus import RUNNING, EngineStatus, GadgetState
-from .errors import RuntimeFailure, describe
+from .errors import ConfigError, IgError, RuntimeFailure, describe
 from .gadgets import Category, GadgetContext, GadgetSpec, GadgetStats, NetnsAware, TraceGadget
 from .handover import hand_over
 from .health import loop_errors
@@ -60,11 +61,14 @@ class GadgetRun:
     """
 
     def __init__(self, spec: GadgetSpec, containers: ContainerCollection, options: EngineOptions,
-                 aggregators: dict[BoundMetric, object] | None = None, start_counting: bool = True) -> None:
+                 aggregators: dict[BoundMetric, object] | None = None, start_counting: bool = True,
+                 rows_to: Callable[[list[dict]], None] | None = None, report_deaths: bool = True) -> None:
         """`aggregators`: the metrics the run is made for; those in the kernel are compiled into its
         program (a different set needs another run). `start_counting` False: the program counts
         and sends nothing until a reload's hand-over gives it a start (a run that replaces a
-        counting one, igcore.handover)."""
+        counting one, igcore.handover). `rows_to`: where the checked, enriched rows go instead of
+        the metrics (the live view's printer). `report_deaths` False: the caller reports a thread
+        of the gadget that died (`running` turns False) in its own words."""
         self.spec = spec
         self.label = f"{spec.category.value} {spec.name}"  # names the gadget in logs
         self.options = options
@@ -79,9 +83,11 @@ class GadgetRun:
         self._trace_targets: tuple = ()
         self.bad_rows = BadRows(self.label)
         self._check = RowChecker(spec.columns, self.bad_rows)
-        self.enricher = Enricher(containers, spec.container_key, options.host, self._dispatch, gadget=self.label)
+        self.enricher = Enricher(containers, spec.container_key, options.host, rows_to or self._dispatch,
+                                 gadget=self.label)
         self.sink = GadgetSink(self.label, self._check, self.enricher)
-        self.threads = GadgetThreads(self.label)
+        self._report_deaths = report_deaths
+        self.threads = GadgetThreads(self.label, self._report_deaths)
         self.snapshots: SnapshotCache | None = None
         if spec.category is Category.SNAPSHOT:
             self.snapshots = SnapshotCache(self._take_snapshot, options.snapshot_min_interval,
@@ -105,6 +111,10 @@ class GadgetRun:
                 aggregator.ingest(rows)
             except Exception as exc:
                 loop_errors.record("aggregate", exc, gadget=self.label)
+
+    def take_snapshot(self) -> list[dict]:
+        """The snapshot gadget's rows now, checked and enriched (a scrape takes them through `snapshots`)."""
+        return self._take_snapshot()
 
     def _take_snapshot(self) -> list[dict]:
         return self.enricher.enrich_now(self._check(list(self.gadget.snapshot())))
@@ -147,8 +157,14 @@ class GadgetRun:
                   exc_info=(type(exc), exc, exc.__traceback__) if exc and log.isEnabledFor(logging.DEBUG) else None,
                   extra={"gadget": self.label, "reason": self.failure})
 
+    def start_error(self) -> IgError:
+        """A failed start as one error for a command that ends with it: a config error stays one."""
+        kind = ConfigError if isinstance(self._start_error, ConfigError) else RuntimeFailure
+        return kind(f"gadget {self.label} failed to start: {self.failure_message}").naming(
+            gadget=self.label, reason=self.failure)
+
     def _start_gadget(self) -> None:
-        self.threads = GadgetThreads(self.label)  # this instance's: a retry starts afresh
+        self.threads = GadgetThreads(self.label, self._report_deaths)  # this instance's: a retry starts afresh
         self.gadget = self.spec.factory(GadgetContext(host=self.options.host, kernel=self.program,
                                                       threads=self.threads))
         self.stats = self.gadget.stats

@@ -6,6 +6,7 @@ import json
 import textwrap
 import logging
 import threading
+import time
 
 from rich.console import Console
 from rich.table import Table
@@ -14,7 +15,7 @@ from rich.text import Text
 from . import logs, signals
 from .columns import CONTAINER_COLUMN_NAMES
 from .errors import ConfigError, IgError, RuntimeFailure, describe
-from .gadgets import Category, GadgetContext, GadgetSpec, NetnsAware
+from .gadgets import Category, GadgetSpec
 from .livetable import Layout, layout, one_line
 from .plugins import load_catalog
 from .supervisor import Abandoned, Supervisor
@@ -115,9 +116,43 @@ def _empty_hint(console: Console, host: bool, what: str) -> None:
         _note(console, f"no {what} from containers; add --host to include host processes")
 
 
-def run_trace(name, filters, output, columns, host, timeout, runtime_options, console: Console) -> None:
-    from .containers import ContainerCollection, Enricher
+def _live_run(spec: GadgetSpec, host: bool, runtime_options, **kwargs):
+    """The gadget run `ig prometheus` makes (igcore.engine), checking rows and watching threads alike."""
+    from .containers import ContainerCollection
+    from .engine import EngineOptions, GadgetRun
 
+    containers = ContainerCollection.for_host(runtime_options)
+    run = GadgetRun(spec, containers, EngineOptions(host=host, runtimes=runtime_options), **kwargs)
+    return run, containers
+
+
+def _stop(run, containers) -> None:
+    # The reverse of the start: the run unsubscribes the gadget, stops it and closes the enricher,
+    # which may still ask the collection about held rows, so the collection stops last.
+    run.stop()
+    containers.stop()
+
+
+def _started(run) -> None:
+    if run.failure is not None:   # not `running`: a thread that dies from now on is `_wait_while_running`'s
+        raise run.start_error()
+
+
+# How often `ig trace` looks whether the gadget still runs, between two waits for a signal.
+WATCH_SECONDS = 0.2
+
+
+def _wait_while_running(run, timeout: float | None) -> None:
+    """Until a signal, `timeout` seconds, or the gadget's end (a thread of it died: ig ends with it)."""
+    deadline = time.monotonic() + timeout if timeout else None
+    while run.running:
+        left = WATCH_SECONDS if deadline is None else min(WATCH_SECONDS, deadline - time.monotonic())
+        if left <= 0 or signals.wait(left) is not None:
+            return
+    raise RuntimeFailure(f"gadget {run.label}: {run.failure_message}").naming(gadget=run.label, reason=run.failure)
+
+
+def run_trace(name, filters, output, columns, host, timeout, runtime_options, console: Console) -> None:
     spec = _spec(Category.TRACE, name)
     predicate = _filter(spec, filters)
     _check_output(output)
@@ -133,70 +168,40 @@ def run_trace(name, filters, output, columns, host, timeout, runtime_options, co
         _say_left_out(table, console, notes)
     sink = printer if predicate is None else (lambda rows: printer([r for r in rows if predicate(r)]))
     signals.block()
-    containers = ContainerCollection.for_host(runtime_options)
+    run, containers = _live_run(spec, host, runtime_options, rows_to=sink, report_deaths=False)
     containers.start()
-    try:
-        gadget = _plugin_call(f"gadget trace {name} failed to start", spec.factory, GadgetContext(host=host))
-    except BaseException:
-        containers.stop()
-        raise
-    enricher = Enricher(containers, spec.container_key, host, sink)
-    added = lambda c: gadget.add_netns(c.netns, f"/proc/{c.pid}/ns/net")  # noqa: E731
-    removed = lambda c: gadget.remove_netns(c.netns)  # noqa: E731
-    subscribed, supervisor = False, Supervisor()
+    supervisor = Supervisor()
     try:
         # on a thread of its own: Ctrl-C during a start() that hangs still ends ig (igcore.supervisor)
-        supervisor.run(lambda: _plugin_call(f"gadget trace {name} failed to start", gadget.start, enricher),
-                       "the gadget's start")
-        if isinstance(gadget, NetnsAware):
-            subscribed = True  # before: subscribe registers first, then calls `added`, which may raise
-            containers.subscribe(added, removed)
+        supervisor.run(run.start, "the gadget's start")
+        _started(run)
         if supervisor.stop_signal is None:
-            signals.wait(timeout or None)
+            _wait_while_running(run, timeout)
     except Abandoned:
         raise   # the start still runs: ig exits without touching what it holds (cli._exit_now)
     except BaseException:
-        _stop_trace(gadget, enricher, containers, added, removed, subscribed)
+        _stop(run, containers)
         raise
-    _stop_trace(gadget, enricher, containers, added, removed, subscribed)
-    if gadget.stats.events_lost:
-        _note(console, f"{gadget.stats.events_lost} events lost (ring buffer full)", "yellow", logging.WARNING)
+    _stop(run, containers)
+    if run.stats.events_lost:
+        _note(console, f"{run.stats.events_lost} events lost (ring buffer full)", "yellow", logging.WARNING)
     if not printer.shown and output != "json":
         _empty_hint(console, host, "events")
 
 
-def _stop_trace(gadget, enricher, containers, added, removed, subscribed: bool) -> None:
-    # The reverse of the start: no container event may reach a stopped gadget, and the enricher
-    # may still ask the collection about held rows, so the collection stops last.
-    if subscribed:
-        containers.unsubscribe(added, removed)
-    gadget.stop()  # also after a failed start(): it may have attached part of itself
-    enricher.close()
-    containers.stop()
-
-
 def run_snapshot(name, filters, output, columns, host, runtime_options, console: Console) -> None:
-    from .containers import ContainerCollection, Enricher
-
     spec = _spec(Category.SNAPSHOT, name)
     predicate = _filter(spec, filters)
     _check_output(output)
     shown = _columns(spec, columns)
-    containers = ContainerCollection.for_host(runtime_options)
+    run, containers = _live_run(spec, host, runtime_options)
     containers.start()
     try:
-        gadget = _plugin_call(f"gadget snapshot {name} failed to start", spec.factory, GadgetContext(host=host))
-        try:
-            taken = _plugin_call(f"gadget snapshot {name} failed", gadget.snapshot)
-        finally:
-            try:
-                gadget.close()
-            except Exception as exc:  # the rows, or the snapshot's own error, matter more
-                logging.getLogger("igcore").warning("gadget snapshot %s failed to close: %s: %s",
-                                                    name, type(exc).__name__, exc)
-        rows = Enricher(containers, spec.container_key, host, lambda rows: None).enrich_now(taken)
+        run.start()
+        _started(run)
+        rows = _plugin_call(f"gadget snapshot {name} failed", run.take_snapshot)
     finally:
-        containers.stop()
+        _stop(run, containers)
     if predicate is not None:
         rows = [r for r in rows if predicate(r)]
     if output == "json":

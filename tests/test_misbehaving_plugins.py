@@ -399,7 +399,7 @@ def test_ig_trace_stops_the_gadget_once_and_reports_a_failed_start_in_one_line(s
 
 
 def test_ig_snapshot_reports_a_raising_snapshot_in_one_line(synth, bad):
-    bad.snapshot([{"size": 3}])
+    bad.snapshot([{"comm": "a", "size": 3, "cgroup_id": 0}])   # a whole row: ig snapshot checks rows too
     result = subprocess.run([IG, "snapshot", "misbehaving", "--host", "--output", "json"], capture_output=True,
                             text=True, timeout=60, env={**os.environ, "NO_COLOR": "1"})
     assert result.returncode == 0, result.stderr
@@ -436,3 +436,49 @@ metrics:
     assert len(lines) == 1, ig.output()
     assert "no_such_field" in ig.output()   # the compiler's own words, printed by bcc
     assert "Traceback" not in ig.output()
+
+
+# --- ig trace runs the gadget as ig prometheus does ---------------------------------------------
+
+
+def _bad_row_records(stderr: str) -> list[dict]:
+    """The row check's warnings among JSON log records (`--log-format json`), without their time."""
+    records = [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
+    return [{k: v for k, v in r.items() if k != "time"} for r in records if "dropped a bad row" in r.get("message", "")]
+
+
+def test_ig_trace_checks_rows_as_ig_prometheus_does(run_ig, synth, bad, tmp_path):
+    """The same batch through both commands: the bad row is dropped, the good one goes on, and the
+    warning is the same record (ig prometheus counts it in ig_bad_rows_total, which the line names)."""
+    batch = [GOOD, {**GOOD, "pid": "two"}]
+    bad.send(batch)
+    out, err = tmp_path / "trace.out", tmp_path / "trace.err"
+    with open(out, "wb") as stdout, open(err, "wb") as stderr:
+        trace = subprocess.Popen([IG, "trace", "misbehaving", "--host", "-o", "json", "--log-format", "json"],
+                                 stdout=stdout, stderr=stderr, env={**os.environ, "NO_COLOR": "1"})
+    try:
+        wait_until(lambda: out.read_text().strip() and _bad_row_records(err.read_text()), what="ig trace's rows")
+    finally:
+        trace.send_signal(signal.SIGINT)
+        assert trace.wait(timeout=30) == 0, err.read_text()
+    assert [json.loads(line)["pid"] for line in out.read_text().splitlines()] == [1]
+    from_trace = _bad_row_records(err.read_text())
+
+    ig = run_ig(CONFIG, "--host", "--log-format", "json")
+    wait_until(lambda: ig.value("ig_bad_rows_total", column="pid", reason="wrong_type", **TRACE) == 1,
+               what="the bad row counted")
+    assert ig.value("bad_events_total", uid="1000") == 1
+    assert from_trace == _bad_row_records(ig.output()) and len(from_trace) == 1, (from_trace, ig.output())
+    assert from_trace[0]["gadget"] == "trace misbehaving" and from_trace[0]["reason"] == "wrong_type"
+
+
+def test_ig_trace_ends_in_one_line_when_the_gadgets_thread_dies(synth, bad):
+    """As ig prometheus marks the gadget failed (`thread_died`), ig trace ends with its words."""
+    bad.send([GOOD])
+    bad.send({"__die__": "reader crashed on purpose"})
+    result = run_ig_trace("--timeout", "50", "--output", "json")
+    assert result.returncode == 1
+    assert one_error_line(result) == ("Error: gadget trace misbehaving: its thread 'misbehaving-reader' died: "
+                                      "RuntimeError: reader crashed on purpose")
+    assert [json.loads(line)["uid"] for line in result.stdout.splitlines()] == [1000]
+    assert bad.stop_mark.read_text() == "stopped\n"
