@@ -4,30 +4,30 @@ timing windows."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Mapping
 
 from ..columns import CONTAINER_COLUMN_NAMES
-
-DEFAULT_STATE_DIRS: dict[str, tuple[str, ...]] = {
-    # runc-style state roots: <root>/<id>/state.json (containerd nests one level: <root>/<namespace>/<id>)
-    "docker": ("/run/docker/runtime-runc/moby",),
-    "containerd": ("/run/containerd/runc",),
-    "cri-o": ("/run/runc", "/run/crun"),
-    "runc": ("/run/runc",),
-}
+from .runtimes import RUNTIMES, Runtime, RuntimeTable
 
 
 @dataclass(frozen=True)
 class RuntimeOptions:
-    runtimes: tuple[str, ...] = ("docker", "containerd", "cri-o", "runc")
-    docker_socket: str = "/run/docker.sock"
-    containerd_socket: str = "/run/containerd/containerd.sock"
-    crio_socket: str = "/run/crio/crio.sock"
-    state_dirs: dict[str, tuple[str, ...]] | None = None
+    runtimes: tuple[str, ...] = RUNTIMES.names             # the runtimes chosen, in this order
+    sockets: Mapping[str, str] = field(default_factory=dict)  # runtime -> API socket, instead of the table's
+    state_dirs: dict[str, tuple[str, ...]] | None = None    # runtime -> state roots, instead of the table's
     node_name: str = ""
+    table: RuntimeTable = field(default=RUNTIMES, compare=False)
+
+    def socket(self, runtime: Runtime) -> str:
+        return self.sockets.get(runtime.name, runtime.socket)
+
+    def chosen(self) -> list[Runtime]:
+        return [self.table[name] for name in self.runtimes]
 
     def roots(self) -> dict[str, tuple[str, ...]]:
-        chosen = self.state_dirs or DEFAULT_STATE_DIRS
-        return {r: chosen.get(r, ()) for r in self.runtimes}
+        if self.state_dirs:
+            return {r: self.state_dirs.get(r, ()) for r in self.runtimes}
+        return {r.name: r.state_dirs for r in self.chosen()}
 
 
 @dataclass(frozen=True)
