@@ -18,7 +18,8 @@ from igcore.cli_runtimes import with_runtime_options
 from igcore.containers import Container, ContainerCollection, RuntimeOptions
 from igcore.containers.merge import STATE, Probed, StateFacts, after_exit, chosen_pid, keeps_namespaces, merge
 from igcore.containers.runc import RuncState
-from igcore.containers.runtimes import RUNTIMES, Runtime, RuntimeTable, Sign
+from igcore.containers.model import k8s_names, oci_name_and_image
+from igcore.containers.runtimes import RUNTIMES, Annotations, Runtime, RuntimeTable, Sign
 from igcore.containers.sources import StateDirSource, host_sources
 from igcore.errors import ConfigError
 from tests.fixtures.waiting import wait_until
@@ -165,6 +166,49 @@ def test_the_docker_source_reads_dockers_api_and_ranks_first():
     assert RUNTIMES.rank("docker") > max(RUNTIMES.rank(name) for name in RUNTIMES.names if name != "docker")
     assert [r.name for r in RUNTIMES.entries if r.api_source] == ["docker"]
     assert RUNTIMES.rank("unknown") < min(r.rank for r in RUNTIMES.entries)
+
+
+YOUKI_KEYS = Annotations("org.youki/ns", "org.youki/pod", "org.youki/container", image="org.youki/image",
+                         name="org.youki/name", sandbox=("org.youki/kind", "pause"))
+
+
+def test_a_new_entrys_annotations_name_its_containers():
+    table = table_with(Runtime("youki", rank=1, annotations=YOUKI_KEYS))
+    annotations = {"org.youki/ns": "shop", "org.youki/pod": "web-1", "org.youki/container": "web",
+                   "org.youki/image": "y:1", "org.youki/name": "yk", "org.youki/kind": "pause"}
+    found = merge("c1", {STATE: state("youki", **annotations)}, None, Probed(), table=table)
+    assert (found.name, found.image, found.k8s_namespace, found.k8s_pod, found.k8s_container, found.sandbox) == (
+        "yk", "y:1", "shop", "web-1", "web", True)
+    unknown = merge("c1", {STATE: state("youki", **annotations)}, None, Probed())
+    assert (unknown.name, unknown.image, unknown.k8s_pod, unknown.sandbox) == ("c1", "", "", False)
+
+
+CRI = {"io.kubernetes.cri.sandbox-namespace": "shop", "io.kubernetes.cri.sandbox-name": "web-1",
+       "io.kubernetes.cri.container-name": "web"}
+POD = {"io.kubernetes.pod.namespace": "shop", "io.kubernetes.pod.name": "web-1", "io.kubernetes.container.name": "web"}
+
+
+@pytest.mark.parametrize("annotations, names", [
+    (CRI, ("shop", "web-1", "web")),                                   # containerd's CRI
+    (POD, ("shop", "web-1", "web")),                                   # cri-o, cri-dockerd's labels
+    ({"io.kubernetes.container.name": "web"}, ("", "", "web")),
+    ({"io.kubernetes.cri.sandbox-name": "web-1"}, ("", "web-1", "")),
+    ({"io.kubernetes.cri.sandbox-namespace": "shop"}, ("", "", "")),   # a namespace alone names nothing
+    ({}, ("", "", "")),
+])
+def test_k8s_names(annotations, names):
+    assert k8s_names(annotations) == names
+
+
+@pytest.mark.parametrize("annotations, name_and_image", [
+    ({"nerdctl/name": "web", "io.kubernetes.cri.image-name": "shop/web:1"}, ("web", "shop/web:1")),
+    ({**CRI, "nerdctl/name": "nerd"}, ("nerd", "")),                   # nerdctl's name before Kubernetes'
+    (CRI, ("web", "")),
+    ({"io.kubernetes.cri-o.ImageName": "shop/web:2"}, ("", "shop/web:2")),
+    ({"nerdctl/name": ""}, ("", "")),
+])
+def test_oci_name_and_image(annotations, name_and_image):
+    assert oci_name_and_image(annotations) == name_and_image
 
 
 # -- merge.py's pure functions -------------------------------------------------------------------

@@ -47,12 +47,12 @@ class Said:
     sandbox: bool = False
 
 
-def said(source: str, facts) -> Said:
+def said(source: str, facts, table: RuntimeTable = RUNTIMES) -> Said:
     if isinstance(facts, StateFacts):
         annotations = facts.state.annotations
-        name, image = oci_name_and_image(annotations)
-        return Said(facts.runtime, True, name, image, facts.state.pid, *k8s_names(annotations),
-                    sandbox=is_sandbox(annotations))
+        name, image = oci_name_and_image(annotations, table)
+        return Said(facts.runtime, True, name, image, facts.state.pid, *k8s_names(annotations, table),
+                    sandbox=is_sandbox(annotations, table))
     return Said(source, False, facts.get("name") or "", facts.get("image") or "", facts.get("pid") or 0,
                 facts.get("k8s_namespace") or "", facts.get("k8s_pod") or "", facts.get("k8s_container") or "",
                 bool(facts.get("sandbox")))
@@ -60,7 +60,7 @@ def said(source: str, facts) -> Said:
 
 def ranked(sightings: Mapping[str, object], table: RuntimeTable = RUNTIMES) -> list[Said]:
     """Best first: the higher-ranked runtime; at equal rank a runtime's API before a state."""
-    found = [said(source, facts) for source, facts in sightings.items() if facts is not None]
+    found = [said(source, facts, table) for source, facts in sightings.items() if facts is not None]
     return sorted(found, key=lambda s: (-table.rank(s.runtime), s.from_state))
 
 

@@ -8,7 +8,7 @@ Imports nothing of igcore at load time: the CLI and the column schema read it wh
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 from typing import TYPE_CHECKING, Callable, Iterable, Mapping
 
@@ -24,6 +24,20 @@ class Sign(Enum):
 
 
 @dataclass(frozen=True)
+class Annotations:
+    """Where a runtime records a container's identity in its OCI annotations (docker: its labels)."""
+    namespace: str = ""                   # the Kubernetes namespace, pod and container name
+    pod: str = ""
+    container: str = ""
+    image: str = ""
+    name: str = ""                        # a name outside Kubernetes
+    sandbox: tuple[str, str] = ("", "")   # the key and value that mark a pod's sandbox
+
+
+CRI_POD = Annotations("io.kubernetes.pod.namespace", "io.kubernetes.pod.name", "io.kubernetes.container.name")
+
+
+@dataclass(frozen=True)
 class Runtime:
     name: str                          # runtime.runtimeName's value and the --runtimes choice
     rank: int                          # two runtimes describe one container: the higher ranked names it
@@ -34,6 +48,7 @@ class Runtime:
     signs: tuple[Sign, ...] = ()       # how the state-dir source tells it is installed
     binary: str = ""                   # the executable Sign.BINARY looks for
     marker: str = ""                   # annotation prefix of its containers in a state root another runtime shares
+    annotations: Annotations = Annotations()
     # Its own source, reading its API at the socket (it says itself whether the runtime is there);
     # its state directories are then read only once that source is connected.
     api_source: Callable[[Runtime, str], ContainerSource] | None = None
@@ -56,6 +71,10 @@ class RuntimeTable:
 
     def with_sockets(self) -> list[Runtime]:
         return [r for r in self.entries if r.socket]
+
+    def annotations(self) -> list[Annotations]:
+        """Each runtime's annotation keys, in the table's order: a state or a label set is read with all."""
+        return [r.annotations for r in self.entries if r.annotations != Annotations()]
 
     def rank(self, name: str) -> int:
         """A runtime this table does not know ranks below every one it knows."""
@@ -85,11 +104,17 @@ def _docker_source(runtime: Runtime, socket: str) -> ContainerSource:
 RUNTIMES = RuntimeTable((
     # docker runs its containers through containerd and runc: its Engine API names them best.
     Runtime("docker", rank=3, state_dirs=("/run/docker/runtime-runc/moby",), socket="/run/docker.sock",
-            option="docker", api_source=_docker_source),
+            option="docker", api_source=_docker_source,   # cri-dockerd's labels:
+            annotations=replace(CRI_POD, sandbox=("io.kubernetes.docker.type", "podsandbox"))),
     Runtime("containerd", rank=2, state_dirs=("/run/containerd/runc",), state_depth=2,   # <namespace>/<id>
-            socket="/run/containerd/containerd.sock", option="containerd", signs=(Sign.SOCKET, Sign.STATE_DIRS)),
+            socket="/run/containerd/containerd.sock", option="containerd", signs=(Sign.SOCKET, Sign.STATE_DIRS),
+            annotations=Annotations("io.kubernetes.cri.sandbox-namespace", "io.kubernetes.cri.sandbox-name",
+                                    "io.kubernetes.cri.container-name", image="io.kubernetes.cri.image-name",
+                                    name="nerdctl/name", sandbox=("io.kubernetes.cri.container-type", "sandbox"))),
     # its roots are plain runc's too: only its socket tells it is installed
     Runtime("cri-o", rank=2, state_dirs=("/run/runc", "/run/crun"), socket="/run/crio/crio.sock", option="crio",
-            signs=(Sign.SOCKET,), marker="io.kubernetes.cri-o."),
+            signs=(Sign.SOCKET,), marker="io.kubernetes.cri-o.",
+            annotations=replace(CRI_POD, image="io.kubernetes.cri-o.ImageName",
+                                sandbox=("io.kubernetes.cri-o.ContainerType", "sandbox"))),
     Runtime("runc", rank=1, state_dirs=("/run/runc",), signs=(Sign.STATE_DIRS, Sign.BINARY), binary="runc"),
 ))
