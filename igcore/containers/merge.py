@@ -10,7 +10,7 @@ rank in the table (containers/runtimes.py). The collection reads what must come 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Mapping, NamedTuple
 
 from .model import Container, is_sandbox, k8s_names, oci_name_and_image
 from .runc import RuncState
@@ -33,8 +33,7 @@ class Probed:
     netns: int = 0
 
 
-@dataclass(frozen=True)
-class Said:
+class Said(NamedTuple):   # a tuple: merge builds one per source on every change of a container
     """What one source said of the container, in common terms ("" and 0 where it does not know)."""
     runtime: str
     from_state: bool
@@ -71,7 +70,10 @@ def state_of(sightings: Mapping[str, object]) -> RuncState | None:
 
 def chosen_pid(sightings: Mapping[str, object], old: Container | None, table: RuntimeTable = RUNTIMES) -> int:
     """A runc-style state is rewritten at each start, so its pid comes first; an API's is from its latest inspect."""
-    found = ranked(sightings, table)
+    return _pid(ranked(sightings, table), old)
+
+
+def _pid(found: list[Said], old: Container | None) -> int:
     pids = [s.pid for s in found if s.from_state] + [s.pid for s in found if not s.from_state]
     return next((pid for pid in pids if pid), old.pid if old else 0)
 
@@ -95,7 +97,7 @@ def merge(cid: str, sightings: Mapping[str, object], old: Container | None, prob
     def first(field: str) -> str:
         return next((getattr(s, field) for s in found if getattr(s, field)), "")
 
-    pid = chosen_pid(sightings, old, table)
+    pid = _pid(found, old)
     if keeps_namespaces(old, pid):
         mntns, netns = old.mntns, old.netns
     else:

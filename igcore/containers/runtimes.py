@@ -58,6 +58,7 @@ class RuntimeTable:
     def __init__(self, entries: Iterable[Runtime]) -> None:
         self.entries = tuple(entries)
         self._by_name = {r.name: r for r in self.entries}
+        self._annotations = [r.annotations for r in self.entries if r.annotations != Annotations()]
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -74,7 +75,7 @@ class RuntimeTable:
 
     def annotations(self) -> list[Annotations]:
         """Each runtime's annotation keys, in the table's order: a state or a label set is read with all."""
-        return [r.annotations for r in self.entries if r.annotations != Annotations()]
+        return self._annotations
 
     def rank(self, name: str) -> int:
         """A runtime this table does not know ranks below every one it knows."""
