@@ -48,7 +48,8 @@ def with_runtime_options(table: RuntimeTable = RUNTIMES) -> Callable[[Callable],
         signature = inspect.signature(command, eval_str=True)   # typer reads the Annotated options
         params = list(signature.parameters.values())
         at = [p.name for p in params].index(RUNTIME_OPTIONS)
-        with_options.__signature__ = signature.replace(parameters=params[:at] + options + params[at + 1:])
+        with_options.__signature__ = signature.replace(  # type: ignore[attr-defined]
+            parameters=params[:at] + options + params[at + 1:])
         return with_options
 
     return decorate

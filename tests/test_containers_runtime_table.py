@@ -67,15 +67,15 @@ def test_a_new_entry_gets_its_cli_options():
 
     runner = CliRunner()
     usage = " ".join(runner.invoke(app, ["--help"]).output.split())
-    assert "--youki-socketpath" in usage and "[default: docker,containerd,cri-o,runc,youki]" in usage
+    assert "--youki-socketpath" in usage and f"[default: {','.join(table.names)}]" in usage
     result = runner.invoke(app, ["--runtimes", "youki,docker", "--youki-socketpath", "/tmp/y.sock", "--verbose"])
     assert result.exit_code == 0, result.output
     assert got[0].runtimes == ("youki", "docker") and got[0].table is table
     assert got[0].socket(table["youki"]) == "/tmp/y.sock" and got[0].socket(table["docker"]) == "/run/docker.sock"
     refused = runner.invoke(app, ["--runtimes", "youki,nope"])
     assert isinstance(refused.exception, ConfigError)
-    assert str(refused.exception) == ("--runtimes: unknown runtime 'nope' "
-                                      "(choose from docker, containerd, cri-o, runc, youki)")
+    assert str(refused.exception) == f"--runtimes: unknown runtime 'nope' (choose from {', '.join(table.names)})"
+    assert table.names[-1] == "youki"
 
 
 @pytest.mark.parametrize("command", ["prometheus", "trace", "snapshot"])
