@@ -15,6 +15,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from . import logs, signals
+from .cli_runtimes import with_runtime_options
 from .errors import ConfigError, IgError, RuntimeFailure
 from .http import HttpOptions
 from .logs import LogFormat
@@ -35,7 +36,6 @@ out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
 
 DEFAULT_CONFIG = "default.yaml"
-RUNTIMES = ("docker", "containerd", "cri-o", "runc")
 
 
 def _print_version(value: bool) -> None:
@@ -104,22 +104,6 @@ def _read_config_source(config: Optional[str]) -> str:
     return config if path is None else f"@{path}"  # a directory means its config.yaml
 
 
-def _runtime_options(runtimes: str, docker_socket: str, containerd_socket: str = "/run/containerd/containerd.sock",
-                     crio_socket: str = "/run/crio/crio.sock"):
-    from .containers import RuntimeOptions
-
-    chosen = tuple(r.strip() for r in runtimes.split(",") if r.strip())
-    unknown = [r for r in chosen if r not in RUNTIMES]
-    if unknown:
-        raise ConfigError(f"--runtimes: unknown runtime {unknown[0]!r} (choose from {', '.join(RUNTIMES)})")
-    return RuntimeOptions(runtimes=chosen, docker_socket=docker_socket, containerd_socket=containerd_socket,
-                          crio_socket=crio_socket, node_name=os.environ.get("NODE_NAME", ""))
-
-
-RuntimesOpt = Annotated[str, typer.Option("--runtimes", help="Container runtimes to watch, comma-separated.")]
-DockerSock = Annotated[str, typer.Option("--docker-socketpath", help="Docker Engine API socket.")]
-ContainerdSock = Annotated[str, typer.Option("--containerd-socketpath", help="containerd socket.")]
-CrioSock = Annotated[str, typer.Option("--crio-socketpath", help="cri-o socket.")]
 HostOpt = Annotated[bool, typer.Option("--host", help="Count events of host processes too (container columns empty).")]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Log debug messages.")]
 LogFormatOpt = Annotated[LogFormat, typer.Option(
@@ -128,6 +112,7 @@ LogFormatOpt = Annotated[LogFormat, typer.Option(
 
 
 @app.command()
+@with_runtime_options()
 def prometheus(
     config: Annotated[Optional[str], typer.Option("--config", "-c", help="Metrics config: @path/to/file.yaml or inline YAML. Default: the built-in config.")] = None,
     listen: Annotated[str, typer.Option("--metrics-listen-address", help="Address to serve metrics on.")] = "127.0.0.1:2223",
@@ -142,10 +127,7 @@ def prometheus(
     snapshot_timeout: Annotated[float, typer.Option("--snapshot-timeout", min=0.0, help="Seconds a scrape waits for a snapshot gadget; past it the scrape answers without that gadget's gauges (0: no limit).")] = 5.0,
     strict: Annotated[bool, typer.Option("--strict", help="Exit (or refuse a reload) when any gadget fails to start or stops running, instead of running the others.")] = False,
     kernel_aggregation: Annotated[bool, typer.Option("--kernel-aggregation/--no-kernel-aggregation", help="Count metrics that the gadget's eBPF program can evaluate in BPF maps (--no-kernel-aggregation: every metric in user space; --check says where each goes).")] = True,
-    runtimes: RuntimesOpt = ",".join(RUNTIMES),
-    docker_socket: DockerSock = "/run/docker.sock",
-    containerd_socket: ContainerdSock = "/run/containerd/containerd.sock",
-    crio_socket: CrioSock = "/run/crio/crio.sock",
+    runtime_options=None,   # --runtimes and the runtimes' socket options (cli_runtimes.py)
     web_config: Annotated[Optional[Path], typer.Option("--web-config-file", help="TLS and basic auth, in the Prometheus exporter-toolkit's format (docs/security.md).")] = None,
     max_connections: Annotated[int, typer.Option("--web-max-connections", min=1, help="Connections kept open at most (also at most half the descriptor limit).")] = HttpOptions.max_connections,
     read_timeout: Annotated[float, typer.Option("--web-read-timeout", min=0.1, help="Seconds for a TLS handshake, and for a request once it started.")] = HttpOptions.read_timeout,
@@ -166,7 +148,7 @@ def prometheus(
     try:
         follow = WatchOptions(watch_poll, inotify) if watch else None
         _prometheus(config, listen, path, host, check, max_series, snapshot_interval,
-                    lambda: _runtime_options(runtimes, docker_socket, containerd_socket, crio_socket),
+                    runtime_options,
                     _series_policy(series_grace, series_idle, series_sweep), web, follow,
                     snapshot_timeout=snapshot_timeout, strict=strict, kernel_aggregation=kernel_aggregation,
                     stuck_after=stuck_after)
@@ -451,6 +433,7 @@ Columns = Annotated[Optional[str], typer.Option("--columns", help="Comma-separat
 
 
 @app.command()
+@with_runtime_options()
 def trace(
     gadget: Annotated[str, typer.Argument(help="A trace gadget, e.g. exec or dns.")],
     filters: Filters = None,
@@ -458,8 +441,7 @@ def trace(
     columns: Columns = None,
     host: HostOpt = False,
     timeout: Annotated[float, typer.Option("--timeout", help="Stop after this many seconds (0: until Ctrl + C).")] = 0.0,
-    runtimes: RuntimesOpt = ",".join(RUNTIMES),
-    docker_socket: DockerSock = "/run/docker.sock",
+    runtime_options=None,   # --runtimes and the runtimes' socket options (cli_runtimes.py)
     verbose: VerboseOpt = False,
     log_format: LogFormatOpt = LogFormat.text,
 ) -> None:
@@ -467,18 +449,18 @@ def trace(
     from .live import run_trace
 
     _live(verbose, log_format, run_trace, gadget, filters or [], output, columns, host, timeout,
-          runtimes=runtimes, docker_socket=docker_socket, needs_root=True)
+          runtime_options=runtime_options, needs_root=True)
 
 
 @app.command()
+@with_runtime_options()
 def snapshot(
     gadget: Annotated[str, typer.Argument(help="A snapshot gadget, e.g. process or socket.")],
     filters: Filters = None,
     output: Output = "table",
     columns: Columns = None,
     host: HostOpt = False,
-    runtimes: RuntimesOpt = ",".join(RUNTIMES),
-    docker_socket: DockerSock = "/run/docker.sock",
+    runtime_options=None,   # --runtimes and the runtimes' socket options (cli_runtimes.py)
     verbose: VerboseOpt = False,
     log_format: LogFormatOpt = LogFormat.text,
 ) -> None:
@@ -486,17 +468,16 @@ def snapshot(
     from .live import run_snapshot
 
     _live(verbose, log_format, run_snapshot, gadget, filters or [], output, columns, host,
-          runtimes=runtimes, docker_socket=docker_socket)
+          runtime_options=runtime_options)
 
 
-def _live(verbose: bool, log_format: LogFormat, run, *args, runtimes: str, docker_socket: str,
-          needs_root: bool = False) -> None:
+def _live(verbose: bool, log_format: LogFormat, run, *args, runtime_options, needs_root: bool = False) -> None:
     """Shared by `ig trace` and `ig snapshot`: logging, runtime options, errors as one line."""
     _setup_logging(verbose, log_format)
     try:
         if needs_root:   # a trace gadget loads an eBPF program: checked before the container runtimes
             require_root()
-        run(*args, _runtime_options(runtimes, docker_socket), out)
+        run(*args, runtime_options(), out)
     except IgError as exc:
         raise fail(exc)
     except Abandoned as exc:

@@ -58,7 +58,7 @@ def test_malformed_state_json_is_counted_once_and_later_containers_are_still_fou
 def test_docker_event_stream_cut_mid_chunk_reconnects_and_replays(require_bpf, docker, tmp_path, caplog):
     proxy = CuttingProxy(str(tmp_path / "docker.sock"), SOCKET)
     # only the Engine API may tell: no state directory is read
-    options = RuntimeOptions(runtimes=("docker",), docker_socket=proxy.listen_path, state_dirs={"docker": ()})
+    options = RuntimeOptions(runtimes=("docker",), sockets={"docker": proxy.listen_path}, state_dirs={"docker": ()})
     collection = ContainerCollection.for_host(options)
     collection.start()
     before = errors_of("containers.docker-events")

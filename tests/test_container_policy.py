@@ -5,12 +5,13 @@ that answers from a table (what /proc would say of each pid)."""
 from __future__ import annotations
 
 from igcore.containers import HOST, PENDING, Container, ContainerCollection, Outcome, Windows
-from igcore.containers.merge import DOCKER, STATE, Probed, StateFacts, after_exit, merge, netns_view
+from igcore.containers.merge import STATE, Probed, StateFacts, after_exit, merge, netns_view
 from igcore.containers.runc import RuncState
 from igcore.containers.sources import CgroupTracker, NodeNameSource
 
 MOUNT = "/sys/fs/cgroup"
 HOST_NETNS, HOST_MNTNS = 4026531840, 4026531841
+DOCKER = "docker"   # docker's Engine API source reports under its runtime's name
 K8S = {"io.kubernetes.cri.sandbox-namespace": "shop", "io.kubernetes.cri.sandbox-name": "web-1"}
 
 

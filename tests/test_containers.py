@@ -305,8 +305,9 @@ def test_runc_container_whose_init_exited_is_removed(require_bpf, busybox_rootfs
 
 def test_runtimes_not_installed_are_noted_and_no_runtime_at_all_is_one_warning(require_bpf, tmp_path, caplog):
     options = RuntimeOptions(
-        docker_socket=str(tmp_path / "docker.sock"), containerd_socket=str(tmp_path / "containerd.sock"),
-        crio_socket=str(tmp_path / "crio.sock"), runtimes=("docker", "containerd", "cri-o"),
+        sockets={"docker": str(tmp_path / "docker.sock"), "containerd": str(tmp_path / "containerd.sock"),
+                 "cri-o": str(tmp_path / "crio.sock")},
+        runtimes=("docker", "containerd", "cri-o"),
         state_dirs={"containerd": (str(tmp_path / "containerd-runc"),), "cri-o": (str(tmp_path / "crun"),)})
     collection = ContainerCollection.for_host(options)
     with caplog.at_level("INFO", logger="igcore.containers"):
@@ -326,7 +327,7 @@ def test_runtimes_not_installed_are_noted_and_no_runtime_at_all_is_one_warning(r
 def test_a_runtime_that_is_there_but_unreachable_is_a_warning(require_bpf, tmp_path, caplog):
     socket_path = tmp_path / "docker.sock"
     socket_path.touch()   # a socket file nobody listens on: docker is installed, but not reachable
-    options = RuntimeOptions(docker_socket=str(socket_path), runtimes=("docker",))
+    options = RuntimeOptions(sockets={"docker": str(socket_path)}, runtimes=("docker",))
     collection = ContainerCollection.for_host(options)
     with caplog.at_level("WARNING", logger="igcore.containers"):
         collection.start()

@@ -22,6 +22,7 @@ from .merge import Probed, StateFacts, after_exit, chosen_pid, keeps_namespaces,
 from .model import Container, RuntimeOptions, Windows
 from .probe import HostProbe
 from .resolver import Resolution, Resolver
+from .runtimes import RUNTIMES, RuntimeTable
 from .sources.base import EVERY_CONTAINER, ContainerSource
 
 log = logging.getLogger("igcore.containers")
@@ -31,8 +32,10 @@ INDEXED_KEYS = ("cgroup_id", "mntns", "netns")
 
 class ContainerCollection:
     def __init__(self, sources: Iterable[ContainerSource] = (), *, clock: Callable[[], float] = time.monotonic,
-                 windows: Windows = Windows(), probe: HostProbe | None = None) -> None:
+                 windows: Windows = Windows(), probe: HostProbe | None = None,
+                 runtimes: RuntimeTable = RUNTIMES) -> None:
         self.sources = list(sources)
+        self.runtimes = runtimes   # their ranks are the merge's precedence
         self.cgroups = next((s for s in self.sources if getattr(s, "tracks_cgroups", False)), None)
         self.clock, self.windows = clock, windows
         self.probe = probe or HostProbe(self.cgroups.mount if self.cgroups else cgroup2_mount())
@@ -64,7 +67,8 @@ class ContainerCollection:
         """The sources the options choose (the host CLI and the node agent both start here)."""
         from .sources import host_sources
 
-        return cls(host_sources(options, clock=clock, windows=windows), clock=clock, windows=windows)
+        return cls(host_sources(options, clock=clock, windows=windows), clock=clock, windows=windows,
+                   runtimes=options.table)
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
@@ -242,7 +246,8 @@ class ContainerCollection:
                     if old is not None and not old.cgroup_id and cgroup_id:
                         self._put(replace(old, cgroup_id=cgroup_id))
                     return
-            container = merge(cid, sightings, old, self._probe(cid, sightings, old, cgroup_id), node_name)
+            container = merge(cid, sightings, old, self._probe(cid, sightings, old, cgroup_id), node_name,
+                              self.runtimes)
             if container is None:
                 return
             with self.lock:
@@ -261,7 +266,7 @@ class ContainerCollection:
     def _probe(self, cid: str, sightings: dict, old: Container | None, cgroup_id: int) -> Probed:
         """What /proc and cgroupfs say of the container (outside the lock)."""
         probe, state = self.probe, state_of(sightings)
-        pid = chosen_pid(sightings, old)
+        pid = chosen_pid(sightings, old, self.runtimes)
         path = probe.relative(state.cgroup_path) if state else None
         if not cgroup_id and path is not None:
             # the directory may be gone already (and its creation reported, or on its way)

@@ -1,25 +1,27 @@
 """How what the sources say of one container becomes a `Container`: the precedence rules, no I/O.
 
-Sightings are keyed by source: DOCKER holds the Engine API's metadata (a dict: name, image, pid,
-k8s names, sandbox), STATE a runc-style state (`StateFacts`). The collection reads what must come
-from /proc (`Probed`) outside its lock, then calls `merge`.
+Sightings are keyed by source: the state-dir source reports under STATE (a `StateFacts`: a runc-style
+state and the runtime whose root held it), a runtime's own API source (docker's Engine API) under
+its runtime's name (a dict: name, image, pid, k8s names, sandbox). Which one wins is the runtimes'
+rank in the table (containers/runtimes.py). The collection reads what must come from /proc
+(`Probed`) outside its lock, then calls `merge`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Mapping, NamedTuple
 
 from .model import Container, is_sandbox, k8s_names, oci_name_and_image
 from .runc import RuncState
+from .runtimes import RUNTIMES, RuntimeTable
 
-DOCKER = "docker"
 STATE = "state"
 
 
 @dataclass(frozen=True)
 class StateFacts:
-    runtime: str        # the runtime whose state root held it (docker, containerd, cri-o, runc)
+    runtime: str        # the runtime whose state root held it (containers/runtimes.py)
     state: RuncState
 
 
@@ -31,16 +33,49 @@ class Probed:
     netns: int = 0
 
 
+class Said(NamedTuple):   # a tuple: merge builds one per source on every change of a container
+    """What one source said of the container, in common terms ("" and 0 where it does not know)."""
+    runtime: str
+    from_state: bool
+    name: str = ""
+    image: str = ""
+    pid: int = 0
+    k8s_namespace: str = ""
+    k8s_pod: str = ""
+    k8s_container: str = ""
+    sandbox: bool = False
+
+
+def said(source: str, facts, table: RuntimeTable = RUNTIMES) -> Said:
+    if isinstance(facts, StateFacts):
+        annotations = facts.state.annotations
+        name, image = oci_name_and_image(annotations, table)
+        return Said(facts.runtime, True, name, image, facts.state.pid, *k8s_names(annotations, table),
+                    sandbox=is_sandbox(annotations, table))
+    return Said(source, False, facts.get("name") or "", facts.get("image") or "", facts.get("pid") or 0,
+                facts.get("k8s_namespace") or "", facts.get("k8s_pod") or "", facts.get("k8s_container") or "",
+                bool(facts.get("sandbox")))
+
+
+def ranked(sightings: Mapping[str, object], table: RuntimeTable = RUNTIMES) -> list[Said]:
+    """Best first: the higher-ranked runtime; at equal rank a runtime's API before a state."""
+    found = [said(source, facts, table) for source, facts in sightings.items() if facts is not None]
+    return sorted(found, key=lambda s: (-table.rank(s.runtime), s.from_state))
+
+
 def state_of(sightings: Mapping[str, object]) -> RuncState | None:
     found = sightings.get(STATE)
     return found.state if found is not None else None
 
 
-def chosen_pid(sightings: Mapping[str, object], old: Container | None) -> int:
-    """runc's state is rewritten at each start; docker's pid is from the latest inspect."""
-    state = state_of(sightings)
-    meta = sightings.get(DOCKER) or {}
-    return (state.pid if state else 0) or meta.get("pid") or (old.pid if old else 0)
+def chosen_pid(sightings: Mapping[str, object], old: Container | None, table: RuntimeTable = RUNTIMES) -> int:
+    """A runc-style state is rewritten at each start, so its pid comes first; an API's is from its latest inspect."""
+    return _pid(ranked(sightings, table), old)
+
+
+def _pid(found: list[Said], old: Container | None) -> int:
+    pids = [s.pid for s in found if s.from_state] + [s.pid for s in found if not s.from_state]
+    return next((pid for pid in pids if pid), old.pid if old else 0)
 
 
 def keeps_namespaces(old: Container | None, pid: int) -> bool:
@@ -49,44 +84,37 @@ def keeps_namespaces(old: Container | None, pid: int) -> bool:
 
 
 def merge(cid: str, sightings: Mapping[str, object], old: Container | None, probed: Probed,
-          node_name: str = "") -> Container | None:
+          node_name: str = "", table: RuntimeTable = RUNTIMES) -> Container | None:
     """The container `cid` as its sources describe it; None when no runtime has spoken of it.
 
-    Precedence: docker's metadata wins over a state's annotations (the runtime is then "docker"),
-    except for Kubernetes names docker does not have; a name or image once known is kept."""
-    meta = sightings.get(DOCKER)
-    found = sightings.get(STATE)
-    if meta is None and found is None:
+    Precedence: the highest-ranked runtime that spoke is the container's runtime, and each field
+    is the first that a source knows, best ranked first (docker's metadata wins over a state's
+    annotations, except for Kubernetes names docker does not have); a name or image once known is kept."""
+    found = ranked(sightings, table)
+    if not found:
         return None
-    runtime, state = (found.runtime, found.state) if found is not None else (DOCKER, None)
-    meta = meta or {}
-    if sightings.get(DOCKER) is not None:
-        runtime = DOCKER
-    annotations = state.annotations if state else {}
-    ns, pod, k8s_container = k8s_names(annotations)
-    oci_name, oci_image = oci_name_and_image(annotations)
-    ns, pod = meta.get("k8s_namespace") or ns, meta.get("k8s_pod") or pod
-    k8s_container = meta.get("k8s_container") or k8s_container
-    pid = chosen_pid(sightings, old)
+
+    def first(field: str) -> str:
+        return next((getattr(s, field) for s in found if getattr(s, field)), "")
+
+    pid = _pid(found, old)
     if keeps_namespaces(old, pid):
         mntns, netns = old.mntns, old.netns
     else:
         mntns, netns = probed.mntns, probed.netns
     return Container(
-        id=cid, name=meta.get("name") or oci_name or (old.name if old else "") or cid,
-        runtime=runtime, image=meta.get("image", "") or oci_image or (old.image if old else ""),
+        id=cid, name=first("name") or (old.name if old else "") or cid,
+        runtime=found[0].runtime, image=first("image") or (old.image if old else ""),
         pid=pid, cgroup_id=probed.cgroup_id or (old.cgroup_id if old else 0), mntns=mntns, netns=netns,
-        k8s_namespace=ns, k8s_pod=pod, k8s_container=k8s_container,
-        sandbox=bool(meta.get("sandbox")) or is_sandbox(annotations), node_name=node_name,
+        k8s_namespace=first("k8s_namespace"), k8s_pod=first("k8s_pod"), k8s_container=first("k8s_container"),
+        sandbox=any(s.sandbox for s in found), node_name=node_name,
     )
 
 
 def after_exit(sightings: Mapping[str, object]) -> dict[str, object]:
-    """What is kept of a container that exited: a restart writes a new state, and docker reports its new pid."""
-    kept = {source: facts for source, facts in sightings.items() if source != STATE}
-    if kept.get(DOCKER) is not None:
-        kept[DOCKER] = {**kept[DOCKER], "pid": 0}
-    return kept
+    """What is kept of a container that exited: a restart writes a new state, and an API reports its new pid."""
+    return {source: {**facts, "pid": 0} if isinstance(facts, dict) else facts
+            for source, facts in sightings.items() if source != STATE}
 
 
 def netns_view(members: list[Container], exited: set[str] | frozenset[str]) -> Container | None:

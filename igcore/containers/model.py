@@ -4,30 +4,30 @@ timing windows."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Mapping
 
 from ..columns import CONTAINER_COLUMN_NAMES
-
-DEFAULT_STATE_DIRS: dict[str, tuple[str, ...]] = {
-    # runc-style state roots: <root>/<id>/state.json (containerd nests one level: <root>/<namespace>/<id>)
-    "docker": ("/run/docker/runtime-runc/moby",),
-    "containerd": ("/run/containerd/runc",),
-    "cri-o": ("/run/runc", "/run/crun"),
-    "runc": ("/run/runc",),
-}
+from .runtimes import RUNTIMES, Runtime, RuntimeTable
 
 
 @dataclass(frozen=True)
 class RuntimeOptions:
-    runtimes: tuple[str, ...] = ("docker", "containerd", "cri-o", "runc")
-    docker_socket: str = "/run/docker.sock"
-    containerd_socket: str = "/run/containerd/containerd.sock"
-    crio_socket: str = "/run/crio/crio.sock"
-    state_dirs: dict[str, tuple[str, ...]] | None = None
+    runtimes: tuple[str, ...] = RUNTIMES.names             # the runtimes chosen, in this order
+    sockets: Mapping[str, str] = field(default_factory=dict)  # runtime -> API socket, instead of the table's
+    state_dirs: dict[str, tuple[str, ...]] | None = None    # runtime -> state roots, instead of the table's
     node_name: str = ""
+    table: RuntimeTable = field(default=RUNTIMES, compare=False)
+
+    def socket(self, runtime: Runtime) -> str:
+        return self.sockets.get(runtime.name, runtime.socket)
+
+    def chosen(self) -> list[Runtime]:
+        return [self.table[name] for name in self.runtimes]
 
     def roots(self) -> dict[str, tuple[str, ...]]:
-        chosen = self.state_dirs or DEFAULT_STATE_DIRS
-        return {r: chosen.get(r, ()) for r in self.runtimes}
+        if self.state_dirs:
+            return {r: self.state_dirs.get(r, ()) for r in self.runtimes}
+        return {r.name: r.state_dirs for r in self.chosen()}
 
 
 @dataclass(frozen=True)
@@ -78,27 +78,26 @@ class Container:
 HOST_COLUMNS: dict[str, str] = {name: "" for name in CONTAINER_COLUMN_NAMES}
 
 
-def k8s_names(annotations: dict[str, str]) -> tuple[str, str, str]:
-    """(namespace, pod, container) from containerd/CRI, cri-o or dockershim metadata."""
-    for ns_key, pod_key, container_key in (
-        ("io.kubernetes.cri.sandbox-namespace", "io.kubernetes.cri.sandbox-name", "io.kubernetes.cri.container-name"),
-        ("io.kubernetes.pod.namespace", "io.kubernetes.pod.name", "io.kubernetes.container.name"),
-    ):
-        if pod_key in annotations or container_key in annotations:
-            return annotations.get(ns_key, ""), annotations.get(pod_key, ""), annotations.get(container_key, "")
+def k8s_names(annotations: Mapping[str, str], table: RuntimeTable = RUNTIMES) -> tuple[str, str, str]:
+    """(namespace, pod, container) under the first runtime's keys (containers/runtimes.py) that name a pod
+    or a container."""
+    for keys in table.annotations():
+        if (keys.pod and keys.pod in annotations) or (keys.container and keys.container in annotations):
+            namespace, pod, container = (annotations.get(key, "") for key in (keys.namespace, keys.pod, keys.container))
+            return namespace, pod, container
     return "", "", ""
 
 
-def is_sandbox(annotations: dict[str, str]) -> bool:
-    """A pod sandbox by containerd's CRI or cri-o annotations, or by cri-dockerd's docker label."""
-    return (annotations.get("io.kubernetes.cri.container-type") == "sandbox"
-            or annotations.get("io.kubernetes.cri-o.ContainerType") == "sandbox"
-            or annotations.get("io.kubernetes.docker.type") == "podsandbox")
+def is_sandbox(annotations: Mapping[str, str], table: RuntimeTable = RUNTIMES) -> bool:
+    """A pod sandbox, by any runtime's marker (containerd's CRI, cri-o, cri-dockerd's docker label)."""
+    return any(key and annotations.get(key) == value for key, value in (k.sandbox for k in table.annotations()))
 
 
-def oci_name_and_image(annotations: dict[str, str]) -> tuple[str, str]:
-    """(container name, image) from OCI annotations: nerdctl's name, else the Kubernetes container
-    name; the image containerd's CRI or cri-o recorded. "" where unknown."""
-    name = annotations.get("nerdctl/name") or k8s_names(annotations)[2]
-    image = annotations.get("io.kubernetes.cri.image-name") or annotations.get("io.kubernetes.cri-o.ImageName", "")
-    return name, image
+def oci_name_and_image(annotations: Mapping[str, str], table: RuntimeTable = RUNTIMES) -> tuple[str, str]:
+    """(container name, image) from OCI annotations: a name a runtime recorded (nerdctl's), else the
+    Kubernetes container name; the image a runtime recorded. "" where unknown."""
+    def first(keys: list[str]) -> str:
+        return next((annotations[key] for key in keys if key and annotations.get(key)), "")
+
+    sets = table.annotations()
+    return first([k.name for k in sets]) or k8s_names(annotations, table)[2], first([k.image for k in sets])

@@ -18,14 +18,13 @@ __all__ = ["EVERY_CONTAINER", "CgroupTracker", "ContainerSource", "DockerSource"
 
 def host_sources(options: RuntimeOptions, *, clock: Callable[[], float] = time.monotonic,
                  windows: Windows = Windows()) -> list[ContainerSource]:
-    """The node name, the cgroup tracker, the state directories of the chosen runtimes and, if chosen,
-    docker's Engine API. Started in this order: warnings come out in the options' order."""
-    docker = DockerSource(options.docker_socket) if "docker" in options.runtimes else None
-    sources: list[ContainerSource] = [
+    """The node name, the cgroup tracker, the state directories of the chosen runtimes and the own
+    source of each chosen runtime that has one (containers/runtimes.py: docker's Engine API). Started
+    in this order: warnings come out in the options' order."""
+    apis = {r.name: r.api_source(r, options.socket(r)) for r in options.chosen() if r.api_source is not None}
+    return [
         NodeNameSource(options.node_name),
         CgroupTracker(clock=clock, windows=windows),
-        StateDirSource(options, docker_ready=lambda: docker is not None and docker.connected),
+        StateDirSource(options, api_ready=lambda runtime: runtime in apis[runtime].runtimes_in_use()),
+        *apis.values(),
     ]
-    if docker is not None:
-        sources.append(docker)
-    return sources

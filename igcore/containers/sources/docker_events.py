@@ -15,7 +15,6 @@ import time
 
 from ...health import loop_errors
 from ..docker import DockerClient, metadata_from_event, metadata_from_inspect
-from ..merge import DOCKER
 from .base import SourceSink
 
 COMPONENT = "containers.docker-events"
@@ -24,8 +23,9 @@ COMPONENT = "containers.docker-events"
 class DockerSource:
     name = "docker"
 
-    def __init__(self, socket_path: str, reconnect_seconds: float = 1.0) -> None:
+    def __init__(self, socket_path: str, reconnect_seconds: float = 1.0, runtime: str = "docker") -> None:
         self.socket_path = socket_path
+        self.runtime = runtime   # its name in the runtime table: what it reports under (merge.py)
         self.reconnect_seconds = reconnect_seconds
         self._client: DockerClient | None = None
         self._sink: SourceSink | None = None
@@ -48,9 +48,9 @@ class DockerSource:
         except OSError as exc:
             self._client = None
             if not os.path.exists(self.socket_path):
-                sink.skip(f"docker: not found ({self.socket_path}); skipped")
+                sink.skip(f"{self.runtime}: not found ({self.socket_path}); skipped")
             else:
-                sink.warn(f"docker: not reachable at {self.socket_path} ({exc.strerror or exc}): "
+                sink.warn(f"{self.runtime}: not reachable at {self.socket_path} ({exc.strerror or exc}): "
                           "its containers count as host processes")
             return
         self._client = client
@@ -63,7 +63,7 @@ class DockerSource:
         pass   # the event stream is live
 
     def runtimes_in_use(self) -> list[str]:
-        return ["docker"] if self.connected else []
+        return [self.runtime] if self.connected else []
 
     def stop(self) -> None:
         self._stop.set()
@@ -78,7 +78,7 @@ class DockerSource:
             meta = metadata_from_inspect(self._client.inspect(cid))
         except (OSError, ValueError):
             return  # gone already: what the events said is kept
-        self._sink.report(DOCKER, cid, meta, running=bool(meta["pid"]))
+        self._sink.report(self.runtime, cid, meta, running=bool(meta["pid"]))
 
     def _read_events(self) -> None:
         while not self._stop.is_set():
@@ -103,7 +103,7 @@ class DockerSource:
         if not cid:
             return
         if action in ("create", "start"):
-            self._sink.report(DOCKER, cid, metadata_from_event(event))
+            self._sink.report(self.runtime, cid, metadata_from_event(event))
             if action == "start":
                 self._inspect(cid)
         elif action in ("die", "destroy"):

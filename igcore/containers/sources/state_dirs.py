@@ -1,4 +1,4 @@
-"""Containers of runc-style runtimes (docker, containerd, cri-o, plain runc), from their state directories.
+"""Containers of runc-style runtimes (containers/runtimes.py), from their state directories.
 
 A runtime writes <root>/<id>/state.json (init pid, OCI annotations with Kubernetes names, cgroup
 path) before the container's process runs; the roots are watched with inotify and re-read on every
@@ -18,6 +18,7 @@ from ...health import loop_errors
 from ..inotify import StateDirWatcher
 from ..merge import STATE, StateFacts
 from ..model import RuntimeOptions
+from ..runtimes import Runtime, Sign
 from ..runc import RuncState, StateReader
 from .base import SourceSink
 
@@ -30,9 +31,9 @@ COMPONENT = "containers.state-dirs"
 class StateDirSource:
     name = "state-dirs"
 
-    def __init__(self, options: RuntimeOptions, docker_ready: Callable[[], bool] = lambda: False) -> None:
+    def __init__(self, options: RuntimeOptions, api_ready: Callable[[str], bool] = lambda runtime: False) -> None:
         self.options = options
-        self.docker_ready = docker_ready   # docker's state root is read only once its Engine API answered
+        self.api_ready = api_ready   # the state roots of a runtime with an API source: read once that answered
         self._sink: SourceSink | None = None
         self._roots: dict[str, tuple[str, ...]] = {}     # runtime -> state roots read
         self._refresh_lock = threading.Lock()            # read by one thread at a time
@@ -44,8 +45,8 @@ class StateDirSource:
     def start(self, sink: SourceSink) -> None:
         self._sink = sink
         self._roots = self._present_roots(sink)
-        depth = {"containerd": 2}
-        roots = {root: depth.get(runtime, 1) for runtime, dirs in self._roots.items() for root in dirs}
+        table = self.options.table
+        roots = {root: table[runtime].state_depth for runtime, dirs in self._roots.items() for root in dirs}
         if not roots:
             return
         try:
@@ -61,26 +62,28 @@ class StateDirSource:
             self._watch = None
 
     def runtimes_in_use(self) -> list[str]:
-        return [runtime for runtime in self._roots if runtime != "docker"]   # docker's: see DockerSource
+        # a runtime with an API source: that source says whether it is in use
+        return [runtime for runtime in self._roots if self.options.table[runtime].api_source is None]
 
     def _present_roots(self, sink: SourceSink) -> dict[str, tuple[str, ...]]:
         """The state roots of the runtimes that are installed; one warning for each that is not."""
         roots = {}
-        for runtime, dirs in self.options.roots().items():
-            if runtime == "docker":
-                roots[runtime] = dirs   # read only once the Engine API answered (docker_ready)
-                continue
-            if runtime == "cri-o":   # its roots (/run/runc) are plain runc's too: only its socket tells
-                signs = [self.options.crio_socket]
-            elif runtime == "containerd":
-                signs = [self.options.containerd_socket, *dirs]
-            else:
-                signs = [*dirs, "the runc binary"]
-            if any(os.path.exists(s) for s in signs) or (runtime == "runc" and shutil.which("runc", path=SBIN_PATH)):
-                roots[runtime] = dirs
-            else:
-                sink.skip(f"{runtime}: not found ({', '.join(signs)}); skipped")
+        for name, dirs in self.options.roots().items():
+            runtime = self.options.table[name]
+            if runtime.api_source is not None or self._installed(runtime, dirs, sink):
+                roots[name] = dirs   # an API source's runtime: read only once that answered (api_ready)
         return roots
+
+    def _installed(self, runtime: Runtime, dirs: tuple[str, ...], sink: SourceSink) -> bool:
+        """Whether one of the runtime's signs (containers/runtimes.py) is there; if none is, says so once."""
+        paths = [self.options.socket(runtime)] if Sign.SOCKET in runtime.signs else []
+        paths += dirs if Sign.STATE_DIRS in runtime.signs else ()
+        binary = Sign.BINARY in runtime.signs
+        if any(os.path.exists(p) for p in paths) or (binary and shutil.which(runtime.binary, path=SBIN_PATH)):
+            return True
+        signs = [*paths, f"the {runtime.binary} binary"] if binary else paths
+        sink.skip(f"{runtime.name}: not found ({', '.join(signs)}); skipped")
+        return False
 
     def _changed(self) -> None:
         """From the inotify thread: read the new state at once, a `runc run` may last milliseconds."""
@@ -97,14 +100,14 @@ class StateDirSource:
             running: dict[str, tuple[str, RuncState]] = {}
             stopped: dict[str, tuple[str, RuncState]] = {}
             for runtime, roots in self._roots.items():
-                if runtime == "docker" and not self.docker_ready():
+                if self.options.table[runtime].api_source is not None and not self.api_ready(runtime):
                     continue
                 for root in roots:
                     for state in self._states.list(root):
                         if state.id not in running and state.id not in stopped:
                             # a state whose init exited (runc run -d, never deleted) is a stopped container
                             found = running if state.alive() else stopped
-                            found[state.id] = (runtime_of(runtime, state), state)
+                            found[state.id] = (self.options.table.runtime_of(runtime, state.annotations), state)
             for runtime, state in running.values():
                 self._reported.add(state.id)
                 sink.report(STATE, state.id, StateFacts(runtime, state), running=True)
@@ -118,11 +121,3 @@ class StateDirSource:
                 self._reported.discard(cid)
                 sink.report_exit(cid)
 
-
-def runtime_of(root_runtime: str, state: RuncState) -> str:
-    if root_runtime in ("cri-o", "runc"):
-        # cri-o and plain runc share /run/runc: cri-o's containers carry its annotations.
-        if any(k.startswith("io.kubernetes.cri-o.") for k in state.annotations):
-            return "cri-o"
-        return "runc"
-    return root_runtime
