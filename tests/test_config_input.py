@@ -13,7 +13,7 @@ import pytest
 from igcore.config import MAX_CONFIG_BYTES, bind_config, load_config
 from igcore.errors import ConfigError
 from igcore.selectors import RULES
-from tests.test_config import CATALOG, counter, histogram, problem, text_of
+from tests.fixtures.config_catalog import CATALOG, counter, histogram, problem, text_of
 
 
 def failing(source: str) -> str:

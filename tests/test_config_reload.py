@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.synthetic import synth  # noqa: F401  (fixture)
-from tests.test_cli_check import check
+from tests.fixtures.igrun import check
 
 GOOD = "metrics_name: t\nmetrics:\n  - {name: events, type: counter, category: trace, gadget: synth, labels: [comm]}\n"
 

@@ -15,7 +15,6 @@ import urllib.request
 import pytest
 
 from tests.fixtures.requirements import missing
-from tests.synthetic import synth  # noqa: F401  (fixture)
 
 CONFIG = """
 metrics_name: synth_test

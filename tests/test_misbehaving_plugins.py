@@ -17,14 +17,13 @@ import subprocess
 import threading
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 
-from tests.fixtures.igrun import IG, free_port
+from tests.fixtures.igrun import IG, free_port, log_lines
+from tests.fixtures.misbehaving import SNAPSHOT, TRACE
 from tests.fixtures.requirements import missing
 from tests.fixtures.waiting import wait_until
-from tests.synthetic import synth  # noqa: F401  (fixture)
 
 CONFIG = """
 metrics_name: isolation
@@ -59,46 +58,6 @@ metrics:
     labels: [comm]
 """
 
-TRACE = {"category": "trace", "gadget": "misbehaving"}
-SNAPSHOT = {"category": "snapshot", "gadget": "misbehaving"}
-
-
-class Misbehaving:
-    """The inputs of the misbehaving gadgets: batch files for the trace one, a JSON file for the snapshot one."""
-
-    def __init__(self, tmp_path: Path, monkeypatch) -> None:
-        self.batches = tmp_path / "batches"
-        self.batches.mkdir()
-        self.snapshot_file = tmp_path / "misbehaving-snapshot.json"
-        self.snapshot_file.write_text("[]")
-        self.stop_mark = tmp_path / "stop-mark"
-        self._n = 0
-        self._env = monkeypatch.setenv
-        monkeypatch.setenv("IG_TEST_GADGETS", "1")
-        monkeypatch.setenv("COLUMNS", "2000")  # rich wraps log lines at the terminal width: keep each one line
-        monkeypatch.setenv("IG_MISBEHAVING_BATCHES", str(self.batches))
-        monkeypatch.setenv("IG_MISBEHAVING_SNAPSHOT", str(self.snapshot_file))
-        monkeypatch.setenv("IG_MISBEHAVING_STOP_MARK", str(self.stop_mark))
-
-    def send(self, batch) -> None:
-        """One batch, handed to the sink as is (written whole, then renamed into place)."""
-        self._n += 1
-        tmp = self.batches / f"{self._n:06d}.tmp"
-        tmp.write_text(json.dumps(batch))  # json writes float("nan") as NaN, which the gadget reads back
-        tmp.rename(self.batches / f"{self._n:06d}.json")
-
-    def snapshot(self, rows) -> None:
-        self.snapshot_file.write_text(json.dumps(rows))
-
-    def env(self, name: str, value: str) -> None:
-        self._env(name, value)
-
-
-@pytest.fixture
-def bad(tmp_path, monkeypatch, synth):  # noqa: F811  (synth is the fixture)
-    return Misbehaving(tmp_path, monkeypatch)
-
-
 def promtool_problems(text: str) -> list[str]:
     promtool = shutil.which("promtool") or missing("promtool (Debian's prometheus package) is not installed")
     result = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True)
@@ -123,10 +82,6 @@ def assert_good_gadgets_exact(ig, synth_pair, expected_events: int = 2) -> None:
     feed.send({"comm": "cat"})
     assert ig.wait_for("good_events_total", expected_events + 1, comm="cat") == expected_events + 1
     assert ig.value("ig_gadget_running", category="trace", gadget="synth") == 1
-
-
-def log_lines(ig, needle: str) -> list[str]:
-    return [line.rstrip() for line in ig.output().splitlines() if needle in line]
 
 
 # --- point 1: snapshot rows that break the schema -----------------------------------------------

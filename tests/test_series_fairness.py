@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.synthetic import synth  # noqa: F401  (fixture)
+from tests.fixtures.aggregation import exposition, samples
+
 
 GROUP = 54321      # the workloads' group: the metric counts their execs only, not the machine's others
 NOBODY = 65534     # the unprivileged user with many command names
@@ -183,7 +184,6 @@ def test_what_an_evicted_series_counted_after_its_last_read_starts_its_next_seri
     from igcore.metrics.lifecycle import EVICTED
     from igcore.plugins import load_catalog
 
-    from .test_aggregators import exposition, samples
 
     bound = load_config_text(_exec_metric(), "test", load_catalog()).metrics[0]
     placement = place(bound)

@@ -9,7 +9,6 @@ import subprocess
 import time
 from pathlib import Path
 
-from tests.fixtures.requirements import require_bpf  # noqa: F401  (fixture)
 
 HANDLED = {signal.SIGHUP, signal.SIGINT, signal.SIGTERM}
 

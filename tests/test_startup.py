@@ -13,14 +13,11 @@ import threading
 from importlib import resources
 from pathlib import Path
 
-import pytest
-
 from igcore.bpf.memory import clean_compiler_mappings, release_compiler_memory
 from igcore.isolation import GadgetThreads
 from igcore.startup import start_all
-from tests.fixtures.requirements import require_bpf  # noqa: F401  (fixture)
-from tests.synthetic import synth  # noqa: F401  (fixture)
-from tests.test_misbehaving_plugins import SNAPSHOT, TRACE, bad, log_lines  # noqa: F401  (bad: fixture)
+from tests.fixtures.igrun import log_lines
+from tests.fixtures.misbehaving import SNAPSHOT, TRACE
 
 BARRIER_SECONDS = 20
 
