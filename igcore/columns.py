@@ -49,7 +49,7 @@ class Column:
     kernel: KernelField | None = None
 
 
-# Every gadget carries these (DESIGN section 4); enrichment fills them.
+# Every gadget carries these (docs/config.md, "Every gadget"); enrichment fills them.
 CONTAINER_COLUMNS: tuple[Column, ...] = (
     Column("k8s.node", Kind.STR, "Kubernetes node name"),
     Column("k8s.namespace", Kind.STR, "Kubernetes namespace of the pod"),

@@ -1,4 +1,4 @@
-"""Hostile config input is bounded and every failure is one line (issue 11): size, file type,
+"""Hostile config input is bounded and every failure is one line (docs/config.md, "Errors"): size, file type,
 nesting, huge numbers, long values, reserved names. The CLI and reload paths are in
 tests/test_config_reload.py."""
 

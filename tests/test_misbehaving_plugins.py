@@ -1,4 +1,5 @@
-"""One bad gadget cannot take down the others (issue 11, points 1-4), through a real `ig prometheus`.
+"""One bad gadget cannot take down the others (docs/config.md, "When a gadget misbehaves"), through a
+real `ig prometheus`.
 
 The `misbehaving` gadgets (tests/plugins/misbehaving, installed with pip like a third-party plugin)
 hand the core what each test asks for; the `synth` gadgets beside them must keep serving exact
@@ -84,7 +85,7 @@ def assert_good_gadgets_exact(ig, synth_pair, expected_events: int = 2) -> None:
     assert ig.value("ig_gadget_running", category="trace", gadget="synth") == 1
 
 
-# --- point 1: snapshot rows that break the schema -----------------------------------------------
+# --- snapshot rows that break the schema ----------------------------------------------------------
 
 
 @pytest.mark.parametrize("row, column, reason", [
@@ -118,7 +119,7 @@ def test_snapshot_that_raises_is_counted_and_the_others_serve(run_ig, synth, bad
     assert "Traceback" not in ig.output()
 
 
-# --- point 2: a snapshot that hangs -------------------------------------------------------------
+# --- a snapshot that hangs ------------------------------------------------------------------------
 
 
 def test_hanging_snapshot_costs_one_time_limit_and_prometheus_keeps_scraping(run_ig, synth, bad, tmp_path,
@@ -148,7 +149,7 @@ def test_hanging_snapshot_costs_one_time_limit_and_prometheus_keeps_scraping(run
     assert prom.query("min_over_time(up[20s])")[0]["value"][1] == "1"  # no scrape failed
 
 
-# --- point 3: trace rows that break the schema --------------------------------------------------
+# --- trace rows that break the schema -------------------------------------------------------------
 
 
 GOOD = {"comm": "ok", "pid": 1, "uid": 1000, "ratio": 0.5, "cgroup_id": 0}
@@ -204,7 +205,7 @@ def test_reader_thread_that_dies_shows_as_not_running(run_ig, synth, bad):
     assert "Traceback" not in ig.output()
 
 
-# --- point 4: start() raises ----------------------------------------------------------------------
+# --- start() raises -------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("start, error", [("raise", "RuntimeError: start failure requested"),

@@ -1,5 +1,5 @@
-"""Start-up (issue 13): the gadgets of a config start side by side, each gadget compiles once
-whatever the number of its metrics, and the compiler's memory is given back.
+"""Start-up (docs/config.md, "Start-up and memory"): the gadgets of a config start side by side,
+each gadget compiles once whatever the number of its metrics, and the compiler's memory is given back.
 
 Concurrency is shown by conditions, never by timing: starts that meet at a threading.Barrier can
 only succeed if they run at the same time (one after another, the first would time out alone).

@@ -1,4 +1,4 @@
-"""trace dns on the real kernel: a real resolver (tests/dns_server.py) and real clients (dig)."""
+"""trace dns on the real kernel: a real resolver (dns_server.py, beside this file) and real clients (dig)."""
 
 from __future__ import annotations
 
