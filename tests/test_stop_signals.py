@@ -78,7 +78,7 @@ class Ig:
     def output(self) -> str:
         return self.log.read_text(errors="replace")
 
-    def wait_until(self, condition, what: str) -> None:
+    def wait_while_running(self, condition, what: str) -> None:
         wait_while_running(condition, what, self.proc, self.log)
 
     def programs(self) -> set[int]:
@@ -136,7 +136,7 @@ def test_a_stop_signal_ends_ig_while_a_gadgets_start_never_returns(require_bpf, 
                                          "IG_MISBEHAVING_START_MARK": str(mark)})
     # the hung start() is under way and trace exec, started beside it, has loaded programs (more
     # than the two of the cgroup watch)
-    ig.wait_until(lambda: mark.exists() and len(ig.programs()) > 2, "the hung start() and exec's programs")
+    ig.wait_while_running(lambda: mark.exists() and len(ig.programs()) > 2, "the hung start() and exec's programs")
     ig.stop_within_bound(sig)
     assert "Publishing metrics" not in ig.output()
     ig.assert_programs_released()
@@ -144,7 +144,7 @@ def test_a_stop_signal_ends_ig_while_a_gadgets_start_never_returns(require_bpf, 
 
 def test_sigterm_during_the_start_ups_compile_ends_ig(require_bpf, start_ig):  # noqa: F811
     ig = start_ig(MANY_GADGETS, "--host")
-    ig.wait_until(lambda: ig.programs(), "a first program loaded")   # the others still compile
+    ig.wait_while_running(lambda: ig.programs(), "a first program loaded")   # the others still compile
     assert "Publishing metrics" not in ig.output(), "the start-up ended before the test could signal it"
     ig.stop_within_bound(signal.SIGTERM)
     assert "Publishing metrics" not in ig.output(), "ig finished starting before it acted on SIGTERM"
@@ -155,11 +155,11 @@ def test_sigterm_during_a_reload_ends_ig(require_bpf, start_ig, tmp_path):  # no
     path = tmp_path / "config.yaml"
     path.write_text(EXEC_ONLY)
     ig = start_ig(f"@{path}", "--host")
-    ig.wait_until(lambda: "Publishing metrics" in ig.output(), "the start-up")
+    ig.wait_while_running(lambda: "Publishing metrics" in ig.output(), "the start-up")
     before = ig.programs()
     path.write_text(MANY_GADGETS)
     ig.proc.send_signal(signal.SIGHUP)
-    ig.wait_until(lambda: ig.programs() - before, "a program of the reload loaded")   # the others still compile
+    ig.wait_while_running(lambda: ig.programs() - before, "a program of the reload loaded")   # the others still compile
     assert "Config reloaded" not in ig.output(), "the reload ended before the test could signal it"
     ig.stop_within_bound(signal.SIGTERM)
     assert "Config reloaded" not in ig.output(), "ig finished the reload before it acted on SIGTERM"
