@@ -1,4 +1,4 @@
-"""Histogram bucket upper bounds from a config's `bucket` (DESIGN section 3, "Histogram buckets").
+"""Histogram bucket upper bounds from a config's `bucket` (docs/config.md, "Histogram buckets").
 
 Bounds are computed with Decimal from the multiplier's written form, so `linear` with multiplier
 0.0001 gives 0.0003 for i = 3 (float arithmetic would give 0.00030000000000000003), and only then

@@ -65,7 +65,7 @@ class Column:
 MAX_WIDTH = 200
 
 
-# Every gadget carries these (DESIGN section 4); enrichment fills them.
+# Every gadget carries these (docs/config.md, "Every gadget"); enrichment fills them.
 CONTAINER_COLUMNS: tuple[Column, ...] = (
     Column("k8s.node", Kind.STR, "Kubernetes node name"),
     Column("k8s.namespace", Kind.STR, "Kubernetes namespace of the pod", width=16),

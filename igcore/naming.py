@@ -1,4 +1,4 @@
-"""Prometheus names and label values for metrics bound to gadget columns (DESIGN section 3).
+"""Prometheus names and label values for metrics bound to gadget columns (docs/config.md, "Names").
 
 The collector hands `family_name(...)` to prometheus_client's MetricFamily classes, which add the
 series suffixes themselves (`_total` for counters, `_bucket`/`_sum`/`_count` for histograms).

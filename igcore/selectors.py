@@ -1,4 +1,4 @@
-"""Selectors: `column:rule` strings compiled once into fast row predicates (DESIGN section 3).
+"""Selectors: `column:rule` strings compiled once into fast row predicates (docs/config.md, "Selectors").
 
 A rule is `value` (equal), `>=v`, `>v`, `<=v`, `<v` or `~re` (RE2, unanchored search); a leading
 `!` negates it, so `!value` is "not equal" and `!~re` "does not match". The text is split on the

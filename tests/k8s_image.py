@@ -18,8 +18,8 @@ from tests.fixtures.requirements import missing
 
 ROOT = Path(__file__).resolve().parent.parent
 BASE = "ig-test-debian-minbase:bookworm"  # cached across runs: debootstrap takes about two minutes
-# docker 20.10 knows neither BPF nor PERFMON, and SYS_RESOURCE is outside this VM's bounding set
-# (DESIGN section 5): those are left out here; SYS_ADMIN covers bpf() and perf events.
+# docker 20.10 knows neither BPF nor PERFMON, and SYS_RESOURCE is outside this VM's bounding set:
+# those are left out here; SYS_ADMIN covers bpf() and perf events.
 CAPS_THIS_MACHINE_ALLOWS = {"SYS_ADMIN", "NET_ADMIN", "NET_RAW", "SYS_PTRACE", "IPC_LOCK", "SYSLOG"}
 
 

@@ -7,6 +7,9 @@ from pathlib import Path
 
 import pytest
 
+# The smallest config on the synth gadget: a counter of its events.
+SYNTH = "metrics_name: m\nmetrics:\n  - {name: events, type: counter, category: trace, gadget: synth}\n"
+
 
 class Feed:
     """The JSON-lines file the `trace synth` gadget tails."""

@@ -5,61 +5,13 @@ from __future__ import annotations
 import logging
 import sys
 import threading
-from dataclasses import dataclass
-from typing import Callable
 
 import pytest
-from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.utils import floatToGoString
 
 from igcore.metrics.aggregators import CounterAggregator, GaugeAggregator, HistogramAggregator, TraceAggregator
 from igcore.metrics.lifecycle import EVICTED
-
-
-@dataclass(frozen=True)
-class Cfg:
-    name: str
-    type: str
-
-
-@dataclass(frozen=True)
-class Bound:
-    """Stand-in for config.BoundMetric: the attributes the aggregators read."""
-
-    config: Cfg
-    label_columns: tuple[str, ...]
-    label_names: tuple[str, ...]
-    field_column: str | None
-    predicate: Callable[[dict], bool] | None
-    family_name: str
-    bounds: tuple[float, ...] | None
-    description: str
-
-
-def bound(name, type_, labels=(), field=None, predicate=None, bounds=None, family=None) -> Bound:
-    labels = tuple(labels)
-    return Bound(Cfg(name, type_), labels, tuple(c.replace(".", "_") for c in labels), field, predicate,
-                 family or name, bounds, f"help for {name}")
-
-
-class Wrap:
-    """A minimal custom Collector around an aggregator's families."""
-
-    def __init__(self, families: Callable[[], list]) -> None:
-        self.families = families
-
-    def collect(self):
-        return self.families()
-
-
-def exposition(families: Callable[[], list]) -> str:
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(Wrap(families))
-    return generate_latest(registry).decode()
-
-
-def samples(text: str) -> list[str]:
-    return [line for line in text.splitlines() if not line.startswith("#")]
+from tests.fixtures.aggregation import bound, exposition, samples
 
 
 BLANK = {"comm": "", "pid": 0, "k8s.namespace": "", "k8s.pod": "", "lat": 0, "ok": False}

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-IG = str(Path(sys.executable).with_name("ig"))
+from tests.fixtures.igrun import IG, check
 
 OK_COUNTER = "{name: m, type: counter, category: trace, gadget: synth}"
 
@@ -71,11 +70,6 @@ CASES = [
      ['metric "m"', "needs a string column"]),
     ("yaml syntax", "metrics_name: t\nmetrics: [\n", ["line"]),
 ]
-
-
-def check(config: str) -> subprocess.CompletedProcess:
-    return subprocess.run([IG, "prometheus", "--check", "--config", config], capture_output=True, text=True, timeout=60,
-                          env={**os.environ, "IG_TEST_GADGETS": "1", "NO_COLOR": "1", "COLUMNS": "400"})
 
 
 @pytest.mark.parametrize("config, phrases", [c[1:] for c in CASES], ids=[c[0] for c in CASES])

@@ -9,7 +9,6 @@ import uuid
 from importlib import metadata
 from pathlib import Path
 
-from tests.synthetic import synth  # noqa: F401  (fixture)
 
 IG = str(Path(sys.executable).with_name("ig"))
 DEFAULT = Path(__file__).resolve().parents[1] / "igcore" / "data" / "default.yaml"

@@ -3,84 +3,16 @@
 from __future__ import annotations
 
 import pytest
-import yaml
 
-from igcore.columns import Column, Kind, Schema
 from igcore.config import BoundMetric, Config, MetricConfig, bind_config, load_config
 from igcore.errors import ConfigError
-from igcore.gadgets import Category, GadgetSpec
 from igcore.plugins import GadgetCatalog
 from igcore.selectors import RULES
-
-EXEC_COLUMNS = Schema.with_container_columns(
-    [
-        Column("pid", Kind.INT),
-        Column("uid", Kind.UINT),
-        Column("retval", Kind.INT, aliases=("ret",)),
-        Column("latency", Kind.FLOAT),
-        Column("comm", Kind.STR),
-        Column("truncated", Kind.BOOL),
-    ]
-)
-PROCESS_COLUMNS = Schema.with_container_columns(
-    [Column("pid", Kind.INT), Column("comm", Kind.STR), Column("threads", Kind.UINT)]
-)
-
-
-def _spec(category: Category, name: str, columns: Schema) -> GadgetSpec:
-    return GadgetSpec(category, name, f"{category.value} {name}", columns, lambda ctx: None)
-
-
-def make_catalog() -> GadgetCatalog:
-    catalog = GadgetCatalog()
-    for spec in (
-        _spec(Category.TRACE, "exec", EXEC_COLUMNS),
-        _spec(Category.TRACE, "dns", EXEC_COLUMNS),
-        _spec(Category.SNAPSHOT, "process", PROCESS_COLUMNS),
-    ):
-        catalog.gadgets[spec.key] = spec
-    return catalog
-
-
-CATALOG = make_catalog()
-
-
-def counter(**overrides) -> dict:
-    return {"name": "executed_processes", "type": "counter", "category": "trace", "gadget": "exec", **overrides}
-
-
-def gauge(**overrides) -> dict:
-    return {"name": "processes", "type": "gauge", "category": "snapshot", "gadget": "process", **overrides}
-
-
-def histogram(**overrides) -> dict:
-    metric = {"name": "exec_latency", "type": "histogram", "category": "trace", "gadget": "exec", "field": "latency"}
-    metric["bucket"] = {"type": "exp2", "min": 0, "max": 10, "multiplier": 0.0001, "unit": "s"}
-    return {**metric, **overrides}
-
-
-def text_of(*metrics: dict, **top) -> str:
-    data = {"metrics_name": "my_metrics", "metrics": list(metrics), **top}
-    return yaml.safe_dump(data, sort_keys=False)
+from tests.fixtures.config_catalog import CATALOG, EXEC_COLUMNS, counter, gauge, histogram, problem, text_of
 
 
 def load(*metrics: dict, **top) -> Config:
     return load_config(text_of(*metrics, **top), CATALOG)
-
-
-def problem(source: str, *phrases: str, origin: str = "inline config") -> str:
-    """Load `source`, expect a ConfigError: one line, starting with the origin, with each phrase."""
-    with pytest.raises(ConfigError) as info:
-        load_config(source, CATALOG)
-    message = str(info.value)
-    assert info.value.exit_code == 2
-    assert "\n" not in message
-    assert message.startswith(f"{origin}: "), message
-    for bad in ("Input should", "validation error", "pydantic", "Traceback", "Extra inputs"):
-        assert bad not in message, message
-    for phrase in phrases:
-        assert phrase in message, f"{phrase!r} not in {message!r}"
-    return message
 
 
 def metric_problem(metric: dict, *phrases: str) -> str:

@@ -1,4 +1,4 @@
-"""Hostile config input is bounded and every failure is one line (issue 11): size, file type,
+"""Hostile config input is bounded and every failure is one line (docs/config.md, "Errors"): size, file type,
 nesting, huge numbers, long values, reserved names. The CLI and reload paths are in
 tests/test_config_reload.py."""
 
@@ -13,7 +13,7 @@ import pytest
 from igcore.config import MAX_CONFIG_BYTES, bind_config, load_config
 from igcore.errors import ConfigError
 from igcore.selectors import RULES
-from tests.test_config import CATALOG, counter, histogram, problem, text_of
+from tests.fixtures.config_catalog import CATALOG, counter, histogram, problem, text_of
 
 
 def failing(source: str) -> str:

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.synthetic import synth  # noqa: F401  (fixture)
-from tests.test_cli_check import check
+from tests.fixtures.igrun import check
+from tests.fixtures.waiting import wait_until
 
 GOOD = "metrics_name: t\nmetrics:\n  - {name: events, type: counter, category: trace, gadget: synth, labels: [comm]}\n"
 
@@ -62,23 +61,10 @@ def test_check_answers_hostile_configs_in_one_line(make_hostile, phrase, tmp_pat
     assert lines[0].startswith(f"Error: {path}: ") and phrase in lines[0] and len(lines[0]) < 1000, lines[0][:2000]
 
 
-def _wait_value(ig, name: str, expected: float, timeout: float = 30, **labels) -> float | None:
-    deadline = time.monotonic() + timeout
-    value = ig.value(name, **labels)
-    while value != expected and time.monotonic() < deadline:
-        assert ig.proc.poll() is None, f"ig exited with {ig.proc.returncode}:\n{ig.output()[-3000:]}"
-        time.sleep(0.1)
-        value = ig.value(name, **labels)
-    return value
-
-
-def _reload_errors(ig, expected: int, timeout: float = 30) -> list[str]:
-    deadline = time.monotonic() + timeout
-    lines = [l for l in ig.output().splitlines() if "reload failed" in l]
-    while len(lines) < expected and time.monotonic() < deadline:
-        time.sleep(0.1)
-        lines = [l for l in ig.output().splitlines() if "reload failed" in l]
-    return lines
+def _reload_errors(ig, expected: int) -> list[str]:
+    lines = lambda: [l for l in ig.output().splitlines() if "reload failed" in l]  # noqa: E731
+    wait_until(lambda: len(lines()) >= expected, f"{expected} 'reload failed' lines in ig's log")
+    return lines()
 
 
 def test_running_ig_survives_every_hostile_reload(run_ig, synth, tmp_path):
@@ -87,24 +73,24 @@ def test_running_ig_survives_every_hostile_reload(run_ig, synth, tmp_path):
     path.write_text(GOOD)
     ig = run_ig(f"@{path}", "--host")
     feed.send({"comm": "cat"}, {"comm": "cat"})
-    assert _wait_value(ig, "events_total", 2, comm="cat") == 2
+    assert ig.wait_value("events_total", 2, comm="cat") == 2
 
     for failures, (name, make_hostile, phrase) in enumerate(HOSTILE, start=1):
         make_hostile(path)
         ig.proc.send_signal(signal.SIGHUP)
-        assert _wait_value(ig, "ig_config_reloads_total", failures, result="failure") == failures, name
+        assert ig.wait_value("ig_config_reloads_total", failures, result="failure") == failures, name
         assert ig.proc.poll() is None, name
         errors = _reload_errors(ig, failures)  # counted before it is printed: wait for the line too
         assert len(errors) == failures and phrase in errors[-1] and len(errors[-1]) < 1000, (name, errors[-1][:2000])
         # the old config still counts
         feed.send({"comm": "cat"})
-        assert _wait_value(ig, "events_total", 2 + failures, comm="cat") == 2 + failures, name
+        assert ig.wait_value("events_total", 2 + failures, comm="cat") == 2 + failures, name
         path.unlink()
         path.write_text(GOOD)  # the next case starts from a regular file again
 
     path.write_text(GOOD.replace("labels: [comm]", "labels: []"))
     ig.proc.send_signal(signal.SIGHUP)
-    assert _wait_value(ig, "ig_config_reloads_total", 1, result="success") == 1
+    assert ig.wait_value("ig_config_reloads_total", 1, result="success") == 1
     assert ig.value("ig_config_reloads_total", result="failure") == len(HOSTILE)
     assert ig.stop(signal.SIGTERM) == 0
     assert "Traceback" not in ig.output()

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import os
-import time
 
 import pytest
 
+from tests.fixtures.waiting import wait_until
 from tests.kubelet_volume import ConfigMapVolume
-from tests.synthetic import synth  # noqa: F401  (fixture)
 
 EVENTS = "  - {name: events, type: counter, category: trace, gadget: synth, labels: [comm]}\n"
 LATENCY = "  - {name: latency_total, type: counter, category: trace, gadget: synth, field: latency, labels: [comm]}\n"
@@ -31,15 +30,6 @@ WATCH_MODES = {
 
 def sha(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
-
-
-def wait_until(check, timeout: float = 10.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result or time.monotonic() > deadline:
-            return result
-        time.sleep(0.1)
 
 
 def config_info(ig) -> set[str]:

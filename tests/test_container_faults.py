@@ -21,7 +21,8 @@ from igcore.containers.cgroups import cgroup2_mount
 from igcore.health import loop_errors
 from tests.fixtures.docker import SOCKET
 from tests.fixtures.unix_proxy import CuttingProxy
-from tests.test_containers import ANNOTATIONS, busybox_rootfs, runc, runc_bundle, wait_until  # noqa: F401
+from tests.fixtures.runc import ANNOTATIONS, runc, runc_bundle
+from tests.fixtures.waiting import wait_until
 
 
 def errors_of(component: str) -> int:

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
-import tarfile
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -18,13 +15,8 @@ from igcore.containers import HOST, PENDING, ContainerCollection, Enricher, Runt
 from igcore.containers.cgroups import cgroup2_mount
 from igcore.containers.model import is_sandbox
 from igcore.containers.runc import RuncState
-
-ANNOTATIONS = {
-    "io.kubernetes.cri.container-name": "web",
-    "io.kubernetes.cri.sandbox-name": "web-7d4b9",
-    "io.kubernetes.cri.sandbox-namespace": "shop",
-    "io.kubernetes.cri.image-name": "registry.example/shop/web:1.4",
-}
+from tests.fixtures.runc import ANNOTATIONS, runc, runc_bundle
+from tests.fixtures.waiting import wait_until
 
 
 @pytest.fixture
@@ -35,57 +27,6 @@ def collection(require_bpf):
     reg.stop()
 
 
-@pytest.fixture(scope="module")
-def busybox_rootfs(busybox_image, tmp_path_factory) -> Path:
-    """The test image's files, for runc bundles."""
-    rootfs = tmp_path_factory.mktemp("busybox") / "rootfs"
-    rootfs.mkdir()
-    name = f"ig-export-{uuid.uuid4().hex[:6]}"
-    subprocess.run(["docker", "create", "--name", name, busybox_image], check=True, capture_output=True)
-    try:
-        export = rootfs.parent / "rootfs.tar"
-        subprocess.run(["docker", "export", "-o", str(export), name], check=True, capture_output=True)
-        with tarfile.open(export) as tar:
-            tar.extractall(rootfs)
-    finally:
-        subprocess.run(["docker", "rm", "-f", name], capture_output=True)
-    return rootfs
-
-
-def runc_bundle(rootfs: Path, where: Path, args: list[str], annotations: dict[str, str]) -> Path:
-    """An OCI bundle made by `runc spec`, running `args` in the busybox rootfs."""
-    shutil.which("runc") or pytest.fail("runc is not installed")
-    bundle = where / "bundle"
-    bundle.mkdir()
-    subprocess.run(["runc", "spec"], cwd=bundle, check=True)
-    spec = json.loads((bundle / "config.json").read_text())
-    spec["process"]["terminal"] = False
-    spec["process"]["args"] = args
-    spec["root"] = {"path": str(rootfs), "readonly": True}
-    spec["annotations"] = annotations
-    (bundle / "config.json").write_text(json.dumps(spec))
-    return bundle
-
-
-def runc(root: Path, *args: str, cwd: Path | None = None) -> None:
-    """A runc command; the container's stdio is not a pipe of ours (it would keep runc's output open)."""
-    with tempfile.TemporaryFile("w+") as out:
-        result = subprocess.run(["runc", "--root", str(root), *args], cwd=cwd, stdin=subprocess.DEVNULL,
-                                stdout=out, stderr=out, timeout=60)
-        out.seek(0)
-        assert result.returncode == 0, out.read()
-
-
-def wait_until(check, timeout=10.0, step=0.002):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(step)
-    return check()
-
-
 def test_new_docker_container_is_known_quickly_with_its_metadata(collection, docker):
     name = f"ig-coll-{uuid.uuid4().hex[:6]}"
     started = time.monotonic()
@@ -93,7 +34,7 @@ def test_new_docker_container_is_known_quickly_with_its_metadata(collection, doc
     cid = docker.inspect(name, "{{.Id}}")
     pid = int(docker.inspect(name, "{{.State.Pid}}"))
     netns = os.stat(f"/proc/{pid}/ns/net").st_ino
-    found = wait_until(lambda: collection.lookup("netns", netns))
+    found = wait_until(lambda: collection.lookup("netns", netns), interval=0.002)
     print(f"container known {1000 * (time.monotonic() - started):.0f} ms after `docker run -d` began")
     assert found is not None
     cgroup_id = os.stat(f"{cgroup2_mount()}/docker/{cid}").st_ino
@@ -261,7 +202,7 @@ def test_runc_container_is_known_from_its_state_directory_by_inotify(
     try:
         started = time.monotonic()
         runc(root, "create", cid, cwd=bundle)   # the init waits for `runc start`: nothing ran yet
-        assert wait_until(lambda: added, timeout=5), "the new container was not announced"
+        wait_until(lambda: added, "the new container to be announced", timeout=5, interval=0.002)
         print(f"runc container known {1000 * (time.monotonic() - started):.0f} ms after `runc create` began")
         state = json.loads((root / cid / "state.json").read_text())
         found = added[0]
@@ -449,24 +390,24 @@ def test_pod_sandbox_is_not_a_workload_and_a_shared_namespace_gives_the_pod(coll
 
     pod_only = {"k8s.node": "", "k8s.namespace": "shop", "k8s.pod": "web-1", "k8s.container": ""}
     # the sandbox alone: the pod; its own processes are nobody's workload
-    assert wait_until(lambda: columns_by_netns() == pod_only), columns_by_netns()
+    wait_until(lambda: columns_by_netns() == pod_only, lambda: f"the expected columns (now {columns_by_netns()})")
     assert wait_until(lambda: any(c.name == sandbox and c.sandbox for c in collection.containers()))
     assert collection.lookup("cgroup_id", cgroup_of(sandbox)) is None
     assert collection.lookup("mntns", os.stat(f"/proc/{sandbox_pid}/ns/mnt").st_ino) is None
     # one container in the pod: rows of the namespace are that container's
     in_pod(web, "web")
-    assert wait_until(lambda: columns_by_netns() == {**pod_only, "k8s.container": "web"}), columns_by_netns()
+    wait_until(lambda: columns_by_netns() == {**pod_only, "k8s.container": "web"}, lambda: f"the expected columns (now {columns_by_netns()})")
     assert collection.lookup("cgroup_id", cgroup_of(web)).k8s_container == "web"
     # two: the namespace's rows cannot say which one, so they carry the pod only
     in_pod(proxy, "proxy")
-    assert wait_until(lambda: columns_by_netns() == pod_only), columns_by_netns()
+    wait_until(lambda: columns_by_netns() == pod_only, lambda: f"the expected columns (now {columns_by_netns()})")
     assert {k: v for k, v in collection.lookup("netns", netns).columns().items() if k.startswith("runtime.")} == {
         "runtime.runtimeName": "", "runtime.containerId": "", "runtime.containerName": "",
         "runtime.containerImageName": ""}
     assert collection.lookup("cgroup_id", cgroup_of(proxy)).k8s_container == "proxy"
     # the proxy stops: web is the only running one again, though the proxy's record is kept a while
     docker.cli("stop", "-t", "0", proxy)
-    assert wait_until(lambda: columns_by_netns() == {**pod_only, "k8s.container": "web"}), columns_by_netns()
+    wait_until(lambda: columns_by_netns() == {**pod_only, "k8s.container": "web"}, lambda: f"the expected columns (now {columns_by_netns()})")
     assert any(c.name == proxy for c in collection.containers(include_exited=True))
 
 

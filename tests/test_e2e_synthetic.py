@@ -15,7 +15,6 @@ import urllib.request
 import pytest
 
 from tests.fixtures.requirements import missing
-from tests.synthetic import synth  # noqa: F401  (fixture)
 
 CONFIG = """
 metrics_name: synth_test
@@ -124,8 +123,8 @@ def test_scrape_passes_promtool(run_ig, synth):
 
 
 def test_nanosecond_histograms_only_draw_the_base_unit_lint(run_ig, synth):
-    """DESIGN's names (`_nanoseconds`, as Inspektor Gadget's dashboards expect) are valid exposition;
-    promtool's linter only prefers base units. Nothing else may be flagged."""
+    """The unit suffixes of docs/config.md, "Names" (`_nanoseconds`, as Inspektor Gadget's dashboards
+    expect) are valid exposition; promtool's linter only prefers base units. Nothing else may be flagged."""
     feed, _ = synth
     ig = run_ig(CONFIG, "--host")
     feed.send({"comm": "cat", "uid": 1000, "latency": 5})

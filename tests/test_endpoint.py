@@ -14,7 +14,6 @@ import pytest
 
 from tests.fixtures.igrun import IG, free_port
 from tests.fixtures.requirements import need_binary
-from tests.synthetic import synth  # noqa: F401  (fixture)
 
 SYNTH = ("metrics_name: m\nmetrics:\n  - {name: events, type: counter, category: trace, gadget: synth, labels: [comm]}\n"
          "  - {name: sizes, type: gauge, category: snapshot, gadget: synth, labels: [comm]}\n")

@@ -23,7 +23,6 @@ from prometheus_client.core import CounterMetricFamily
 from igcore.http import MEMORY_BOUND_BYTES, MetricsServer
 from igcore.webauth import BasicAuth
 from tests.fixtures.igrun import free_port
-from tests.synthetic import synth  # noqa: F401  (fixture)
 
 SYNTH = "metrics_name: m\nmetrics:\n  - {name: events, type: counter, category: trace, gadget: synth, labels: [comm]}\n"
 PASSWORD = "correct horse"

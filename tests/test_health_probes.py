@@ -18,7 +18,6 @@ import pytest
 
 from tests.fixtures.igrun import IG, IgProcess, free_port
 from tests.fixtures.waiting import wait_until
-from tests.synthetic import synth  # noqa: F401  (fixture)
 
 SYNTH_TRACE = """
   - name: good_events

@@ -8,7 +8,6 @@ import shutil
 import signal
 import subprocess
 import tempfile
-import time
 import uuid
 from pathlib import Path
 
@@ -39,15 +38,6 @@ def _run(path: Path, times: int) -> None:
         subprocess.run([str(path)], check=True)
 
 
-def _wait(ig, name: str, expected: float, timeout: float = 30, **labels) -> float | None:
-    deadline = time.monotonic() + timeout
-    value = ig.value(name, **labels)
-    while value != expected and time.monotonic() < deadline:
-        time.sleep(0.05)
-        value = ig.value(name, **labels)
-    return value
-
-
 def test_reload_that_recompiles_keeps_the_counts(require_bpf, run_ig, program, tmp_path):
     comm = program.name
     config = tmp_path / "config.yaml"
@@ -60,7 +50,7 @@ def test_reload_that_recompiles_keeps_the_counts(require_bpf, run_ig, program, t
     # a second metric in the kernel: the program is compiled again, the kept metric's map is new
     config.write_text(f"metrics_name: kagg\nmetrics:\n{_metric('kept', comm)}{_metric('added', comm, '[]')}")
     ig.proc.send_signal(signal.SIGHUP)
-    assert _wait(ig, "ig_config_reloads_total", 1, result="success") == 1
+    assert ig.wait_value("ig_config_reloads_total", 1, result="success") == 1
     assert ig.value("kept_total", comm=comm) == 5
     _run(program, 3)
     assert ig.wait_for("kept_total", 8, comm=comm) == 8
@@ -70,7 +60,7 @@ def test_reload_that_recompiles_keeps_the_counts(require_bpf, run_ig, program, t
     by_args = _metric("by_args", comm, "[]").replace(f'"comm:{comm}"', f'"args:~{comm}"')
     config.write_text(f"metrics_name: kagg\nmetrics:\n{_metric('kept', comm)}{by_args}")
     ig.proc.send_signal(signal.SIGHUP)
-    assert _wait(ig, "ig_config_reloads_total", 2, result="success") == 2
+    assert ig.wait_value("ig_config_reloads_total", 2, result="success") == 2
     assert ig.value("ig_metric_aggregation", metric="by_args", path="user") == 1
     _run(program, 2)
     assert ig.wait_for("kept_total", 10, comm=comm) == 10
@@ -90,7 +80,7 @@ def test_gone_containers_entries_are_folded_and_deleted(require_bpf, run_ig, doc
                f"cp /bin/busybox /tmp/{comm}; for i in $(seq 10); do /tmp/{comm} 2>/dev/null; done; true", name=name)
     assert ig.wait_for("folded_total", 10, k8s_container=name) == 10
     # the container has exited: once the collection knows, its entry is read a last time and deleted
-    assert _wait(ig, "ig_kernel_map_entries", 0, gadget="exec") == 0, ig.text()
+    assert ig.wait_value("ig_kernel_map_entries", 0, gadget="exec") == 0, ig.text()
     assert ig.value("folded_total", k8s_container=name) == 10
     assert ig.value("ig_series", metric="folded") == 1
 

@@ -11,8 +11,9 @@ from igcore.columns import Column, KernelField, Kind, Schema
 from igcore.config import load_config_text
 from igcore.gadgets import Category, GadgetSpec
 from igcore.kernel import KERNEL, SNAPSHOT, USER, place
-from igcore.kernel.ctext import bucket_index, int_compare, string_equals
+from igcore.kernel.ctext import bucket_index, int_compare, literal, string_equals
 from igcore.kernel.codegen import generate
+from igcore.kernel.plan import char_array_size
 from igcore.plugins import GadgetCatalog
 
 SCHEMA = Schema.with_container_columns([
@@ -40,41 +41,39 @@ def _placement(metric: str, catalog: GadgetCatalog | None = None, allow: bool = 
 COUNTER = "{{name: m, type: counter, category: trace, gadget: k, {}}}"
 
 
-@pytest.mark.parametrize("rest", [
-    "selector: ['uid:>=1000', 'retval:!0', 'comm:cat'], labels: [comm, uid, k8s.pod]",
-    "selector: ['qtype:AAAA', 'k8s.namespace:~^kube-'], labels: [qtype]",
-    "field: retval, labels: [retval]",
-    "selector: ['uid:-1']",   # a constant no u32 takes: still exact (always false)
+HISTOGRAM = "{{name: h, type: histogram, category: trace, gadget: k, field: uid, bucket: {{{}}}}}"
+
+
+@pytest.mark.parametrize("metric", [
+    COUNTER.format("selector: ['uid:>=1000', 'retval:!0', 'comm:cat'], labels: [comm, uid, k8s.pod]"),
+    COUNTER.format("selector: ['qtype:AAAA', 'k8s.namespace:~^kube-'], labels: [qtype]"),
+    COUNTER.format("field: retval, labels: [retval]"),
+    COUNTER.format("selector: ['uid:-1']"),   # a constant no u32 takes: still exact (always false)
+    HISTOGRAM.format("type: exp2, min: 0, max: 8, multiplier: 0.5"),   # an integer field, whatever the multiplier
 ])
-def test_kernel_evaluable_metrics_go_to_the_kernel(rest):
-    placement = _placement(COUNTER.format(rest))
+def test_kernel_evaluable_metrics_go_to_the_kernel(metric):
+    placement = _placement(metric)
     assert placement.where == KERNEL, placement.reason
 
 
-def test_histograms_of_an_integer_field_go_to_the_kernel_whatever_the_multiplier():
-    metric = "{name: h, type: histogram, category: trace, gadget: k, field: uid, bucket: {type: exp2, min: 0, max: 8, multiplier: 0.5}}"
-    assert _placement(metric).where == KERNEL
-
-
-@pytest.mark.parametrize("rest, reason", [
-    ("selector: ['comm:~^c']", 'selector "comm:~^c": regular expressions are evaluated in user space'),
-    ("selector: ['comm:>b']", 'selector "comm:>b": strings are ordered in user space'),
-    ("selector: ['qtype:>A']", 'selector "qtype:>A": strings are ordered in user space'),
-    ("selector: ['uid:>1.5']", 'selector "uid:>1.5": 1.5 is not an integer'),
-    ("selector: ['args:x']", 'selector "args:x": column args is not known in the gadget\'s eBPF program'),
-    ("labels: [args]", "label args: column args is not known in the gadget's eBPF program"),
-    ("field: ratio", "field ratio: column ratio is not known in the gadget's eBPF program"),
-    ("selector: ['comm:a\ufffd']", "the value holds U+FFFD"),
+@pytest.mark.parametrize("metric, container_key, reason", [
+    (COUNTER.format("selector: ['comm:~^c']"), "cgroup_id",
+     'selector "comm:~^c": regular expressions are evaluated in user space'),
+    (COUNTER.format("selector: ['comm:>b']"), "cgroup_id", 'selector "comm:>b": strings are ordered in user space'),
+    (COUNTER.format("selector: ['qtype:>A']"), "cgroup_id", 'selector "qtype:>A": strings are ordered in user space'),
+    (COUNTER.format("selector: ['uid:>1.5']"), "cgroup_id", 'selector "uid:>1.5": 1.5 is not an integer'),
+    (COUNTER.format("selector: ['args:x']"), "cgroup_id",
+     'selector "args:x": column args is not known in the gadget\'s eBPF program'),
+    (COUNTER.format("labels: [args]"), "cgroup_id", "label args: column args is not known in the gadget's eBPF program"),
+    (COUNTER.format("field: ratio"), "cgroup_id", "field ratio: column ratio is not known in the gadget's eBPF program"),
+    (COUNTER.format("selector: ['comm:a\ufffd']"), "cgroup_id", "the value holds U+FFFD"),
+    (COUNTER.format("labels: []"), "mntns", "container key (mntns)"),   # the gadget's key is no kernel column
+    (HISTOGRAM.format("type: linear, min: 0, max: 500"), "cgroup_id", "more than 128 buckets"),
 ])
-def test_user_space_metrics_name_what_keeps_them_there(rest, reason):
-    placement = _placement(COUNTER.format(rest))
+def test_user_space_metrics_name_what_keeps_them_there(metric, container_key, reason):
+    placement = _placement(metric, _catalog(container_key))
     assert placement.where == USER
     assert reason in placement.reason
-
-
-def test_a_gadget_without_its_container_key_in_the_kernel_keeps_user_space():
-    placement = _placement(COUNTER.format("labels: []"), _catalog(container_key="mntns"))
-    assert placement.where == USER and "container key (mntns)" in placement.reason
 
 
 def test_the_flag_and_snapshots():
@@ -82,26 +81,50 @@ def test_the_flag_and_snapshots():
     assert _placement("{name: g, type: gauge, category: snapshot, gadget: s}").where == SNAPSHOT
 
 
-def test_too_many_buckets_stay_in_user_space():
-    metric = "{name: h, type: histogram, category: trace, gadget: k, field: uid, bucket: {type: linear, min: 0, max: 500}}"
-    assert "more than 128 buckets" in _placement(metric).reason
+@pytest.mark.parametrize("ctype, size", [
+    ("char[16]", 16), ("char[1]", 1), ("u32", 0), ("char[]", 0), ("char[x]", 0), ("char[-1]", 0), ("char[16] ", 0),
+])
+def test_char_array_size_reads_only_char_n(ctype, size):
+    assert char_array_size(ctype) == size
 
 
-def test_int_comparisons_beyond_the_type_give_pythons_answer():
-    assert int_compare("v", False, ">", -1) == "1"      # every u64 is > -1
-    assert int_compare("v", False, "=", -1) == "0"
-    assert int_compare("v", True, "<", 1 << 70) == "1"
-    assert int_compare("v", True, ">=", 1 << 70) == "0"
-    assert int_compare("v", True, "=", -(1 << 63)) == "(v == (-9223372036854775807LL - 1))"
-    assert int_compare("v", False, "<=", 7) == "(v <= 7ULL)"
+@pytest.mark.parametrize("value, signed, text", [
+    (7, False, "7ULL"),
+    ((1 << 64) - 1, False, "18446744073709551615ULL"),
+    (-1, True, "-1LL"),
+    ((1 << 63) - 1, True, "9223372036854775807LL"),
+    (-(1 << 63), True, "(-9223372036854775807LL - 1)"),   # the lowest s64 is no literal of C
+])
+def test_literal(value, signed, text):
+    assert literal(value, signed) == text
 
 
-def test_string_equality_is_up_to_the_first_nul():
-    assert string_equals("c", 16, "ab") == "(((u8)c[0] == 97) && ((u8)c[1] == 98) && (c[2] == 0))"
-    assert string_equals("c", 4, "abcd") == "(((u8)c[0] == 97) && ((u8)c[1] == 98) && ((u8)c[2] == 99) && ((u8)c[3] == 100))"
-    assert string_equals("c", 4, "abcde") == "0"    # longer than the array: no row holds it
-    assert string_equals("c", 16, "a\0b") == "0"
-    assert string_equals("c", 16, "") == "((c[0] == 0))"
+@pytest.mark.parametrize("signed, op, value, c", [
+    (False, ">", -1, "1"),      # every u64 is > -1
+    (False, "=", -1, "0"),
+    (False, "<", -1, "0"),
+    (True, "<", 1 << 70, "1"),
+    (True, ">=", 1 << 70, "0"),
+    (True, "=", -(1 << 63), "(v == (-9223372036854775807LL - 1))"),
+    (False, "<=", 7, "(v <= 7ULL)"),
+    (True, ">", -5, "(v > -5LL)"),
+    (False, "=", (1 << 64) - 1, "(v == 18446744073709551615ULL)"),
+    (False, ">=", 1 << 64, "0"),
+])
+def test_int_comparisons_beyond_the_type_give_pythons_answer(signed, op, value, c):
+    assert int_compare("v", signed, op, value) == c
+
+
+@pytest.mark.parametrize("size, text, c", [
+    (16, "ab", "(((u8)c[0] == 97) && ((u8)c[1] == 98) && (c[2] == 0))"),
+    (4, "abcd", "(((u8)c[0] == 97) && ((u8)c[1] == 98) && ((u8)c[2] == 99) && ((u8)c[3] == 100))"),
+    (4, "abcde", "0"),    # longer than the array: no row holds it
+    (16, "a\0b", "0"),    # a row's text ends at the first NUL
+    (16, "", "((c[0] == 0))"),
+    (4, "é", "(((u8)c[0] == 195) && ((u8)c[1] == 169) && (c[2] == 0))"),   # compared as UTF-8 bytes
+])
+def test_string_equality_is_up_to_the_first_nul(size, text, c):
+    assert string_equals("c", size, text) == c
 
 
 def _place_like_c(value: int, bounds: tuple[float, ...], signed: bool) -> int:

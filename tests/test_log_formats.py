@@ -18,14 +18,12 @@ import os
 import re
 import signal
 import subprocess
-from pathlib import Path
 
 import pytest
 
 from tests.fixtures.igrun import IG, free_port, start_command
 from tests.fixtures.nobody import as_nobody
 from tests.fixtures.waiting import wait_until
-from tests.synthetic import synth  # noqa: F401  (fixture)
 
 # Text a plugin hands ig: a newline that would forge a log line of its own, an escape sequence, a
 # C1 line break and a Unicode line separator (str.splitlines and some log readers split there).

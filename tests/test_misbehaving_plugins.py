@@ -1,4 +1,5 @@
-"""One bad gadget cannot take down the others (issue 11, points 1-4), through a real `ig prometheus`.
+"""One bad gadget cannot take down the others (docs/config.md, "When a gadget misbehaves"), through a
+real `ig prometheus`.
 
 The `misbehaving` gadgets (tests/plugins/misbehaving, installed with pip like a third-party plugin)
 hand the core what each test asks for; the `synth` gadgets beside them must keep serving exact
@@ -17,14 +18,13 @@ import subprocess
 import threading
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 
-from tests.fixtures.igrun import IG, free_port
+from tests.fixtures.igrun import IG, free_port, log_lines
+from tests.fixtures.misbehaving import SNAPSHOT, TRACE
 from tests.fixtures.requirements import missing
 from tests.fixtures.waiting import wait_until
-from tests.synthetic import synth  # noqa: F401  (fixture)
 
 CONFIG = """
 metrics_name: isolation
@@ -59,46 +59,6 @@ metrics:
     labels: [comm]
 """
 
-TRACE = {"category": "trace", "gadget": "misbehaving"}
-SNAPSHOT = {"category": "snapshot", "gadget": "misbehaving"}
-
-
-class Misbehaving:
-    """The inputs of the misbehaving gadgets: batch files for the trace one, a JSON file for the snapshot one."""
-
-    def __init__(self, tmp_path: Path, monkeypatch) -> None:
-        self.batches = tmp_path / "batches"
-        self.batches.mkdir()
-        self.snapshot_file = tmp_path / "misbehaving-snapshot.json"
-        self.snapshot_file.write_text("[]")
-        self.stop_mark = tmp_path / "stop-mark"
-        self._n = 0
-        self._env = monkeypatch.setenv
-        monkeypatch.setenv("IG_TEST_GADGETS", "1")
-        monkeypatch.setenv("COLUMNS", "2000")  # rich wraps log lines at the terminal width: keep each one line
-        monkeypatch.setenv("IG_MISBEHAVING_BATCHES", str(self.batches))
-        monkeypatch.setenv("IG_MISBEHAVING_SNAPSHOT", str(self.snapshot_file))
-        monkeypatch.setenv("IG_MISBEHAVING_STOP_MARK", str(self.stop_mark))
-
-    def send(self, batch) -> None:
-        """One batch, handed to the sink as is (written whole, then renamed into place)."""
-        self._n += 1
-        tmp = self.batches / f"{self._n:06d}.tmp"
-        tmp.write_text(json.dumps(batch))  # json writes float("nan") as NaN, which the gadget reads back
-        tmp.rename(self.batches / f"{self._n:06d}.json")
-
-    def snapshot(self, rows) -> None:
-        self.snapshot_file.write_text(json.dumps(rows))
-
-    def env(self, name: str, value: str) -> None:
-        self._env(name, value)
-
-
-@pytest.fixture
-def bad(tmp_path, monkeypatch, synth):  # noqa: F811  (synth is the fixture)
-    return Misbehaving(tmp_path, monkeypatch)
-
-
 def promtool_problems(text: str) -> list[str]:
     promtool = shutil.which("promtool") or missing("promtool (Debian's prometheus package) is not installed")
     result = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True)
@@ -125,11 +85,7 @@ def assert_good_gadgets_exact(ig, synth_pair, expected_events: int = 2) -> None:
     assert ig.value("ig_gadget_running", category="trace", gadget="synth") == 1
 
 
-def log_lines(ig, needle: str) -> list[str]:
-    return [line.rstrip() for line in ig.output().splitlines() if needle in line]
-
-
-# --- point 1: snapshot rows that break the schema -----------------------------------------------
+# --- snapshot rows that break the schema ----------------------------------------------------------
 
 
 @pytest.mark.parametrize("row, column, reason", [
@@ -163,7 +119,7 @@ def test_snapshot_that_raises_is_counted_and_the_others_serve(run_ig, synth, bad
     assert "Traceback" not in ig.output()
 
 
-# --- point 2: a snapshot that hangs -------------------------------------------------------------
+# --- a snapshot that hangs ------------------------------------------------------------------------
 
 
 def test_hanging_snapshot_costs_one_time_limit_and_prometheus_keeps_scraping(run_ig, synth, bad, tmp_path,
@@ -193,7 +149,7 @@ def test_hanging_snapshot_costs_one_time_limit_and_prometheus_keeps_scraping(run
     assert prom.query("min_over_time(up[20s])")[0]["value"][1] == "1"  # no scrape failed
 
 
-# --- point 3: trace rows that break the schema --------------------------------------------------
+# --- trace rows that break the schema -------------------------------------------------------------
 
 
 GOOD = {"comm": "ok", "pid": 1, "uid": 1000, "ratio": 0.5, "cgroup_id": 0}
@@ -249,7 +205,7 @@ def test_reader_thread_that_dies_shows_as_not_running(run_ig, synth, bad):
     assert "Traceback" not in ig.output()
 
 
-# --- point 4: start() raises ----------------------------------------------------------------------
+# --- start() raises -------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("start, error", [("raise", "RuntimeError: start failure requested"),

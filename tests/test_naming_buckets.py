@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from decimal import Decimal
 
 import pytest
@@ -9,6 +10,11 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 
 from igcore.buckets import bucket_bounds
 from igcore.naming import family_name, label_value, sanitize_label_name, sanitize_metric_name
+
+
+class Proto(enum.IntEnum):
+    TCP = 6
+
 
 # --- names -------------------------------------------------------------------------------------
 
@@ -98,21 +104,15 @@ def test_family_names_work_with_prometheus_client():
         (1e-05, "0.00001"),
         (1e20, "100000000000000000000"),
         (float("inf"), "+Inf"),
+        (float("-inf"), "-Inf"),
         (float("nan"), "NaN"),
         (b"caf\xc3\xa9", "café"),
+        (bytearray(b"\xff"), "\ufffd"),   # bytes that are not UTF-8 read as U+FFFD
+        (Proto.TCP, "6"),                 # an int subclass: the number, not the member's name
     ],
 )
 def test_label_value(value, expected):
     assert label_value(value) == expected
-
-
-def test_label_value_of_int_subclasses_is_the_number():
-    import enum
-
-    class Proto(enum.IntEnum):
-        TCP = 6
-
-    assert label_value(Proto.TCP) == "6"
 
 
 # --- buckets -----------------------------------------------------------------------------------

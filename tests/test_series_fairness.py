@@ -8,13 +8,14 @@ from __future__ import annotations
 import shutil
 import subprocess
 import tempfile
-import time
 import uuid
 from pathlib import Path
 
 import pytest
 
-from tests.synthetic import synth  # noqa: F401  (fixture)
+from tests.fixtures.aggregation import exposition, samples
+from tests.fixtures.waiting import wait_until
+
 
 GROUP = 54321      # the workloads' group: the metric counts their execs only, not the machine's others
 NOBODY = 65534     # the unprivileged user with many command names
@@ -108,15 +109,6 @@ def _run_directly_as(uid: int, path: Path) -> None:
     subprocess.run(["setpriv", f"--reuid={uid}", f"--regid={GROUP}", "--clear-groups", str(path)], check=True)
 
 
-def _until(condition, timeout: float = 30) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
-
-
 def _total(ig) -> float:
     """The sum of the metric over its series."""
     return sum(v for (name, _), v in ig.samples().items() if name == "executed_processes_total")
@@ -133,7 +125,8 @@ def test_many_command_names_do_not_shut_a_later_command_out(require_bpf, run_ig,
     # `sh` and 60 names, each once: 61 label sets under a cap of 50. Which 50 stay depends on the
     # order in which they were updated (on the kernel path, the order a pull reads them in)
     evicted = {"metric": "executed_processes", "reason": "evicted"}
-    assert _until(lambda: ig.value("ig_series_expired_total", **evicted) == 11), ig.text()
+    wait_until(lambda: ig.value("ig_series_expired_total", **evicted) == 11,
+               lambda: f"11 evictions; the scrape:\n{ig.text()}")
     assert ig.value("ig_series", metric="executed_processes") == 50
     assert _total(ig) == 50
 
@@ -158,8 +151,10 @@ def test_evicted_series_leave_the_kernel_map(require_bpf, run_ig, commands):
     for round_ in range(1, 4):
         _run_as(NOBODY, *commands(500, link=True))
         # a scrape pulls the map: the series evicted by this round's names take their entries along
-        assert _until(lambda: (ig.value("ig_series_expired_total", **evicted) or 0) >= 500 * round_ - 50), ig.text()
-        assert _until(lambda: ig.value("ig_kernel_map_entries", gadget="exec") <= 50), ig.text()
+        wait_until(lambda: (ig.value("ig_series_expired_total", **evicted) or 0) >= 500 * round_ - 50,
+                   lambda: f"the round's evictions; the scrape:\n{ig.text()}")
+        wait_until(lambda: ig.value("ig_kernel_map_entries", gadget="exec") <= 50,
+                   lambda: f"at most 50 map entries; the scrape:\n{ig.text()}")
 
     later = commands(1)[0]
     _run_directly_as(LATER_USER, later)
@@ -183,7 +178,6 @@ def test_what_an_evicted_series_counted_after_its_last_read_starts_its_next_seri
     from igcore.metrics.lifecycle import EVICTED
     from igcore.plugins import load_catalog
 
-    from .test_aggregators import exposition, samples
 
     bound = load_config_text(_exec_metric(), "test", load_catalog()).metrics[0]
     placement = place(bound)
@@ -199,7 +193,7 @@ def test_what_an_evicted_series_counted_after_its_last_read_starts_its_next_seri
         first, second = commands(2)
         line = 'executed_processes_total{{comm="{}"}} {}'.format
         _run_directly_as(NOBODY, first)
-        assert _until(lambda: samples(exposition(aggregator.collect)) == [line(first.name, "1.0")])
+        wait_until(lambda: samples(exposition(aggregator.collect)) == [line(first.name, "1.0")])
 
         take = kernel.take
 
@@ -211,7 +205,7 @@ def test_what_an_evicted_series_counted_after_its_last_read_starts_its_next_seri
 
         monkeypatch.setattr(kernel, "take", take_after_two_more_events)
         _run_directly_as(NOBODY, second)   # the pull that reads it evicts the first series
-        assert _until(lambda: samples(exposition(aggregator.collect)) == [line(second.name, "1.0")])
+        wait_until(lambda: samples(exposition(aggregator.collect)) == [line(second.name, "1.0")])
         assert kernel.take is take and aggregator.series_expired[EVICTED] == 1
         # the next read: the two events make a new series of the first name, which evicts the second
         assert samples(exposition(aggregator.collect)) == [line(first.name, "2.0")]
@@ -230,7 +224,9 @@ def test_a_series_the_sweep_removes_takes_its_map_entries_along(require_bpf, run
     _run_directly_as(NOBODY, command)
     assert ig.wait_for("executed_processes_total", 1, comm=command.name) == 1, ig.text()
     idle = {"metric": "executed_processes", "reason": "idle"}
-    assert _until(lambda: ig.value("ig_series_expired_total", **idle) == 1), ig.text()
-    assert _until(lambda: ig.value("ig_kernel_map_entries", gadget="exec") == 0), ig.text()
+    wait_until(lambda: ig.value("ig_series_expired_total", **idle) == 1,
+               lambda: f"1 idle expiry; the scrape:\n{ig.text()}")
+    wait_until(lambda: ig.value("ig_kernel_map_entries", gadget="exec") == 0,
+               lambda: f"empty maps; the scrape:\n{ig.text()}")
     _run_directly_as(NOBODY, command)   # back: a new series, from 0
     assert ig.wait_for("executed_processes_total", 1, comm=command.name) == 1, ig.text()

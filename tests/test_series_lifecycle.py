@@ -9,7 +9,7 @@ from igcore.health import loop_errors
 from igcore.metrics.aggregators import CounterAggregator, HistogramAggregator
 from igcore.metrics.lifecycle import CONTAINER_GONE, EVICTED, IDLE, SeriesPolicy, SeriesSweeper
 
-from .test_aggregators import bound, exposition, samples
+from tests.fixtures.aggregation import bound, exposition, samples
 
 GRACE = 60.0
 

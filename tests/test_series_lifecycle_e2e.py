@@ -6,6 +6,7 @@ import time
 import uuid
 
 from .fixtures.prometheus import write_config
+from .fixtures.waiting import wait_until
 
 IMAGE = "ig-test-busybox:latest"
 
@@ -20,14 +21,6 @@ def cats(n: int) -> str:
     return f"for i in $(seq 1 {n}); do cat /dev/null; done"
 
 
-def poll(condition, timeout: float, what: str, ig) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} within {timeout}s:\n{ig.text()}")
-        time.sleep(0.1)
-
-
 def test_series_of_an_exited_container_leaves_and_a_new_one_gets_its_place(run_ig, docker, require_bpf):
     run_id = uuid.uuid4().hex[:8]
     a, b = f"ig-life-a-{run_id}", f"ig-life-b-{run_id}"
@@ -38,7 +31,8 @@ def test_series_of_an_exited_container_leaves_and_a_new_one_gets_its_place(run_i
     assert ig.value("ig_series_expired_total", metric="execs", reason="container_gone") == 0
 
     docker.rm(a)
-    poll(lambda: ig.value("execs_total", k8s_container=a) is None, 60, f"{a}'s series did not leave", ig)
+    wait_until(lambda: ig.value("execs_total", k8s_container=a) is None,
+               lambda: f"{a}'s series to leave; the scrape:\n{ig.text()}", timeout=60)
     assert ig.value("ig_series_expired_total", metric="execs", reason="container_gone") == 1
     assert ig.value("ig_series", metric="execs") == 0
 
@@ -66,7 +60,8 @@ def test_prometheus_sees_a_series_that_left_go_stale_and_its_return_as_a_counter
     assert prom.wait_for(series, lambda r: r and r[0]["value"][1] == "5"), "Prometheus never saw 5"
 
     docker.rm(a)
-    poll(lambda: ig.value("execs_total", k8s_container=a) is None, 60, f"{a}'s series did not leave", ig)
+    wait_until(lambda: ig.value("execs_total", k8s_container=a) is None,
+               lambda: f"{a}'s series to leave; the scrape:\n{ig.text()}", timeout=60)
     prom.wait_for_scrape_after(time.time())
     assert prom.query(series) == []                              # stale at once: absent from an instant query
     assert value_of(prom.query(f"max_over_time({series}[10m])")) == 5  # its past samples stay

@@ -1,6 +1,6 @@
 """ig's stop and reload signals reach its main thread, whatever ig is doing: no other thread of ig
-takes them. A SIGHUP that an unblocking thread took while a reload recompiled an eBPF program
-used to end ig (SIGHUP's default action, exit 129)."""
+takes them, so a SIGHUP that arrives while a reload recompiles an eBPF program reloads ig instead of
+ending it (SIGHUP's default action, exit 129)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import subprocess
 import time
 from pathlib import Path
 
-from tests.fixtures.requirements import require_bpf  # noqa: F401  (fixture)
 
 HANDLED = {signal.SIGHUP, signal.SIGINT, signal.SIGTERM}
 

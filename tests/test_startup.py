@@ -1,5 +1,5 @@
-"""Start-up (issue 13): the gadgets of a config start side by side, each gadget compiles once
-whatever the number of its metrics, and the compiler's memory is given back.
+"""Start-up (docs/config.md, "Start-up and memory"): the gadgets of a config start side by side,
+each gadget compiles once whatever the number of its metrics, and the compiler's memory is given back.
 
 Concurrency is shown by conditions, never by timing: starts that meet at a threading.Barrier can
 only succeed if they run at the same time (one after another, the first would time out alone).
@@ -13,15 +13,12 @@ import threading
 from importlib import resources
 from pathlib import Path
 
-import pytest
-
 from igcore.bpf.memory import clean_compiler_mappings, release_compiler_memory
 from igcore.gadgets import GadgetContext
 from igcore.isolation import GadgetThreads
 from igcore.startup import start_all
-from tests.fixtures.requirements import require_bpf  # noqa: F401  (fixture)
-from tests.synthetic import synth  # noqa: F401  (fixture)
-from tests.test_misbehaving_plugins import SNAPSHOT, TRACE, bad, log_lines  # noqa: F401  (bad: fixture)
+from tests.fixtures.igrun import log_lines
+from tests.fixtures.misbehaving import SNAPSHOT, TRACE
 
 BARRIER_SECONDS = 20
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures.igrun import IG, free_port
-from tests.fixtures.requirements import require_bpf  # noqa: F401  (fixture)
+from tests.fixtures.waiting import wait_until
 
 # The docs promise 2 s; a loaded CI machine gets more, but a signal that is not acted on (ig
 # waiting for the start-up, the reload or the hung start() to end) never meets even this.
@@ -57,12 +57,12 @@ def program_exists(prog_id: int) -> bool:
     return False
 
 
-def wait_until(condition, what: str, proc: subprocess.Popen, log: Path, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
+def wait_while_running(condition, what: str, proc: subprocess.Popen, log: Path, timeout: float = 60) -> None:
+    """wait_until `condition`, failing at once (with ig's output) if ig exits first."""
+    def check():
         assert proc.poll() is None, f"ig exited with {proc.returncode}:\n{log.read_text()}"
-        assert time.monotonic() < deadline, f"{what} did not happen within {timeout}s:\n{log.read_text()}"
-        time.sleep(0.02)
+        return condition()
+    wait_until(check, lambda: f"{what} within {timeout}s:\n{log.read_text()}", timeout, interval=0.02)
 
 
 class Ig:
@@ -78,8 +78,8 @@ class Ig:
     def output(self) -> str:
         return self.log.read_text(errors="replace")
 
-    def wait_until(self, condition, what: str) -> None:
-        wait_until(condition, what, self.proc, self.log)
+    def wait_while_running(self, condition, what: str) -> None:
+        wait_while_running(condition, what, self.proc, self.log)
 
     def programs(self) -> set[int]:
         found = programs_of(self.proc.pid)
@@ -103,10 +103,10 @@ class Ig:
 
     def assert_programs_released(self) -> None:
         assert self.seen, "ig had loaded no eBPF program before the signal: nothing was shown"
-        deadline = time.monotonic() + 30   # the kernel frees a program a moment after its last descriptor closes
-        while left := {p for p in self.seen if program_exists(p)}:
-            assert time.monotonic() < deadline, f"programs {sorted(left)} of ig are still loaded after it exited"
-            time.sleep(0.05)
+        # The kernel frees a program a moment after its last descriptor closes.
+        loaded = lambda: {p for p in self.seen if program_exists(p)}  # noqa: E731
+        wait_until(lambda: not loaded(), lambda: f"programs {sorted(loaded())} of ig to be released after it exited",
+                   timeout=30, interval=0.05)
 
     def kill(self) -> None:
         if self.proc.poll() is None:
@@ -136,7 +136,7 @@ def test_a_stop_signal_ends_ig_while_a_gadgets_start_never_returns(require_bpf, 
                                          "IG_MISBEHAVING_START_MARK": str(mark)})
     # the hung start() is under way and trace exec, started beside it, has loaded programs (more
     # than the two of the cgroup watch)
-    ig.wait_until(lambda: mark.exists() and len(ig.programs()) > 2, "the hung start() and exec's programs")
+    ig.wait_while_running(lambda: mark.exists() and len(ig.programs()) > 2, "the hung start() and exec's programs")
     ig.stop_within_bound(sig)
     assert "Publishing metrics" not in ig.output()
     ig.assert_programs_released()
@@ -144,7 +144,7 @@ def test_a_stop_signal_ends_ig_while_a_gadgets_start_never_returns(require_bpf, 
 
 def test_sigterm_during_the_start_ups_compile_ends_ig(require_bpf, start_ig):  # noqa: F811
     ig = start_ig(MANY_GADGETS, "--host")
-    ig.wait_until(lambda: ig.programs(), "a first program loaded")   # the others still compile
+    ig.wait_while_running(lambda: ig.programs(), "a first program loaded")   # the others still compile
     assert "Publishing metrics" not in ig.output(), "the start-up ended before the test could signal it"
     ig.stop_within_bound(signal.SIGTERM)
     assert "Publishing metrics" not in ig.output(), "ig finished starting before it acted on SIGTERM"
@@ -155,11 +155,11 @@ def test_sigterm_during_a_reload_ends_ig(require_bpf, start_ig, tmp_path):  # no
     path = tmp_path / "config.yaml"
     path.write_text(EXEC_ONLY)
     ig = start_ig(f"@{path}", "--host")
-    ig.wait_until(lambda: "Publishing metrics" in ig.output(), "the start-up")
+    ig.wait_while_running(lambda: "Publishing metrics" in ig.output(), "the start-up")
     before = ig.programs()
     path.write_text(MANY_GADGETS)
     ig.proc.send_signal(signal.SIGHUP)
-    ig.wait_until(lambda: ig.programs() - before, "a program of the reload loaded")   # the others still compile
+    ig.wait_while_running(lambda: ig.programs() - before, "a program of the reload loaded")   # the others still compile
     assert "Config reloaded" not in ig.output(), "the reload ended before the test could signal it"
     ig.stop_within_bound(signal.SIGTERM)
     assert "Config reloaded" not in ig.output(), "ig finished the reload before it acted on SIGTERM"
@@ -174,7 +174,7 @@ def test_a_stop_signal_ends_ig_trace_while_the_gadgets_start_never_returns(tmp_p
                             env={**os.environ, "NO_COLOR": "1", "IG_TEST_GADGETS": "1", "IG_MISBEHAVING_START": "hang",
                                  "IG_MISBEHAVING_START_MARK": str(mark)})
     try:
-        wait_until(mark.exists, "the hung start()", proc, log)
+        wait_while_running(mark.exists, "the hung start()", proc, log)
         proc.send_signal(sig)
         proc.wait(timeout=STOP_BOUND)
     finally:

@@ -17,7 +17,6 @@ import pytest
 from tests.fixtures.igrun import free_port
 from tests.fixtures.nobody import as_nobody
 from tests.fixtures.requirements import missing
-from tests.synthetic import synth  # noqa: F401  (fixture)
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = (ROOT / "docs" / "troubleshooting.md").read_text()

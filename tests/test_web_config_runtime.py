@@ -16,9 +16,8 @@ import bcrypt
 import pytest
 
 from tests.fixtures.certs import CertificateAuthority
-from tests.fixtures.stalled_file import stalled_file  # noqa: F401  (fixture)
-from tests.synthetic import synth  # noqa: F401  (fixture)
-from tests.test_web_security import SYNTH, basic, client_context
+from tests.fixtures.web_client import basic, client_context
+from tests.synthetic import SYNTH
 
 PASSWORD = "correct horse"
 HASH = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(4)).decode()

@@ -6,7 +6,6 @@ is checked by promtool's `check web-config` (the exporter-toolkit's own validati
 
 from __future__ import annotations
 
-import base64
 import http.client
 import os
 import re
@@ -25,13 +24,13 @@ import pytest
 import yaml
 
 from tests.fixtures.certs import CertificateAuthority, serial_of
+from tests.fixtures.web_client import basic, client_context
 from tests.fixtures.igrun import IG
 from tests.fixtures.prometheus import write_config
 from tests.fixtures.requirements import need_binary
-from tests.synthetic import synth  # noqa: F401  (fixture)
+from tests.synthetic import SYNTH
 
 PASSWORD = "correct horse"
-SYNTH = "metrics_name: m\nmetrics:\n  - {name: events, type: counter, category: trace, gadget: synth}\n"
 
 
 def exec_config(comm: str) -> str:
@@ -69,17 +68,6 @@ def web_config(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "web.yml"
     path.write_text(text)
     return path
-
-
-def client_context(ca: CertificateAuthority, cert: str | None = None) -> ssl.SSLContext:
-    ctx = ssl.create_default_context(cafile=str(ca.cert))
-    if cert:
-        ctx.load_cert_chain(ca.dir / f"{cert}.crt", ca.dir / f"{cert}.key")
-    return ctx
-
-
-def basic(user: str, password: str) -> dict:
-    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
 
 
 def promtool_check_web_config(path: Path) -> None:

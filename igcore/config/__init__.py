@@ -1,4 +1,4 @@
-"""The metrics config (DESIGN section 3): YAML in, validated metrics bound to installed gadgets out.
+"""The metrics config (docs/config.md): YAML in, validated metrics bound to installed gadgets out.
 
 One module per job: `source` reads the text (bounded), `yaml12` parses it as YAML 1.2, `model`
 checks its shape with pydantic, `explain` turns pydantic's errors into sentences, `bind` ties each

@@ -5,7 +5,8 @@ message of about 3.2 kB), which over TCP is written in CHUNK-byte pieces a few m
 travels in several segments as a slow or distant server's would.
 
 Usage: python dns_server.py ADDRESS PORT [DELAY_SECONDS]  (UDP and TCP; prints "ready" when bound)
-From a test: start(["ip", "netns", "exec", NAME], "127.0.0.1", delay=0.05) runs it there, ready.
+From a test: start(["ip", "netns", "exec", NAME], "127.0.0.1", delay=0.05) runs it there, ready;
+dig(["ip", "netns", "exec", NAME], "www.example.") asks it.
 """
 
 from __future__ import annotations
@@ -93,3 +94,9 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def dig(prefix: list[str], name: str, server: str = "127.0.0.1", *opts: str) -> str:
+    """The answer `dig +short` prints, run under `prefix` (e.g. ip netns exec NAME)."""
+    return subprocess.run([*prefix, "dig", "+short", "+tries=1", "+time=2", *opts, f"@{server}", name],
+                          capture_output=True, text=True, check=True).stdout

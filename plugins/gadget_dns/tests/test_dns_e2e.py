@@ -14,7 +14,7 @@ from tests.fixtures.netns import wait_until_watched
 
 
 def config(address: str) -> str:
-    # The documented histogram (DESIGN section 3), isolated to this test's resolver by address.
+    # The histogram of docs/config.md's dns example, isolated to this test's resolver by address.
     return f"""
 metrics_name: dns
 metrics:

@@ -8,14 +8,15 @@ import struct
 import uuid
 
 import frames
+from dns_server import dig
 from dns_server import start as start_server
-from dns_tracing import dig, dns_gadget  # noqa: F401 (fixture)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ig_gadget_dns.parse import MalformedPacket, contents, endpoints
 
 from tests.fixtures.barrier import drained
+from tests.fixtures.waiting import wait_until
 
 
 def decode(msg: bytes, cut: bool = False) -> None:
@@ -94,7 +95,7 @@ def test_the_kernel_reads_random_frames_and_the_gadget_goes_on(dns_gadget, netns
         frames.send(netns.run, mutations(random.Random(1312), 3000))
         tag = uuid.uuid4().hex[:8]
         assert "10.0.0.1" in dig(netns.run, f"after.{tag}.test")
-        rows.wait(lambda rs: any(tag in r["name"] and r["qr"] == "R" for r in rs))
+        wait_until(lambda: any(tag in r["name"] and r["qr"] == "R" for r in rows.rows))
         drained(gadget.stats)
     finally:
         server.kill()

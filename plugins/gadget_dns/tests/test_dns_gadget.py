@@ -1,18 +1,18 @@
-"""trace dns on the real kernel: a real resolver (tests/dns_server.py) and real clients (dig)."""
+"""trace dns on the real kernel: a real resolver (dns_server.py, beside this file) and real clients (dig)."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
-import time
 import uuid
 
 from dns_server import BIG_ANSWERS, addresses
+from dns_server import dig
 from dns_server import start as start_server
-from dns_tracing import dig, dns_gadget, watched  # noqa: F401 (fixtures)
 
 from tests.fixtures.barrier import drained
+from tests.fixtures.waiting import wait_until
 
 
 def test_n_queries_give_n_queries_and_n_responses_in_their_namespace(watched, netns):
@@ -21,7 +21,7 @@ def test_n_queries_give_n_queries_and_n_responses_in_their_namespace(watched, ne
     for i in range(7):
         assert "10.0.0.1" in dig(inside, f"q{i}.{tag}.test")
     mine = lambda rs: [r for r in rs if tag in r["name"]]
-    rows.wait(lambda rs: len(mine(rs)) >= 14)
+    wait_until(lambda: len(mine(rows.rows)) >= 14)
     drained(gadget.stats)  # nothing more may arrive: each message once, though loopback shows it twice
     found = mine(rows.rows)
     assert len([r for r in found if r["qr"] == "Q"]) == 7
@@ -48,7 +48,7 @@ def test_latency_matches_the_resolver_delay_tcp_and_nxdomain(dns_gadget, netns):
         dig(inside, f"tcp.{tag}.test", "127.0.0.1", "+tcp")
         dig(inside, f"missing.{tag}.test")
         responses = lambda rs: [r for r in rs if tag in r["name"] and r["qr"] == "R"]
-        rows.wait(lambda rs: len(responses(rs)) >= 3)
+        wait_until(lambda: len(responses(rows.rows)) >= 3)
         by_name = {r["name"].split(".")[0]: r for r in responses(rows.rows)}
         for r in by_name.values():
             assert 50_000_000 <= r["latency"] < 80_000_000, r   # the 50 ms delay, plus a little
@@ -67,7 +67,8 @@ def test_ipv6_and_removed_namespace(dns_gadget, netns):
         gadget.add_netns(ns, netns.path)
         tag = uuid.uuid4().hex[:8]
         dig(inside, f"v6.{tag}.test", "::1")
-        found = rows.wait(lambda rs: any(tag in r["name"] and r["qr"] == "R" for r in rs))
+        wait_until(lambda: any(tag in r["name"] and r["qr"] == "R" for r in rows.rows))
+        found = rows.rows
         response = next(r for r in found if tag in r["name"] and r["qr"] == "R")
         assert (response["srcIP"], response["dstIP"]) == ("::1", "::1")
         gadget.remove_netns(ns)
@@ -87,7 +88,8 @@ def test_a_namespace_shared_by_two_containers_stays_watched_and_the_host_is_neve
     gadget.remove_netns(host)                     # ...and stops
     tag = uuid.uuid4().hex[:8]
     dig(inside, f"shared.{tag}.test")
-    found = rows.wait(lambda rs: any(tag in r["name"] and r["qr"] == "R" for r in rs))
+    wait_until(lambda: any(tag in r["name"] and r["qr"] == "R" for r in rows.rows))
+    found = rows.rows
     assert any(tag in r["name"] for r in found)
     assert host in gadget._sockets
 
@@ -105,7 +107,7 @@ def test_malformed_messages_are_counted_and_the_gadget_goes_on(watched):
     subprocess.run([*inside, sys.executable, "-c", send, *garbage, looping], check=True)
     tag = uuid.uuid4().hex[:8]
     assert "10.0.0.1" in dig(inside, f"after.{tag}.test")
-    rows.wait(lambda rs: any(tag in r["name"] and r["qr"] == "R" for r in rs))
+    wait_until(lambda: any(tag in r["name"] and r["qr"] == "R" for r in rows.rows))
     drained(gadget.stats)
     assert len([r for r in rows.rows if tag in r["name"]]) == 2
     unread = [r for r in rows.rows if r["id"] == 0x1235]
@@ -135,7 +137,7 @@ def test_client_and_server_namespaces_over_veth_see_each_message_once(dns_gadget
         for i in range(3):
             assert "10.0.0.1" in dig(client, f"v{i}.{tag}.test", "10.53.0.2")
         mine = lambda rs: [r for r in rs if tag in r["name"]]
-        rows.wait(lambda rs: len(mine(rs)) >= 12)
+        wait_until(lambda: len(mine(rows.rows)) >= 12)
         drained(gadget.stats)
         seen = sorted((r["netns"] == client_ns, r["qr"], r["pktType"]) for r in mine(rows.rows))
         # the client's namespace sends queries and receives responses; the server's the reverse
@@ -158,7 +160,7 @@ def test_long_answers_cut_by_the_capture_or_split_over_tcp_segments_are_read_onc
     for proto, opt in (("udp", "+bufsize=4096"), ("tcp", "+tcp")):
         assert len(dig(inside, f"big.{proto}.{tag}.test", "127.0.0.1", opt).split()) == BIG_ANSWERS
     mine = lambda rs: [r for r in rs if tag in r["name"]]
-    rows.wait(lambda rs: len(mine(rs)) >= 4)
+    wait_until(lambda: len(mine(rows.rows)) >= 4)
     drained(gadget.stats)   # continuation segments have arrived too, and must not have become rows
     found = mine(rows.rows)
     assert sorted((r["proto"], r["qr"]) for r in found) == [("TCP", "Q"), ("TCP", "R"), ("UDP", "Q"), ("UDP", "R")]

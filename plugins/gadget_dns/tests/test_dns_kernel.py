@@ -12,17 +12,16 @@ import time
 import frames
 import ig_gadget_dns.plugin as plugin
 import pytest
-from dns_tracing import Rows, dns_gadget  # noqa: F401 (fixture)
 
-from igcore.gadgets import GadgetContext
-from igcore.plugins import load_catalog
 from tests.fixtures.barrier import drained
+from tests.fixtures.trace_rows import TraceRows
+from tests.fixtures.waiting import wait_until
 
 CLIENT, SERVER = ("10.0.0.9", 40000), ("10.0.0.53", 53)
 
 
-def rows_of(rows: Rows, ident: int) -> list[dict]:
-    return [r for r in rows.rows if r["id"] == ident]
+def rows_of(rows: TraceRows, ident: int) -> list[dict]:
+    return rows.matching(lambda r: r["id"] == ident)
 
 
 def query(ident: int, client=CLIENT) -> bytes:
@@ -47,7 +46,7 @@ def test_a_response_matches_only_its_own_query(traced, make_netns):
     frames.send(ns.run, [query(7)])
     frames.send(other.run, [query(7)])   # the same query in another namespace
     frames.send(ns.run, [response(7, ("10.0.0.9", 40001)), response(7), response(7)])
-    rows.wait(lambda rs: len(rows_of(rows, 7)) >= 5)
+    wait_until(lambda: len(rows_of(rows, 7)) >= 5)
     drained(gadget.stats)
     mine = [(r["qr"], r["dstPort"], r["latency"] > 0) for r in rows_of(rows, 7) if r["netns"] == ns.inode]
     assert mine == [("Q", 53, False), ("R", 40001, False), ("R", 40000, True), ("R", 40000, False)]
@@ -61,7 +60,7 @@ def test_a_response_with_no_query_has_no_latency(traced):
     send = ("import socket,sys; s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n"
             "s.bind(('127.0.0.1', 53)); s.sendto(bytes.fromhex(sys.argv[1]), ('127.0.0.1', 40000))")
     subprocess.run([*ns.run, sys.executable, "-c", send, frames.dns(0x5151, response=True, rcode=3).hex()], check=True)
-    rows.wait(lambda rs: rows_of(rows, 0x5151))
+    wait_until(lambda: rows_of(rows, 0x5151))
     drained(gadget.stats)
     assert [(r["qr"], r["rcode"], r["latency"], r["srcPort"], r["name"]) for r in rows_of(rows, 0x5151)] == [
         ("R", "NXDomain", 0, 53, "example.test.")]
@@ -69,16 +68,13 @@ def test_a_response_with_no_query_has_no_latency(traced):
 
 
 @pytest.fixture
-def short_ttl(monkeypatch, require_bpf, netns):
+def short_ttl(monkeypatch, netns, trace_rows):
     """The gadget with queries expiring after 1 s and a query table of 8 entries."""
     monkeypatch.setattr(plugin, "QUERY_TTL_NS", 1_000_000_000)
     monkeypatch.setattr(plugin, "QUERY_TABLE_SIZE", 8)
-    gadget = load_catalog().get("trace", "dns").factory(GadgetContext(host=True))
-    rows = Rows()
-    gadget.start(rows)
-    gadget.add_netns(netns.inode, netns.path)
-    yield gadget, rows, netns
-    gadget.stop()
+    rows = trace_rows("dns")
+    rows.gadget.add_netns(netns.inode, netns.path)
+    return rows.gadget, rows, netns
 
 
 def wait_past_ttl(row: dict) -> None:
@@ -90,10 +86,10 @@ def wait_past_ttl(row: dict) -> None:
 def test_queries_expire_after_the_ttl(short_ttl):
     gadget, rows, ns = short_ttl
     frames.send(ns.run, [query(1), query(3)])
-    rows.wait(lambda rs: rows_of(rows, 3))
+    wait_until(lambda: rows_of(rows, 3))
     wait_past_ttl(rows_of(rows, 3)[0])
     frames.send(ns.run, [query(2), response(1), response(2)])
-    rows.wait(lambda rs: len(rows_of(rows, 2)) == 2 and len(rows_of(rows, 1)) == 2)
+    wait_until(lambda: len(rows_of(rows, 2)) == 2 and len(rows_of(rows, 1)) == 2)
     late, in_time = rows_of(rows, 1)[1], rows_of(rows, 2)[1]
     assert late["latency"] == 0 and 0 < in_time["latency"] < plugin.QUERY_TTL_NS
     # query 1 expired when its response came; query 3, never answered, when the counters are read
@@ -106,9 +102,9 @@ def test_the_table_is_bounded_and_the_newest_query_still_matches(short_ttl):
     gadget, rows, ns = short_ttl
     sent = 40
     frames.send(ns.run, [query(100 + i) for i in range(sent)])
-    rows.wait(lambda rs: rows_of(rows, 100 + sent - 1))
+    wait_until(lambda: rows_of(rows, 100 + sent - 1))
     frames.send(ns.run, [response(100 + sent - 1)])
-    rows.wait(lambda rs: len(rows_of(rows, 100 + sent - 1)) == 2)
+    wait_until(lambda: len(rows_of(rows, 100 + sent - 1)) == 2)
     assert rows_of(rows, 100 + sent - 1)[1]["latency"] > 0
     # at most 8 are kept: the others were evicted by the LRU, the answered one removed
     assert sent - 1 - 8 <= gadget.stats.extra["dns_queries_evicted"] <= sent - 1
@@ -134,7 +130,7 @@ def test_tcp_framing_continuations_retransmissions_and_segments_without_a_messag
         frames.tcp(CLIENT, SERVER, (after + 2 + len(second)) % (1 << 32), struct.pack("!H", len(second)) + second),
     ]
     frames.send(ns.run, segments)
-    rows.wait(lambda rs: rows_of(rows, 0x6002))
+    wait_until(lambda: rows_of(rows, 0x6002))
     drained(gadget.stats)
     assert [(r["proto"], r["qr"], r["name"], r["numAnswers"], r["addresses"]) for r in rows_of(rows, 0x6001)] == [
         ("TCP", "R", "example.test.", 1, "")]   # its answer is in the next segment
@@ -162,7 +158,7 @@ def test_the_question_walk(traced):
     payloads = {ident: frames.dns(ident, question=q) for ident, q in questions.items()}
     payloads[0x7001] += b"\x07example\x04test\x00"   # where the pointer of 0x7001 points
     frames.send(ns.run, [frames.udp(CLIENT, SERVER, p) for p in payloads.values()])
-    rows.wait(lambda rs: rows_of(rows, 0x7005))
+    wait_until(lambda: rows_of(rows, 0x7005))
     drained(gadget.stats)
     got = {r["id"]: (r["qtype"], r["name"]) for r in rows.rows if r["id"] in questions}
     assert got == {0x7001: ("A", "www.example.test."), 0x7002: ("A", ""),

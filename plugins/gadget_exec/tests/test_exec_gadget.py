@@ -8,60 +8,20 @@ import subprocess
 import sys
 import tempfile
 import textwrap
-import threading
 import time
 import uuid
 from pathlib import Path
 
 import pytest
 
-from igcore.gadgets import GadgetContext
 from igcore.plugins import load_catalog
-from tests.fixtures.barrier import drained
 
 NOBODY = 65534
 
 
-class Trace:
-    """A running exec gadget and the rows it delivered."""
-
-    def __init__(self) -> None:
-        self.rows: list[dict] = []
-        self.cond = threading.Condition()
-        spec = load_catalog().get("trace", "exec")
-        assert spec is not None, "the exec gadget is not installed (pip install -e plugins/gadget_exec)"
-        self.spec = spec
-        self.gadget = spec.factory(GadgetContext(host=True))
-
-    def sink(self, batch: list[dict]) -> None:
-        with self.cond:
-            self.rows.extend(batch)
-            self.cond.notify_all()
-
-    def matching(self, pred) -> list[dict]:
-        with self.cond:
-            return [r for r in self.rows if pred(r)]
-
-    def wait(self, pred, count: int, timeout: float = 10) -> list[dict]:
-        """The matching rows once at least `count` arrived (or the timeout) and the reader drained
-        what the kernel had emitted by then: a count above `count` shows too."""
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            while len([r for r in self.rows if pred(r)]) < count and time.monotonic() < deadline:
-                self.cond.wait(0.1)
-        drained(self.gadget.stats)
-        return self.matching(pred)
-
-    def stop(self) -> None:
-        self.gadget.stop()  # drains the ring buffer: rows seen by the kernel are all delivered
-
-
 @pytest.fixture
-def trace(require_bpf):
-    t = Trace()
-    t.gadget.start(t.sink)
-    yield t
-    t.stop()
+def trace(trace_rows):
+    return trace_rows("exec")
 
 
 @pytest.fixture
@@ -182,13 +142,12 @@ def proc_ppid(pid: int) -> int:
     raise AssertionError("no PPid line")
 
 
-def test_ppid_of_a_process_older_than_the_gadget(require_bpf, binary):
+def test_ppid_of_a_process_older_than_the_gadget(trace_rows, binary):
     """No fork was seen for it: the gadget reads its parent in /proc."""
     sleeper = binary.with_name(binary.name[:-1] + "o")
     shutil.copy("/bin/sleep", sleeper)
     old = subprocess.Popen(["/bin/sh", "-c", f"read line; exec {sleeper} 1"], stdin=subprocess.PIPE)
-    t = Trace()
-    t.gadget.start(t.sink)
+    t = trace_rows("exec")
     try:
         old.stdin.write(b"go\n")
         old.stdin.close()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from oom_container import run_oom
 
-from tests.fixtures.trace_rows import list_gadgets
+from tests.fixtures.ig_trace import list_gadgets
 
 
 def test_list_gadgets_shows_oomkill_and_its_columns():

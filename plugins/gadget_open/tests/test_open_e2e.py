@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures.tracing import IG, TraceProcess
+from tests.fixtures.igrun import IG
 
 PLUGIN = Path(__file__).resolve().parents[1]
 PIP = str(Path(sys.executable).with_name("pip"))
@@ -40,19 +40,17 @@ def container_script(tag: str, n: int) -> str:
             "sleep 600")
 
 
-def test_ig_trace_open_shows_a_containers_failed_opens(require_bpf, docker):
+def test_ig_trace_open_shows_a_containers_failed_opens(live_trace, docker):
     """Without --host: N failed opens in a container are exactly N rows, labelled with it; a sentinel
     open after them proves that no further row was on its way."""
     tag, n = uuid.uuid4().hex[:12], 25
     name = f"ig-open-{tag}"
-    trace = TraceProcess("open", "--filter", f"path:~{tag}")
-    try:
-        docker.run("-d", "--network", "none", IMAGE, "sh", "-c", container_script(tag, n), name=name, detach=True)
-        assert trace.wait_row(lambda r: r["path"] == f"/ready-{tag}", timeout=60), "ig trace open saw nothing"
-        docker.cli("exec", name, "sh", "-c", ": > /tmp/go")
-        assert trace.wait_row(lambda r: r["path"] == f"/sentinel-{tag}", timeout=60)
-    finally:
-        trace.stop()
+    trace = live_trace("open", "--filter", f"path:~{tag}")
+    docker.run("-d", "--network", "none", IMAGE, "sh", "-c", container_script(tag, n), name=name, detach=True)
+    assert trace.wait_row(lambda r: r["path"] == f"/ready-{tag}", timeout=60), "ig trace open saw nothing"
+    docker.cli("exec", name, "sh", "-c", ": > /tmp/go")
+    assert trace.wait_row(lambda r: r["path"] == f"/sentinel-{tag}", timeout=60)
+    trace.stop()
     rows = [r for r in trace.rows if r["path"] == f"/missing-{tag}"]
     assert len(rows) == n
     for r in rows:

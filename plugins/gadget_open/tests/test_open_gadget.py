@@ -13,7 +13,6 @@ import uuid
 import pytest
 
 from igcore.plugins import load_catalog
-from tests.fixtures.tracing import GadgetTrace
 
 AT_FDCWD = -100
 SYS_OPENAT2 = 437  # the same number on every architecture
@@ -21,10 +20,8 @@ SYS_OPEN = {"x86_64": 2}.get(platform.machine())
 
 
 @pytest.fixture
-def trace(require_bpf):
-    t = GadgetTrace("open").start()
-    yield t
-    t.stop()
+def trace(trace_rows):
+    return trace_rows("open")
 
 
 def syscall(*args) -> int:

@@ -7,7 +7,7 @@ import subprocess
 import sys
 import uuid
 
-from tests.fixtures.tracing import IG, TraceProcess
+from tests.fixtures.igrun import IG
 
 IMAGE = "ig-test-busybox:latest"
 # pid 1 of the container: handles USR1, USR2 and HUP (so it lives), sleeps in a loop.
@@ -19,25 +19,19 @@ def started_target(docker, name: str) -> int:
     return int(docker.inspect(name, "{{.State.Pid}}"))
 
 
-def test_ig_trace_signal_shows_a_containers_kills(require_bpf, docker):
+def test_ig_trace_signal_shows_a_containers_kills(live_trace, docker):
     """Without --host: N `kill -USR1` inside a container are exactly N rows with the target's host pid,
     labelled with the container; a SIGHUP after them proves that no further row was on its way."""
     n = 15
     name = f"ig-signal-{uuid.uuid4().hex[:12]}"
-    trace = TraceProcess("signal", "--filter", "signal:~^SIG(USR1|USR2|HUP)$")
-    try:
-        target = started_target(docker, name)
-        mine = lambda sig: lambda r: r["k8s.container"] == name and r["signal"] == sig  # noqa: E731
-        for _ in range(60):  # until the gadget is attached: one USR2 a round
-            docker.cli("exec", name, "sh", "-c", "kill -USR2 1")
-            if trace.wait_row(mine("SIGUSR2"), timeout=1):
-                break
-        else:
-            raise AssertionError("ig trace signal saw no signal of the container")
-        docker.cli("exec", name, "sh", "-c", f"for i in $(seq {n}); do kill -USR1 1; done; kill -HUP 1")
-        assert trace.wait_row(mine("SIGHUP"), timeout=60)
-    finally:
-        trace.stop()
+    trace = live_trace("signal", "--filter", "signal:~^SIG(USR1|USR2|HUP)$")
+    target = started_target(docker, name)
+    mine = lambda sig: lambda r: r["k8s.container"] == name and r["signal"] == sig  # noqa: E731
+    # Until the gadget is attached: one USR2 a round.
+    trace.until(mine("SIGUSR2"), lambda: docker.cli("exec", name, "sh", "-c", "kill -USR2 1"), timeout=60)
+    docker.cli("exec", name, "sh", "-c", f"for i in $(seq {n}); do kill -USR1 1; done; kill -HUP 1")
+    assert trace.wait_row(mine("SIGHUP"), timeout=60)
+    trace.stop()
     rows = [r for r in trace.rows if r["k8s.container"] == name and r["signal"] == "SIGUSR1"]
     assert len(rows) == n
     assert len({r["pid"] for r in rows}) == 1  # one shell sent them all (kill is its builtin)

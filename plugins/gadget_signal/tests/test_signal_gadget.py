@@ -10,16 +10,13 @@ import sys
 import pytest
 
 from igcore.plugins import load_catalog
-from tests.fixtures.tracing import GadgetTrace
 
 KILL = "/bin/kill"  # procps' kill, a process of its own: its comm and pid are the sender's
 
 
 @pytest.fixture
-def trace(require_bpf):
-    t = GadgetTrace("signal").start()
-    yield t
-    t.stop()
+def trace(trace_rows):
+    return trace_rows("signal")
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 
 from tests.fixtures.igrun import free_port
-from tests.fixtures.trace_rows import list_gadgets
+from tests.fixtures.ig_trace import list_gadgets
 
 
 def test_list_gadgets_shows_tcp_and_its_columns():
