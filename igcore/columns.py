@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Iterable
 
-from .containers.runtimes import RUNTIMES   # a table that imports nothing of igcore
 
 
 class Kind(str, Enum):
@@ -71,7 +70,7 @@ CONTAINER_COLUMNS: tuple[Column, ...] = (
     Column("k8s.namespace", Kind.STR, "Kubernetes namespace of the pod", width=16),
     Column("k8s.pod", Kind.STR, "Kubernetes pod name", width=24),
     Column("k8s.container", Kind.STR, "Kubernetes container name, else the runtime's container name", width=20),
-    Column("runtime.runtimeName", Kind.STR, f"container runtime ({', '.join(RUNTIMES.names)})"),
+    Column("runtime.runtimeName", Kind.STR, "container runtime (docker, containerd, cri-o, runc)"),
     Column("runtime.containerId", Kind.STR, "container id"),
     Column("runtime.containerName", Kind.STR, "container name as the runtime knows it"),
     Column("runtime.containerImageName", Kind.STR, "container image name"),
