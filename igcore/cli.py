@@ -117,6 +117,7 @@ def _runtime_options(runtimes: str, docker_socket: str, containerd_socket: str =
 
 
 RuntimesOpt = Annotated[str, typer.Option("--runtimes", help="Container runtimes to watch, comma-separated.")]
+ALL_RUNTIMES = ",".join(RUNTIMES)  # the default of --runtimes
 DockerSock = Annotated[str, typer.Option("--docker-socketpath", help="Docker Engine API socket.")]
 ContainerdSock = Annotated[str, typer.Option("--containerd-socketpath", help="containerd socket.")]
 CrioSock = Annotated[str, typer.Option("--crio-socketpath", help="cri-o socket.")]
@@ -129,35 +130,68 @@ LogFormatOpt = Annotated[LogFormat, typer.Option(
 
 @app.command()
 def prometheus(
-    config: Annotated[Optional[str], typer.Option("--config", "-c", help="Metrics config: @path/to/file.yaml or inline YAML. Default: the built-in config.")] = None,
-    listen: Annotated[str, typer.Option("--metrics-listen-address", help="Address to serve metrics on.")] = "127.0.0.1:2223",
+    config: Annotated[Optional[str], typer.Option("--config", "-c", help="Metrics config: @path/to/file.yaml or inline "
+                                                                         "YAML. Default: the built-in config.")] = None,
+    listen: Annotated[str, typer.Option(
+        "--metrics-listen-address", help="Address to serve metrics on.")] = "127.0.0.1:2223",
     path: Annotated[str, typer.Option("--metrics-path", help="HTTP path of the metrics.")] = "/metrics",
     host: HostOpt = False,
     check: Annotated[bool, typer.Option("--check", help="Validate the config and exit, without loading eBPF.")] = False,
-    max_series: Annotated[int, typer.Option("--max-series", min=1, help="Label sets kept per metric; at the cap, a new one evicts the series updated least recently (a gauge drops a snapshot's further ones).")] = 10000,
-    snapshot_interval: Annotated[float, typer.Option("--snapshot-min-interval", min=0.0, help="Seconds a snapshot is reused by later scrapes.")] = 1.0,
-    series_grace: Annotated[float, typer.Option("--series-grace", min=0.0, help="Seconds a series of a container that is gone stays after its last event.")] = 300.0,
-    series_idle: Annotated[float, typer.Option("--series-idle-timeout", min=0.0, help="Seconds after its last event that any series leaves (0: never).")] = 0.0,
-    series_sweep: Annotated[float, typer.Option("--series-sweep-period", min=0.1, help="Seconds between two looks for series that left.")] = 10.0,
-    snapshot_timeout: Annotated[float, typer.Option("--snapshot-timeout", min=0.0, help="Seconds a scrape waits for a snapshot gadget; past it the scrape answers without that gadget's gauges (0: no limit).")] = 5.0,
-    strict: Annotated[bool, typer.Option("--strict", help="Exit (or refuse a reload) when any gadget fails to start or stops running, instead of running the others.")] = False,
-    kernel_aggregation: Annotated[bool, typer.Option("--kernel-aggregation/--no-kernel-aggregation", help="Count metrics that the gadget's eBPF program can evaluate in BPF maps (--no-kernel-aggregation: every metric in user space; --check says where each goes).")] = True,
-    runtimes: RuntimesOpt = ",".join(RUNTIMES),
+    max_series: Annotated[int, typer.Option(
+        "--max-series", min=1, help="Label sets kept per metric; at the cap, a new one evicts the series updated least "
+                                    "recently (a gauge drops a snapshot's further ones).")] = 10000,
+    snapshot_interval: Annotated[float, typer.Option(
+        "--snapshot-min-interval", min=0.0, help="Seconds a snapshot is reused by later scrapes.")] = 1.0,
+    series_grace: Annotated[float, typer.Option(
+        "--series-grace", min=0.0,
+        help="Seconds a series of a container that is gone stays after its last event.")] = 300.0,
+    series_idle: Annotated[float, typer.Option(
+        "--series-idle-timeout", min=0.0,
+        help="Seconds after its last event that any series leaves (0: never).")] = 0.0,
+    series_sweep: Annotated[float, typer.Option(
+        "--series-sweep-period", min=0.1, help="Seconds between two looks for series that left.")] = 10.0,
+    snapshot_timeout: Annotated[float, typer.Option(
+        "--snapshot-timeout", min=0.0, help="Seconds a scrape waits for a snapshot gadget; past it the scrape answers "
+                                            "without that gadget's gauges (0: no limit).")] = 5.0,
+    strict: Annotated[bool, typer.Option("--strict", help="Exit (or refuse a reload) when any gadget fails to start or "
+                                                          "stops running, instead of running the others.")] = False,
+    kernel_aggregation: Annotated[bool, typer.Option(
+        "--kernel-aggregation/--no-kernel-aggregation",
+        help="Count metrics that the gadget's eBPF program can evaluate in BPF maps (--no-kernel-aggregation: every "
+             "metric in user space; --check says where each goes).")] = True,
+    runtimes: RuntimesOpt = ALL_RUNTIMES,
     docker_socket: DockerSock = "/run/docker.sock",
     containerd_socket: ContainerdSock = "/run/containerd/containerd.sock",
     crio_socket: CrioSock = "/run/crio/crio.sock",
-    web_config: Annotated[Optional[Path], typer.Option("--web-config-file", help="TLS and basic auth, in the Prometheus exporter-toolkit's format (docs/security.md).")] = None,
-    max_connections: Annotated[int, typer.Option("--web-max-connections", min=1, help="Connections kept open at most (also at most half the descriptor limit).")] = HttpOptions.max_connections,
-    read_timeout: Annotated[float, typer.Option("--web-read-timeout", min=0.1, help="Seconds for a TLS handshake, and for a request once it started.")] = HttpOptions.read_timeout,
-    idle_timeout: Annotated[float, typer.Option("--web-idle-timeout", min=0.1, help="Seconds a kept-alive connection may wait between requests.")] = HttpOptions.idle_timeout,
-    watch: Annotated[bool, typer.Option("--watch", help="Follow the --config file (or directory: its config.yaml, as a mounted ConfigMap) and reload on change; a missing or invalid file keeps ig running.")] = False,
-    watch_poll: Annotated[float, typer.Option("--watch-poll-interval", min=0.1, help="With --watch: seconds between checks that do not rely on inotify.")] = 10.0,
-    inotify: Annotated[bool, typer.Option("--inotify/--no-inotify", help="With --watch: wake on inotify events of the config's directory (--no-inotify: poll only).")] = True,
-    stuck_after: Annotated[float, typer.Option("--health-stuck-after", min=0.1, help="Seconds one config reload (or the stop) may hold the engine before /healthz answers 503 (docs/guide.md, Health probes).")] = STUCK_AFTER,
+    web_config: Annotated[Optional[Path], typer.Option(
+        "--web-config-file",
+        help="TLS and basic auth, in the Prometheus exporter-toolkit's format (docs/security.md).")] = None,
+    max_connections: Annotated[int, typer.Option(
+        "--web-max-connections", min=1, help="Connections kept open at most (also at most half the descriptor limit).")
+    ] = HttpOptions.max_connections,
+    read_timeout: Annotated[float, typer.Option(
+        "--web-read-timeout", min=0.1, help="Seconds for a TLS handshake, and for a request once it started.")
+    ] = HttpOptions.read_timeout,
+    idle_timeout: Annotated[float, typer.Option(
+        "--web-idle-timeout", min=0.1, help="Seconds a kept-alive connection may wait between requests.")
+    ] = HttpOptions.idle_timeout,
+    watch: Annotated[bool, typer.Option("--watch", help="Follow the --config file (or directory: its config.yaml, as a "
+                                                        "mounted ConfigMap) and reload on change; a missing or invalid "
+                                                        "file keeps ig running.")] = False,
+    watch_poll: Annotated[float, typer.Option(
+        "--watch-poll-interval", min=0.1,
+        help="With --watch: seconds between checks that do not rely on inotify.")] = 10.0,
+    inotify: Annotated[bool, typer.Option(
+        "--inotify/--no-inotify", help="With --watch: wake on inotify events of the config's directory (--no-inotify: "
+                                       "poll only).")] = True,
+    stuck_after: Annotated[float, typer.Option(
+        "--health-stuck-after", min=0.1, help="Seconds one config reload (or the stop) may hold the engine before "
+                                              "/healthz answers 503 (docs/guide.md, Health probes).")] = STUCK_AFTER,
     verbose: VerboseOpt = False,
     log_format: LogFormatOpt = LogFormat.text,
     print_default: Annotated[bool, typer.Option("--print-default-config", is_eager=True, callback=_print_default_config,
-                                                help="Print the built-in config (used without --config) and exit.")] = False,
+                                                help="Print the built-in config (used without --config) and exit.")
+                   ] = False,
 ) -> None:
     """Serve metrics from eBPF gadgets for Prometheus to scrape."""
     _setup_logging(verbose, log_format)
@@ -171,7 +205,7 @@ def prometheus(
                     snapshot_timeout=snapshot_timeout, strict=strict, kernel_aggregation=kernel_aggregation,
                     stuck_after=stuck_after)
     except IgError as exc:
-        raise fail(exc)
+        raise fail(exc) from None
     except Abandoned as exc:
         _exit_now(exc)
 
@@ -245,7 +279,8 @@ def _prometheus(config, listen, path, host, check, max_series, snapshot_interval
     serving: Optional[Serving] = None
     abandoned = False
     try:
-        serving = supervisor.run(lambda: _start_serving(config, listen, path, web, follow, make_engine, stuck_after), "the start-up")
+        serving = supervisor.run(
+            lambda: _start_serving(config, listen, path, web, follow, make_engine, stuck_after), "the start-up")
         if supervisor.stop_signal is None:
             _say("Running. Press Ctrl + C to finish")
             _say(f"Publishing metrics... ({serving.server.url})")
@@ -391,11 +426,13 @@ def list_gadgets(
 
     catalog = load_catalog()
     if category is not None and gadget is None:
-        raise fail(ConfigError(f"name a gadget too: ig list-gadgets {category} GADGET (installed: {', '.join(catalog.names(category)) or 'none'})"))
+        raise fail(ConfigError(f"name a gadget too: ig list-gadgets {category} GADGET (installed: "
+                               f"{', '.join(catalog.names(category)) or 'none'})"))
     if gadget is not None:
         spec = catalog.get(category, gadget)
         if spec is None:
-            raise fail(ConfigError(f"no {category} gadget named {gadget!r} is installed (installed: {', '.join(catalog.names(category)) or 'none'})"))
+            raise fail(ConfigError(f"no {category} gadget named {gadget!r} is installed (installed: "
+                                   f"{', '.join(catalog.names(category)) or 'none'})"))
         _print_columns(f"{category} {gadget} — {spec.description}", spec)
         return
     table = Table(title="Installed gadgets")
@@ -445,9 +482,13 @@ def _print_columns(title: str, spec) -> None:
     out.print(table)
 
 
-Filters = Annotated[Optional[list[str]], typer.Option("--filter", "-F", help="Selector (same grammar as the config), repeatable.")]
-Output = Annotated[str, typer.Option("--output", "-o", help="table (one line a row, cut to the terminal's width), wide (nothing cut) or json (one object a row, every column).")]
-Columns = Annotated[Optional[str], typer.Option("--columns", help="Comma-separated columns to show, in this order, instead of the default ones (table and wide; names as ig list-gadgets CATEGORY GADGET shows them).")]
+Filters = Annotated[Optional[list[str]], typer.Option(
+    "--filter", "-F", help="Selector (same grammar as the config), repeatable.")]
+Output = Annotated[str, typer.Option("--output", "-o", help="table (one line a row, cut to the terminal's width), wide "
+                                                            "(nothing cut) or json (one object a row, every column).")]
+Columns = Annotated[Optional[str], typer.Option("--columns", help="Comma-separated columns to show, in this order, "
+                                                                  "instead of the default ones (table and wide; names "
+                                                                  "as ig list-gadgets CATEGORY GADGET shows them).")]
 
 
 @app.command()
@@ -457,8 +498,9 @@ def trace(
     output: Output = "table",
     columns: Columns = None,
     host: HostOpt = False,
-    timeout: Annotated[float, typer.Option("--timeout", help="Stop after this many seconds (0: until Ctrl + C).")] = 0.0,
-    runtimes: RuntimesOpt = ",".join(RUNTIMES),
+    timeout: Annotated[float, typer.Option(
+        "--timeout", help="Stop after this many seconds (0: until Ctrl + C).")] = 0.0,
+    runtimes: RuntimesOpt = ALL_RUNTIMES,
     docker_socket: DockerSock = "/run/docker.sock",
     verbose: VerboseOpt = False,
     log_format: LogFormatOpt = LogFormat.text,
@@ -477,7 +519,7 @@ def snapshot(
     output: Output = "table",
     columns: Columns = None,
     host: HostOpt = False,
-    runtimes: RuntimesOpt = ",".join(RUNTIMES),
+    runtimes: RuntimesOpt = ALL_RUNTIMES,
     docker_socket: DockerSock = "/run/docker.sock",
     verbose: VerboseOpt = False,
     log_format: LogFormatOpt = LogFormat.text,
@@ -498,7 +540,7 @@ def _live(verbose: bool, log_format: LogFormat, run, *args, runtimes: str, docke
             require_root()
         run(*args, _runtime_options(runtimes, docker_socket), out)
     except IgError as exc:
-        raise fail(exc)
+        raise fail(exc) from None
     except Abandoned as exc:
         _exit_now(exc)
 

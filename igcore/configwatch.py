@@ -82,7 +82,8 @@ class ConfigStatus:
             successful, stamp, sha = self.successful, self.success_timestamp, self.sha256
         ok = GaugeMetricFamily("ig_config_last_reload_successful", "1 if the last config load or reload succeeded")
         ok.add_metric([], 1 if successful else 0)
-        when = GaugeMetricFamily("ig_config_last_reload_success_timestamp_seconds", "time of the last successful config load")
+        when = GaugeMetricFamily(
+            "ig_config_last_reload_success_timestamp_seconds", "time of the last successful config load")
         when.add_metric([], stamp)
         info = GaugeMetricFamily("ig_config_info", "the config in force, by the sha256 of its file", labels=["sha256"])
         if sha is not None:

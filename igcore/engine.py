@@ -305,7 +305,8 @@ class Engine:
         self.sweeper = SeriesSweeper(self._trace_aggregators, self.containers.containers, options.series)
 
     def _trace_aggregators(self) -> list[TraceAggregator]:
-        return [a for run in list(self.runs.values()) for a in run.aggregators.values() if isinstance(a, TraceAggregator)]
+        return [a for run in list(self.runs.values()) for a in run.aggregators.values()
+                if isinstance(a, TraceAggregator)]
 
     @property
     def runs(self) -> dict[tuple[str, str], GadgetRun]:

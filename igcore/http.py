@@ -42,7 +42,8 @@ RECEIVE_BUFFER_BYTES = 32 * 1024    # requests are small: what a pipelining clie
 SEND_BUFFER_BYTES = 256 * 1024      # the kernel's share of an unread answer (25 MB/s at 10 ms round trip)
 WRITE_PIECE_BYTES = 64 * 1024       # a response is handed to the socket in pieces: ig copies at most one per connection
 PIPELINED_UNSENT_BYTES = 16 * 1024  # a next request is read only once the answers before it are this close to sent
-MAX_PIPELINED = 8                   # requests in a row sent before their predecessor's answer; the last is answered with a close
+MAX_PIPELINED = 8                   # requests in a row sent before their predecessor's answer; the last is
+                                    # answered with a close
 RESPONSES_IN_FLIGHT_BYTES = 32 * 1024 * 1024  # response bodies being written, all connections together
 # What a connection may hold in ig's memory: its read buffer and one recv, one piece of a
 # response, its objects (docs/security.md, "Limits").
@@ -346,7 +347,8 @@ class MetricsServer:
             raise _Close("client_san")
         return web
 
-    async def _respond(self, web: WebState | None, path: str, query: str, headers: dict[str, str]) -> tuple[int, list, bytes]:
+    async def _respond(self, web: WebState | None, path: str, query: str,
+                       headers: dict[str, str]) -> tuple[int, list, bytes]:
         text = [("Content-Type", "text/plain; charset=utf-8")]
         failed = web is not None and web.config is None
         config = web.config if web else None
@@ -359,7 +361,8 @@ class MetricsServer:
         if config is not None and config.users:
             authorization = headers.get("authorization")
             allowed = self._auth.cached(config.users, authorization)
-            if allowed is None:  # a bcrypt check takes tens of milliseconds: on the auth pool, not the loop nor a scrape thread
+            # a bcrypt check takes tens of milliseconds: on the auth pool, not the loop nor a scrape thread
+            if allowed is None:
                 check = self._auth.submit(config.users, authorization)
                 if check is None:
                     return 429, text + [("Retry-After", "1")], b"Too many password checks at once.\n"
@@ -514,15 +517,18 @@ class HttpCollector:
         server = self.server
         open_ = GaugeMetricFamily("ig_http_connections", "connections open to the metrics endpoint")
         open_.add_metric([], server.open_connections)
-        limit = GaugeMetricFamily("ig_http_connections_limit", "connections kept open at most (the one waiting longest on its client is closed for a new one)")
+        limit = GaugeMetricFamily("ig_http_connections_limit", "connections kept open at most (the one waiting longest "
+                                                               "on its client is closed for a new one)")
         limit.add_metric([], server.max_connections)
-        closed = CounterMetricFamily("ig_http_connections_closed", "connections closed by ig before the client was done, by reason", labels=["reason"])
+        closed = CounterMetricFamily("ig_http_connections_closed", "connections closed by ig before the client was "
+                                                                   "done, by reason", labels=["reason"])
         for reason, n in sorted(dict(server.closed).items()):  # dict(): one atomic copy under the GIL
             closed.add_metric([reason], n)
         answers = CounterMetricFamily("ig_http_responses", "HTTP responses sent, by status code", labels=["code"])
         for code, n in sorted(dict(server.requests).items()):
             answers.add_metric([str(code)], n)
-        in_flight = GaugeMetricFamily("ig_http_response_bytes_in_flight", "bytes of large response bodies being written (each counted once)")
+        in_flight = GaugeMetricFamily("ig_http_response_bytes_in_flight", "bytes of large response bodies being "
+                                                                          "written (each counted once)")
         in_flight.add_metric([], server._in_flight.bytes)
         families = [open_, limit, closed, answers, in_flight]
         if server._web is not None:

@@ -34,7 +34,8 @@ def _spec(category: Category, name: str) -> GadgetSpec:
 
 def _columns(spec: GadgetSpec, wanted: str | None) -> list[str]:
     if not wanted:
-        own = [c.name for c in spec.columns if c.name not in CONTAINER_COLUMN_NAMES and c.name not in _HIDDEN_BY_DEFAULT]
+        own = [c.name for c in spec.columns
+               if c.name not in CONTAINER_COLUMN_NAMES and c.name not in _HIDDEN_BY_DEFAULT]
         own.sort(key=lambda name: name == "args")   # the long one last: it may run past the line
         return ["k8s.container", *own]
     chosen = []
@@ -143,8 +144,13 @@ def run_trace(name, filters, output, columns, host, timeout, runtime_options, co
         containers.stop()
         raise
     enricher = Enricher(containers, spec.container_key, host, sink)
-    added = lambda c: gadget.add_netns(c.netns, f"/proc/{c.pid}/ns/net")  # noqa: E731
-    removed = lambda c: gadget.remove_netns(c.netns)  # noqa: E731
+
+    def added(c):
+        gadget.add_netns(c.netns, f"/proc/{c.pid}/ns/net")
+
+    def removed(c):
+        gadget.remove_netns(c.netns)
+
     subscribed, supervisor = False, Supervisor()
     try:
         # on a thread of its own: Ctrl-C during a start() that hangs still ends ig (igcore.supervisor)

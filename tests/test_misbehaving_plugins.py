@@ -95,7 +95,7 @@ class Misbehaving:
 
 
 @pytest.fixture
-def bad(tmp_path, monkeypatch, synth):  # noqa: F811  (synth is the fixture)
+def bad(tmp_path, monkeypatch, synth):
     return Misbehaving(tmp_path, monkeypatch)
 
 

@@ -7,8 +7,9 @@ libyaml parses when PyYAML has it (its wheels do): the pure-Python parser takes 
 metric, so a config of 10,000 metrics would take 20 s to check. When libyaml finds an error, the
 pure-Python parser reads the text again and decides, so what is accepted and the wording of YAML
 errors do not depend on which parser is installed. Documents of plain tags only are built by a
-lean constructor of their own (`_construct_plain`), PyYAML's for anything else. libyaml stops at 1000 levels of nesting; the pure-Python
-composer recurses once per level, and a RecursionError there is reported as nesting too deep.
+lean constructor of their own (`_construct_plain`), PyYAML's for anything else. libyaml stops at
+1000 levels of nesting; the pure-Python composer recurses once per level, and a RecursionError
+there is reported as nesting too deep.
 """
 
 from __future__ import annotations

@@ -240,7 +240,7 @@ def _metric(index: int, bound, placement: Placement, fields: _Fields, cells: _Ce
     histogram = bound.bounds is not None
     if histogram:
         width = len(bound.bounds) + 1
-        slot = f"struct ig_hist *v = ig_hist_slot(&k);"
+        slot = "struct ig_hist *v = ig_hist_slot(&k);"
         update = (f"u32 idx = 0; {bucket_index(cells.cell(field), _signed(field), bound.bounds, 'idx')} "
                   f"if (idx > {width - 1}) idx = {width - 1}; "
                   f"__sync_fetch_and_add(&v->b[idx], 1); __sync_fetch_and_add(&v->sum, {amount});")

@@ -135,8 +135,10 @@ class KernelProgram:
     def _lookup_batch(self, name: str, ksize: int, vsize: int) -> tuple[bytes, bytes]:
         from bcc import libbcc
 
-        keys = self._buffers.get((name, "k")) or self._buffers.setdefault((name, "k"), ctypes.create_string_buffer(ksize * CHUNK))
-        values = self._buffers.get((name, "v")) or self._buffers.setdefault((name, "v"), ctypes.create_string_buffer(vsize * CHUNK))
+        keys = self._buffers.get((
+            name, "k")) or self._buffers.setdefault((name, "k"), ctypes.create_string_buffer(ksize * CHUNK))
+        values = self._buffers.get((
+            name, "v")) or self._buffers.setdefault((name, "v"), ctypes.create_string_buffer(vsize * CHUNK))
         batch, count = ctypes.c_uint32(0), ctypes.c_uint32(0)   # a hash map's batch token is a u32
         key_parts, value_parts, first = [], [], True
         while True:

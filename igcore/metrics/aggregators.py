@@ -186,7 +186,8 @@ class TraceAggregator(_Aggregator, ABC):
     # Series state is a list per key in `_series` whose last item is the clock when it last moved.
     _series: dict[Key, list]
 
-    def __init__(self, bound, max_series: int = DEFAULT_MAX_SERIES, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, bound, max_series: int = DEFAULT_MAX_SERIES,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__(bound, max_series)
         self._clock = clock  # when series last moved; the sweep (metrics.lifecycle) reads the same clock
         self._series = {}
@@ -315,7 +316,8 @@ class CounterAggregator(TraceAggregator):
 class HistogramAggregator(TraceAggregator):
     """Observes the row's `field`. Buckets are (previous, bound], plus +Inf; `_sum` is exact."""
 
-    def __init__(self, bound, max_series: int = DEFAULT_MAX_SERIES, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, bound, max_series: int = DEFAULT_MAX_SERIES,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__(bound, max_series, clock)
         bounds = tuple(bound.bounds)
         self._les = [floatToGoString(b) for b in bounds] + ["+Inf"]

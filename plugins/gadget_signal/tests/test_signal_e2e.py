@@ -27,7 +27,7 @@ def test_ig_trace_signal_shows_a_containers_kills(require_bpf, docker):
     trace = TraceProcess("signal", "--filter", "signal:~^SIG(USR1|USR2|HUP)$")
     try:
         target = started_target(docker, name)
-        mine = lambda sig: lambda r: r["k8s.container"] == name and r["signal"] == sig  # noqa: E731
+        mine = lambda sig: lambda r: r["k8s.container"] == name and r["signal"] == sig
         for _ in range(60):  # until the gadget is attached: one USR2 a round
             docker.cli("exec", name, "sh", "-c", "kill -USR2 1")
             if trace.wait_row(mine("SIGUSR2"), timeout=1):
