@@ -7,7 +7,7 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, NamedTuple, NoReturn, Optional
+from typing import TYPE_CHECKING, Annotated, NamedTuple, NoReturn, Optional
 
 import typer
 from rich.console import Console
@@ -22,6 +22,11 @@ from .privileges import require_root
 from .probes import STUCK_AFTER, Probes, check_metrics_path
 from .quoting import one_line
 from .supervisor import Abandoned, Supervisor
+
+if TYPE_CHECKING:   # imported where used: `ig prometheus --check` loads no engine nor server
+    from .configwatch import ConfigFollower, ConfigWatcher
+    from .engine import Engine
+    from .http import MetricsServer
 
 app = typer.Typer(
     help="Kernel events captured with eBPF, served as Prometheus metrics.",
@@ -310,7 +315,8 @@ def _load(config, web: WebOptions, watch: bool, checking: bool = False):
         raise ConfigError("--watch needs --config @FILE or @DIRECTORY (a file to follow, not inline YAML)")
     follow = watch and not checking
     follower = ConfigFollower(source, catalog, ConfigStatus(), follow=follow)
-    seen = fingerprint(follower.path) if follow else None  # before reading: changes from now on are found
+    # before reading: changes from now on are found
+    seen = fingerprint(follower.path) if follow and follower.path else None
     return web_config, follower, seen, follower.first()
 
 
@@ -333,11 +339,11 @@ def _check(config, listen, path, web: WebOptions, watch: bool, kernel_aggregatio
 class Serving:
     """What `ig prometheus` runs once started."""
 
-    engine: object
-    server: object
-    follower: object
-    probes: object
-    watcher: object = None
+    engine: Engine
+    server: MetricsServer
+    follower: ConfigFollower
+    probes: Probes
+    watcher: ConfigWatcher | None = None
 
     def close(self, engine: bool = True) -> None:
         if self.watcher is not None:
@@ -428,7 +434,7 @@ def list_gadgets(
     if category is not None and gadget is None:
         raise fail(ConfigError(f"name a gadget too: ig list-gadgets {category} GADGET (installed: "
                                f"{', '.join(catalog.names(category)) or 'none'})"))
-    if gadget is not None:
+    if category is not None and gadget is not None:   # (a gadget comes after its category)
         spec = catalog.get(category, gadget)
         if spec is None:
             raise fail(ConfigError(f"no {category} gadget named {gadget!r} is installed (installed: "

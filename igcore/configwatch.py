@@ -161,7 +161,7 @@ class ConfigFollower:
         except Exception:
             self.status.failed()
             raise
-        return f"Config reloaded ({len(config.metrics)} metric(s), sha256 {self.loaded[:12]})."
+        return f"Config reloaded ({len(config.metrics)} metric(s), sha256 {(self.loaded or '')[:12]})."
 
 
 class ConfigWatcher:
@@ -218,7 +218,8 @@ class ConfigWatcher:
             try:
                 if ready:
                     time.sleep(_SETTLE_SECONDS)
-                    self._inotify.read()
+                    if self._inotify is not None:   # the only fd but the stop pipe's
+                        self._inotify.read()
                 self.check()
                 ready, _, _ = select.select(fds, [], [], self.poll_interval)
                 if self._stop_r in ready:

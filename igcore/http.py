@@ -94,7 +94,8 @@ class _Conn:
     __slots__ = ("task", "busy", "since", "body")
 
     def __init__(self, task: asyncio.Task) -> None:
-        self.task, self.busy, self.since, self.body = task, False, time.monotonic(), None
+        self.task, self.busy, self.since = task, False, time.monotonic()
+        self.body: bytes | None = None
 
 
 class _ResponsesInFlight:
@@ -183,7 +184,7 @@ class MetricsServer:
         ready.wait()
 
     def close(self) -> None:
-        if self._loop is not None:
+        if self._loop is not None and self._stop is not None and self._thread is not None:  # it started
             self._loop.call_soon_threadsafe(self._stop.set)
             self._thread.join(timeout=5)
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -204,7 +205,7 @@ class MetricsServer:
     async def _accept_loop(self) -> None:
         while True:
             try:
-                sock, _ = await self._loop.sock_accept(self._sock)
+                sock, _ = await asyncio.get_running_loop().sock_accept(self._sock)
             except OSError as exc:  # EMFILE and the like: free a descriptor, then try again
                 loop_errors.record("http", exc)
                 self._evict_idle()
@@ -246,7 +247,7 @@ class MetricsServer:
             reader = _Reader(limit=MAX_HEAD_BYTES)
             protocol = asyncio.StreamReaderProtocol(reader)
             context = None
-            if self.tls:  # the web config as it is at the client's hello, as the exporter-toolkit does
+            if self._web is not None and self.tls:  # the web config at the client's hello, as the exporter-toolkit
                 if not await self._starts_tls(sock):
                     _refuse(sock, PLAIN_HTTP_ON_TLS)
                     raise _Close("plain_http_on_tls")
@@ -255,13 +256,13 @@ class MetricsServer:
                     _refuse(sock, TLS_INTERNAL_ERROR_ALERT)
                     raise _Close("web_config")
             try:
-                transport, _ = await self._loop.connect_accepted_socket(
+                transport, _ = await asyncio.get_running_loop().connect_accepted_socket(
                     lambda: protocol, sock, ssl=context,
                     ssl_handshake_timeout=self.options.read_timeout if context else None)
             except (OSError, asyncio.TimeoutError) as exc:  # ssl.SSLError is an OSError
                 raise _Close("tls_handshake") from exc
             transport.set_write_buffer_limits(high=0)  # drain() waits until the socket took everything
-            writer = asyncio.StreamWriter(transport, protocol, reader, self._loop)
+            writer = asyncio.StreamWriter(transport, protocol, reader, asyncio.get_running_loop())
             await self._requests(conn_id, reader, writer)
             graceful = True
         except _Close as close:
@@ -281,14 +282,20 @@ class MetricsServer:
 
     async def _starts_tls(self, sock: socket.socket) -> bool:
         """Whether the client's first byte opens a TLS handshake (a plain-HTTP client gets a clear 400)."""
-        readable = self._loop.create_future()
-        self._loop.add_reader(sock.fileno(), lambda: readable.done() or readable.set_result(None))
+        loop = asyncio.get_running_loop()
+        readable = loop.create_future()
+
+        def wake() -> None:
+            if not readable.done():
+                readable.set_result(None)
+
+        loop.add_reader(sock.fileno(), wake)
         try:
             await asyncio.wait_for(readable, self.options.read_timeout)
         except asyncio.TimeoutError:
             raise _Close("read_timeout") from None
         finally:
-            self._loop.remove_reader(sock.fileno())
+            loop.remove_reader(sock.fileno())
         first = sock.recv(1, socket.MSG_PEEK)
         if not first:
             raise ConnectionResetError
@@ -387,7 +394,9 @@ class MetricsServer:
                  *(f"{k}: {v}" for k, v in headers), *(f"{k}: {v}" for k, v in (extra or {}).items())]
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
         self.requests[status] += 1
-        conn = self._conns.get(id(asyncio.current_task())) or _Conn(asyncio.current_task())
+        task = asyncio.current_task()
+        assert task is not None   # a coroutine of the server's loop runs in a task
+        conn = self._conns.get(id(task)) or _Conn(task)
         if len(body) <= WRITE_PIECE_BYTES:
             writer.write(head + body)
             await self._drained(conn, writer)
@@ -443,7 +452,8 @@ class MetricsServer:
 class _Reader(asyncio.StreamReader):
     def buffered(self) -> bool:
         """Whether more of the client's bytes wait here (a next request, sent before this answer)."""
-        return bool(self._buffer)  # the stdlib keeps them in _buffer since asyncio began
+        # the stdlib keeps them in _buffer since asyncio began (private: not in its type stubs)
+        return bool(self._buffer)  # type: ignore[attr-defined]
 
 
 def _unsent_bytes(sock) -> int:

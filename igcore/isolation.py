@@ -92,7 +92,7 @@ def _start_and_note(self: threading.Thread) -> None:
     _thread_start(self)
 
 
-threading.Thread.start = _start_and_note
+threading.Thread.start = _start_and_note  # type: ignore[method-assign]
 
 
 class GadgetThreads:

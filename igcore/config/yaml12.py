@@ -15,6 +15,7 @@ there is reported as nesting too deep.
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -25,7 +26,14 @@ from .text import one_line
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
-class _Yaml12:
+# What _Yaml12 is mixed into, for the type checker (at run time it sits before the loader in the MRO).
+if TYPE_CHECKING:
+    _LoaderBase = yaml.SafeLoader
+else:
+    _LoaderBase = object
+
+
+class _Yaml12(_LoaderBase):
     """Mixed into a safe loader: YAML 1.2 scalars (resolvers set below) and no duplicate keys."""
 
     def __init__(self, stream) -> None:
@@ -73,13 +81,14 @@ class _PureLoader(_Yaml12, yaml.SafeLoader):
 MAX_VALUES = 1_000_000
 
 _HAVE_LIBYAML = hasattr(yaml, "CSafeLoader")
+_FastBase: Any = yaml.CSafeLoader if _HAVE_LIBYAML else yaml.SafeLoader
 
 
-class _FastLoader(_Yaml12, yaml.CSafeLoader if _HAVE_LIBYAML else yaml.SafeLoader):
+class _FastLoader(_Yaml12, _FastBase):
     pass
 
 
-def _yaml12_resolvers(loader: type) -> None:
+def _yaml12_resolvers(loader: type[_Yaml12]) -> None:
     replaced = {"tag:yaml.org,2002:bool", "tag:yaml.org,2002:int", "tag:yaml.org,2002:float"}
     loader.yaml_implicit_resolvers = {
         first: [(tag, rx) for tag, rx in resolvers if tag not in replaced]
@@ -163,7 +172,7 @@ def _construct_plain(loader, root) -> object:
     """
     built: dict[int, object] = {}  # by node id: an alias gives the same object, as PyYAML does
     open_nodes: set[int] = set()
-    stack: list[tuple[object, bool]] = [(root, False)]
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
     while stack:
         node, children_built = stack.pop()
         key = id(node)

@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 from dataclasses import replace
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 from ..health import loop_errors
 from .cgroups import cgroup2_mount, container_ids_of_path
@@ -22,7 +22,8 @@ from .merge import Probed, StateFacts, after_exit, chosen_pid, keeps_namespaces,
 from .model import Container, RuntimeOptions, Windows
 from .probe import HostProbe
 from .resolver import Resolution, Resolver
-from .sources.base import EVERY_CONTAINER, ContainerSource
+from .sources.base import EVERY_CONTAINER, ContainerSource, RuntimeSource
+from .sources.cgroup_tracker import CgroupTracker
 
 log = logging.getLogger("igcore.containers")
 
@@ -33,7 +34,7 @@ class ContainerCollection:
     def __init__(self, sources: Iterable[ContainerSource] = (), *, clock: Callable[[], float] = time.monotonic,
                  windows: Windows = Windows(), probe: HostProbe | None = None) -> None:
         self.sources = list(sources)
-        self.cgroups = next((s for s in self.sources if getattr(s, "tracks_cgroups", False)), None)
+        self.cgroups = next((s for s in self.sources if isinstance(s, CgroupTracker)), None)
         self.clock, self.windows = clock, windows
         self.probe = probe or HostProbe(self.cgroups.mount if self.cgroups else cgroup2_mount())
         self.resolver = Resolver(self, clock, windows)
@@ -41,8 +42,8 @@ class ContainerCollection:
         self.skipped: list[str] = []    # runtimes not installed
         self.lock = threading.RLock()
         self._notify = threading.RLock()   # taken before `lock`: one rebuild (and its announcement) at a time
-        self._sightings: dict[str, dict[str, object]] = {}   # container id -> source -> what it said
-        self._node: dict[str, dict] = {}                     # source -> facts about every container
+        self._sightings: dict[str, dict[str, Any]] = {}      # container id -> source -> what it said
+        self._node: dict[str, Any] = {}                      # source -> facts about every container
         self._cgroup_of: dict[str, int] = {}                 # container id -> cgroup id (tracker, state)
         self._claims: dict[str, str] = {}                    # cgroup path a state names -> container id
         self._containers: dict[str, Container] = {}          # live and recently exited, in first-seen order
@@ -78,7 +79,7 @@ class ContainerCollection:
         self._thread.start()
 
     def _say_if_no_runtime(self) -> None:
-        readers = [s for s in self.sources if hasattr(s, "runtimes_in_use")]
+        readers = [s for s in self.sources if isinstance(s, RuntimeSource)]
         if readers and not any(s.runtimes_in_use() for s in readers):
             self.warn("no container runtime found or reachable (" + "; ".join(self.skipped + self.warnings)
                       + "): container attribution is off, every event counts as a host event")

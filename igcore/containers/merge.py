@@ -8,7 +8,7 @@ from /proc (`Probed`) outside its lock, then calls `merge`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping
+from typing import AbstractSet, Any, Mapping
 
 from .model import Container, is_sandbox, k8s_names, oci_name_and_image
 from .runc import RuncState
@@ -31,12 +31,12 @@ class Probed:
     netns: int = 0
 
 
-def state_of(sightings: Mapping[str, object]) -> RuncState | None:
+def state_of(sightings: Mapping[str, Any]) -> RuncState | None:
     found = sightings.get(STATE)
     return found.state if found is not None else None
 
 
-def chosen_pid(sightings: Mapping[str, object], old: Container | None) -> int:
+def chosen_pid(sightings: Mapping[str, Any], old: Container | None) -> int:
     """runc's state is rewritten at each start; docker's pid is from the latest inspect."""
     state = state_of(sightings)
     meta = sightings.get(DOCKER) or {}
@@ -48,7 +48,7 @@ def keeps_namespaces(old: Container | None, pid: int) -> bool:
     return old is not None and old.pid == pid and bool(old.netns)
 
 
-def merge(cid: str, sightings: Mapping[str, object], old: Container | None, probed: Probed,
+def merge(cid: str, sightings: Mapping[str, Any], old: Container | None, probed: Probed,
           node_name: str = "") -> Container | None:
     """The container `cid` as its sources describe it; None when no runtime has spoken of it.
 
@@ -68,7 +68,7 @@ def merge(cid: str, sightings: Mapping[str, object], old: Container | None, prob
     ns, pod = meta.get("k8s_namespace") or ns, meta.get("k8s_pod") or pod
     k8s_container = meta.get("k8s_container") or k8s_container
     pid = chosen_pid(sightings, old)
-    if keeps_namespaces(old, pid):
+    if old is not None and keeps_namespaces(old, pid):
         mntns, netns = old.mntns, old.netns
     else:
         mntns, netns = probed.mntns, probed.netns
@@ -81,7 +81,7 @@ def merge(cid: str, sightings: Mapping[str, object], old: Container | None, prob
     )
 
 
-def after_exit(sightings: Mapping[str, object]) -> dict[str, object]:
+def after_exit(sightings: Mapping[str, Any]) -> dict[str, Any]:
     """What is kept of a container that exited: a restart writes a new state, and docker reports its new pid."""
     kept = {source: facts for source, facts in sightings.items() if source != STATE}
     if kept.get(DOCKER) is not None:
@@ -89,7 +89,7 @@ def after_exit(sightings: Mapping[str, object]) -> dict[str, object]:
     return kept
 
 
-def netns_view(members: list[Container], exited: set[str] | frozenset[str]) -> Container | None:
+def netns_view(members: list[Container], exited: AbstractSet[str]) -> Container | None:
     """What rows of one network namespace are labelled with, given the containers in it.
 
     One container in the namespace: that container. A pod's containers (and its sandbox): the pod,

@@ -152,9 +152,8 @@ def deploy(
             out.print(f"{obj['kind'].lower()}/{obj['metadata']['name']} applied (field manager {FIELD_MANAGER})")
         # what an earlier deploy added and this one was told to remove
         for kind, name, dropped in (("Secret", WEB_SECRET, kept.get("web_config") and not values.web_config),
-                                    (
-                                        "NetworkPolicy", NETWORK_POLICY, kept.get(
-                                            "metrics_from") and not values.metrics_from)):
+                                    ("NetworkPolicy", NETWORK_POLICY,
+                                     kept.get("metrics_from") and not values.metrics_from)):
             if dropped and cluster.delete(kind, name):
                 out.print(f"{kind.lower()}/{name} deleted")
         out.print(f"Agents serve {values.scheme}://<pod IP>:{values.port}{values.metrics_path}; "
@@ -219,20 +218,21 @@ def prometheus(
                 given = {key: value for key, value in (("listen_address", listen), ("metrics_path", path)) if value}
                 values = _values(namespace, deployed.image, _kept(deployed, namespace), given)
                 cluster.apply(manifests.daemon_set(values))
-                out.print(f"daemonset/{NAME}: agents now serve {values.scheme}://<pod "
-                          f"IP>:{values.port}{values.metrics_path}")
+                out.print(f"daemonset/{NAME}: agents now serve "
+                          f"{values.scheme}://<pod IP>:{values.port}{values.metrics_path}")
             _push(cluster, namespace, text)
     _run(body)
 
 
-def _checked(config: str) -> str:
+def _checked(config: str | None) -> str:
     """The file's text, after the same validation as `ig prometheus --check`."""
     from ..plugins import load_catalog
 
-    if config_path(config) is None:
+    path = config_path(config) if config is not None else None
+    if config is None or path is None:
         raise ConfigError("--config takes @path/to/file.yaml")
     ConfigFollower(config, load_catalog(), ConfigStatus()).first()
-    return config_path(config).read_text(encoding="utf-8")
+    return path.read_text(encoding="utf-8")
 
 
 def _push(cluster, namespace: str, text: str) -> None:
