@@ -14,6 +14,7 @@ import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 from .config import BoundMetric, Config
 from .containers import ContainerCollection, Enricher, RuntimeOptions
@@ -60,7 +61,7 @@ class GadgetRun:
     """
 
     def __init__(self, spec: GadgetSpec, containers: ContainerCollection, options: EngineOptions,
-                 aggregators: dict[BoundMetric, object] | None = None, start_counting: bool = True) -> None:
+                 aggregators: dict[BoundMetric, Any] | None = None, start_counting: bool = True) -> None:
         """`aggregators`: the metrics the run is made for; those in the kernel are compiled into its
         program (a different set needs another run). `start_counting` False: the program counts
         and sends nothing until a reload's hand-over gives it a start (a run that replaces a
@@ -68,14 +69,14 @@ class GadgetRun:
         self.spec = spec
         self.label = f"{spec.category.value} {spec.name}"  # names the gadget in logs
         self.options = options
-        self.gadget = None
+        self.gadget: Any = None   # the plugin's gadget, once made
         self.stats = GadgetStats()  # the gadget's own once it exists
         self.active = True
         self.failure: str | None = None  # "start_failed" or "thread_died"
         self.failure_message = ""
         self._start_error: BaseException | None = None
         # Replaced whole on reload, so the ingest thread never sees a half-updated list.
-        self.aggregators: dict[BoundMetric, object] = {}
+        self.aggregators: dict[BoundMetric, Any] = {}
         self._trace_targets: tuple = ()
         self.bad_rows = BadRows(self.label)
         self._check = RowChecker(spec.columns, self.bad_rows)
@@ -219,15 +220,15 @@ class GadgetRun:
         elif self.gadget is not None:
             self.gadget.close()
 
-    def prefetch(self, aggregators: dict[BoundMetric, object]) -> None:
+    def prefetch(self, aggregators: dict[BoundMetric, Any]) -> None:
         """Begin the snapshot this scrape will need, without waiting for it."""
         if self.snapshots is not None and self.gadget is not None and aggregators:
             self.snapshots.prefetch()
 
-    def collect(self, aggregators: dict[BoundMetric, object]) -> list:
+    def collect(self, aggregators: dict[BoundMetric, Any]) -> list:
         families = []
         gauges = [a for a in aggregators.values() if isinstance(a, GaugeAggregator)]
-        if gauges and self.gadget is not None:
+        if gauges and self.gadget is not None and self.snapshots is not None:
             try:
                 rows = self.snapshots.rows()
             except SnapshotTimeout:  # logged once by the cache; this scrape goes without the gauges
@@ -259,7 +260,7 @@ def refusal(failed: list[GadgetRun], strict: bool) -> RuntimeFailure:
     more = f" ({len(others)} more failed: {', '.join(others)})" if others else ""
     first = failed[0]
     return RuntimeFailure(f"gadget {first.label} failed to start: {first.failure_message}; {why}{more}").naming(
-        gadget=first.label, reason=first.failure)
+        gadget=first.label, reason=first.failure or "")
 
 
 def make_aggregator(bound: BoundMetric, max_series: int, kernel_aggregation: bool = True):
@@ -268,6 +269,7 @@ def make_aggregator(bound: BoundMetric, max_series: int, kernel_aggregation: boo
     if placement.in_kernel:
         kernel_type = KernelCounterAggregator if kind == "counter" else KernelHistogramAggregator
         return kernel_type(bound, placement, max_series=max_series)
+    aggregator: Any
     if kind == "counter":
         aggregator = CounterAggregator(bound, max_series=max_series)
     elif kind == "histogram":
@@ -278,7 +280,7 @@ def make_aggregator(bound: BoundMetric, max_series: int, kernel_aggregation: boo
     return aggregator
 
 
-def kernel_signature(aggregators: dict[BoundMetric, object]) -> tuple[tuple[BoundMetric, ...], bool]:
+def kernel_signature(aggregators: dict[BoundMetric, Any]) -> tuple[tuple[BoundMetric, ...], bool]:
     """What a gadget's program is compiled for: its metrics in the kernel (in order), and whether
     anything needs the ring buffer (a metric in user space)."""
     kernel = tuple(b for b, a in aggregators.items() if a.placement.in_kernel)
@@ -294,7 +296,7 @@ class Engine:
     def __init__(self, options: EngineOptions = EngineOptions()) -> None:
         self.options = options
         self.containers = ContainerCollection.for_host(options.runtimes)
-        self.bindings: dict[tuple[str, str], tuple[GadgetRun, dict[BoundMetric, object]]] = {}
+        self.bindings: dict[tuple[str, str], tuple[GadgetRun, dict[BoundMetric, Any]]] = {}
         self.config: Config | None = None
         self.reloads = {"success": 0, "failure": 0}
         self._lock = threading.Lock()  # one start/reload/stop at a time
@@ -364,8 +366,8 @@ class Engine:
         for key, aggregators in wanted.items():
             current = self.bindings.get(key)
             alive = current is not None and current[0].running
-            if not alive or current[0].signature != kernel_signature(aggregators):
-                if alive:
+            if current is None or not alive or current[0].signature != kernel_signature(aggregators):
+                if alive and current is not None:
                     replacing[key] = current[0]
                 run = started[key] = GadgetRun(next(iter(aggregators)).spec, self.containers, self.options,
                                                aggregators, start_counting=not alive)

@@ -22,7 +22,7 @@ import os
 import threading
 from collections import defaultdict, deque
 from functools import partial
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 from .codegen import COUNTERS, HISTOGRAMS, Generated, Layout, generate
 from .plan import Placement
@@ -43,7 +43,7 @@ class MapReadError(OSError):
 
 
 class KernelProgram:
-    def __init__(self, spec, metrics: list[tuple[object, Placement]], ring_needed: bool, max_series: int,
+    def __init__(self, spec, metrics: list[tuple[Any, Placement]], ring_needed: bool, max_series: int,
                  start_counting: bool = True) -> None:
         """`metrics` may be empty: the program then has only its window. `start_counting` False:
         nothing is counted or sent before `count_from` (a program that replaces a counting one)."""
