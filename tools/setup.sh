@@ -91,7 +91,7 @@ venv() {
   if [ "$(cat "$stamp" 2>/dev/null)" != "$sum" ]; then
     log "installing ig and its plugins into $VENV"
     "$VENV/bin/pip" install -q --disable-pip-version-check --upgrade pip
-    # constraints.txt pins every dependency to the versions CI runs with (README, "Moving a pinned dependency").
+    # constraints.txt pins every dependency to the versions CI runs with (README, "Checks and pinned dependencies").
     local args=(-c "$ROOT/constraints.txt" -e "$ROOT[test,lint]")
     for d in plugins/*/ tests/plugins/*/; do [ -f "$d/pyproject.toml" ] && args+=(-e "$ROOT/$d"); done
     # setuptools warns at every editable install of a flat layout that a folder named like the
