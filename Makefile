@@ -1,6 +1,6 @@
 # Two commands for a fresh Debian 12 machine, as root; each does all its set-up, idempotently.
 #   make run    serve metrics with the built-in default config (host processes included)
-#   make test   run every test
+#   make test   the lint gate (make lint: ruff and mypy, configured in pyproject.toml), then every test
 #   make install / uninstall    put `ig` and `kubectl-gadget` on PATH (links in BINDIR) / take them off
 #   make install-service        the systemd unit and /etc/ig/config.yaml (README, "Running as a service")
 VENV ?= $(CURDIR)/.venv
@@ -11,7 +11,7 @@ UNITDIR ?= /etc/systemd/system
 CONFDIR ?= /etc/ig
 INSTALL_ENV = IG_VENV='$(VENV)' BINDIR='$(BINDIR)' UNITDIR='$(UNITDIR)' CONFDIR='$(CONFDIR)'
 
-.PHONY: setup run test bench install uninstall install-service
+.PHONY: setup run lint test bench install uninstall install-service
 
 setup:
 	@IG_VENV=$(VENV) tools/setup.sh all
@@ -28,7 +28,12 @@ install-service: install
 run: setup
 	$(VENV)/bin/ig prometheus --host $(ARGS)
 
-test: setup
+# A finding fails the build before any test runs; ruff's and mypy's own lines say where.
+lint: setup
+	@$(VENV)/bin/ruff check --quiet || { echo "make lint: ruff found the problems above" >&2; exit 1; }
+	@$(VENV)/bin/mypy || { echo "make lint: mypy found the problems above" >&2; exit 1; }
+
+test: lint
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 bench: setup

@@ -22,7 +22,8 @@ ROOT = Path(__file__).resolve().parents[1]
 IG = str(ROOT / ".venv" / "bin" / "ig")
 
 
-_FETCH = "import sys, urllib.request; sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=float(sys.argv[2])).read().decode())"
+_FETCH = ("import sys, urllib.request; "
+          "sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=float(sys.argv[2])).read().decode())")
 
 
 def free_port() -> int:
@@ -53,7 +54,8 @@ class IgProcess:
         self.port = 2223 if netns else free_port()
         self.log = Path(tempfile.mkstemp(prefix="ig-bench-", suffix=".log")[1])
         inside = ["ip", "netns", "exec", netns] if netns else []   # exec's ig: the pid stays ig's
-        cmd = [*inside, IG, "prometheus", "--config", config, "--metrics-listen-address", f"127.0.0.1:{self.port}", *args]
+        cmd = [*inside, IG, "prometheus", "--config", config,
+               "--metrics-listen-address", f"127.0.0.1:{self.port}", *args]
         if user_path:
             cmd.append("--no-kernel-aggregation")
         self.proc = subprocess.Popen(cmd, stdout=open(self.log, "wb"), stderr=subprocess.STDOUT,

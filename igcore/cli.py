@@ -7,7 +7,7 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, NamedTuple, NoReturn, Optional
+from typing import TYPE_CHECKING, Annotated, NamedTuple, NoReturn, Optional
 
 import typer
 from rich.console import Console
@@ -23,6 +23,11 @@ from .privileges import require_root
 from .probes import STUCK_AFTER, Probes, check_metrics_path
 from .quoting import one_line
 from .supervisor import Abandoned, Supervisor
+
+if TYPE_CHECKING:   # imported where used: `ig prometheus --check` loads no engine nor server
+    from .configwatch import ConfigFollower, ConfigWatcher
+    from .engine import Engine
+    from .http import MetricsServer
 
 app = typer.Typer(
     help="Kernel events captured with eBPF, served as Prometheus metrics.",
@@ -114,32 +119,65 @@ LogFormatOpt = Annotated[LogFormat, typer.Option(
 @app.command()
 @with_runtime_options()
 def prometheus(
-    config: Annotated[Optional[str], typer.Option("--config", "-c", help="Metrics config: @path/to/file.yaml or inline YAML. Default: the built-in config.")] = None,
-    listen: Annotated[str, typer.Option("--metrics-listen-address", help="Address to serve metrics on.")] = "127.0.0.1:2223",
+    config: Annotated[Optional[str], typer.Option("--config", "-c", help="Metrics config: @path/to/file.yaml or inline "
+                                                                         "YAML. Default: the built-in config.")] = None,
+    listen: Annotated[str, typer.Option(
+        "--metrics-listen-address", help="Address to serve metrics on.")] = "127.0.0.1:2223",
     path: Annotated[str, typer.Option("--metrics-path", help="HTTP path of the metrics.")] = "/metrics",
     host: HostOpt = False,
     check: Annotated[bool, typer.Option("--check", help="Validate the config and exit, without loading eBPF.")] = False,
-    max_series: Annotated[int, typer.Option("--max-series", min=1, help="Label sets kept per metric; at the cap, a new one evicts the series updated least recently (a gauge drops a snapshot's further ones).")] = 10000,
-    snapshot_interval: Annotated[float, typer.Option("--snapshot-min-interval", min=0.0, help="Seconds a snapshot is reused by later scrapes.")] = 1.0,
-    series_grace: Annotated[float, typer.Option("--series-grace", min=0.0, help="Seconds a series of a container that is gone stays after its last event.")] = 300.0,
-    series_idle: Annotated[float, typer.Option("--series-idle-timeout", min=0.0, help="Seconds after its last event that any series leaves (0: never).")] = 0.0,
-    series_sweep: Annotated[float, typer.Option("--series-sweep-period", min=0.1, help="Seconds between two looks for series that left.")] = 10.0,
-    snapshot_timeout: Annotated[float, typer.Option("--snapshot-timeout", min=0.0, help="Seconds a scrape waits for a snapshot gadget; past it the scrape answers without that gadget's gauges (0: no limit).")] = 5.0,
-    strict: Annotated[bool, typer.Option("--strict", help="Exit (or refuse a reload) when any gadget fails to start or stops running, instead of running the others.")] = False,
-    kernel_aggregation: Annotated[bool, typer.Option("--kernel-aggregation/--no-kernel-aggregation", help="Count metrics that the gadget's eBPF program can evaluate in BPF maps (--no-kernel-aggregation: every metric in user space; --check says where each goes).")] = True,
+    max_series: Annotated[int, typer.Option(
+        "--max-series", min=1, help="Label sets kept per metric; at the cap, a new one evicts the series updated least "
+                                    "recently (a gauge drops a snapshot's further ones).")] = 10000,
+    snapshot_interval: Annotated[float, typer.Option(
+        "--snapshot-min-interval", min=0.0, help="Seconds a snapshot is reused by later scrapes.")] = 1.0,
+    series_grace: Annotated[float, typer.Option(
+        "--series-grace", min=0.0,
+        help="Seconds a series of a container that is gone stays after its last event.")] = 300.0,
+    series_idle: Annotated[float, typer.Option(
+        "--series-idle-timeout", min=0.0,
+        help="Seconds after its last event that any series leaves (0: never).")] = 0.0,
+    series_sweep: Annotated[float, typer.Option(
+        "--series-sweep-period", min=0.1, help="Seconds between two looks for series that left.")] = 10.0,
+    snapshot_timeout: Annotated[float, typer.Option(
+        "--snapshot-timeout", min=0.0, help="Seconds a scrape waits for a snapshot gadget; past it the scrape answers "
+                                            "without that gadget's gauges (0: no limit).")] = 5.0,
+    strict: Annotated[bool, typer.Option("--strict", help="Exit (or refuse a reload) when any gadget fails to start or "
+                                                          "stops running, instead of running the others.")] = False,
+    kernel_aggregation: Annotated[bool, typer.Option(
+        "--kernel-aggregation/--no-kernel-aggregation",
+        help="Count metrics that the gadget's eBPF program can evaluate in BPF maps (--no-kernel-aggregation: every "
+             "metric in user space; --check says where each goes).")] = True,
     runtime_options=None,   # --runtimes and the runtimes' socket options (cli_runtimes.py)
-    web_config: Annotated[Optional[Path], typer.Option("--web-config-file", help="TLS and basic auth, in the Prometheus exporter-toolkit's format (docs/security.md).")] = None,
-    max_connections: Annotated[int, typer.Option("--web-max-connections", min=1, help="Connections kept open at most (also at most half the descriptor limit).")] = HttpOptions.max_connections,
-    read_timeout: Annotated[float, typer.Option("--web-read-timeout", min=0.1, help="Seconds for a TLS handshake, and for a request once it started.")] = HttpOptions.read_timeout,
-    idle_timeout: Annotated[float, typer.Option("--web-idle-timeout", min=0.1, help="Seconds a kept-alive connection may wait between requests.")] = HttpOptions.idle_timeout,
-    watch: Annotated[bool, typer.Option("--watch", help="Follow the --config file (or directory: its config.yaml, as a mounted ConfigMap) and reload on change; a missing or invalid file keeps ig running.")] = False,
-    watch_poll: Annotated[float, typer.Option("--watch-poll-interval", min=0.1, help="With --watch: seconds between checks that do not rely on inotify.")] = 10.0,
-    inotify: Annotated[bool, typer.Option("--inotify/--no-inotify", help="With --watch: wake on inotify events of the config's directory (--no-inotify: poll only).")] = True,
-    stuck_after: Annotated[float, typer.Option("--health-stuck-after", min=0.1, help="Seconds one config reload (or the stop) may hold the engine before /healthz answers 503 (docs/guide.md, Health probes).")] = STUCK_AFTER,
+    web_config: Annotated[Optional[Path], typer.Option(
+        "--web-config-file",
+        help="TLS and basic auth, in the Prometheus exporter-toolkit's format (docs/security.md).")] = None,
+    max_connections: Annotated[int, typer.Option(
+        "--web-max-connections", min=1, help="Connections kept open at most (also at most half the descriptor limit).")
+    ] = HttpOptions.max_connections,
+    read_timeout: Annotated[float, typer.Option(
+        "--web-read-timeout", min=0.1, help="Seconds for a TLS handshake, and for a request once it started.")
+    ] = HttpOptions.read_timeout,
+    idle_timeout: Annotated[float, typer.Option(
+        "--web-idle-timeout", min=0.1, help="Seconds a kept-alive connection may wait between requests.")
+    ] = HttpOptions.idle_timeout,
+    watch: Annotated[bool, typer.Option("--watch", help="Follow the --config file (or directory: its config.yaml, as a "
+                                                        "mounted ConfigMap) and reload on change; a missing or invalid "
+                                                        "file keeps ig running.")] = False,
+    watch_poll: Annotated[float, typer.Option(
+        "--watch-poll-interval", min=0.1,
+        help="With --watch: seconds between checks that do not rely on inotify.")] = 10.0,
+    inotify: Annotated[bool, typer.Option(
+        "--inotify/--no-inotify", help="With --watch: wake on inotify events of the config's directory (--no-inotify: "
+                                       "poll only).")] = True,
+    stuck_after: Annotated[float, typer.Option(
+        "--health-stuck-after", min=0.1, help="Seconds one config reload (or the stop) may hold the engine before "
+                                              "/healthz answers 503 (docs/guide.md, Health probes).")] = STUCK_AFTER,
     verbose: VerboseOpt = False,
     log_format: LogFormatOpt = LogFormat.text,
     print_default: Annotated[bool, typer.Option("--print-default-config", is_eager=True, callback=_print_default_config,
-                                                help="Print the built-in config (used without --config) and exit.")] = False,
+                                                help="Print the built-in config (used without --config) and exit.")
+                   ] = False,
 ) -> None:
     """Serve metrics from eBPF gadgets for Prometheus to scrape."""
     _setup_logging(verbose, log_format)
@@ -153,7 +191,7 @@ def prometheus(
                     snapshot_timeout=snapshot_timeout, strict=strict, kernel_aggregation=kernel_aggregation,
                     stuck_after=stuck_after)
     except IgError as exc:
-        raise fail(exc)
+        raise fail(exc) from None
     except Abandoned as exc:
         _exit_now(exc)
 
@@ -227,7 +265,8 @@ def _prometheus(config, listen, path, host, check, max_series, snapshot_interval
     serving: Optional[Serving] = None
     abandoned = False
     try:
-        serving = supervisor.run(lambda: _start_serving(config, listen, path, web, follow, make_engine, stuck_after), "the start-up")
+        serving = supervisor.run(
+            lambda: _start_serving(config, listen, path, web, follow, make_engine, stuck_after), "the start-up")
         if supervisor.stop_signal is None:
             _say("Running. Press Ctrl + C to finish")
             _say(f"Publishing metrics... ({serving.server.url})")
@@ -257,7 +296,8 @@ def _load(config, web: WebOptions, watch: bool, checking: bool = False):
         raise ConfigError("--watch needs --config @FILE or @DIRECTORY (a file to follow, not inline YAML)")
     follow = watch and not checking
     follower = ConfigFollower(source, catalog, ConfigStatus(), follow=follow)
-    seen = fingerprint(follower.path) if follow else None  # before reading: changes from now on are found
+    # before reading: changes from now on are found
+    seen = fingerprint(follower.path) if follow and follower.path else None
     return web_config, follower, seen, follower.first()
 
 
@@ -280,11 +320,11 @@ def _check(config, listen, path, web: WebOptions, watch: bool, kernel_aggregatio
 class Serving:
     """What `ig prometheus` runs once started."""
 
-    engine: object
-    server: object
-    follower: object
-    probes: object
-    watcher: object = None
+    engine: Engine
+    server: MetricsServer
+    follower: ConfigFollower
+    probes: Probes
+    watcher: ConfigWatcher | None = None
 
     def close(self, engine: bool = True) -> None:
         if self.watcher is not None:
@@ -373,11 +413,13 @@ def list_gadgets(
 
     catalog = load_catalog()
     if category is not None and gadget is None:
-        raise fail(ConfigError(f"name a gadget too: ig list-gadgets {category} GADGET (installed: {', '.join(catalog.names(category)) or 'none'})"))
-    if gadget is not None:
+        raise fail(ConfigError(f"name a gadget too: ig list-gadgets {category} GADGET (installed: "
+                               f"{', '.join(catalog.names(category)) or 'none'})"))
+    if category is not None and gadget is not None:   # (a gadget comes after its category)
         spec = catalog.get(category, gadget)
         if spec is None:
-            raise fail(ConfigError(f"no {category} gadget named {gadget!r} is installed (installed: {', '.join(catalog.names(category)) or 'none'})"))
+            raise fail(ConfigError(f"no {category} gadget named {gadget!r} is installed (installed: "
+                                   f"{', '.join(catalog.names(category)) or 'none'})"))
         _print_columns(f"{category} {gadget} — {spec.description}", spec)
         return
     table = Table(title="Installed gadgets")
@@ -427,9 +469,13 @@ def _print_columns(title: str, spec) -> None:
     out.print(table)
 
 
-Filters = Annotated[Optional[list[str]], typer.Option("--filter", "-F", help="Selector (same grammar as the config), repeatable.")]
-Output = Annotated[str, typer.Option("--output", "-o", help="table (one line a row, cut to the terminal's width), wide (nothing cut) or json (one object a row, every column).")]
-Columns = Annotated[Optional[str], typer.Option("--columns", help="Comma-separated columns to show, in this order, instead of the default ones (table and wide; names as ig list-gadgets CATEGORY GADGET shows them).")]
+Filters = Annotated[Optional[list[str]], typer.Option(
+    "--filter", "-F", help="Selector (same grammar as the config), repeatable.")]
+Output = Annotated[str, typer.Option("--output", "-o", help="table (one line a row, cut to the terminal's width), wide "
+                                                            "(nothing cut) or json (one object a row, every column).")]
+Columns = Annotated[Optional[str], typer.Option("--columns", help="Comma-separated columns to show, in this order, "
+                                                                  "instead of the default ones (table and wide; names "
+                                                                  "as ig list-gadgets CATEGORY GADGET shows them).")]
 
 
 @app.command()
@@ -440,7 +486,8 @@ def trace(
     output: Output = "table",
     columns: Columns = None,
     host: HostOpt = False,
-    timeout: Annotated[float, typer.Option("--timeout", help="Stop after this many seconds (0: until Ctrl + C).")] = 0.0,
+    timeout: Annotated[float, typer.Option(
+        "--timeout", help="Stop after this many seconds (0: until Ctrl + C).")] = 0.0,
     runtime_options=None,   # --runtimes and the runtimes' socket options (cli_runtimes.py)
     verbose: VerboseOpt = False,
     log_format: LogFormatOpt = LogFormat.text,
@@ -479,7 +526,7 @@ def _live(verbose: bool, log_format: LogFormat, run, *args, runtime_options, nee
             require_root()
         run(*args, runtime_options(), out)
     except IgError as exc:
-        raise fail(exc)
+        raise fail(exc) from None
     except Abandoned as exc:
         _exit_now(exc)
 

@@ -15,23 +15,36 @@ def self_metric_families(engine, bindings=None) -> list:
     bindings = engine.bindings if bindings is None else bindings
     info = GaugeMetricFamily("ig_info", "ig's version", labels=["version"])
     info.add_metric([__version__], 1)
-    running = GaugeMetricFamily("ig_gadget_running", "1 for each gadget instance running, 0 for one that failed", labels=["category", "gadget"])
-    failed = GaugeMetricFamily("ig_gadget_failed", "1 for a gadget of the config that is not running, with why", labels=["category", "gadget", "reason"])
-    bad_rows = CounterMetricFamily("ig_bad_rows", "rows a gadget handed over that do not fit its schema, dropped", labels=["category", "gadget", "column", "reason"])
+    running = GaugeMetricFamily(
+        "ig_gadget_running", "1 for each gadget instance running, 0 for one that failed", labels=["category", "gadget"])
+    failed = GaugeMetricFamily("ig_gadget_failed", "1 for a gadget of the config that is not running, with why",
+                               labels=["category", "gadget", "reason"])
+    bad_rows = CounterMetricFamily("ig_bad_rows", "rows a gadget handed over that do not fit its schema, dropped",
+                                   labels=["category", "gadget", "column", "reason"])
     received = CounterMetricFamily("ig_events_received", "events read from the kernel", labels=["category", "gadget"])
-    lost = CounterMetricFamily("ig_events_lost", "events the kernel could not hand over (ring buffer full)", labels=["category", "gadget"])
-    dropped = CounterMetricFamily("ig_events_dropped", "events read but not counted", labels=["category", "gadget", "reason"])
-    held = CounterMetricFamily("ig_events_held", "events held until their container's metadata arrived", labels=["category", "gadget"])
-    series_dropped = CounterMetricFamily("ig_series_dropped", "snapshot rows beyond --max-series, and kernel-path events whose map was full", labels=["metric"])
+    lost = CounterMetricFamily(
+        "ig_events_lost", "events the kernel could not hand over (ring buffer full)", labels=["category", "gadget"])
+    dropped = CounterMetricFamily(
+        "ig_events_dropped", "events read but not counted", labels=["category", "gadget", "reason"])
+    held = CounterMetricFamily(
+        "ig_events_held", "events held until their container's metadata arrived", labels=["category", "gadget"])
+    series_dropped = CounterMetricFamily("ig_series_dropped", "snapshot rows beyond --max-series, and kernel-path "
+                                                              "events whose map was full", labels=["metric"])
     series = GaugeMetricFamily("ig_series", "label sets kept now (at most --max-series)", labels=["metric"])
-    series_expired = CounterMetricFamily("ig_series_expired", "label sets removed: their container is gone, idle, or evicted at --max-series", labels=["metric", "reason"])
+    series_expired = CounterMetricFamily("ig_series_expired", "label sets removed: their container is gone, idle, or "
+                                                              "evicted at --max-series", labels=["metric", "reason"])
     snapshots = CounterMetricFamily("ig_snapshots", "snapshots taken", labels=["category", "gadget"])
-    snapshot_seconds = GaugeMetricFamily("ig_snapshot_duration_seconds", "duration of the latest snapshot", labels=["category", "gadget"])
-    snapshot_errors = CounterMetricFamily("ig_snapshot_errors", "snapshots that failed (raised, or passed --snapshot-timeout)", labels=["category", "gadget", "reason"])
+    snapshot_seconds = GaugeMetricFamily(
+        "ig_snapshot_duration_seconds", "duration of the latest snapshot", labels=["category", "gadget"])
+    snapshot_errors = CounterMetricFamily("ig_snapshot_errors", "snapshots that failed (raised, or passed "
+                                          "--snapshot-timeout)", labels=["category", "gadget", "reason"])
     reloads = CounterMetricFamily("ig_config_reloads", "config reloads (SIGHUP)", labels=["result"])
-    paths = GaugeMetricFamily("ig_metric_aggregation", "1 for where each metric is computed: kernel (a BPF map), user (rows in user space) or snapshot", labels=["metric", "path"])
-    map_entries = GaugeMetricFamily("ig_kernel_map_entries", "entries in the BPF maps of a gadget's metrics computed in the kernel, at the latest read", labels=["category", "gadget"])
-    loop_failures = CounterMetricFamily("ig_loop_errors", "errors caught in long-lived loops, which kept running", labels=["component", "gadget"])
+    paths = GaugeMetricFamily("ig_metric_aggregation", "1 for where each metric is computed: kernel (a BPF map), user "
+                                                       "(rows in user space) or snapshot", labels=["metric", "path"])
+    map_entries = GaugeMetricFamily("ig_kernel_map_entries", "entries in the BPF maps of a gadget's metrics computed "
+                                    "in the kernel, at the latest read", labels=["category", "gadget"])
+    loop_failures = CounterMetricFamily(
+        "ig_loop_errors", "errors caught in long-lived loops, which kept running", labels=["component", "gadget"])
     extras: dict[str, CounterMetricFamily] = {}
 
     for (component, gadget), n in sorted(loop_errors.counts().items()):
@@ -58,7 +71,8 @@ def self_metric_families(engine, bindings=None) -> list:
             for key, value in sorted(stats.extra.items()):
                 family = extras.get(key)
                 if family is None:
-                    family = extras[key] = CounterMetricFamily(f"ig_gadget_{key}", f"gadget counter {key}", labels=["category", "gadget"])
+                    family = extras[key] = CounterMetricFamily(
+                        f"ig_gadget_{key}", f"gadget counter {key}", labels=["category", "gadget"])
                 family.add_metric([category, name], value)
             for bound, aggregator in aggregators.items():
                 paths.add_metric([bound.config.name, aggregator.placement.where], 1)

@@ -82,7 +82,8 @@ class ConfigStatus:
             successful, stamp, sha = self.successful, self.success_timestamp, self.sha256
         ok = GaugeMetricFamily("ig_config_last_reload_successful", "1 if the last config load or reload succeeded")
         ok.add_metric([], 1 if successful else 0)
-        when = GaugeMetricFamily("ig_config_last_reload_success_timestamp_seconds", "time of the last successful config load")
+        when = GaugeMetricFamily(
+            "ig_config_last_reload_success_timestamp_seconds", "time of the last successful config load")
         when.add_metric([], stamp)
         info = GaugeMetricFamily("ig_config_info", "the config in force, by the sha256 of its file", labels=["sha256"])
         if sha is not None:
@@ -160,7 +161,7 @@ class ConfigFollower:
         except Exception:
             self.status.failed()
             raise
-        return f"Config reloaded ({len(config.metrics)} metric(s), sha256 {self.loaded[:12]})."
+        return f"Config reloaded ({len(config.metrics)} metric(s), sha256 {(self.loaded or '')[:12]})."
 
 
 class ConfigWatcher:
@@ -217,7 +218,8 @@ class ConfigWatcher:
             try:
                 if ready:
                     time.sleep(_SETTLE_SECONDS)
-                    self._inotify.read()
+                    if self._inotify is not None:   # the only fd but the stop pipe's
+                        self._inotify.read()
                 self.check()
                 ready, _, _ = select.select(fds, [], [], self.poll_interval)
                 if self._stop_r in ready:

@@ -14,7 +14,7 @@ import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 from .config import BoundMetric, Config
 from .containers import ContainerCollection, Enricher, RuntimeOptions
@@ -72,14 +72,14 @@ class GadgetRun:
         self.spec = spec
         self.label = f"{spec.category.value} {spec.name}"  # names the gadget in logs
         self.options = options
-        self.gadget = None
+        self.gadget: Any = None   # the plugin's gadget, once made
         self.stats = GadgetStats()  # the gadget's own once it exists
         self.active = True
         self.failure: str | None = None  # "start_failed" or "thread_died"
         self.failure_message = ""
         self._start_error: BaseException | None = None
         # Replaced whole on reload, so the ingest thread never sees a half-updated list.
-        self.aggregators: dict[BoundMetric, object] = {}
+        self.aggregators: dict[BoundMetric, Any] = {}
         self._trace_targets: tuple = ()
         self.bad_rows = BadRows(self.label)
         self._check = RowChecker(spec.columns, self.bad_rows)
@@ -161,7 +161,7 @@ class GadgetRun:
         """A failed start as one error for a command that ends with it: a config error stays one."""
         kind = ConfigError if isinstance(self._start_error, ConfigError) else RuntimeFailure
         return kind(f"gadget {self.label} failed to start: {self.failure_message}").naming(
-            gadget=self.label, reason=self.failure)
+            gadget=self.label, reason=self.failure or "")
 
     def _start_gadget(self) -> None:
         self.threads = GadgetThreads(self.label, self._report_deaths)  # this instance's: a retry starts afresh
@@ -237,15 +237,15 @@ class GadgetRun:
         elif self.gadget is not None:
             self.gadget.close()
 
-    def prefetch(self, aggregators: dict[BoundMetric, object]) -> None:
+    def prefetch(self, aggregators: dict[BoundMetric, Any]) -> None:
         """Begin the snapshot this scrape will need, without waiting for it."""
         if self.snapshots is not None and self.gadget is not None and aggregators:
             self.snapshots.prefetch()
 
-    def collect(self, aggregators: dict[BoundMetric, object]) -> list:
+    def collect(self, aggregators: dict[BoundMetric, Any]) -> list:
         families = []
         gauges = [a for a in aggregators.values() if isinstance(a, GaugeAggregator)]
-        if gauges and self.gadget is not None:
+        if gauges and self.gadget is not None and self.snapshots is not None:
             try:
                 rows = self.snapshots.rows()
             except SnapshotTimeout:  # logged once by the cache; this scrape goes without the gauges
@@ -277,7 +277,7 @@ def refusal(failed: list[GadgetRun], strict: bool) -> RuntimeFailure:
     more = f" ({len(others)} more failed: {', '.join(others)})" if others else ""
     first = failed[0]
     return RuntimeFailure(f"gadget {first.label} failed to start: {first.failure_message}; {why}{more}").naming(
-        gadget=first.label, reason=first.failure)
+        gadget=first.label, reason=first.failure or "")
 
 
 def make_aggregator(bound: BoundMetric, max_series: int, kernel_aggregation: bool = True):
@@ -286,6 +286,7 @@ def make_aggregator(bound: BoundMetric, max_series: int, kernel_aggregation: boo
     if placement.in_kernel:
         kernel_type = KernelCounterAggregator if kind == "counter" else KernelHistogramAggregator
         return kernel_type(bound, placement, max_series=max_series)
+    aggregator: Any
     if kind == "counter":
         aggregator = CounterAggregator(bound, max_series=max_series)
     elif kind == "histogram":
@@ -296,7 +297,7 @@ def make_aggregator(bound: BoundMetric, max_series: int, kernel_aggregation: boo
     return aggregator
 
 
-def kernel_signature(aggregators: dict[BoundMetric, object]) -> tuple[tuple[BoundMetric, ...], bool]:
+def kernel_signature(aggregators: dict[BoundMetric, Any]) -> tuple[tuple[BoundMetric, ...], bool]:
     """What a gadget's program is compiled for: its metrics in the kernel (in order), and whether
     anything needs the ring buffer (a metric in user space)."""
     kernel = tuple(b for b, a in aggregators.items() if a.placement.in_kernel)
@@ -312,7 +313,7 @@ class Engine:
     def __init__(self, options: EngineOptions = EngineOptions()) -> None:
         self.options = options
         self.containers = ContainerCollection.for_host(options.runtimes)
-        self.bindings: dict[tuple[str, str], tuple[GadgetRun, dict[BoundMetric, object]]] = {}
+        self.bindings: dict[tuple[str, str], tuple[GadgetRun, dict[BoundMetric, Any]]] = {}
         self.config: Config | None = None
         self.reloads = {"success": 0, "failure": 0}
         self._lock = threading.Lock()  # one start/reload/stop at a time
@@ -323,7 +324,8 @@ class Engine:
         self.sweeper = SeriesSweeper(self._trace_aggregators, self.containers.containers, options.series)
 
     def _trace_aggregators(self) -> list[TraceAggregator]:
-        return [a for run in list(self.runs.values()) for a in run.aggregators.values() if isinstance(a, TraceAggregator)]
+        return [a for run in list(self.runs.values()) for a in run.aggregators.values()
+                if isinstance(a, TraceAggregator)]
 
     @property
     def runs(self) -> dict[tuple[str, str], GadgetRun]:
@@ -381,8 +383,8 @@ class Engine:
         for key, aggregators in wanted.items():
             current = self.bindings.get(key)
             alive = current is not None and current[0].running
-            if not alive or current[0].signature != kernel_signature(aggregators):
-                if alive:
+            if current is None or not alive or current[0].signature != kernel_signature(aggregators):
+                if alive and current is not None:
                     replacing[key] = current[0]
                 run = started[key] = GadgetRun(next(iter(aggregators)).spec, self.containers, self.options,
                                                aggregators, start_counting=not alive)

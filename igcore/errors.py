@@ -1,5 +1,7 @@
 """Library exceptions. The CLI turns them into one red line and an exit code."""
 
+from typing import Self
+
 
 class IgError(Exception):
     """An error the user can act on; `str()` is the one sentence shown to them."""
@@ -8,7 +10,7 @@ class IgError(Exception):
     # What the sentence names (gadget, metric, reason), as fields of a structured log line.
     fields: dict[str, str] = {}
 
-    def naming(self, **fields: str) -> "IgError":
+    def naming(self, **fields: str) -> Self:
         """This error, with the fields its sentence names; raise the result."""
         self.fields = {**self.fields, **fields}
         return self

@@ -91,7 +91,7 @@ class SharedRenders:
         with self._lock:
             if key in self._waiting:
                 return self._waiting[key][0]
-            future = concurrent.futures.Future()
+            future: concurrent.futures.Future = concurrent.futures.Future()
             future.set_running_or_notify_cancel()  # one evicted scrape must not cancel the others' answer
             if key in self._running:
                 self._waiting[key] = future, encoder

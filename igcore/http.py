@@ -42,7 +42,8 @@ RECEIVE_BUFFER_BYTES = 32 * 1024    # requests are small: what a pipelining clie
 SEND_BUFFER_BYTES = 256 * 1024      # the kernel's share of an unread answer (25 MB/s at 10 ms round trip)
 WRITE_PIECE_BYTES = 64 * 1024       # a response is handed to the socket in pieces: ig copies at most one per connection
 PIPELINED_UNSENT_BYTES = 16 * 1024  # a next request is read only once the answers before it are this close to sent
-MAX_PIPELINED = 8                   # requests in a row sent before their predecessor's answer; the last is answered with a close
+MAX_PIPELINED = 8                   # requests in a row sent before their predecessor's answer; the last is
+                                    # answered with a close
 RESPONSES_IN_FLIGHT_BYTES = 32 * 1024 * 1024  # response bodies being written, all connections together
 # What a connection may hold in ig's memory: its read buffer and one recv, one piece of a
 # response, its objects (docs/security.md, "Limits").
@@ -93,7 +94,8 @@ class _Conn:
     __slots__ = ("task", "busy", "since", "body")
 
     def __init__(self, task: asyncio.Task) -> None:
-        self.task, self.busy, self.since, self.body = task, False, time.monotonic(), None
+        self.task, self.busy, self.since = task, False, time.monotonic()
+        self.body: bytes | None = None
 
 
 class _ResponsesInFlight:
@@ -182,7 +184,7 @@ class MetricsServer:
         ready.wait()
 
     def close(self) -> None:
-        if self._loop is not None:
+        if self._loop is not None and self._stop is not None and self._thread is not None:  # it started
             self._loop.call_soon_threadsafe(self._stop.set)
             self._thread.join(timeout=5)
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -203,7 +205,7 @@ class MetricsServer:
     async def _accept_loop(self) -> None:
         while True:
             try:
-                sock, _ = await self._loop.sock_accept(self._sock)
+                sock, _ = await asyncio.get_running_loop().sock_accept(self._sock)
             except OSError as exc:  # EMFILE and the like: free a descriptor, then try again
                 loop_errors.record("http", exc)
                 self._evict_idle()
@@ -245,7 +247,7 @@ class MetricsServer:
             reader = _Reader(limit=MAX_HEAD_BYTES)
             protocol = asyncio.StreamReaderProtocol(reader)
             context = None
-            if self.tls:  # the web config as it is at the client's hello, as the exporter-toolkit does
+            if self._web is not None and self.tls:  # the web config at the client's hello, as the exporter-toolkit
                 if not await self._starts_tls(sock):
                     _refuse(sock, PLAIN_HTTP_ON_TLS)
                     raise _Close("plain_http_on_tls")
@@ -254,13 +256,13 @@ class MetricsServer:
                     _refuse(sock, TLS_INTERNAL_ERROR_ALERT)
                     raise _Close("web_config")
             try:
-                transport, _ = await self._loop.connect_accepted_socket(
+                transport, _ = await asyncio.get_running_loop().connect_accepted_socket(
                     lambda: protocol, sock, ssl=context,
                     ssl_handshake_timeout=self.options.read_timeout if context else None)
             except (OSError, asyncio.TimeoutError) as exc:  # ssl.SSLError is an OSError
                 raise _Close("tls_handshake") from exc
             transport.set_write_buffer_limits(high=0)  # drain() waits until the socket took everything
-            writer = asyncio.StreamWriter(transport, protocol, reader, self._loop)
+            writer = asyncio.StreamWriter(transport, protocol, reader, asyncio.get_running_loop())
             await self._requests(conn_id, reader, writer)
             graceful = True
         except _Close as close:
@@ -280,14 +282,20 @@ class MetricsServer:
 
     async def _starts_tls(self, sock: socket.socket) -> bool:
         """Whether the client's first byte opens a TLS handshake (a plain-HTTP client gets a clear 400)."""
-        readable = self._loop.create_future()
-        self._loop.add_reader(sock.fileno(), lambda: readable.done() or readable.set_result(None))
+        loop = asyncio.get_running_loop()
+        readable = loop.create_future()
+
+        def wake() -> None:
+            if not readable.done():
+                readable.set_result(None)
+
+        loop.add_reader(sock.fileno(), wake)
         try:
             await asyncio.wait_for(readable, self.options.read_timeout)
         except asyncio.TimeoutError:
             raise _Close("read_timeout") from None
         finally:
-            self._loop.remove_reader(sock.fileno())
+            loop.remove_reader(sock.fileno())
         first = sock.recv(1, socket.MSG_PEEK)
         if not first:
             raise ConnectionResetError
@@ -346,7 +354,8 @@ class MetricsServer:
             raise _Close("client_san")
         return web
 
-    async def _respond(self, web: WebState | None, path: str, query: str, headers: dict[str, str]) -> tuple[int, list, bytes]:
+    async def _respond(self, web: WebState | None, path: str, query: str,
+                       headers: dict[str, str]) -> tuple[int, list, bytes]:
         text = [("Content-Type", "text/plain; charset=utf-8")]
         failed = web is not None and web.config is None
         config = web.config if web else None
@@ -359,7 +368,8 @@ class MetricsServer:
         if config is not None and config.users:
             authorization = headers.get("authorization")
             allowed = self._auth.cached(config.users, authorization)
-            if allowed is None:  # a bcrypt check takes tens of milliseconds: on the auth pool, not the loop nor a scrape thread
+            # a bcrypt check takes tens of milliseconds: on the auth pool, not the loop nor a scrape thread
+            if allowed is None:
                 check = self._auth.submit(config.users, authorization)
                 if check is None:
                     return 429, text + [("Retry-After", "1")], b"Too many password checks at once.\n"
@@ -384,7 +394,9 @@ class MetricsServer:
                  *(f"{k}: {v}" for k, v in headers), *(f"{k}: {v}" for k, v in (extra or {}).items())]
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
         self.requests[status] += 1
-        conn = self._conns.get(id(asyncio.current_task())) or _Conn(asyncio.current_task())
+        task = asyncio.current_task()
+        assert task is not None   # a coroutine of the server's loop runs in a task
+        conn = self._conns.get(id(task)) or _Conn(task)
         if len(body) <= WRITE_PIECE_BYTES:
             writer.write(head + body)
             await self._drained(conn, writer)
@@ -440,7 +452,8 @@ class MetricsServer:
 class _Reader(asyncio.StreamReader):
     def buffered(self) -> bool:
         """Whether more of the client's bytes wait here (a next request, sent before this answer)."""
-        return bool(self._buffer)  # the stdlib keeps them in _buffer since asyncio began
+        # the stdlib keeps them in _buffer since asyncio began (private: not in its type stubs)
+        return bool(self._buffer)  # type: ignore[attr-defined]
 
 
 def _unsent_bytes(sock) -> int:
@@ -514,15 +527,18 @@ class HttpCollector:
         server = self.server
         open_ = GaugeMetricFamily("ig_http_connections", "connections open to the metrics endpoint")
         open_.add_metric([], server.open_connections)
-        limit = GaugeMetricFamily("ig_http_connections_limit", "connections kept open at most (the one waiting longest on its client is closed for a new one)")
+        limit = GaugeMetricFamily("ig_http_connections_limit", "connections kept open at most (the one waiting longest "
+                                                               "on its client is closed for a new one)")
         limit.add_metric([], server.max_connections)
-        closed = CounterMetricFamily("ig_http_connections_closed", "connections closed by ig before the client was done, by reason", labels=["reason"])
+        closed = CounterMetricFamily("ig_http_connections_closed", "connections closed by ig before the client was "
+                                                                   "done, by reason", labels=["reason"])
         for reason, n in sorted(dict(server.closed).items()):  # dict(): one atomic copy under the GIL
             closed.add_metric([reason], n)
         answers = CounterMetricFamily("ig_http_responses", "HTTP responses sent, by status code", labels=["code"])
         for code, n in sorted(dict(server.requests).items()):
             answers.add_metric([str(code)], n)
-        in_flight = GaugeMetricFamily("ig_http_response_bytes_in_flight", "bytes of large response bodies being written (each counted once)")
+        in_flight = GaugeMetricFamily("ig_http_response_bytes_in_flight", "bytes of large response bodies being "
+                                                                          "written (each counted once)")
         in_flight.add_metric([], server._in_flight.bytes)
         families = [open_, limit, closed, answers, in_flight]
         if server._web is not None:

@@ -154,7 +154,8 @@ def _value_text(text: str, name: str, column: Column, rule: str, raw: str) -> st
             meant = _FOREIGN_OPERATORS.get(junk)
             hints = [] if meant is None else [f"write {name}:{meant}{rule[len(junk):]}"]
             if column.kind is Kind.STR:
-                hints.append(f"a value that starts with {raw[0]} is quoted: {name}:{rule[: len(rule) - len(raw)]}{literal(raw)}")
+                hints.append(f"a value that starts with {raw[0]} is quoted: "
+                             f"{name}:{rule[: len(rule) - len(raw)]}{literal(raw)}")
             problem += f" ({'; '.join(hints)})" if hints else ""
         raise SelectorError(text, problem)
     return raw

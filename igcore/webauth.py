@@ -77,7 +77,7 @@ class WebConfigWatcher:
             if pending.set_running_or_notify_cancel():
                 try:
                     pending.set_result(self.check())
-                except BaseException:  # noqa: BLE001  (whatever it was, this request fails closed and the thread lives on)
+                except BaseException:  # whatever it was, this request fails closed and the thread lives on
                     pending.set_result(FAIL_CLOSED)
 
     def check(self) -> WebState:
@@ -91,7 +91,7 @@ class WebConfigWatcher:
                 raise ConfigError(TLS_SWITCH[self.tls].format(path=self.path))
             state, result = WebState(config, config.context), "success"
             (log.warning if self._state is FAIL_CLOSED else log.info)("web config reloaded from %s", self.path)
-        except Exception as exc:  # noqa: BLE001  (a bug in the reload must fail closed, not open)
+        except Exception as exc:  # a bug in the reload must fail closed, not open
             state, result = FAIL_CLOSED, "failure" if isinstance(exc, ConfigError) else "error"
             log.error("web config cannot be applied, every request fails until the file changes: %s", describe(exc))
         # looked at again when one of these files changes

@@ -68,7 +68,8 @@ class TLSSettings:
             with _in_memory(cert) as cert_path, _in_memory(key) as key_path:
                 ctx.load_cert_chain(cert_path, key_path)
         except (OSError, ssl.SSLError) as exc:
-            raise ConfigError(f"cannot load cert_file {self.cert_file} with key_file {self.key_file}: {_reason(exc)}") from None
+            raise ConfigError(
+                f"cannot load cert_file {self.cert_file} with key_file {self.key_file}: {_reason(exc)}") from None
         if self.client_ca_file is not None:
             ca = read_regular(self.client_ca_file, "client_ca_file", stamps)
             try:
@@ -164,10 +165,12 @@ def _headers(section: dict, path: Path) -> dict[str, str]:
     headers = _mapping(section.get("headers"), "http_server_config.headers", path)
     for name, value in headers.items():
         if name not in EXTRA_HEADERS:
-            raise ConfigError(f"{path}: HTTP header {str(name)[:60]!r} can not be configured (allowed: {', '.join(EXTRA_HEADERS)})")
+            raise ConfigError(f"{path}: HTTP header {str(name)[:60]!r} can not be configured (allowed: "
+                              f"{', '.join(EXTRA_HEADERS)})")
         allowed = EXTRA_HEADERS[name]
         if not isinstance(value, str) or (allowed and value not in allowed):
-            raise ConfigError(f"{path}: invalid value for {name}: expected one of {', '.join(allowed or ('a string',))}")
+            raise ConfigError(
+                f"{path}: invalid value for {name}: expected one of {', '.join(allowed or ('a string',))}")
     return dict(headers)
 
 

@@ -163,7 +163,7 @@ def test_same_config_on_another_gadget_differs():
 
 def test_metric_config_is_frozen():
     m = load(counter()).metrics[0]
-    with pytest.raises(Exception):
+    with pytest.raises(ValueError):  # pydantic's ValidationError
         m.config.name = "other"
 
 

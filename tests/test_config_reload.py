@@ -62,7 +62,7 @@ def test_check_answers_hostile_configs_in_one_line(make_hostile, phrase, tmp_pat
 
 
 def _reload_errors(ig, expected: int) -> list[str]:
-    lines = lambda: [l for l in ig.output().splitlines() if "reload failed" in l]  # noqa: E731
+    lines = lambda: [l for l in ig.output().splitlines() if "reload failed" in l]
     wait_until(lambda: len(lines()) >= expected, f"{expected} 'reload failed' lines in ig's log")
     return lines()
 

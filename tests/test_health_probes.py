@@ -96,7 +96,7 @@ def agents(tmp_path):
 
 
 @pytest.fixture
-def misbehaving(tmp_path, monkeypatch, synth):  # noqa: F811  (synth is the fixture)
+def misbehaving(tmp_path, monkeypatch, synth):
     batches = tmp_path / "batches"
     batches.mkdir()
     monkeypatch.setenv("IG_MISBEHAVING_BATCHES", str(batches))

@@ -56,7 +56,7 @@ NOT_ROOT = "ig needs root to load eBPF programs (run it as root)"
 
 
 @pytest.fixture
-def gadgets(tmp_path, monkeypatch, synth):  # noqa: F811  (synth is the fixture)
+def gadgets(tmp_path, monkeypatch, synth):
     """The synth gadgets and the misbehaving ones (tests/plugins/misbehaving): the snapshot one
     fails to start with HOSTILE as its error; the trace one reads batches from a directory."""
     batches = tmp_path / "batches"

@@ -31,7 +31,7 @@ def other_threads(pid: int) -> list[int]:
     return [int(t.name) for t in Path(f"/proc/{pid}/task").iterdir() if int(t.name) != pid]
 
 
-def test_every_thread_but_the_main_one_blocks_the_stop_and_reload_signals(require_bpf, run_ig):  # noqa: F811
+def test_every_thread_but_the_main_one_blocks_the_stop_and_reload_signals(require_bpf, run_ig):
     ig = run_ig(exec_config("execs_a"))
     threads = other_threads(ig.proc.pid)
     assert threads, "ig runs its gadgets and server in threads"
@@ -39,7 +39,7 @@ def test_every_thread_but_the_main_one_blocks_the_stop_and_reload_signals(requir
     assert {tid: missing for tid, missing in unblocking.items() if missing} == {}
 
 
-def test_sighup_during_a_recompiling_reload_is_one_more_reload(require_bpf, run_ig, tmp_path):  # noqa: F811
+def test_sighup_during_a_recompiling_reload_is_one_more_reload(require_bpf, run_ig, tmp_path):
     path = tmp_path / "config.yaml"
     path.write_text(exec_config("execs_a"))
     ig = run_ig(f"@{path}", "--host")

@@ -69,7 +69,7 @@ def test_each_gadget_keeps_only_the_threads_it_spawned():
     assert contexts["b"].threads.threads == [threads["b"]]
 
 
-def test_gadgets_whose_start_blocks_start_together_in_ig(run_ig, synth, bad):  # noqa: F811
+def test_gadgets_whose_start_blocks_start_together_in_ig(run_ig, synth, bad):
     """The misbehaving trace and snapshot gadgets each wait in their start for the other: ig serves
     both running only if it started them at the same time."""
     bad.env("IG_MISBEHAVING_START_BARRIER", "2")
@@ -100,7 +100,7 @@ def bpf_prog_fds(pid: int) -> int:
     return count
 
 
-def test_one_compile_per_gadget_whatever_the_number_of_metrics(require_bpf, run_ig):  # noqa: F811
+def test_one_compile_per_gadget_whatever_the_number_of_metrics(require_bpf, run_ig):
     def config(n: int) -> str:
         metrics = "".join(f"  - {{name: execs_{i}, type: counter, category: trace, gadget: exec, labels: [comm]}}\n"
                           for i in range(n))
@@ -149,7 +149,7 @@ def _compiler_rss_kb() -> int:
     return total
 
 
-def test_a_real_compile_gives_back_the_compilers_pages_and_compiles_again(require_bpf):  # noqa: F811
+def test_a_real_compile_gives_back_the_compilers_pages_and_compiles_again(require_bpf):
     from igcore.bpf import compile_program
 
     text = resources.files("igcore.containers").joinpath("cgroup_watch.bpf.c").read_text()
@@ -164,7 +164,7 @@ def test_a_real_compile_gives_back_the_compilers_pages_and_compiles_again(requir
         first.cleanup()
 
 
-def test_bcc_compiles_on_a_thread_whose_kallsyms_and_cwd_are_its_own(require_bpf):  # noqa: F811
+def test_bcc_compiles_on_a_thread_whose_kallsyms_and_cwd_are_its_own(require_bpf):
     """The short /proc/kallsyms is mounted for the compiler thread only: the host's mount table,
     ig's other threads' view and their working directory stay as they were."""
     from igcore.bpf import compile_program, compiler
@@ -193,7 +193,7 @@ def test_bcc_compiles_on_a_thread_whose_kallsyms_and_cwd_are_its_own(require_bpf
     assert sum(1 for _ in open("/proc/kallsyms")) > 1000
 
 
-def test_a_program_compiled_early_is_taken_by_the_next_compile_of_it(require_bpf):  # noqa: F811
+def test_a_program_compiled_early_is_taken_by_the_next_compile_of_it(require_bpf):
     from igcore.bpf import transport
 
     text = resources.files("igcore.containers").joinpath("cgroup_watch.bpf.c").read_text()

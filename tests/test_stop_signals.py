@@ -104,7 +104,7 @@ class Ig:
     def assert_programs_released(self) -> None:
         assert self.seen, "ig had loaded no eBPF program before the signal: nothing was shown"
         # The kernel frees a program a moment after its last descriptor closes.
-        loaded = lambda: {p for p in self.seen if program_exists(p)}  # noqa: E731
+        loaded = lambda: {p for p in self.seen if program_exists(p)}
         wait_until(lambda: not loaded(), lambda: f"programs {sorted(loaded())} of ig to be released after it exited",
                    timeout=30, interval=0.05)
 
@@ -129,7 +129,7 @@ def start_ig(tmp_path):
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_a_stop_signal_ends_ig_while_a_gadgets_start_never_returns(require_bpf, start_ig, tmp_path, sig):  # noqa: F811
+def test_a_stop_signal_ends_ig_while_a_gadgets_start_never_returns(require_bpf, start_ig, tmp_path, sig):
     mark = tmp_path / "start-mark"
     config = EXEC_ONLY + metric("rows", "misbehaving")
     ig = start_ig(config, "--host", env={"IG_TEST_GADGETS": "1", "IG_MISBEHAVING_START": "hang",
@@ -142,7 +142,7 @@ def test_a_stop_signal_ends_ig_while_a_gadgets_start_never_returns(require_bpf, 
     ig.assert_programs_released()
 
 
-def test_sigterm_during_the_start_ups_compile_ends_ig(require_bpf, start_ig):  # noqa: F811
+def test_sigterm_during_the_start_ups_compile_ends_ig(require_bpf, start_ig):
     ig = start_ig(MANY_GADGETS, "--host")
     ig.wait_while_running(lambda: ig.programs(), "a first program loaded")   # the others still compile
     assert "Publishing metrics" not in ig.output(), "the start-up ended before the test could signal it"
@@ -151,7 +151,7 @@ def test_sigterm_during_the_start_ups_compile_ends_ig(require_bpf, start_ig):  #
     ig.assert_programs_released()
 
 
-def test_sigterm_during_a_reload_ends_ig(require_bpf, start_ig, tmp_path):  # noqa: F811
+def test_sigterm_during_a_reload_ends_ig(require_bpf, start_ig, tmp_path):
     path = tmp_path / "config.yaml"
     path.write_text(EXEC_ONLY)
     ig = start_ig(f"@{path}", "--host")

@@ -99,7 +99,8 @@ def distributions(catalog: GadgetCatalog) -> str:
     gadgets: dict[str, list[str]] = {}
     for spec in shipped_gadgets(catalog):
         gadgets.setdefault(spec.distribution, []).append(f"{spec.category.value} {spec.name}")
-    return "\n".join(f"- `{d}`: {', '.join(gadgets.get(d, ['(not installed)']))}" for d in sorted(BUILTIN_DISTRIBUTIONS))
+    return "\n".join(f"- `{d}`: {', '.join(gadgets.get(d, ['(not installed)']))}"
+                     for d in sorted(BUILTIN_DISTRIBUTIONS))
 
 
 # (document, marker key, generator)

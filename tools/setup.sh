@@ -87,11 +87,12 @@ venv() {
   local site; site=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
   ln -sfn /usr/lib/python3/dist-packages/bcc "$site/bcc"
   local stamp="$VENV/.ig-installed" sum
-  sum=$({ cat pyproject.toml plugins/*/pyproject.toml tests/plugins/*/pyproject.toml 2>/dev/null || true; } | sha256sum | cut -d' ' -f1)
+  sum=$({ cat pyproject.toml constraints.txt plugins/*/pyproject.toml tests/plugins/*/pyproject.toml 2>/dev/null || true; } | sha256sum | cut -d' ' -f1)
   if [ "$(cat "$stamp" 2>/dev/null)" != "$sum" ]; then
     log "installing ig and its plugins into $VENV"
     "$VENV/bin/pip" install -q --disable-pip-version-check --upgrade pip
-    local args=(-e "$ROOT[test]")
+    # constraints.txt pins every dependency to the versions CI runs with (README, "Checks and pinned dependencies").
+    local args=(-c "$ROOT/constraints.txt" -e "$ROOT[test,lint]")
     for d in plugins/*/ tests/plugins/*/; do [ -f "$d/pyproject.toml" ] && args+=(-e "$ROOT/$d"); done
     # setuptools warns at every editable install of a flat layout that a folder named like the
     # package in the working directory takes precedence over it: here that folder is the package

@@ -30,7 +30,8 @@ class RingBufferGadget(TraceGadget):
         self.transport: RingBufferTransport | None = None
         pages = ctx.options.get("ringbuf_pages", self.ringbuf_pages)
         if not isinstance(pages, int) or pages <= 0 or pages & (pages - 1):
-            raise ConfigError(f"trace {self.program.split('.', 1)[0]}: ringbuf_pages must be a power of two, not {pages!r}")
+            raise ConfigError(f"trace {self.program.split('.', 1)[0]}: ringbuf_pages must be a power of two, not "
+                              f"{pages!r}")
         self.ringbuf_pages = pages
         # Kernel timestamps are boot-time ns (bpf_ktime_get_boot_ns); rows carry wall-clock ns: add this.
         self.boot_to_wall = time.time_ns() - time.clock_gettime_ns(time.CLOCK_BOOTTIME)

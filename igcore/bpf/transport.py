@@ -162,7 +162,8 @@ class RingBufferTransport:
         if self._batch:
             batch, self._batch = self._batch, []
             self.stats.events_received += len(batch)
-            self._sink(batch)
+            if self._sink is not None:   # set by start(), before the reader runs
+                self._sink(batch)
         self.stats.events_lost = self.lost()
         # Read cycles completed, exposed as ig_gadget_reader_cycles_total: a reader that stalls shows
         # as a flat line, and two more polls prove that every event emitted before was delivered.

@@ -30,7 +30,7 @@ def load_config(source: str, catalog: GadgetCatalog) -> Config:
         origin, text = read_source(source)
     except ConfigError:
         raise
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise _one_line(origin, exc) from None
     return load_config_text(text, origin, catalog)
 
@@ -42,7 +42,7 @@ def load_config_text(text: str, origin: str, catalog: GadgetCatalog) -> Config:
         return bind_config(parse_yaml(text, origin), catalog, origin)
     except ConfigError:
         raise
-    except Exception as exc:  # noqa: BLE001 - whatever a hostile config makes a library raise
+    except Exception as exc:  # whatever a hostile config makes a library raise
         raise _one_line(origin, exc) from None
 
 

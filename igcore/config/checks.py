@@ -125,7 +125,8 @@ class UniqueNames:
         earlier = self._first.get(family_name)
         if earlier is not None:
             index, other = earlier
-            raise Problem(f"duplicate metric name {quoted(family_name)} (also the name of metrics[{index}] {quoted(other)})")
+            raise Problem(f"duplicate metric name {quoted(family_name)} (also the name of metrics[{index}] "
+                          f"{quoted(other)})")
         self._first[family_name] = (len(self._first), name)
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import difflib
 
+from pydantic_core import ErrorDetails
+
 from ..quoting import quoted
 from .model import MODELS_BY_SCOPE
 from .text import describe
@@ -22,7 +24,7 @@ _EXPECTED = {
 _SUGGEST_LIMIT = 100
 
 
-def explain(error: dict, data: dict) -> tuple[str, str]:
+def explain(error: ErrorDetails, data: dict) -> tuple[str, str]:
     """(`metric "x": ` or `metrics[2]: ` or "", the problem) for one pydantic error."""
     loc = error["loc"]
     if len(loc) >= 2 and loc[0] == "metrics" and isinstance(loc[1], int):
@@ -37,7 +39,7 @@ def _metric_label(data: dict, index: int) -> str:
     return f"metric {quoted(name)}: " if isinstance(name, str) and name.strip() else f"metrics[{index}]: "
 
 
-def _problem(error: dict, path: tuple, scope: tuple) -> str:
+def _problem(error: ErrorDetails, path: tuple, scope: tuple) -> str:
     kind, value = error["type"], error.get("input")
     if kind == "value_error":
         return str(error["ctx"]["error"])

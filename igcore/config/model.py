@@ -100,7 +100,8 @@ class FileConfig(_Model):
 
 
 # Which model holds the keys at each scope of an error's location (for "allowed keys: ...").
-MODELS_BY_SCOPE = {(): FileConfig, ("metric",): MetricConfig, ("metric", "bucket"): BucketConfig}
+MODELS_BY_SCOPE: dict[tuple[str, ...], type[BaseModel]] = {
+    (): FileConfig, ("metric",): MetricConfig, ("metric", "bucket"): BucketConfig}
 
 
 def _selector_text(index: int, item: object) -> object:

@@ -7,13 +7,15 @@ libyaml parses when PyYAML has it (its wheels do): the pure-Python parser takes 
 metric, so a config of 10,000 metrics would take 20 s to check. When libyaml finds an error, the
 pure-Python parser reads the text again and decides, so what is accepted and the wording of YAML
 errors do not depend on which parser is installed. Documents of plain tags only are built by a
-lean constructor of their own (`_construct_plain`), PyYAML's for anything else. libyaml stops at 1000 levels of nesting; the pure-Python
-composer recurses once per level, and a RecursionError there is reported as nesting too deep.
+lean constructor of their own (`_construct_plain`), PyYAML's for anything else. libyaml stops at
+1000 levels of nesting; the pure-Python composer recurses once per level, and a RecursionError
+there is reported as nesting too deep.
 """
 
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -24,7 +26,14 @@ from .text import one_line
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
-class _Yaml12:
+# What _Yaml12 is mixed into, for the type checker (at run time it sits before the loader in the MRO).
+if TYPE_CHECKING:
+    _LoaderBase = yaml.SafeLoader
+else:
+    _LoaderBase = object
+
+
+class _Yaml12(_LoaderBase):
     """Mixed into a safe loader: YAML 1.2 scalars (resolvers set below) and no duplicate keys."""
 
     def __init__(self, stream) -> None:
@@ -72,13 +81,14 @@ class _PureLoader(_Yaml12, yaml.SafeLoader):
 MAX_VALUES = 1_000_000
 
 _HAVE_LIBYAML = hasattr(yaml, "CSafeLoader")
+_FastBase: Any = yaml.CSafeLoader if _HAVE_LIBYAML else yaml.SafeLoader
 
 
-class _FastLoader(_Yaml12, yaml.CSafeLoader if _HAVE_LIBYAML else yaml.SafeLoader):
+class _FastLoader(_Yaml12, _FastBase):
     pass
 
 
-def _yaml12_resolvers(loader: type) -> None:
+def _yaml12_resolvers(loader: type[_Yaml12]) -> None:
     replaced = {"tag:yaml.org,2002:bool", "tag:yaml.org,2002:int", "tag:yaml.org,2002:float"}
     loader.yaml_implicit_resolvers = {
         first: [(tag, rx) for tag, rx in resolvers if tag not in replaced]
@@ -162,7 +172,7 @@ def _construct_plain(loader, root) -> object:
     """
     built: dict[int, object] = {}  # by node id: an alias gives the same object, as PyYAML does
     open_nodes: set[int] = set()
-    stack: list[tuple[object, bool]] = [(root, False)]
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
     while stack:
         node, children_built = stack.pop()
         key = id(node)

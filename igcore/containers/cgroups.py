@@ -38,7 +38,7 @@ def container_ids_of_path(path: str) -> list[str]:
 def scan(mount: str) -> dict[int, str]:
     """Every cgroup's id -> its path relative to the mount ("/docker/<id>")."""
     out: dict[int, str] = {}
-    for dirpath, dirnames, _ in os.walk(mount):
+    for dirpath, _dirnames, _ in os.walk(mount):
         try:
             out[os.stat(dirpath).st_ino] = dirpath[len(mount):] or "/"
         except OSError:

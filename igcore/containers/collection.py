@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 from dataclasses import replace
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 from ..health import loop_errors
 from .cgroups import cgroup2_mount, container_ids_of_path
@@ -23,7 +23,8 @@ from .model import Container, RuntimeOptions, Windows
 from .probe import HostProbe
 from .resolver import Resolution, Resolver
 from .runtimes import RUNTIMES, RuntimeTable
-from .sources.base import EVERY_CONTAINER, ContainerSource
+from .sources.base import EVERY_CONTAINER, ContainerSource, RuntimeSource
+from .sources.cgroup_tracker import CgroupTracker
 
 log = logging.getLogger("igcore.containers")
 
@@ -36,7 +37,7 @@ class ContainerCollection:
                  runtimes: RuntimeTable = RUNTIMES) -> None:
         self.sources = list(sources)
         self.runtimes = runtimes   # their ranks are the merge's precedence
-        self.cgroups = next((s for s in self.sources if getattr(s, "tracks_cgroups", False)), None)
+        self.cgroups = next((s for s in self.sources if isinstance(s, CgroupTracker)), None)
         self.clock, self.windows = clock, windows
         self.probe = probe or HostProbe(self.cgroups.mount if self.cgroups else cgroup2_mount())
         self.resolver = Resolver(self, clock, windows)
@@ -44,8 +45,8 @@ class ContainerCollection:
         self.skipped: list[str] = []    # runtimes not installed
         self.lock = threading.RLock()
         self._notify = threading.RLock()   # taken before `lock`: one rebuild (and its announcement) at a time
-        self._sightings: dict[str, dict[str, object]] = {}   # container id -> source -> what it said
-        self._node: dict[str, dict] = {}                     # source -> facts about every container
+        self._sightings: dict[str, dict[str, Any]] = {}      # container id -> source -> what it said
+        self._node: dict[str, Any] = {}                      # source -> facts about every container
         self._cgroup_of: dict[str, int] = {}                 # container id -> cgroup id (tracker, state)
         self._claims: dict[str, str] = {}                    # cgroup path a state names -> container id
         self._containers: dict[str, Container] = {}          # live and recently exited, in first-seen order
@@ -82,7 +83,7 @@ class ContainerCollection:
         self._thread.start()
 
     def _say_if_no_runtime(self) -> None:
-        readers = [s for s in self.sources if hasattr(s, "runtimes_in_use")]
+        readers = [s for s in self.sources if isinstance(s, RuntimeSource)]
         if readers and not any(s.runtimes_in_use() for s in readers):
             self.warn("no container runtime found or reachable (" + "; ".join(self.skipped + self.warnings)
                       + "): container attribution is off, every event counts as a host event")

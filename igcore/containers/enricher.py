@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Callable
+from typing import Any, Callable
 
 from ..health import loop_errors
 from .collection import ContainerCollection
@@ -55,7 +55,7 @@ class Enricher:
             row.update(labels)
             out.append(row)
 
-    def _resolver(self) -> Callable[[dict], object]:
+    def _resolver(self) -> Callable[[dict], Any]:
         """A row's labels (see _labels) or PENDING, with one resolution per key value."""
         cache: dict[int, object] = {}
         key, resolve = self.key, self.containers.resolve
@@ -71,7 +71,9 @@ class Enricher:
 
     def _enrich(self, rows: list[dict], hold: bool) -> tuple[list[dict], list[dict]]:
         """(rows to deliver, rows to hold)."""
-        out, pending, labels_of = [], [], self._resolver()
+        out: list[dict] = []
+        pending: list[dict] = []
+        labels_of = self._resolver()
         keep, dropped = out.append, 0
         for row in rows:   # the per-row path: a dict lookup and an update
             labels = labels_of(row)
@@ -121,7 +123,9 @@ class Enricher:
                 return
             now = time.monotonic()
             held, self._held = self._held, []
-            ready, still, labels_of = [], [], self._resolver()
+            ready: list[dict] = []
+            still: list[tuple[float, dict]] = []
+            labels_of = self._resolver()
             for deadline, row in held:
                 labels = labels_of(row)
                 if labels is PENDING and not final and now < deadline:

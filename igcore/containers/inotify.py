@@ -111,7 +111,7 @@ class StateDirWatcher:
                 continue
             level = [root]
             for i in range(depth + 1):
-                below = []
+                below: list[str] = []
                 for path in level:
                     wanted[path] = _TREE_MASK
                     if i == depth:

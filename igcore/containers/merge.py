@@ -10,7 +10,7 @@ rank in the table (containers/runtimes.py). The collection reads what must come 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping, NamedTuple
+from typing import AbstractSet, Any, Mapping, NamedTuple
 
 from .model import Container, is_sandbox, k8s_names, oci_name_and_image
 from .runc import RuncState
@@ -63,7 +63,7 @@ def ranked(sightings: Mapping[str, object], table: RuntimeTable = RUNTIMES) -> l
     return sorted(found, key=lambda s: (-table.rank(s.runtime), s.from_state))
 
 
-def state_of(sightings: Mapping[str, object]) -> RuncState | None:
+def state_of(sightings: Mapping[str, Any]) -> RuncState | None:
     found = sightings.get(STATE)
     return found.state if found is not None else None
 
@@ -98,7 +98,7 @@ def merge(cid: str, sightings: Mapping[str, object], old: Container | None, prob
         return next((getattr(s, field) for s in found if getattr(s, field)), "")
 
     pid = _pid(found, old)
-    if keeps_namespaces(old, pid):
+    if old is not None and keeps_namespaces(old, pid):
         mntns, netns = old.mntns, old.netns
     else:
         mntns, netns = probed.mntns, probed.netns
@@ -117,7 +117,7 @@ def after_exit(sightings: Mapping[str, object]) -> dict[str, object]:
             for source, facts in sightings.items() if source != STATE}
 
 
-def netns_view(members: list[Container], exited: set[str] | frozenset[str]) -> Container | None:
+def netns_view(members: list[Container], exited: AbstractSet[str]) -> Container | None:
     """What rows of one network namespace are labelled with, given the containers in it.
 
     One container in the namespace: that container. A pod's containers (and its sandbox): the pod,

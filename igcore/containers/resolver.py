@@ -62,7 +62,7 @@ class Resolver:
                 return self._unknown_namespace(key, value)
             tracker = collection.cgroups
             path = tracker.path_of(value) if tracker is not None else None
-            if path is None:
+            if tracker is None or path is None:
                 # a cgroup we have not seen: rescan (or its mkdir event is on its way)
                 if tracker is not None:
                     tracker.note_miss()

@@ -13,7 +13,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, Callable, Iterable, Mapping
 
 if TYPE_CHECKING:
-    from .sources.base import ContainerSource
+    from .sources.base import RuntimeSource
 
 
 class Sign(Enum):
@@ -51,7 +51,7 @@ class Runtime:
     annotations: Annotations = Annotations()
     # Its own source, reading its API at the socket (it says itself whether the runtime is there);
     # its state directories are then read only once that source is connected.
-    api_source: Callable[[Runtime, str], ContainerSource] | None = None
+    api_source: Callable[[Runtime, str], RuntimeSource] | None = None
 
 
 class RuntimeTable:
@@ -96,7 +96,7 @@ class RuntimeTable:
         return root_runtime if root_runtime in unmarked or not unmarked else unmarked[0]
 
 
-def _docker_source(runtime: Runtime, socket: str) -> ContainerSource:
+def _docker_source(runtime: Runtime, socket: str) -> RuntimeSource:
     from .sources.docker_events import DockerSource
 
     return DockerSource(socket, runtime=runtime.name)

@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 from ..bpf.gadget import c_string   # how rows read a char[]: labels from the map read the same
-from ..columns import Column, Kind
+from ..columns import Column, KernelField, Kind
 from .ctext import bucket_index, int_compare, string_equals
 from .plan import INT_TYPES, Placement, char_array_size
 
@@ -35,7 +35,7 @@ class Layout:
     map_name: str                             # COUNTERS or HISTOGRAMS
     key: struct.Struct                        # metric index, container key, key columns (ints, then strings)
     order: tuple[int, ...]                    # per kernel label column, config order: its item in `key` - 2
-    decoders: tuple[Callable[[object], object], ...]   # per kernel label column, config order: item -> row value
+    decoders: tuple[Callable[[Any], object], ...]      # per kernel label column, config order: item -> row value
     value: struct.Struct
     histogram: bool
 
@@ -52,7 +52,7 @@ class _Cells:
         cell = self.names.get(column.name)
         if cell is None:
             cell = self.names[column.name] = f"c{len(self.names)}"
-            field = column.kernel
+            field = _kernel(column)
             size = char_array_size(field.ctype)
             if size:
                 self.decls.append(f"char {cell}[{size}];")
@@ -64,8 +64,14 @@ class _Cells:
         return f"r->{cell}"
 
 
-def _decoder(column: Column) -> Callable[[object], object]:
-    field = column.kernel
+def _kernel(column: Column) -> KernelField:
+    """The kernel field of a column the plan placed in the kernel (plan.place takes no other)."""
+    assert column.kernel is not None
+    return column.kernel
+
+
+def _decoder(column: Column) -> Callable[[Any], object]:
+    field = _kernel(column)
     if char_array_size(field.ctype):
         return c_string
     if column.kind is Kind.STR:   # a named integer: its name, else its decimal text, as rows show it
@@ -75,11 +81,11 @@ def _decoder(column: Column) -> Callable[[object], object]:
 
 
 def _signed(column: Column) -> bool:
-    return INT_TYPES.get(column.kernel.ctype, False)
+    return INT_TYPES.get(_kernel(column).ctype, False)
 
 
 def _selector_c(selector, column: Column, cell: str) -> str:
-    field = column.kernel
+    field = _kernel(column)
     size = char_array_size(field.ctype)
     if size:
         test = string_equals(cell, size, selector.value)
@@ -91,7 +97,7 @@ def _selector_c(selector, column: Column, cell: str) -> str:
 
 
 def _named_integer_equals(cell: str, column: Column, text: str) -> str:
-    values = dict(column.kernel.values)
+    values = dict(_kernel(column).values)
     if text in values:
         return int_compare(cell, _signed(column), "=", values[text])
     try:
@@ -124,10 +130,10 @@ class _Fields:
 
     @property
     def words(self) -> int:
-        return len(self.ints) + sum(-(-char_array_size(c.kernel.ctype) // 8) for c in self.strings)
+        return len(self.ints) + sum(-(-char_array_size(_kernel(c).ctype) // 8) for c in self.strings)
 
 
-def generate(spec, metrics: list[tuple[object, Placement]], per_metric: int) -> Generated:
+def generate(spec, metrics: list[tuple[Any, Placement]], per_metric: int) -> Generated:
     """The C for `metrics` ((BoundMetric, kernel Placement) pairs) of gadget `spec`.
 
     All metrics share two hash maps, counters and histograms (a program may use at most 64 maps),
@@ -211,8 +217,8 @@ def generate(spec, metrics: list[tuple[object, Placement]], per_metric: int) -> 
 
 def _fields(placement: Placement) -> _Fields:
     columns = placement.key_columns
-    return _Fields(tuple(c for c in columns if not char_array_size(c.kernel.ctype)),
-                   tuple(c for c in columns if char_array_size(c.kernel.ctype)))
+    return _Fields(tuple(c for c in columns if not char_array_size(_kernel(c).ctype)),
+                   tuple(c for c in columns if char_array_size(_kernel(c).ctype)))
 
 
 def _metric(index: int, bound, placement: Placement, fields: _Fields, cells: _Cells, key_cell: str, schema,
@@ -223,7 +229,7 @@ def _metric(index: int, bound, placement: Placement, fields: _Fields, cells: _Ce
         formats.append("q" if _signed(column) else "Q")
         word += 1
     for column in fields.strings:
-        size = char_array_size(column.kernel.ctype)
+        size = char_array_size(_kernel(column).ctype)
         assigns.append(f"__builtin_memcpy(&k.w[{word}], {cells.cell(column)}, {size});")
         formats.append(f"{size}s")
         if size % 8:
@@ -239,8 +245,9 @@ def _metric(index: int, bound, placement: Placement, fields: _Fields, cells: _Ce
     amount = "1" if field is None else f"(u64){cells.cell(field)}"
     histogram = bound.bounds is not None
     if histogram:
+        assert field is not None   # a histogram observes its field (config checks)
         width = len(bound.bounds) + 1
-        slot = f"struct ig_hist *v = ig_hist_slot(&k);"
+        slot = "struct ig_hist *v = ig_hist_slot(&k);"
         update = (f"u32 idx = 0; {bucket_index(cells.cell(field), _signed(field), bound.bounds, 'idx')} "
                   f"if (idx > {width - 1}) idx = {width - 1}; "
                   f"__sync_fetch_and_add(&v->b[idx], 1); __sync_fetch_and_add(&v->sum, {amount});")

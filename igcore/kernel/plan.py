@@ -104,6 +104,7 @@ def _is_int(column: Column) -> bool:
 
 
 def _check_ctype(column: Column, where: str) -> None:
+    assert column.kernel is not None   # callers keep the others in user space first
     ctype = column.kernel.ctype
     if ctype in INT_TYPES:
         if column.kind in (Kind.INT, Kind.UINT) or (column.kind is Kind.STR and column.kernel.values):
@@ -131,7 +132,7 @@ def _check_selector(selector: Selector, column: Column) -> None:
     if column.kind is Kind.STR:
         if selector.op != "=":
             raise _StaysInUserSpace(f"{where}: strings are ordered in user space")
-        if "\ufffd" in selector.value:
+        if "\ufffd" in str(selector.value):
             # the row shows U+FFFD for bytes that are not UTF-8: the kernel cannot tell which
             raise _StaysInUserSpace(f"{where}: the value holds U+FFFD, which rows use for bytes that are not UTF-8")
     elif not isinstance(selector.value, int):

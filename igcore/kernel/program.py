@@ -22,6 +22,7 @@ import os
 import threading
 from collections import defaultdict, deque
 from functools import partial
+from typing import Any, Callable, Iterable
 
 from .codegen import COUNTERS, HISTOGRAMS, Generated, Layout, generate
 from .plan import Placement
@@ -33,7 +34,7 @@ MIN_ENTRIES = 1024
 # Entries read per system call: the buffers stay small whatever the maps' bounds.
 CHUNK = 4096
 
-_exhaust = partial(deque, maxlen=0)   # runs an iterator to its end in C, keeping nothing
+_exhaust: Callable[[Iterable], object] = partial(deque, maxlen=0)   # runs an iterator to its end in C, keeping nothing
 _NOTHING: list = []
 
 
@@ -42,7 +43,7 @@ class MapReadError(OSError):
 
 
 class KernelProgram:
-    def __init__(self, spec, metrics: list[tuple[object, Placement]], ring_needed: bool, max_series: int,
+    def __init__(self, spec, metrics: list[tuple[Any, Placement]], ring_needed: bool, max_series: int,
                  start_counting: bool = True) -> None:
         """`metrics` may be empty: the program then has only its window. `start_counting` False:
         nothing is counted or sent before `count_from` (a program that replaces a counting one)."""
@@ -55,7 +56,7 @@ class KernelProgram:
         self._bpf = None
         self._fds: dict[str, int] = {}
         self._lock = threading.Lock()   # one read at a time: reads share the buffers and the snapshot
-        self._buffers: dict[tuple, object] = {}
+        self._buffers: dict[tuple[str, str], ctypes.Array[ctypes.c_char]] = {}
         self._snapshot: dict | None = None
         self._snapshot_updates = -1
         self.entries = 0   # entries the maps held at the latest read (ig_kernel_map_entries)
@@ -64,8 +65,14 @@ class KernelProgram:
     def layouts(self) -> tuple[Layout, ...]:
         return self.generated.layouts if self.generated is not None else ()
 
+    @property
+    def _generated(self) -> Generated:
+        """What only a program with metrics has (its maps are read, its layouts looked up)."""
+        assert self.generated is not None
+        return self.generated
+
     def layout_of(self, bound) -> Layout:
-        return self.generated.layouts[self.metrics.index(bound)]
+        return self._generated.layouts[self.metrics.index(bound)]
 
     def c_code(self) -> str:
         return self.generated.code if self.generated is not None else ""
@@ -115,7 +122,8 @@ class KernelProgram:
     def _read_all(self) -> dict[int, list[tuple[bytes, bytes]]]:
         # Per entry, only slicing and grouping done by C loops: a scrape reads every entry.
         by_metric: dict[int, list] = defaultdict(list)
-        generated, ksize = self.generated, self.generated.key_size
+        generated = self._generated
+        ksize = generated.key_size
         for name, vsize in ((COUNTERS, generated.counter_value_size), (HISTOGRAMS, generated.histogram_value_size)):
             indexes = [layout.index for layout in self.layouts if layout.map_name == name]
             if not indexes:
@@ -135,8 +143,10 @@ class KernelProgram:
     def _lookup_batch(self, name: str, ksize: int, vsize: int) -> tuple[bytes, bytes]:
         from bcc import libbcc
 
-        keys = self._buffers.get((name, "k")) or self._buffers.setdefault((name, "k"), ctypes.create_string_buffer(ksize * CHUNK))
-        values = self._buffers.get((name, "v")) or self._buffers.setdefault((name, "v"), ctypes.create_string_buffer(vsize * CHUNK))
+        keys = self._buffers.get((name, "k")) or self._buffers.setdefault(
+            (name, "k"), ctypes.create_string_buffer(ksize * CHUNK))
+        values = self._buffers.get((name, "v")) or self._buffers.setdefault(
+            (name, "v"), ctypes.create_string_buffer(vsize * CHUNK))
         batch, count = ctypes.c_uint32(0), ctypes.c_uint32(0)   # a hash map's batch token is a u32
         key_parts, value_parts, first = [], [], True
         while True:
@@ -162,7 +172,7 @@ class KernelProgram:
         the events the entry counted since it was last read are lost there."""
         from bcc import libbcc
 
-        generated = self.generated
+        generated = self._generated
         name = self.layouts[index].map_name
         size = generated.counter_value_size if name == COUNTERS else generated.histogram_value_size
         buffer, value = ctypes.create_string_buffer(key, len(key)), ctypes.create_string_buffer(size)

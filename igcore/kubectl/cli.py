@@ -28,11 +28,15 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-KubeconfigOpt = Annotated[Optional[str], typer.Option("--kubeconfig", help="Path to the kubeconfig file (default: $KUBECONFIG, ~/.kube/config).")]
+KubeconfigOpt = Annotated[Optional[str], typer.Option("--kubeconfig", help="Path to the kubeconfig file (default: "
+                                                                           "$KUBECONFIG, ~/.kube/config).")]
 ContextOpt = Annotated[Optional[str], typer.Option("--context", help="The kubeconfig context to use.")]
 NamespaceOpt = Annotated[str, typer.Option("--namespace", "-n", help="Namespace of the agents.")]
-ListenOpt = Annotated[Optional[str], typer.Option("--metrics-listen-address", help="Where the agents serve metrics (HOST:PORT); sets the flag, the container port and the scrape annotations. Kept by later deploys.")]
-PathOpt = Annotated[Optional[str], typer.Option("--metrics-path", help="HTTP path of the agents' metrics. Kept by later deploys.")]
+ListenOpt = Annotated[Optional[str], typer.Option(
+    "--metrics-listen-address", help="Where the agents serve metrics (HOST:PORT); sets the flag, the container port "
+                                     "and the scrape annotations. Kept by later deploys.")]
+PathOpt = Annotated[Optional[str], typer.Option("--metrics-path", help="HTTP path of the agents' metrics. Kept by "
+                                                                       "later deploys.")]
 DEFAULTS = Values()
 
 
@@ -69,7 +73,7 @@ def _run(body) -> None:
     try:
         body()
     except IgError as exc:
-        raise fail(exc)
+        raise fail(exc) from None
     sys.stdout.flush()
 
 
@@ -94,15 +98,29 @@ def _given(listen, path, extra_arg, no_extra_args, web_tls, no_web_config, netwo
 def deploy(
     listen: ListenOpt = None,
     path: PathOpt = None,
-    image: Annotated[str, typer.Option("--image", help="The agent's container image (default: this release's).")] = DEFAULTS.image,
-    extra_arg: Annotated[Optional[list[str]], typer.Option("--extra-arg", help="An argument for the agents' `ig prometheus`, e.g. --extra-arg=--max-series=5000 (repeat for more). Replaces those of earlier deploys, which are kept when it is not given.")] = None,
-    no_extra_args: Annotated[bool, typer.Option("--no-extra-args", help="Drop the --extra-arg of earlier deploys.")] = False,
-    web_config_file: Annotated[Optional[Path], typer.Option("--web-config-file", help="TLS and basic auth for the agents (docs/security.md), sent as a Secret with the files it names. Kept by later deploys.")] = None,
-    no_web_config: Annotated[bool, typer.Option("--no-web-config", help="Serve plain HTTP again and delete the web config Secret.")] = False,
-    network_policy: Annotated[Optional[str], typer.Option("--network-policy", metavar="NAMESPACE", help="Add a NetworkPolicy that admits only pods of NAMESPACE (e.g. monitoring) to the metrics port. Kept by later deploys.")] = None,
+    image: Annotated[str, typer.Option(
+        "--image", help="The agent's container image (default: this release's).")] = DEFAULTS.image,
+    extra_arg: Annotated[Optional[list[str]], typer.Option(
+        "--extra-arg", help="An argument for the agents' `ig prometheus`, e.g. --extra-arg=--max-series=5000 (repeat "
+                            "for more). Replaces those of earlier deploys, which are kept when it is not given.")
+    ] = None,
+    no_extra_args: Annotated[bool, typer.Option(
+        "--no-extra-args", help="Drop the --extra-arg of earlier deploys.")] = False,
+    web_config_file: Annotated[Optional[Path], typer.Option(
+        "--web-config-file", help="TLS and basic auth for the agents (docs/security.md), sent as a Secret with the "
+                                  "files it names. Kept by later deploys.")] = None,
+    no_web_config: Annotated[bool, typer.Option("--no-web-config", help="Serve plain HTTP again and delete the web "
+                                                                        "config Secret.")] = False,
+    network_policy: Annotated[Optional[str], typer.Option(
+        "--network-policy", metavar="NAMESPACE", help="Add a NetworkPolicy that admits only pods of NAMESPACE (e.g. "
+                                                      "monitoring) to the metrics port. Kept by later deploys.")
+    ] = None,
     no_network_policy: Annotated[bool, typer.Option("--no-network-policy", help="Delete the NetworkPolicy.")] = False,
-    use_existing_namespace: Annotated[bool, typer.Option("--use-existing-namespace", help="Deploy into a namespace that deploy did not create, changing none of its labels; undeploy will not delete it.")] = False,
-    output: Annotated[Optional[str], typer.Option("--output", "-o", help="yaml: print the manifests instead of applying them.")] = None,
+    use_existing_namespace: Annotated[bool, typer.Option(
+        "--use-existing-namespace", help="Deploy into a namespace that deploy did not create, changing none of its "
+                                         "labels; undeploy will not delete it.")] = False,
+    output: Annotated[Optional[str], typer.Option("--output", "-o", help="yaml: print the manifests instead of "
+                                                                         "applying them.")] = None,
     kubeconfig: KubeconfigOpt = None,
     context: ContextOpt = None,
     namespace: NamespaceOpt = DEFAULTS.namespace,
@@ -115,14 +133,16 @@ def deploy(
         if output not in (None, "yaml"):
             raise ConfigError(f"--output {output!r}: only yaml is supported")
         secret, web_tls = web_config_data(web_config_file) if web_config_file is not None else (None, None)
-        given = _given(listen, path, extra_arg, no_extra_args, web_tls, no_web_config, network_policy, no_network_policy)
+        given = _given(listen, path, extra_arg, no_extra_args, web_tls, no_web_config, network_policy,
+                       no_network_policy)
         values = _values(namespace, image, {}, given)  # every local check before any connection
         if output == "yaml":
             out.file.write(manifests.render(values, secret, with_namespace=not use_existing_namespace))
             return
         cluster = _cluster(kubeconfig, context, namespace)
         claim = claim_namespace(cluster, values, use_existing_namespace)
-        out.print(f"namespace/{namespace} created" if claim.created else f"namespace/{namespace} exists: left unchanged")
+        out.print(
+            f"namespace/{namespace} created" if claim.created else f"namespace/{namespace} exists: left unchanged")
         if claim.warning:
             err.print(f"[yellow]{escape(claim.warning)}[/]", soft_wrap=True)
         kept = {} if claim.created else _kept(cluster.deployed_agent(), namespace)
@@ -132,7 +152,8 @@ def deploy(
             out.print(f"{obj['kind'].lower()}/{obj['metadata']['name']} applied (field manager {FIELD_MANAGER})")
         # what an earlier deploy added and this one was told to remove
         for kind, name, dropped in (("Secret", WEB_SECRET, kept.get("web_config") and not values.web_config),
-                                    ("NetworkPolicy", NETWORK_POLICY, kept.get("metrics_from") and not values.metrics_from)):
+                                    ("NetworkPolicy", NETWORK_POLICY,
+                                     kept.get("metrics_from") and not values.metrics_from)):
             if dropped and cluster.delete(kind, name):
                 out.print(f"{kind.lower()}/{name} deleted")
         out.print(f"Agents serve {values.scheme}://<pod IP>:{values.port}{values.metrics_path}; "
@@ -165,8 +186,10 @@ def undeploy(kubeconfig: KubeconfigOpt = None, context: ContextOpt = None,
 
 @app.command()
 def prometheus(
-    config: Annotated[Optional[str], typer.Option("--config", "-c", help="Metrics config to push: @path/to/file.yaml.")] = None,
-    delete: Annotated[bool, typer.Option("--delete", help="Remove the config: the agents stop publishing metrics.")] = False,
+    config: Annotated[Optional[str], typer.Option(
+        "--config", "-c", help="Metrics config to push: @path/to/file.yaml.")] = None,
+    delete: Annotated[bool, typer.Option(
+        "--delete", help="Remove the config: the agents stop publishing metrics.")] = False,
     show: Annotated[bool, typer.Option("--show", help="Print the config in force.")] = False,
     listen: ListenOpt = None,
     path: PathOpt = None,
@@ -195,19 +218,21 @@ def prometheus(
                 given = {key: value for key, value in (("listen_address", listen), ("metrics_path", path)) if value}
                 values = _values(namespace, deployed.image, _kept(deployed, namespace), given)
                 cluster.apply(manifests.daemon_set(values))
-                out.print(f"daemonset/{NAME}: agents now serve {values.scheme}://<pod IP>:{values.port}{values.metrics_path}")
+                out.print(f"daemonset/{NAME}: agents now serve "
+                          f"{values.scheme}://<pod IP>:{values.port}{values.metrics_path}")
             _push(cluster, namespace, text)
     _run(body)
 
 
-def _checked(config: str) -> str:
+def _checked(config: str | None) -> str:
     """The file's text, after the same validation as `ig prometheus --check`."""
     from ..plugins import load_catalog
 
-    if config_path(config) is None:
+    path = config_path(config) if config is not None else None
+    if config is None or path is None:
         raise ConfigError("--config takes @path/to/file.yaml")
     ConfigFollower(config, load_catalog(), ConfigStatus()).first()
-    return config_path(config).read_text(encoding="utf-8")
+    return path.read_text(encoding="utf-8")
 
 
 def _push(cluster, namespace: str, text: str) -> None:
@@ -228,7 +253,8 @@ def _delete(cluster, namespace: str) -> None:
 def _pods_will_load(cluster, namespace: str, query: str) -> None:
     pods = cluster.agent_pods()
     if not pods:
-        err.print(f"[yellow]No agent pods in namespace {namespace} yet: deploy them with kubectl gadget deploy -n {namespace}[/]")
+        err.print(f"[yellow]No agent pods in namespace {namespace} yet: deploy them with kubectl gadget deploy -n "
+                  f"{namespace}[/]")
         return
     out.print(f"{len(pods)} agent pod(s) will pick it up at the kubelet's next sync (usually within a minute):")
     for pod in sorted(pods, key=lambda p: p.node):

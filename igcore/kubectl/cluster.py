@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import httpx2
 from lightkube import Client, KubeConfig, codecs
@@ -22,8 +23,8 @@ from ..errors import ConfigError, RuntimeFailure
 from .kept import KEPT_ANNOTATION
 from .manifests import CONFIG_MAP, FIELD_MANAGER, NAME, SELECTOR
 
-_KINDS = {"ConfigMap": ConfigMap, "DaemonSet": DaemonSet, "Namespace": Namespace, "NetworkPolicy": NetworkPolicy,
-          "Secret": Secret, "ServiceAccount": ServiceAccount}
+_KINDS: dict[str, Any] = {"ConfigMap": ConfigMap, "DaemonSet": DaemonSet, "Namespace": Namespace,
+                          "NetworkPolicy": NetworkPolicy, "Secret": Secret, "ServiceAccount": ServiceAccount}
 _STATUS_WORDS = {401: "unauthorized", 403: "forbidden", 404: "not found", 409: "conflict"}
 
 
@@ -73,7 +74,7 @@ class Cluster:
             yield
         except ApiError as exc:
             code = exc.status.code
-            word = _STATUS_WORDS.get(code, "error")
+            word = _STATUS_WORDS.get(code or 0, "error")
             raise RuntimeFailure(f"{what}: the API server answered {code} ({word}): {exc.status.message}") from None
         except httpx2.TransportError as exc:
             raise RuntimeFailure(f"{what}: cannot reach the API server at {self.server}: {exc}") from None
@@ -140,5 +141,6 @@ class Cluster:
 
     def agent_pods(self) -> list[AgentPod]:
         with self._call(f"listing the agent pods in namespace {self.namespace}"):
-            pods = list(self._client.list(Pod, namespace=self.namespace, labels=SELECTOR))
-        return [AgentPod(p.spec.nodeName or "-", p.metadata.name, p.status.phase if p.status else "-") for p in pods]
+            pods = list(self._client.list(Pod, namespace=self.namespace, labels={**SELECTOR}))
+        return [AgentPod((p.spec and p.spec.nodeName) or "-", (p.metadata and p.metadata.name) or "-",
+                         (p.status and p.status.phase) or "-") for p in pods]

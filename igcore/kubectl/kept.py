@@ -41,13 +41,13 @@ def read_kept(text: str | None) -> dict:
         raise ValueError("not JSON") from None
     if not isinstance(doc, dict):
         raise ValueError("not a JSON object")
-    kept = {}
+    kept: dict[str, object] = {}
     for name, value in doc.items():
         if name not in _FIELDS:
             raise ValueError(f"unknown field {str(name)[:40]!r}")
         if not isinstance(value, _FIELDS[name]):
             raise ValueError(f"{name} has the wrong type")
-        if name == "extra_args":
+        if name == "extra_args" and isinstance(value, list):   # a list, as _FIELDS says
             if not all(isinstance(arg, str) for arg in value):
                 raise ValueError("extra_args holds a non-string")
             value = tuple(value)

@@ -36,7 +36,8 @@ POD_SECURITY_LEVEL = "pod-security.kubernetes.io/enforce"
 
 # What bcc and the socket filters need, as capabilities instead of `privileged` (all others dropped):
 CAPABILITIES = {
-    "SYS_ADMIN": "bpf() and perf_event_open() for tracepoints on every kernel; setns() into the host's cgroup namespace",
+    "SYS_ADMIN": "bpf() and perf_event_open() for tracepoints on every kernel; "
+                 "setns() into the host's cgroup namespace",
     "BPF": "bpf() on kernels >= 5.8 (runtimes that know it)",
     "PERFMON": "perf_event_open() for tracepoints on kernels >= 5.8 (runtimes that know it)",
     "NET_RAW": "the dns gadget's packet sockets with a BPF socket filter",
@@ -50,7 +51,7 @@ LOW_PORT_CAPABILITY = "NET_BIND_SERVICE"  # added only for a metrics port below 
 
 # Host paths container enrichment and bcc read, all read-only: (volume, host path, mount path).
 HOST_MOUNTS = (
-    ("run", "/run", "/run"),                          # runtimes' state dirs and sockets (runc, containerd, docker, cri-o)
+    ("run", "/run", "/run"),                          # runtimes' state dirs and sockets (runc, containerd, ...)
     ("cgroup", "/sys/fs/cgroup", "/sys/fs/cgroup"),   # cgroup ids -> containers
     ("tracefs", "/sys/kernel/tracing", "/sys/kernel/tracing"),
     ("debugfs", "/sys/kernel/debug", "/sys/kernel/debug"),

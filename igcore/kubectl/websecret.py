@@ -26,7 +26,7 @@ def web_config_data(path: Path) -> tuple[dict[str, str], bool]:
     checked = load_web_config(path)
     doc = yaml.safe_load(read_regular(path, "web config file")) or {}
     files = {}
-    tls = doc.get("tls_server_config")
+    tls = doc.get("tls_server_config") or {}
     if checked.tls is not None:
         for key, name in FILE_KEYS.items():
             if key in tls:

@@ -28,7 +28,7 @@ from collections import Counter, OrderedDict, defaultdict, deque
 from functools import partial
 from itertools import accumulate
 from operator import itemgetter
-from typing import Callable, Hashable, Iterable
+from typing import Any, Callable, Hashable, Iterable
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.utils import floatToGoString
@@ -45,7 +45,7 @@ DEFAULT_MAX_SERIES = 10000
 
 Key = Hashable
 
-_exhaust = partial(deque, maxlen=0)  # runs an iterator to its end in C, keeping nothing
+_exhaust: Callable[[Iterable], object] = partial(deque, maxlen=0)  # runs an iterator to its end in C, keeping nothing
 
 
 # --- per-batch helpers (all per-row work in C) -------------------------------------------------
@@ -66,7 +66,10 @@ def _label_texts(count: int) -> Callable[[Key], list[str]]:
         return lambda key: []
     if count == 1:
         return lambda key: [label_value(key)]
-    return lambda key: list(map(label_value, key))
+
+    def texts(key: Any) -> list[str]:   # a tuple, as `_series_key` makes it for two labels or more
+        return list(map(label_value, key))
+    return texts
 
 
 def _count_keys(rows: list[dict], key: Callable | None) -> dict[Key, int]:
@@ -186,7 +189,8 @@ class TraceAggregator(_Aggregator, ABC):
     # Series state is a list per key in `_series` whose last item is the clock when it last moved.
     _series: dict[Key, list]
 
-    def __init__(self, bound, max_series: int = DEFAULT_MAX_SERIES, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, bound, max_series: int = DEFAULT_MAX_SERIES,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__(bound, max_series)
         self._clock = clock  # when series last moved; the sweep (metrics.lifecycle) reads the same clock
         self._series = {}
@@ -315,7 +319,8 @@ class CounterAggregator(TraceAggregator):
 class HistogramAggregator(TraceAggregator):
     """Observes the row's `field`. Buckets are (previous, bound], plus +Inf; `_sum` is exact."""
 
-    def __init__(self, bound, max_series: int = DEFAULT_MAX_SERIES, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, bound, max_series: int = DEFAULT_MAX_SERIES,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__(bound, max_series, clock)
         bounds = tuple(bound.bounds)
         self._les = [floatToGoString(b) for b in bounds] + ["+Inf"]
@@ -334,6 +339,7 @@ class HistogramAggregator(TraceAggregator):
         if not matching:
             return
         batch = []
+        assert self._field is not None   # a histogram observes its field
         for key, values in _group_values(matching, self._key, self._field).items():
             place = self._place_int if type(values[0]) is int else self._place_float
             batch.append((key, (len(values), Counter(map(place, values)), *split_sum(values))))

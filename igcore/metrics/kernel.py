@@ -26,22 +26,30 @@ from __future__ import annotations
 import threading
 import time
 from operator import itemgetter
+from typing import TYPE_CHECKING, Any, Callable
 
 from ..containers.resolver import PENDING
 from ..kernel.plan import USER, Placement
 from ..selectors import compile_selectors
 from .aggregators import CounterAggregator, HistogramAggregator
 
+# What _MapPull is mixed into, for the type checker (at run time it comes first in the MRO).
+if TYPE_CHECKING:
+    _PullBase = CounterAggregator
+else:
+    _PullBase = object
+
 _DROP = object()   # the entry's events are not counted (a host row without --host, a selector)
 
 
-class _MapPull:
+class _MapPull(_PullBase):
     """What the two kernel aggregators share: attaching to a program, and the pull."""
 
-    _program = None
-    _layout = None
+    _program: Any = None   # the KernelProgram and this metric's Layout in it, from attach()
+    _layout: Any = None
     _in_user_space = False
     _dropped_before = 0   # events earlier programs of this metric found their map full for
+    _as_item: Callable[[list], tuple]   # a delta of the map's value -> an item of the aggregator's batch
 
     def __init__(self, bound, placement, **kwargs) -> None:
         super().__init__(bound, **kwargs)
@@ -60,7 +68,7 @@ class _MapPull:
         self._read_before = None
         self._pending = False   # the last pull left an entry waiting for its container
         self._pull_lock = threading.Lock()
-        self._enricher = None
+        self._enricher: Any = None   # the Enricher, from attach()
         label_columns = tuple(bound.label_columns)
         self._row_key = itemgetter(*label_columns) if label_columns else (lambda row: ())
 
@@ -124,6 +132,7 @@ class _MapPull:
             if program is None or not program.is_loaded:
                 return
             entries = program.read(layout.index)
+            moved: dict
             if entries is self._read_before and not self._pending and not self._carry:   # nothing moved
                 moved, gone = {}, self._gone(False)
             else:
@@ -191,7 +200,8 @@ class _MapPull:
         namespace gives the container while it is alone and only the pod once another container
         joins, and what moved since the last pull is counted as a row of now would be."""
         known, last, tokens = self._entries, self._last, self._tokens
-        moved, resolved = {}, {}
+        moved: dict = {}
+        resolved: dict = {}
         now = time.monotonic()
         unpack_value = self._layout.value.unpack
         # In C: the entries that moved since the last pull (at rest, a scrape stops here)

@@ -29,7 +29,7 @@ import threading
 import time
 from dataclasses import dataclass
 from operator import itemgetter
-from typing import Callable, Hashable, Iterable
+from typing import Any, Callable, Hashable, Iterable
 
 from ..columns import CONTAINER_COLUMN_NAMES
 from ..health import loop_errors
@@ -70,7 +70,7 @@ def container_views(containers: Iterable) -> list[dict[str, str]]:
     return views
 
 
-def _identity(label_columns: tuple[str, ...]) -> tuple[tuple[str, ...], Callable[[Key], tuple]] | None:
+def _identity(label_columns: tuple[str, ...]) -> tuple[tuple[str, ...], Callable[[Any], tuple]] | None:
     """(identity column names, series key -> their values) for a metric; None when its labels carry
     no container column. Keys are shaped as aggregators make them: a bare value for one label."""
     positions = [i for i, column in enumerate(label_columns) if column in IDENTITY_COLUMNS]
@@ -132,7 +132,7 @@ class SeriesSweeper:
         values_of = identity[1] if identity is not None else None
         for key, when in moved:
             quiet = now - when
-            if values_of is not None and quiet >= grace:
+            if values_of is not None and live is not None and quiet >= grace:
                 values = values_of(key)
                 if any(values) and values not in live:
                     gone.append((key, when))

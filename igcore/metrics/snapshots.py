@@ -145,4 +145,5 @@ class SnapshotCache:
         if first:
             log.warning("snapshot of gadget %s did not finish within --snapshot-timeout %gs: scrapes answer "
                         "without its gauges until it returns (counted in ig_snapshot_errors_total"
-                        "{reason=\"timeout\"})", self.name, self.timeout, extra={"gadget": self.name, "reason": "timeout"})
+                        "{reason=\"timeout\"})", self.name, self.timeout,
+                        extra={"gadget": self.name, "reason": "timeout"})

@@ -26,7 +26,7 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")   # files only: no display needed
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
 DASHBOARD = Path(__file__).resolve().parent / "grafana" / "dashboards" / "ig.json"
 
@@ -105,7 +105,8 @@ def draw_heatmap(ax, result: list[dict], end: float, step: float) -> None:
     for s in buckets:
         values = {float(t): float(v) for t, v in s["values"]}
         cumulative.append([values.get(t, 0.0) for t in times])
-    counts = [cumulative[0]] + [[b - a for a, b in zip(lower, upper)] for lower, upper in zip(cumulative, cumulative[1:])]
+    counts = [cumulative[0]] + [[b - a for a, b in zip(lower, upper)]
+                                for lower, upper in zip(cumulative, cumulative[1:])]
     # Each column is centred on its step, so a range with a single step still has a width.
     image = ax.imshow(counts, aspect="auto", origin="lower", cmap="magma",
                       extent=(times[0] - step / 2 - end, times[-1] + step / 2 - end, 0, len(buckets)))

@@ -8,7 +8,7 @@ other: the collection merges what they say (merge.merge).
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 EVERY_CONTAINER = ""   # the container id of facts about every container on this node (its name)
 
@@ -42,8 +42,13 @@ class ContainerSource(Protocol):
     def refresh(self) -> None:
         """Re-read what can be re-read (from the collection's refresh loop)."""
 
-    def runtimes_in_use(self) -> list[str]:
-        """The runtimes this source reads, once started (none: it attributes no container)."""
-
     def stop(self) -> None:
         """Stop watching; `start` may be called again."""
+
+
+@runtime_checkable
+class RuntimeSource(ContainerSource, Protocol):
+    """A source that reads container runtimes (the node name and the cgroup tracker do not)."""
+
+    def runtimes_in_use(self) -> list[str]:
+        """The runtimes this source reads, once started (none: it attributes no container)."""

@@ -13,11 +13,14 @@ import ctypes
 import logging
 import threading
 import time
-from typing import Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from ..cgroups import cgroup2_mount, container_ids_of_path, scan, watch_program
 from ..model import Windows
 from .base import SourceSink
+
+if TYPE_CHECKING:
+    from ...bpf import RingBufferTransport
 
 log = logging.getLogger("igcore.containers")
 
@@ -33,7 +36,6 @@ class _CgroupEvent(ctypes.Structure):
 
 class CgroupTracker:
     name = "cgroups"
-    tracks_cgroups = True   # the collection and its resolver query it (path_of, born_at, id_of_path)
 
     def __init__(self, mount: str | None = None, *, clock: Callable[[], float] = time.monotonic,
                  windows: Windows = Windows(), use_bpf: bool = True, find_mount: bool = True) -> None:
@@ -45,7 +47,7 @@ class CgroupTracker:
         self._born: dict[int, float] = {}     # cgroup id -> when we saw it created
         self._removed: dict[int, float] = {}  # cgroup id -> when it was removed
         self._sink: SourceSink | None = None
-        self._watch = None
+        self._watch: tuple[RingBufferTransport, Any] | None = None
         self._miss = False
         self._last_scan = float("-inf")
 
@@ -124,7 +126,7 @@ class CgroupTracker:
                 if now - when > self.windows.keep_exited:
                     del self._removed[cgroup_id]
                     path = self._paths.pop(cgroup_id, None)
-                    if self._by_path.get(path) == cgroup_id:
+                    if path is not None and self._by_path.get(path) == cgroup_id:
                         del self._by_path[path]
 
     def _rescan(self) -> None:

@@ -74,6 +74,7 @@ class DockerSource:
             self._thread = None
 
     def _inspect(self, cid: str) -> None:
+        assert self._client is not None and self._sink is not None   # start() connected
         try:
             meta = metadata_from_inspect(self._client.inspect(cid))
         except (OSError, ValueError):
@@ -81,6 +82,7 @@ class DockerSource:
         self._sink.report(self.runtime, cid, meta, running=bool(meta["pid"]))
 
     def _read_events(self) -> None:
+        assert self._client is not None   # start() connected, then started this thread
         while not self._stop.is_set():
             try:
                 for event in self._client.events(self._since):
@@ -102,6 +104,7 @@ class DockerSource:
         cid = (event.get("Actor") or {}).get("ID") or event.get("id") or ""
         if not cid:
             return
+        assert self._sink is not None   # start() set it before the events thread
         if action in ("create", "start"):
             self._sink.report(self.runtime, cid, metadata_from_event(event))
             if action == "start":

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ctypes
 import threading
 import time
+from typing import Any
 
 # The order of the C enum in dns.bpf.c.
 KERNEL_COUNTERS = ("expired", "unmatched", "inserted", "removed", "malformed", "continuations", "retransmissions")
@@ -30,7 +31,7 @@ class KernelCounters(dict):
     def __init__(self, ttl_ns: int) -> None:
         super().__init__({name: 0 for name in NAMES})
         self._ttl_ns = ttl_ns
-        self._bpf = None
+        self._bpf: Any = None   # bcc's BPF object, from attach()
         self._swept = 0   # expired queries removed here, not by the kernel
         self._evicted = 0
         self._read_at = 0.0

@@ -3,9 +3,10 @@
 The kernel (dns.bpf.c) decides which packets are DNS messages and reads their header, qtype and
 latency; only what rows need beyond that is read here. Everything here reads untrusted bytes: any
 inconsistency raises MalformedPacket, which the gadget counts as a decode error (the row stays, with
-these columns empty: the kernel already counted the message); nothing else may escape (the fuzz test holds us to that). Reads past the
-end are not checked one by one: the IndexError or struct.error they raise becomes MalformedPacket
-(this runs once per DNS message, so the common path is kept short).
+these columns empty: the kernel already counted the message); nothing else may escape (the fuzz
+test holds us to that). Reads past the end are not checked one by one: the IndexError or
+struct.error they raise becomes MalformedPacket (this runs once per DNS message, so the common path
+is kept short).
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ import os
 import struct
 import threading
 from importlib import resources
+from typing import Any
 
 from igcore.api import (
     Column,
@@ -63,7 +64,8 @@ SCHEMA = Schema.with_container_columns([
            kernel=KernelField("f.latency", "u64")),
     Column("numAnswers", Kind.INT, "answer records (the header's count)", kernel=KernelField("f.ancount", "u16")),
     Column("addresses", Kind.STR, "A and AAAA answers, comma-separated", width=24),
-    Column("pktType", Kind.STR, "HOST (received) or OUTGOING (sent); HOST on loopback, where a packet is both and reported once",
+    Column("pktType", Kind.STR,
+           "HOST (received) or OUTGOING (sent); HOST on loopback, where a packet is both and reported once",
            kernel=KernelField("f.pkt_type", "u8", _named(PKT_TYPES))),
     Column("netns", Kind.UINT, "network namespace inode", kernel=KernelField("f.netns", "u64"), hidden=True),
     Column("timestamp", Kind.UINT, "kernel time of the packet (ns, monotonic)", hidden=True),
@@ -85,13 +87,14 @@ _EVENT = struct.Struct("=QQQIHHHHHHHBBBBBBII")
 class DnsGadget(TraceGadget, NetnsAware):
     def __init__(self, ctx: GadgetContext) -> None:
         super().__init__(ctx)
-        self.stats.extra = KernelCounters(QUERY_TTL_NS)
+        self._counters = self.stats.extra = KernelCounters(QUERY_TTL_NS)
         self._sockets: dict[int, tuple] = {}      # netns -> (socket, program fd, slot)
         self._users: dict[int, int] = {}          # netns -> containers using it (a pod's share one)
         self._own_netns = 0                       # ig's own (the host's): watched until stop
         self._free_slots = list(range(NETNS_SLOTS - 1, 0, -1))   # slot 0 is never stamped
         self._lock = threading.Lock()
-        self._bpf = self._transport = None
+        self._bpf: Any = None   # bcc's BPF object, while started
+        self._transport: RingBufferTransport | None = None
 
     # -- namespaces ------------------------------------------------------------------------
     def add_netns(self, netns: int, path: str) -> None:
@@ -133,7 +136,7 @@ class DnsGadget(TraceGadget, NetnsAware):
         cflags = [f"-DIG_RINGBUF_PAGES={RINGBUF_PAGES}", f"-DQUERY_TABLE_SIZE={QUERY_TABLE_SIZE}",
                   f"-DQUERY_TTL_NS={QUERY_TTL_NS}ULL", f"-DNETNS_SLOTS={NETNS_SLOTS}"]
         self._bpf = compile_program(text, cflags, name="dns", kernel=self.ctx.kernel)
-        self.stats.extra.attach(self._bpf)
+        self._counters.attach(self._bpf)
         self._transport = RingBufferTransport(self._bpf, self._decode, self.stats)
         self._transport.start(sink, name="ig-dns", spawn=self.ctx.spawn)
         # ig runs in the host namespace: watch its own, whatever containers come and go
@@ -149,7 +152,7 @@ class DnsGadget(TraceGadget, NetnsAware):
             sock.close()
             os.close(fd)
         self._transport.stop()
-        self.stats.extra.detach()
+        self._counters.detach()
         self._bpf.cleanup()
         self._transport = None
 

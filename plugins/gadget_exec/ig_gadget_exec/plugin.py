@@ -71,10 +71,10 @@ class ExecGadget(RingBufferGadget):
     def decode(self, data, size: int) -> dict:
         raw = ctypes.string_at(data, size)
         ts, cgroup_id, pid, _tid, ppid, uid, gid, retval, args_size, flags, comm = HEADER.unpack_from(raw)
-        args = raw[HEADER.size:HEADER.size + args_size]
-        if args.endswith(b"\0"):
-            args = args[:-1]
-        args = args.replace(b"\0", b" ").decode("utf-8", "replace")
+        argv = raw[HEADER.size:HEADER.size + args_size]
+        if argv.endswith(b"\0"):
+            argv = argv[:-1]
+        args = argv.replace(b"\0", b" ").decode("utf-8", "replace")
         if flags & FLAG_MORE_ARGS:
             args += " ..."
         if flags & FLAG_NO_ARGS:

@@ -26,7 +26,7 @@ def test_ig_trace_signal_shows_a_containers_kills(live_trace, docker):
     name = f"ig-signal-{uuid.uuid4().hex[:12]}"
     trace = live_trace("signal", "--filter", "signal:~^SIG(USR1|USR2|HUP)$")
     target = started_target(docker, name)
-    mine = lambda sig: lambda r: r["k8s.container"] == name and r["signal"] == sig  # noqa: E731
+    mine = lambda sig: lambda r: r["k8s.container"] == name and r["signal"] == sig
     # Until the gadget is attached: one USR2 a round.
     trace.until(mine("SIGUSR2"), lambda: docker.cli("exec", name, "sh", "-c", "kill -USR2 1"), timeout=60)
     docker.cli("exec", name, "sh", "-c", f"for i in $(seq {n}); do kill -USR1 1; done; kill -HUP 1")

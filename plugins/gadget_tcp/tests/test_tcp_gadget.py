@@ -57,7 +57,7 @@ def run_peers(netns, n: int, family: str, host: str) -> tuple[int, list[list[int
 
 def check_peers(trace, netns, n: int, family: str, host: str, ip: int) -> None:
     pid, pairs = run_peers(netns, n, family, host)
-    mine = lambda r: r["pid"] == pid  # noqa: E731  (`ip netns exec` execs the program: same pid)
+    mine = lambda r: r["pid"] == pid
     assert trace.wait(lambda r: mine(r) and r["dport"] == REFUSED)
     client_ports = [c for c, _ in pairs]
     connects = trace.matching(lambda r: mine(r) and r["operation"] == "connect" and r["dport"] == PORT)
