@@ -67,7 +67,7 @@ def _check_output(output: str) -> None:
 def _layout(spec: GadgetSpec, columns: list[str], output: str, console: Console, borders: int = 0) -> Layout:
     """The table's layout for the terminal's width (`wide`: any width)."""
     width = None if output == "wide" else max(console.width - borders, 1)
-    return layout([column for c in columns if (column := spec.columns.get(c)) is not None], width)   # names of the schema
+    return layout([column for c in columns if (column := spec.columns.get(c)) is not None], width)
 
 
 def _note(notes: Console, text: str, style: str = "dim", level: int = logging.INFO) -> None:
