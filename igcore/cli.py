@@ -105,7 +105,7 @@ def _read_config_source(config: Optional[str]) -> str:
 
 
 def _runtime_options(runtimes: str, docker_socket: str, containerd_socket: str = "/run/containerd/containerd.sock",
-                     crio_socket: str = "/run/crio/crio.sock"):
+                     crio_socket: str = "/run/crio/crio.sock", kubeconfig: Optional[str] = None):
     from .containers import RuntimeOptions
 
     chosen = tuple(r.strip() for r in runtimes.split(",") if r.strip())
@@ -113,7 +113,7 @@ def _runtime_options(runtimes: str, docker_socket: str, containerd_socket: str =
     if unknown:
         raise ConfigError(f"--runtimes: unknown runtime {unknown[0]!r} (choose from {', '.join(RUNTIMES)})")
     return RuntimeOptions(runtimes=chosen, docker_socket=docker_socket, containerd_socket=containerd_socket,
-                          crio_socket=crio_socket, node_name=os.environ.get("NODE_NAME", ""))
+                          crio_socket=crio_socket, node_name=os.environ.get("NODE_NAME", ""), kubeconfig=kubeconfig)
 
 
 RuntimesOpt = Annotated[str, typer.Option("--runtimes", help="Container runtimes to watch, comma-separated.")]
@@ -146,6 +146,7 @@ def prometheus(
     docker_socket: DockerSock = "/run/docker.sock",
     containerd_socket: ContainerdSock = "/run/containerd/containerd.sock",
     crio_socket: CrioSock = "/run/crio/crio.sock",
+    kubeconfig: Annotated[Optional[Path], typer.Option("--kubeconfig", help="Watch this node's pods (NODE_NAME) through the API server of this kubeconfig, for the pod owner and label columns, from outside a pod (in a pod: its service account; docs/config.md, Pod owners and labels).")] = None,
     web_config: Annotated[Optional[Path], typer.Option("--web-config-file", help="TLS and basic auth, in the Prometheus exporter-toolkit's format (docs/security.md).")] = None,
     max_connections: Annotated[int, typer.Option("--web-max-connections", min=1, help="Connections kept open at most (also at most half the descriptor limit).")] = HttpOptions.max_connections,
     read_timeout: Annotated[float, typer.Option("--web-read-timeout", min=0.1, help="Seconds for a TLS handshake, and for a request once it started.")] = HttpOptions.read_timeout,
@@ -166,7 +167,8 @@ def prometheus(
     try:
         follow = WatchOptions(watch_poll, inotify) if watch else None
         _prometheus(config, listen, path, host, check, max_series, snapshot_interval,
-                    lambda: _runtime_options(runtimes, docker_socket, containerd_socket, crio_socket),
+                    lambda: _runtime_options(runtimes, docker_socket, containerd_socket, crio_socket,
+                                             str(kubeconfig) if kubeconfig else None),
                     _series_policy(series_grace, series_idle, series_sweep), web, follow,
                     snapshot_timeout=snapshot_timeout, strict=strict, kernel_aggregation=kernel_aggregation,
                     stuck_after=stuck_after)
@@ -420,15 +422,16 @@ def _print_columns(title: str, spec) -> None:
 
     from rich.text import Text
 
-    from .columns import CONTAINER_COLUMN_NAMES
+    from .columns import POD_LABEL_PATTERN, by_container
 
     def kernel(column) -> str:   # kernel: metrics reading it may be computed in the gadget's program
-        return "yes" if column.kernel is not None else "by key" if column.name in CONTAINER_COLUMN_NAMES else ""
+        return "yes" if column.kernel is not None else "by key" if by_container(column.name) else ""
 
-    longest = max(len(c.name) for c in spec.columns)
+    columns = [*spec.columns, POD_LABEL_PATTERN] if "k8s.podLabels" in spec.columns else list(spec.columns)
+    longest = max(len(c.name) for c in columns)
     if out.width < longest + _ROOM_BESIDE_NAMES:
         out.print(Text(title))
-        for column in spec.columns:
+        for column in columns:
             out.print(Text(column.name), soft_wrap=True)
             details = [column.kind.value, *(f"alias {a}" for a in column.aliases)]
             details += [f"kernel: {kernel(column)}"] if kernel(column) else []
@@ -439,7 +442,7 @@ def _print_columns(title: str, spec) -> None:
     table.add_column("column", no_wrap=True, min_width=longest)
     for col in ("kind", "aliases", "kernel", "description"):
         table.add_column(col, no_wrap=col in ("kind", "kernel"))
-    for column in spec.columns:   # Text: a plugin's strings are shown as they are, never read as markup
+    for column in columns:   # Text: a plugin's strings are shown as they are, never read as markup
         table.add_row(*map(Text, (column.name, column.kind.value, ", ".join(column.aliases), kernel(column),
                                   column.description)))
     out.print(table)

@@ -13,6 +13,8 @@ from rich.text import Text
 
 from . import logs, signals
 from .columns import CONTAINER_COLUMN_NAMES
+from .containers.pod_source import use_pod_columns, wait_for_pods
+from .containers.sources.kubeapi import in_a_pod
 from .errors import ConfigError, IgError, RuntimeFailure, describe
 from .gadgets import Category, GadgetContext, GadgetSpec, NetnsAware
 from .livetable import Layout, layout, one_line
@@ -36,7 +38,8 @@ def _columns(spec: GadgetSpec, wanted: str | None) -> list[str]:
     if not wanted:
         own = [c.name for c in spec.columns if c.name not in CONTAINER_COLUMN_NAMES and c.name not in _HIDDEN_BY_DEFAULT]
         own.sort(key=lambda name: name == "args")   # the long one last: it may run past the line
-        return ["k8s.container", *own]
+        # in a pod (the node agent's), the pod watch knows the owners: shown by default
+        return ["k8s.container", *(("k8s.owner.kind", "k8s.owner.name") if in_a_pod() else ()), *own]
     chosen = []
     for name in (w.strip() for w in wanted.split(",") if w.strip()):
         column = spec.columns.get(name)
@@ -46,6 +49,15 @@ def _columns(spec: GadgetSpec, wanted: str | None) -> list[str]:
                               + f"; columns: {', '.join(spec.columns.names)}")
         chosen.append(column.name)
     return chosen
+
+
+def _use_pod_columns(containers, spec: GadgetSpec, shown: list[str], filters: list[str] | None,
+                     runtime_options) -> None:
+    """The pod columns shown or filtered on are held (containers/pod_source.py)."""
+    from .selectors import compile_selector
+
+    used = [*shown, *(compile_selector(f, spec.columns).column for f in filters or ())]
+    use_pod_columns(containers, used, runtime_options.runtimes)
 
 
 def _filter(spec: GadgetSpec, filters: list[str]):
@@ -136,7 +148,9 @@ def run_trace(name, filters, output, columns, host, timeout, runtime_options, co
     sink = printer if predicate is None else (lambda rows: printer([r for r in rows if predicate(r)]))
     signals.block()
     containers = ContainerCollection.for_host(runtime_options)
+    _use_pod_columns(containers, spec, table.columns if table else spec.columns.names, filters, runtime_options)
     containers.start()
+    wait_for_pods(containers)
     try:
         gadget = _plugin_call(f"gadget trace {name} failed to start", spec.factory, GadgetContext(host=host))
     except BaseException:
@@ -185,7 +199,9 @@ def run_snapshot(name, filters, output, columns, host, runtime_options, console:
     _check_output(output)
     shown = _columns(spec, columns)
     containers = ContainerCollection.for_host(runtime_options)
+    _use_pod_columns(containers, spec, spec.columns.names if output == "json" else shown, filters, runtime_options)
     containers.start()
+    wait_for_pods(containers)
     try:
         gadget = _plugin_call(f"gadget snapshot {name} failed to start", spec.factory, GadgetContext(host=host))
         try:

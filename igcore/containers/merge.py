@@ -78,6 +78,7 @@ def merge(cid: str, sightings: Mapping[str, object], old: Container | None, prob
         pid=pid, cgroup_id=probed.cgroup_id or (old.cgroup_id if old else 0), mntns=mntns, netns=netns,
         k8s_namespace=ns, k8s_pod=pod, k8s_container=k8s_container,
         sandbox=bool(meta.get("sandbox")) or is_sandbox(annotations), node_name=node_name,
+        pod_labels=meta.get("pod_labels", ()),
     )
 
 

@@ -24,6 +24,8 @@ class RuntimeOptions:
     crio_socket: str = "/run/crio/crio.sock"
     state_dirs: dict[str, tuple[str, ...]] | None = None
     node_name: str = ""
+    # the pod watch from outside a pod (--kubeconfig); in a pod, its service account (containers/pod_source.py)
+    kubeconfig: str | None = None
 
     def roots(self) -> dict[str, tuple[str, ...]]:
         chosen = self.state_dirs or DEFAULT_STATE_DIRS
@@ -55,9 +57,11 @@ class Container:
     k8s_container: str = ""
     sandbox: bool = False   # a pod's sandbox ("pause"): it holds the pod's namespaces, it is not a workload
     node_name: str = field(default="", compare=False)
+    pod_labels: tuple[tuple[str, str], ...] = ()   # a cri-dockerd sandbox's pod labels (containers/pods.py)
 
     def columns(self) -> dict[str, str]:
-        """The container columns; k8s.container falls back to the runtime's container name."""
+        """The container columns but the pod's owner and labels (the collection's `columns_of` adds
+        them); k8s.container falls back to the runtime's container name."""
         return {
             "k8s.node": self.node_name,
             "k8s.namespace": self.k8s_namespace,

@@ -6,6 +6,7 @@ import time
 from typing import Callable
 
 from ..model import RuntimeOptions, Windows
+from ..pod_source import pod_watch_for
 from .base import EVERY_CONTAINER, ContainerSource, SourceSink
 from .cgroup_tracker import CgroupTracker
 from .docker_events import DockerSource
@@ -18,8 +19,9 @@ __all__ = ["EVERY_CONTAINER", "CgroupTracker", "ContainerSource", "DockerSource"
 
 def host_sources(options: RuntimeOptions, *, clock: Callable[[], float] = time.monotonic,
                  windows: Windows = Windows()) -> list[ContainerSource]:
-    """The node name, the cgroup tracker, the state directories of the chosen runtimes and, if chosen,
-    docker's Engine API. Started in this order: warnings come out in the options' order."""
+    """The node name, the cgroup tracker, the state directories of the chosen runtimes, if chosen,
+    docker's Engine API, and the pod watch when there is an API server to use. Started in this
+    order: warnings come out in the options' order."""
     docker = DockerSource(options.docker_socket) if "docker" in options.runtimes else None
     sources: list[ContainerSource] = [
         NodeNameSource(options.node_name),
@@ -28,4 +30,7 @@ def host_sources(options: RuntimeOptions, *, clock: Callable[[], float] = time.m
     ]
     if docker is not None:
         sources.append(docker)
+    watch = pod_watch_for(options.kubeconfig, options.node_name)
+    if watch is not None:
+        sources.append(watch)
     return sources
