@@ -6,6 +6,8 @@ or, on a host, from a cri-dockerd-labelled sandbox.
 
 from __future__ import annotations
 
+import os
+import subprocess
 import uuid
 
 import pytest
@@ -13,6 +15,7 @@ import pytest
 from tests.fake_apiserver import FakeApiServer
 from tests.fake_pods import FakePods
 from tests.fixtures.docker import IMAGE
+from tests.fixtures.igrun import IG
 from tests.fixtures.waiting import wait_until
 
 NODE = "node-e2e"
@@ -174,3 +177,20 @@ def test_host_pod_labels_from_a_cri_dockerd_sandbox(docker, run_ig, require_bpf)
     docker.cli("exec", main, "sh", "-c", "for i in $(seq 1 9); do cat /dev/null; done")
     assert ig.wait_for("execs_by_app_total", 9, k8s_podLabels_app="web") == 9, ig.text()
     assert f'execs_by_app_total{{k8s_owner_name="",k8s_podLabels_app="web"}} 9.0' in ig.text()
+
+
+@pytest.mark.parametrize("text, node, words", [
+    ("garbage: [\n", NODE, "cannot use --kubeconfig"),
+    ("[1, 2]\n", NODE, "cannot use --kubeconfig"),
+    (None, "", "needs this node's name in the NODE_NAME environment variable"),
+], ids=["not-yaml", "not-a-kubeconfig", "no-node-name"])
+def test_kubeconfig_errors_are_one_line(text, node, words, api, tmp_path):
+    path = FakePods(api, NODE).kubeconfig(tmp_path / "kubeconfig")
+    if text is not None:
+        path.write_text(text)
+    env = {k: v for k, v in os.environ.items() if k != "NODE_NAME"} | ({"NODE_NAME": node} if node else {})
+    result = subprocess.run([IG, "prometheus", "--kubeconfig", str(path), "--config", BY_APP.replace("{ns}", "x")],
+                            capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 2, result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert words in line and "Traceback" not in result.stderr

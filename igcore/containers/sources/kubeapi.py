@@ -40,7 +40,7 @@ class KubeApi:
         import httpx2
         from lightkube import KubeConfig
         from lightkube.config.client_adapter import Client, ConnectionParams
-        from lightkube.core.exceptions import ConfigError as KubeConfigError
+        from lightkube.core.exceptions import ConfigError as KubeConfigError   # raised below too
 
         from ...errors import ConfigError
 
@@ -52,9 +52,10 @@ class KubeApi:
                 raise KubeConfigError("it has no current context")
             self.server = config.cluster.server
             self._client = Client(config, ConnectionParams(timeout=httpx2.Timeout(READ_TIMEOUT), trust_env=False))
-        except (KubeConfigError, OSError, KeyError, ValueError, AssertionError) as exc:
+        except Exception as exc:   # a hostile file fails in many ways (YAML, its shape, certificates): one line
+            why = " ".join(str(exc).split())[:300] or type(exc).__name__
             source = f"--kubeconfig {kubeconfig}" if kubeconfig else f"the service account token in {service_account}"
-            raise ConfigError(f"cannot use {source} to reach the API server: {exc}") from None
+            raise ConfigError(f"cannot use {source} to reach the API server: {why}") from None
 
     def get(self, path: str, params: dict | None = None) -> dict:
         """One object or list page as JSON; ApiError for an error status, TransportError otherwise."""
