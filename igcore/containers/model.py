@@ -79,7 +79,9 @@ class Container:
                          node_name=self.node_name)
 
 
-HOST_COLUMNS: dict[str, str] = {name: "" for name in CONTAINER_COLUMN_NAMES}
+# The pod's owner and labels are added only where the config uses them (containers/pods.py).
+HOST_COLUMNS: dict[str, str] = {name: "" for name in CONTAINER_COLUMN_NAMES
+                                if not name.startswith(("k8s.owner.", "k8s.podLabels"))}
 
 
 def k8s_names(annotations: dict[str, str]) -> tuple[str, str, str]:

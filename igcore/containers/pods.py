@@ -48,22 +48,25 @@ def pod_labels_of_sandbox(docker_labels: Mapping[str, str]) -> dict[str, str]:
             if isinstance(k, str) and isinstance(v, str) and not k.startswith(_RUNTIME_LABEL_PREFIXES)}
 
 
-def used_pod_columns(columns: Iterable[str]) -> tuple[frozenset[str], bool]:
-    """(label keys, whether k8s.podLabels is used) among canonical column names."""
+def used_pod_columns(columns: Iterable[str]) -> tuple[frozenset[str], bool, bool]:
+    """(label keys, whether k8s.podLabels is used, whether an owner column is) among canonical
+    column names."""
     names = list(columns)
     keys = frozenset(k for k in map(pod_label_key, names) if k)
-    return keys, POD_LABELS in names
+    return keys, POD_LABELS in names, OWNER_KIND in names or OWNER_NAME in names
 
 
 class PodDirectory:
-    """The pods rows can be labelled with; thread-safe. `columns(namespace, pod)` always gives
-    every pod column the config uses ("" where unknown), so a row has each label column."""
+    """The pods rows can be labelled with; thread-safe. `columns(namespace, pod)` gives every pod
+    column the config uses ("" where unknown), so a row has each label column, and no other: rows
+    of a config without pod columns carry none (each column a row carries costs every row)."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock
         self._lock = threading.Lock()
         self._keys: frozenset[str] = frozenset()
         self._want_text = False
+        self._want_owner = False
         self._watched: dict[tuple[str, str], PodMeta] = {}
         self._deleted: dict[tuple[str, str], float] = {}      # watched pods deleted lately -> when
         self._sandboxes: dict[tuple[str, str], dict[str, str]] = {}   # runtime records: all labels
@@ -73,10 +76,10 @@ class PodDirectory:
     def want(self, columns: Iterable[str]) -> bool:
         """Hold the pod columns among `columns` (a config's labels and selectors); True when that
         changes what is held (the watch then lists the pods again to learn the new keys)."""
-        keys, text = used_pod_columns(columns)
+        keys, text, owner = used_pod_columns(columns)
         with self._lock:
             changed = (keys, text) != (self._keys, self._want_text)
-            self._keys, self._want_text = keys, text
+            self._keys, self._want_text, self._want_owner = keys, text, owner
             self._empty = self._columns_of(PodMeta())
         return changed
 
@@ -140,7 +143,7 @@ class PodDirectory:
 
     # -- what rows get ----------------------------------------------------------------------
     def columns(self, namespace: str, pod: str) -> dict[str, str]:
-        if not pod:
+        if not pod or not (self._want_owner or self._want_text or self._keys):
             return self._empty
         key = (namespace, pod)
         with self._lock:
@@ -153,7 +156,9 @@ class PodDirectory:
         return self._columns_of(meta)
 
     def _columns_of(self, meta: PodMeta) -> dict[str, str]:
-        out = {OWNER_KIND: meta.owner_kind, OWNER_NAME: meta.owner_name, POD_LABELS: meta.labels_text}
+        out = {OWNER_KIND: meta.owner_kind, OWNER_NAME: meta.owner_name} if self._want_owner else {}
+        if self._want_text:
+            out[POD_LABELS] = meta.labels_text
         held = dict(meta.labels)
         for key in self._keys:
             out[POD_LABEL_PREFIX + key] = held.get(key, "")
