@@ -13,7 +13,7 @@ from rich.text import Text
 
 from . import logs, signals
 from .columns import CONTAINER_COLUMN_NAMES
-from .containers.pod_source import use_pod_columns, wait_for_pods
+from .containers.pod_source import pod_watch_of, say_missing_source, wait_for_pods
 from .containers.sources.kubeapi import in_a_pod
 from .errors import ConfigError, IgError, RuntimeFailure, describe
 from .gadgets import Category, GadgetContext, GadgetSpec, NetnsAware
@@ -52,12 +52,15 @@ def _columns(spec: GadgetSpec, wanted: str | None) -> list[str]:
 
 
 def _use_pod_columns(containers, spec: GadgetSpec, shown: list[str], filters: list[str] | None,
-                     runtime_options) -> None:
-    """The pod columns shown or filtered on are held (containers/pod_source.py)."""
+                     runtime_options, asked: bool) -> None:
+    """The pod columns shown or filtered on are held (containers/pod_source.py); a missing source
+    is said only of those the user named (`asked`: --columns), not of -o json's every column."""
     from .selectors import compile_selector
 
-    used = [*shown, *(compile_selector(f, spec.columns).column for f in filters or ())]
-    use_pod_columns(containers, used, runtime_options.runtimes)
+    filtered = [compile_selector(f, spec.columns).column for f in filters or ()]
+    containers.pods.want([*shown, *filtered])
+    if pod_watch_of(containers) is None:
+        say_missing_source([*(shown if asked else ()), *filtered], runtime_options.runtimes)
 
 
 def _filter(spec: GadgetSpec, filters: list[str]):
@@ -148,7 +151,8 @@ def run_trace(name, filters, output, columns, host, timeout, runtime_options, co
     sink = printer if predicate is None else (lambda rows: printer([r for r in rows if predicate(r)]))
     signals.block()
     containers = ContainerCollection.for_host(runtime_options)
-    _use_pod_columns(containers, spec, table.columns if table else spec.columns.names, filters, runtime_options)
+    _use_pod_columns(containers, spec, table.columns if table else spec.columns.names, filters, runtime_options,
+                     asked=bool(columns))
     containers.start()
     wait_for_pods(containers)
     try:
@@ -199,7 +203,8 @@ def run_snapshot(name, filters, output, columns, host, runtime_options, console:
     _check_output(output)
     shown = _columns(spec, columns)
     containers = ContainerCollection.for_host(runtime_options)
-    _use_pod_columns(containers, spec, spec.columns.names if output == "json" else shown, filters, runtime_options)
+    _use_pod_columns(containers, spec, spec.columns.names if output == "json" else shown, filters, runtime_options,
+                     asked=bool(columns))
     containers.start()
     wait_for_pods(containers)
     try:

@@ -153,30 +153,54 @@ metrics:
 """
 
 
+def cri_dockerd_pod(docker, ns: str, pod: str) -> str:
+    """A pod as cri-dockerd makes it: a sandbox carrying the pod's labels (and its annotations as
+    annotation.KEY) beside kubelet's io.kubernetes.pod.* labels, and a container in its network
+    namespace; the container's name."""
+    uid = f"uid-{pod}"
+    kubelet = ["--label", f"io.kubernetes.pod.namespace={ns}", "--label", f"io.kubernetes.pod.name={pod}",
+               "--label", f"io.kubernetes.pod.uid={uid}"]
+    sandbox = f"k8s_POD_{pod}_{ns}_{uid}_0"
+    docker.run("-d", "--network", "none", *kubelet, "--label", "io.kubernetes.docker.type=podsandbox",
+               "--label", "app=web", "--label", "team=payments",
+               "--label", "annotation.kubernetes.io/config.source=api", IMAGE, "sleep", "3600",
+               name=sandbox, detach=True)
+    sandbox_id = docker.inspect(sandbox, "{{.Id}}")
+    main = f"k8s_main_{pod}_{ns}_{uid}_0"
+    docker.run("-d", "--network", f"container:{sandbox}", *kubelet, "--label", "io.kubernetes.docker.type=container",
+               "--label", "io.kubernetes.container.name=main", "--label", f"io.kubernetes.sandbox.id={sandbox_id}",
+               IMAGE, "sleep", "3600", name=main, detach=True)
+    return main
+
+
 def test_host_pod_labels_from_a_cri_dockerd_sandbox(docker, run_ig, require_bpf):
     """No API server: the pod's labels come from its sandbox's docker labels, as cri-dockerd sets them."""
     tag = uuid.uuid4().hex[:6]
     ns, pod = f"h{tag}", f"web-{tag}"
     ig = run_ig(BY_APP.replace("{ns}", ns))
     assert "no API server to watch this node's pods" in ig.output()
-    kubelet = ["--label", f"io.kubernetes.pod.namespace={ns}", "--label", f"io.kubernetes.pod.name={pod}",
-               "--label", f"io.kubernetes.pod.uid=uid-{tag}"]
-    sandbox = f"k8s_POD_{pod}_{ns}_uid-{tag}_0"
-    docker.run("-d", "--network", "none", *kubelet, "--label", "io.kubernetes.docker.type=podsandbox",
-               "--label", "app=web", "--label", "team=payments",
-               "--label", "annotation.kubernetes.io/config.source=api", IMAGE, "sleep", "3600",
-               name=sandbox, detach=True)
-    sandbox_id = docker.inspect(sandbox, "{{.Id}}")
-    main = f"k8s_main_{pod}_{ns}_uid-{tag}_0"
-    docker.run("-d", "--network", f"container:{sandbox}", *kubelet, "--label", "io.kubernetes.docker.type=container",
-               "--label", "io.kubernetes.container.name=main", "--label", f"io.kubernetes.sandbox.id={sandbox_id}",
-               IMAGE, "sleep", "3600", name=main, detach=True)
+    main = cri_dockerd_pod(docker, ns, pod)
     # ig has seen the sandbox once a probe's exec carries its label (it could come after the container)
     wait_until(lambda: docker.cli("exec", main, "/bin/true") and ig.value("probes_by_app_total", k8s_podLabels_app="web"),
                "an exec labelled with the sandbox's pod label", 30)
     docker.cli("exec", main, "sh", "-c", "for i in $(seq 1 9); do cat /dev/null; done")
     assert ig.wait_for("execs_by_app_total", 9, k8s_podLabels_app="web") == 9, ig.text()
     assert f'execs_by_app_total{{k8s_owner_name="",k8s_podLabels_app="web"}} 9.0' in ig.text()
+
+
+def test_trace_shows_the_pod_columns(docker, live_trace):
+    """`ig trace -o json` rows carry every column, the pod's labels and (empty, on a host) owner too."""
+    tag = uuid.uuid4().hex[:6]
+    ns, pod = f"t{tag}", f"web-{tag}"
+    trace = live_trace("exec")
+    main = cri_dockerd_pod(docker, ns, pod)
+    row = trace.until(lambda r: r.get("k8s.pod") == pod and r.get("comm") == "true" and r.get("k8s.podLabels"),
+                      lambda: docker.cli("exec", main, "/bin/true"))
+    # docker adds the image's own labels to a container's (the test image has one; pause images none)
+    labels = dict(pair.split("=", 1) for pair in row["k8s.podLabels"].split(","))
+    assert {"app": "web", "team": "payments"}.items() <= labels.items() and "io.kubernetes.pod.name" not in labels
+    assert not any(key.startswith("annotation.") for key in labels)
+    assert row["k8s.owner.kind"] == row["k8s.owner.name"] == ""
 
 
 @pytest.mark.parametrize("text, node, words", [

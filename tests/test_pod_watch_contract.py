@@ -121,3 +121,20 @@ def test_forbidden_backs_off_and_recovers(watching, cluster):
     assert watching.restarts["forbidden"] == 2
     assert watching.restarts["expired"] == 0
     assert watching.seconds_since_last_event() < 10
+
+
+def test_a_config_with_other_label_keys_lists_the_pods_again(watching, cluster):
+    """Only the label keys a config uses are held: a reload that uses another key lists the pods
+    again, at the watch's next event (here a bookmark), and that is not a restart."""
+    watching = watching()
+    directory = watching.pods
+    wait_until(lambda: directory.count() == 5 and cluster.watching == 1, "the list and a watch", 10)
+    assert "k8s.podLabels.team" not in directory.columns("shop", "web-7d9-a")
+    assert directory.want([*COLUMNS, "k8s.podLabels.team"])
+    assert directory.columns("shop", "web-7d9-a")["k8s.podLabels.team"] == ""   # not held yet
+    watching.relist()
+    cluster.bookmark()
+    wait_until(lambda: directory.columns("shop", "web-7d9-a")["k8s.podLabels.team"] == "payments",
+               "the new key's value", 10)
+    assert len(cluster.lists()) == 6   # the three pages again
+    assert sum(watching.restarts.values()) == 0
