@@ -59,8 +59,9 @@ class PodWatch:
     def start(self, sink) -> None:
         """`sink`: the container collection; the pods go to its `pods` directory."""
         self.pods = sink.pods
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name="ig-pod-watch", daemon=True)
+        # a new event each run: a thread of an earlier run, still in a read, ends at its next event
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, args=(self._stop,), name="ig-pod-watch", daemon=True)
         self._thread.start()
 
     def refresh(self) -> None:
@@ -82,16 +83,16 @@ class PodWatch:
         return self.clock() - (self.last_event if self.last_event is not None else self.started_at)
 
     # -- the loop -------------------------------------------------------------------------
-    def _loop(self) -> None:
+    def _loop(self, stop: threading.Event) -> None:
         backoff, previous = BACKOFF_FIRST, None
-        while not self._stop.is_set():
+        while not stop.is_set():
             events = 0
             try:
                 if self._version is None or self._relist.is_set():
                     self._relist.clear()
                     self._list()
-                events = self._watch()
-                if self._relist.is_set() or self._stop.is_set():
+                events = self._watch(stop)
+                if self._relist.is_set() or stop.is_set():
                     continue   # not a restart: the config asked for other label keys
                 reason = ENDED
             except ApiError as exc:
@@ -103,7 +104,7 @@ class PodWatch:
             except Exception as exc:   # a bug must not end the watch: counted, and tried again
                 reason = UNREACHABLE
                 loop_errors.record("containers.pod-watch", exc)
-            if self._stop.is_set():
+            if stop.is_set():
                 return
             self.restarts[reason] += 1
             if reason == EXPIRED:
@@ -113,7 +114,7 @@ class PodWatch:
             if (reason == ENDED and events) or (reason == EXPIRED and previous != EXPIRED):
                 backoff = BACKOFF_FIRST
             else:
-                self._stop.wait(backoff * random.uniform(0.8, 1.2))
+                stop.wait(backoff * random.uniform(0.8, 1.2))
                 backoff = min(backoff * 2, BACKOFF_MAX)
             previous = reason
 
@@ -157,13 +158,13 @@ class PodWatch:
         self.last_event = self.clock()
         self.listed.set()
 
-    def _watch(self) -> int:
+    def _watch(self, stop: threading.Event) -> int:
         """The events of one watch into the directory; how many there were."""
         events = 0
         params = {**self._selector(), "watch": "true", "allowWatchBookmarks": "true",
                   "resourceVersion": self._version, "timeoutSeconds": str(self.watch_timeout)}
         for event in self.api.watch(PODS, params, timeout=self.watch_timeout + 30):
-            if self._stop.is_set() or self._relist.is_set():
+            if stop.is_set() or self._relist.is_set():
                 return events
             self._event(event)
             events += 1
