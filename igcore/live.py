@@ -13,7 +13,7 @@ from rich.text import Text
 
 from . import logs, signals
 from .columns import CONTAINER_COLUMN_NAMES
-from .containers.pod_source import pod_watch_of, say_missing_source, wait_for_pods
+from .containers.pod_source import use_pod_columns, wait_for_pods
 from .containers.sources.kubeapi import in_a_pod
 from .errors import ConfigError, IgError, RuntimeFailure, describe
 from .gadgets import Category, GadgetContext, GadgetSpec, NetnsAware
@@ -58,9 +58,8 @@ def _use_pod_columns(containers, spec: GadgetSpec, shown: list[str], filters: li
     from .selectors import compile_selector
 
     filtered = [compile_selector(f, spec.columns).column for f in filters or ()]
-    containers.pods.want([*shown, *filtered])
-    if pod_watch_of(containers) is None:
-        say_missing_source([*(shown if asked else ()), *filtered], runtime_options.runtimes)
+    use_pod_columns(containers, [*shown, *filtered], runtime_options.runtimes,
+                    named=[*(shown if asked else ()), *filtered])
 
 
 def _filter(spec: GadgetSpec, filters: list[str]):

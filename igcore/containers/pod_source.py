@@ -8,7 +8,6 @@ labels only for cri-dockerd's sandboxes (never owners): one line at start says w
 from __future__ import annotations
 
 import logging
-from contextlib import contextmanager
 from typing import Iterable
 
 from ..columns import pod_label_key
@@ -82,12 +81,13 @@ def pod_watch_of(containers):
     return next((s for s in containers.sources if isinstance(s, PodWatch)), None)
 
 
-def use_pod_columns(containers, columns: list[str], runtimes: tuple[str, ...]) -> None:
+def use_pod_columns(containers, columns: list[str], runtimes: tuple[str, ...],
+                    named: list[str] | None = None) -> None:
     """Before the collection starts: hold the pod columns among `columns`; without a watch, say
-    what is missing when there are some."""
+    what is missing when some of `named` (default: `columns`) are pod columns."""
     containers.pods.want(columns)
     if pod_watch_of(containers) is None:
-        say_missing_source(columns, runtimes)
+        say_missing_source(columns if named is None else named, runtimes)
 
 
 def wait_for_pods(containers) -> None:

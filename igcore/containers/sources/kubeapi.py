@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from contextlib import contextmanager
 from typing import Iterator
 
 SERVICE_ACCOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
@@ -59,9 +60,9 @@ class KubeApi:
 
     def get(self, path: str, params: dict | None = None) -> dict:
         """One object or list page as JSON; ApiError for an error status, TransportError otherwise."""
-        with self._stream(path, params, READ_TIMEOUT) as response:
+        with self._stream(path, params, READ_TIMEOUT) as chunks:
             body = bytearray()
-            for chunk in response.iter_raw():
+            for chunk in chunks:
                 body += chunk
                 if len(body) > MAX_BODY:
                     raise TransportError(f"{path}: answer larger than {MAX_BODY} bytes")
@@ -69,9 +70,9 @@ class KubeApi:
 
     def watch(self, path: str, params: dict, timeout: float) -> Iterator[dict]:
         """The events of a watch, one JSON object per line, until the server ends the stream."""
-        with self._stream(path, params, timeout) as response:
+        with self._stream(path, params, timeout) as chunks:
             pending = b""
-            for chunk in response.iter_raw():
+            for chunk in chunks:
                 pending += chunk
                 *lines, pending = pending.split(b"\n")
                 if len(pending) > MAX_LINE:
@@ -80,44 +81,23 @@ class KubeApi:
                     if line.strip():
                         yield _json(line, path)
 
+    @contextmanager
     def _stream(self, path: str, params: dict | None, timeout: float):
+        """The body's chunks of a GET answered 200 (`timeout`: seconds a read may wait); the
+        client's errors, also those of a stream that breaks while read, as TransportError."""
         httpx2 = self._httpx
-        outer = self
-
-        class Answer:
-            def __enter__(self):
-                try:
-                    self.response = outer._client.stream("GET", path, params=params,
-                                                         timeout=httpx2.Timeout(READ_TIMEOUT, read=timeout))
-                    response = self.response.__enter__()
-                except httpx2.HTTPError as exc:
-                    raise TransportError(f"cannot reach the API server at {outer.server}: {exc}") from None
+        try:
+            with self._client.stream("GET", path, params=params,
+                                     timeout=httpx2.Timeout(READ_TIMEOUT, read=timeout)) as response:
                 if response.status_code != 200:
                     text = b"".join(_bounded(response, 65536)).decode(errors="replace")
-                    self.response.__exit__(None, None, None)
                     raise ApiError(response.status_code, _status_message(text))
-                return _Guarded(response, httpx2)
-
-            def __exit__(self, *exc):
-                self.response.__exit__(*exc)
-
-        return Answer()
+                yield response.iter_raw()
+        except httpx2.HTTPError as exc:
+            raise TransportError(f"the API server at {self.server}: {exc}") from None
 
     def close(self) -> None:
         self._client.close()
-
-
-class _Guarded:
-    """A response whose transport errors become TransportError."""
-
-    def __init__(self, response, httpx2) -> None:
-        self._response, self._httpx = response, httpx2
-
-    def iter_raw(self) -> Iterator[bytes]:
-        try:
-            yield from self._response.iter_raw()
-        except self._httpx.HTTPError as exc:
-            raise TransportError(f"the stream from the API server broke: {exc}") from None
 
 
 def _bounded(response, limit: int) -> Iterator[bytes]:
