@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NamedTuple, NoReturn, Optional
+from typing import TYPE_CHECKING, Annotated, Callable, NamedTuple, NoReturn, Optional
 
 import typer
 from rich.console import Console
@@ -109,6 +109,13 @@ def _read_config_source(config: Optional[str]) -> str:
     return config if path is None else f"@{path}"  # a directory means its config.yaml
 
 
+def _with_kubeconfig(runtime_options: Callable, kubeconfig: Optional[Path]) -> Callable:
+    """--kubeconfig joins the runtime options: the pod watch is a container source."""
+    if kubeconfig is None:
+        return runtime_options
+    return lambda: replace(runtime_options(), kubeconfig=str(kubeconfig))
+
+
 HostOpt = Annotated[bool, typer.Option("--host", help="Count events of host processes too (container columns empty).")]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Log debug messages.")]
 LogFormatOpt = Annotated[LogFormat, typer.Option(
@@ -149,6 +156,10 @@ def prometheus(
         help="Count metrics that the gadget's eBPF program can evaluate in BPF maps (--no-kernel-aggregation: every "
              "metric in user space; --check says where each goes).")] = True,
     runtime_options=None,   # --runtimes and the runtimes' socket options (cli_runtimes.py)
+    kubeconfig: Annotated[Optional[Path], typer.Option(
+        "--kubeconfig", help="Watch this node's pods (NODE_NAME) through the API server of this kubeconfig, for the "
+                             "pod owner and label columns, from outside a pod (in a pod: its service account; "
+                             "docs/config.md, Pod owners and labels).")] = None,
     web_config: Annotated[Optional[Path], typer.Option(
         "--web-config-file",
         help="TLS and basic auth, in the Prometheus exporter-toolkit's format (docs/security.md).")] = None,
@@ -186,7 +197,7 @@ def prometheus(
     try:
         follow = WatchOptions(watch_poll, inotify) if watch else None
         _prometheus(config, listen, path, host, check, max_series, snapshot_interval,
-                    runtime_options,
+                    _with_kubeconfig(runtime_options, kubeconfig),
                     _series_policy(series_grace, series_idle, series_sweep), web, follow,
                     snapshot_timeout=snapshot_timeout, strict=strict, kernel_aggregation=kernel_aggregation,
                     stuck_after=stuck_after)
@@ -444,15 +455,16 @@ def _print_columns(title: str, spec) -> None:
 
     from rich.text import Text
 
-    from .columns import CONTAINER_COLUMN_NAMES
+    from .columns import POD_LABEL_PATTERN, by_container
 
     def kernel(column) -> str:   # kernel: metrics reading it may be computed in the gadget's program
-        return "yes" if column.kernel is not None else "by key" if column.name in CONTAINER_COLUMN_NAMES else ""
+        return "yes" if column.kernel is not None else "by key" if by_container(column.name) else ""
 
-    longest = max(len(c.name) for c in spec.columns)
+    columns = [*spec.columns, POD_LABEL_PATTERN] if "k8s.podLabels" in spec.columns else list(spec.columns)
+    longest = max(len(c.name) for c in columns)
     if out.width < longest + _ROOM_BESIDE_NAMES:
         out.print(Text(title))
-        for column in spec.columns:
+        for column in columns:
             out.print(Text(column.name), soft_wrap=True)
             details = [column.kind.value, *(f"alias {a}" for a in column.aliases)]
             details += [f"kernel: {kernel(column)}"] if kernel(column) else []
@@ -463,7 +475,7 @@ def _print_columns(title: str, spec) -> None:
     table.add_column("column", no_wrap=True, min_width=longest)
     for col in ("kind", "aliases", "kernel", "description"):
         table.add_column(col, no_wrap=col in ("kind", "kernel"))
-    for column in spec.columns:   # Text: a plugin's strings are shown as they are, never read as markup
+    for column in columns:   # Text: a plugin's strings are shown as they are, never read as markup
         table.add_row(*map(Text, (column.name, column.kind.value, ", ".join(column.aliases), kernel(column),
                                   column.description)))
     out.print(table)

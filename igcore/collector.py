@@ -89,7 +89,24 @@ def self_metric_families(engine, bindings=None) -> list:
         except Exception as exc:
             loop_errors.record("collect", exc, gadget=run.label)
     return [info, running, failed, bad_rows, received, lost, dropped, held, series_dropped, series, series_expired,
-            snapshots, snapshot_seconds, snapshot_errors, reloads, paths, map_entries, loop_failures, *extras.values()]
+            snapshots, snapshot_seconds, snapshot_errors, reloads, paths, map_entries, loop_failures, *extras.values(),
+            *pod_watch_families(getattr(engine, "pod_watch", None))]
+
+
+def pod_watch_families(watch) -> list:
+    """The pod watch's own metrics, when ig watches its node's pods (containers/sources/pod_watch.py)."""
+    if watch is None:
+        return []
+    pods = GaugeMetricFamily("ig_k8s_pods", "pods of this node the watch knows", labels=["node"])
+    pods.add_metric([watch.node], watch.pods.count())
+    restarts = CounterMetricFamily("ig_k8s_watch_restarts", "times the pod watch started again, by why",
+                                   labels=["reason"])
+    for reason, n in watch.restarts.items():
+        restarts.add_metric([reason], n)
+    age = GaugeMetricFamily("ig_k8s_watch_seconds_since_last_event",
+                            "seconds since the pod watch's last list or event (bookmarks too)")
+    age.add_metric([], watch.seconds_since_last_event())
+    return [pods, restarts, age]
 
 
 class EngineCollector:

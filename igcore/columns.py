@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Iterable
@@ -74,8 +75,44 @@ CONTAINER_COLUMNS: tuple[Column, ...] = (
     Column("runtime.containerId", Kind.STR, "container id"),
     Column("runtime.containerName", Kind.STR, "container name as the runtime knows it"),
     Column("runtime.containerImageName", Kind.STR, "container image name"),
+    Column("k8s.owner.kind", Kind.STR, "kind of the pod's top controller: Deployment (of a ReplicaSet), CronJob "
+           "(of a Job), else the pod's own controller (DaemonSet, StatefulSet, ...); empty for a bare pod"),
+    Column("k8s.owner.name", Kind.STR, "name of the pod's top controller (see k8s.owner.kind)"),
+    Column("k8s.podLabels", Kind.STR, "the pod's labels, key=value sorted and comma-joined"),
 )
 CONTAINER_COLUMN_NAMES: tuple[str, ...] = tuple(c.name for c in CONTAINER_COLUMNS)
+
+# `k8s.podLabels.KEY`: the value of one pod label, a column for any label key (docs/config.md, Columns).
+POD_LABEL_PREFIX = "k8s.podLabels."
+# A Kubernetes label key: an optional DNS-subdomain prefix and "/", then a name of at most 63 characters.
+_LABEL_KEY = re.compile(r"([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?")
+
+
+def pod_label_column(name: str) -> Column | None:
+    """The column `k8s.podLabels.KEY` for a valid label KEY (the prefix in any case, the key as
+    written: label keys are case-sensitive); None for any other name."""
+    if name[:len(POD_LABEL_PREFIX)].lower() != POD_LABEL_PREFIX.lower():
+        return None
+    key = name[len(POD_LABEL_PREFIX):]
+    if not _LABEL_KEY.fullmatch(key):
+        return None
+    return Column(POD_LABEL_PREFIX + key, Kind.STR, f"the value of the pod's label {key}")
+
+
+# How lists of columns (ig list-gadgets, docs/config.md) show the `k8s.podLabels.KEY` columns.
+POD_LABEL_PATTERN = Column(POD_LABEL_PREFIX + "KEY", Kind.STR, "the value of the pod's label KEY, any label key "
+                           "(Prometheus label k8s_podLabels_KEY with every character outside [a-zA-Z0-9_] as _, "
+                           "e.g. k8s.podLabels.app -> k8s_podLabels_app)")
+
+
+def by_container(name: str) -> bool:
+    """A container column (the pod's labels too): metrics in the kernel get it from the container key."""
+    return name in CONTAINER_COLUMN_NAMES or pod_label_key(name) is not None
+
+
+def pod_label_key(column: str) -> str | None:
+    """KEY of a `k8s.podLabels.KEY` column name (canonical, as `pod_label_column` makes it)."""
+    return column[len(POD_LABEL_PREFIX):] if column.startswith(POD_LABEL_PREFIX) else None
 
 
 @dataclass(frozen=True)
@@ -103,10 +140,13 @@ class Schema:
         return cls(own + tuple(c for c in CONTAINER_COLUMNS if c.name.lower() not in names))
 
     def get(self, name: str) -> Column | None:
-        return self._index.get(name.lower())
+        found = self._index.get(name.lower())
+        if found is None and "k8s.podlabels" in self._index:   # a schema with the container columns
+            return pod_label_column(name)
+        return found
 
     def __contains__(self, name: str) -> bool:
-        return name.lower() in self._index
+        return self.get(name) is not None
 
     def __iter__(self):
         return iter(self.columns)

@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 from .config import BoundMetric, Config
 from .containers import ContainerCollection, Enricher, RuntimeOptions
+from .containers.pod_source import columns_used, pod_watch_of, use_pod_columns
 from .enginestatus import RUNNING, EngineStatus, GadgetState
 from .errors import ConfigError, IgError, RuntimeFailure, describe
 from .gadgets import Category, GadgetContext, GadgetSpec, GadgetStats, NetnsAware, TraceGadget
@@ -321,7 +322,9 @@ class Engine:
         self._started = False
         self._containers_started = False
         self.started_at = time.time()
-        self.sweeper = SeriesSweeper(self._trace_aggregators, self.containers.containers, options.series)
+        self.pod_watch = pod_watch_of(self.containers)   # None without an API server (its metrics: collector)
+        self.sweeper = SeriesSweeper(self._trace_aggregators, self.containers.containers, options.series,
+                                     columns_of=self.containers.columns_of)
 
     def _trace_aggregators(self) -> list[TraceAggregator]:
         return [a for run in list(self.runs.values()) for a in run.aggregators.values()
@@ -357,6 +360,7 @@ class Engine:
     def start(self, config: Config) -> None:
         with self._holding("start"):
             if not self._containers_started:
+                use_pod_columns(self.containers, columns_used(config), self.options.runtimes.runtimes)
                 self.containers.start()
                 self._containers_started = True
             self._apply(config)
@@ -369,6 +373,8 @@ class Engine:
             self._apply(config)
 
     def _apply(self, config: Config) -> None:
+        if self.containers.pods.want(columns_used(config)) and self.pod_watch is not None:
+            self.pod_watch.relist()   # learn the label keys the new config uses
         old = {b: a for _, aggregators in self.bindings.values() for b, a in aggregators.items()}
         wanted: dict[tuple[str, str], dict[BoundMetric, object]] = {}
         for bound in config.metrics:

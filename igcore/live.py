@@ -14,6 +14,8 @@ from rich.text import Text
 
 from . import logs, signals
 from .columns import CONTAINER_COLUMN_NAMES
+from .containers.pod_source import use_pod_columns, wait_for_pods
+from .containers.sources.kubeapi import in_a_pod
 from .errors import ConfigError, IgError, RuntimeFailure, describe
 from .gadgets import Category, GadgetSpec
 from .livetable import Layout, layout, one_line
@@ -35,7 +37,8 @@ def _columns(spec: GadgetSpec, wanted: str | None) -> list[str]:
         # Column.hidden: noise in a terminal (a raw id, a timestamp); `--columns` can still ask for it.
         own = [c.name for c in spec.columns if c.name not in CONTAINER_COLUMN_NAMES and not c.hidden]
         own.sort(key=lambda name: name == "args")   # the long one last: it may run past the line
-        return ["k8s.container", *own]
+        # in a pod (the node agent's), the pod watch knows the owners: shown by default
+        return ["k8s.container", *(("k8s.owner.kind", "k8s.owner.name") if in_a_pod() else ()), *own]
     chosen = []
     for name in (w.strip() for w in wanted.split(",") if w.strip()):
         column = spec.columns.get(name)
@@ -45,6 +48,17 @@ def _columns(spec: GadgetSpec, wanted: str | None) -> list[str]:
                               + f"; columns: {', '.join(spec.columns.names)}")
         chosen.append(column.name)
     return chosen
+
+
+def _use_pod_columns(containers, spec: GadgetSpec, shown: list[str], filters: list[str] | None,
+                     runtime_options, asked: bool) -> None:
+    """The pod columns shown or filtered on are held (containers/pod_source.py); a missing source
+    is said only of those the user named (`asked`: --columns), not of -o json's every column."""
+    from .selectors import compile_selector
+
+    filtered = [compile_selector(f, spec.columns).column for f in filters or ()]
+    use_pod_columns(containers, [*shown, *filtered], runtime_options.runtimes,
+                    named=[*(shown if asked else ()), *filtered])
 
 
 def _filter(spec: GadgetSpec, filters: list[str]):
@@ -169,7 +183,10 @@ def run_trace(name, filters, output, columns, host, timeout, runtime_options, co
     sink = printer if predicate is None else (lambda rows: printer([r for r in rows if predicate(r)]))
     signals.block()
     run, containers = _live_run(spec, host, runtime_options, rows_to=sink, report_deaths=False)
+    _use_pod_columns(containers, spec, table.columns if table else spec.columns.names, filters, runtime_options,
+                     asked=bool(columns))
     containers.start()
+    wait_for_pods(containers)
     supervisor = Supervisor()
     try:
         # on a thread of its own: Ctrl-C during a start() that hangs still ends ig (igcore.supervisor)
@@ -195,7 +212,10 @@ def run_snapshot(name, filters, output, columns, host, runtime_options, console:
     _check_output(output)
     shown = _columns(spec, columns)
     run, containers = _live_run(spec, host, runtime_options)
+    _use_pod_columns(containers, spec, spec.columns.names if output == "json" else shown, filters, runtime_options,
+                     asked=bool(columns))
     containers.start()
+    wait_for_pods(containers)
     try:
         run.start()
         _started(run)

@@ -1,7 +1,9 @@
 """A local HTTP endpoint that stands in for a Kubernetes API server in contract tests.
 
 It records every request (method, path, query, headers, body) and answers from a table of canned
-responses; it is NOT a cluster: it checks what `kubectl gadget` sends, not what a cluster does.
+responses, or through `handle` (the list and watch of pods, tests/fake_pods.py); it is NOT a
+cluster: it checks what ig's clients send and how they take the protocol's answers, not what a
+cluster does.
 """
 
 from __future__ import annotations
@@ -28,11 +30,22 @@ def status(code: int, reason: str, message: str) -> dict:
             "message": message, "reason": reason, "code": code}
 
 
+def send_json(handler: BaseHTTPRequestHandler, code: int, body: dict) -> None:
+    data = json.dumps(body).encode()
+    handler.send_response(code)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(data)))
+    handler.end_headers()
+    handler.wfile.write(data)
+
+
 class FakeApiServer:
     def __init__(self) -> None:
         self.requests: list[Request] = []
         # (method, path) -> answer, or a list of answers given in turn (the last one repeats)
         self.responses: dict[tuple[str, str], tuple[int, dict] | list[tuple[int, dict]]] = {}
+        # (request, handler) -> True when it wrote the answer itself (a streamed watch)
+        self.handle = None
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -46,6 +59,8 @@ class FakeApiServer:
                 request = Request(self.command, url.path, dict(urllib.parse.parse_qsl(url.query)),
                                   {k.lower(): v for k, v in self.headers.items()}, json.loads(raw) if raw else None)
                 server.requests.append(request)
+                if server.handle is not None and server.handle(request, self):
+                    return
                 answer = server.responses.get((self.command, url.path), (None, None))
                 if isinstance(answer, list):
                     answer = answer.pop(0) if len(answer) > 1 else answer[0]
@@ -53,12 +68,7 @@ class FakeApiServer:
                 if code is None:  # an apply or a create answers with the object sent
                     code, body = {"PATCH": (200, request.body), "POST": (201, request.body)}.get(
                         self.command, (404, status(404, "NotFound", f"{url.path} not found")))
-                data = json.dumps(body).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                send_json(self, code, body)
 
             do_GET = do_PATCH = do_DELETE = do_POST = do_PUT = _answer
 

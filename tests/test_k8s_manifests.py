@@ -69,7 +69,8 @@ def test_agent_daemon_set_is_consistent(values):
     template, pod = ds["spec"]["template"], ds["spec"]["template"]["spec"]
     selector = ds["spec"]["selector"]["matchLabels"]
     assert selector.items() <= template["metadata"]["labels"].items()
-    assert pod["hostPID"] is True and pod["automountServiceAccountToken"] is False
+    # the pod watch's token is mounted in the agent's pods only (docs/security.md, The agent's API access)
+    assert pod["hostPID"] is True and pod["automountServiceAccountToken"] is True
     assert {"operator": "Exists"} in pod["tolerations"]
     (container,) = pod["containers"]
     volumes = {v["name"]: v for v in pod["volumes"]}
@@ -173,11 +174,29 @@ def test_image_tag_is_the_package_version():
     assert f"image: ig:{version}" in (ROOT / "deploy" / "ig.yaml").read_text()
 
 
+@pytest.mark.parametrize("values", [Values(), OTHER_VALUES], ids=["default", "other"])
+def test_rbac_grants_exactly_the_pod_watch(values):
+    """get/list/watch on pods, get on replicasets and jobs, nothing else, bound to the agent's account
+    in its own namespace (docs/security.md, The agent's API access)."""
+    role, binding = by_kind(agent_objects(values), "ClusterRole"), by_kind(agent_objects(values), "ClusterRoleBinding")
+    granted = {(group, resource, verb) for rule in role["rules"] for group in rule["apiGroups"]
+               for resource in rule["resources"] for verb in rule["verbs"]}
+    assert granted == {("", "pods", "get"), ("", "pods", "list"), ("", "pods", "watch"),
+                       ("apps", "replicasets", "get"), ("batch", "jobs", "get")}
+    assert all(set(rule) == {"apiGroups", "resources", "verbs"} for rule in role["rules"])   # no resourceNames, no *
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                                  "name": role["metadata"]["name"]}
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "ig", "namespace": values.namespace}]
+    assert role["metadata"]["name"] == binding["metadata"]["name"] == f"ig-{values.namespace}"
+
+
 def test_network_policy_admits_only_the_monitoring_namespace():
     policy = by_kind(agent_objects(ALL_OPTIONS), "NetworkPolicy")
     spec = policy["spec"]
     assert spec["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": "ig"}
-    assert spec["policyTypes"] == ["Ingress", "Egress"] and "egress" not in spec   # no egress at all
+    assert spec["policyTypes"] == ["Ingress", "Egress"]
+    # egress to the API server's ports only (the pod watch), nothing else
+    assert spec["egress"] == [{"ports": [{"protocol": "TCP", "port": 443}, {"protocol": "TCP", "port": 6443}]}]
     (rule,) = spec["ingress"]
     assert rule["from"] == [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}]
     assert rule["ports"] == [{"protocol": "TCP", "port": "metrics"}]

@@ -93,13 +93,15 @@ def test_deploy_creates_a_missing_namespace_and_marks_it(api):
     result = kubectl_gadget("deploy", "-n", "obs", "--image", "my/ig:2", "--metrics-listen-address", "0.0.0.0:9464",
                             "--metrics-path", "/m", api=api)
     assert result.returncode == 0, result.stderr
-    get, create, account, ds = api.requests
+    get, create, account, role, binding, ds = api.requests
     assert (get.method, get.path) == ("GET", "/api/v1/namespaces/obs")
     # a create (POST), never an apply that would take over a namespace created meanwhile
     assert (create.method, create.path, create.query) == ("POST", "/api/v1/namespaces", {"fieldManager": FIELD_MANAGER})
     assert create.body == namespace(values) and create.body["metadata"]["annotations"] == {CREATED_BY: "kubectl gadget deploy"}
-    service_account, daemon = agent_objects(values)
+    service_account, cluster_role, cluster_role_binding, daemon = agent_objects(values)
     assert_applied(account, "/api/v1/namespaces/obs/serviceaccounts/ig", service_account)
+    assert_applied(role, "/apis/rbac.authorization.k8s.io/v1/clusterroles/ig-obs", cluster_role)
+    assert_applied(binding, "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/ig-obs", cluster_role_binding)
     assert_applied(ds, "/apis/apps/v1/namespaces/obs/daemonsets/ig", daemon)
     assert "namespace/obs created" in result.stdout
 
@@ -133,7 +135,10 @@ def test_use_existing_namespace_writes_none_of_its_labels_and_undeploy_keeps_it(
     assert not any("pod-security" in str(r.body) for r in api.requests if r.body)
     assert [(r.method, r.path) for r in api.requests] == [
         ("GET", "/api/v1/namespaces/team-a"), ("GET", "/apis/apps/v1/namespaces/team-a/daemonsets/ig"),
-        ("PATCH", "/api/v1/namespaces/team-a/serviceaccounts/ig"), ("PATCH", "/apis/apps/v1/namespaces/team-a/daemonsets/ig")]
+        ("PATCH", "/api/v1/namespaces/team-a/serviceaccounts/ig"),
+        ("PATCH", "/apis/rbac.authorization.k8s.io/v1/clusterroles/ig-team-a"),
+        ("PATCH", "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/ig-team-a"),
+        ("PATCH", "/apis/apps/v1/namespaces/team-a/daemonsets/ig")]
     warning = " ".join(result.stderr.split())
     assert "enforces Pod Security level 'restricted'" in warning and "changes none of the namespace's labels" in warning
 
@@ -142,6 +147,8 @@ def test_use_existing_namespace_writes_none_of_its_labels_and_undeploy_keeps_it(
     assert result.returncode == 0, result.stderr
     assert ("DELETE", "/api/v1/namespaces/team-a") not in [(r.method, r.path) for r in api.requests]
     assert ("DELETE", "/apis/apps/v1/namespaces/team-a/daemonsets/ig") in [(r.method, r.path) for r in api.requests]
+    # cluster-wide, so undeploy deletes them itself
+    assert ("DELETE", "/apis/rbac.authorization.k8s.io/v1/clusterroles/ig-team-a") in [(r.method, r.path) for r in api.requests]
     assert "namespace/team-a kept" in result.stdout
 
 
@@ -322,8 +329,11 @@ def test_undeploy_deletes_our_namespace_only(api):
     api.responses[("GET", "/api/v1/namespaces/gadget")] = (200, namespace(Values()))
     api.responses[("DELETE", "/api/v1/namespaces/gadget")] = (200, status(200, "", ""))
     assert kubectl_gadget("undeploy", api=api).returncode == 0
-    assert [(r.method, r.path) for r in api.requests] == [("GET", "/api/v1/namespaces/gadget"),
-                                                          ("DELETE", "/api/v1/namespaces/gadget")]
+    assert [(r.method, r.path) for r in api.requests] == [
+        ("GET", "/api/v1/namespaces/gadget"),
+        ("DELETE", "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/ig-gadget"),   # not in the namespace
+        ("DELETE", "/apis/rbac.authorization.k8s.io/v1/clusterroles/ig-gadget"),
+        ("DELETE", "/api/v1/namespaces/gadget")]
     for name, labels in (("default", {}), ("team-a", namespace(Values())["metadata"]["labels"])):
         # the second carries every label deploy once forced on an existing namespace, but not the mark
         api.requests.clear()

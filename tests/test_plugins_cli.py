@@ -96,6 +96,9 @@ def test_gadget_columns_and_kinds():
     assert "int" in rows["pid"] and "uint" in rows["uid"] and "bool" in rows["ok"] and "float" in rows["ratio"]
     assert "command" in rows["comm"]  # alias shown
     assert "k8s.namespace" in rows
+    # the pod's owner and labels (docs/config.md, Pod owners and labels), and the form of one label's column
+    assert {"k8s.owner.kind", "k8s.owner.name", "k8s.podLabels"} <= rows.keys()
+    assert "by key" in rows["k8s.podLabels.KEY"] and "k8s_podLabels_KEY" in rows["k8s.podLabels.KEY"]
 
 
 def test_unknown_gadget_is_one_line_exit_2():

@@ -86,6 +86,13 @@ def test_no_runtime_reachable(run_ig, synth):
     assert printed(" ".join(ig.output().split()), doc_line("no container runtime found or reachable"))
 
 
+def test_no_pod_source(run_ig, synth):
+    """A config labelled by a pod's owner, on a host without an API server: the doc's line."""
+    ig = run_ig("metrics_name: t\nmetrics:\n  - {name: e, type: counter, category: trace, gadget: synth, "
+                "labels: [k8s.owner.name]}\n", "--runtimes", "docker", "--docker-socketpath", "/run/nope.sock")
+    assert printed(" ".join(ig.output().split()), doc_line("pod owners and labels: no API server"))
+
+
 def _in_private_mounts(script: str, config: str) -> subprocess.CompletedProcess:
     """`script` (mounts changed in a mount namespace of its own), then ig, which fails to compile."""
     if shutil.which("unshare") is None:

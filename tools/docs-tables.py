@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from igcore.columns import CONTAINER_COLUMN_NAMES, CONTAINER_COLUMNS, Column, Kind
+from igcore.columns import CONTAINER_COLUMN_NAMES, CONTAINER_COLUMNS, POD_LABEL_PATTERN, Column, Kind, by_container
 from igcore.config import load_config_text
 from igcore.errors import ConfigError
 from igcore.gadgets import GadgetSpec
@@ -53,13 +53,13 @@ def _rows(columns: list[Column]) -> list[str]:
     out = ["| column | kind | kernel | description |", "| --- | --- | --- | --- |"]
     for c in columns:
         aliases = f" (alias {', '.join(f'`{a}`' for a in c.aliases)})" if c.aliases else ""
-        kernel = "yes" if c.kernel is not None else "by key" if c.name in CONTAINER_COLUMN_NAMES else ""
+        kernel = "yes" if c.kernel is not None else "by key" if by_container(c.name) else ""
         out.append(f"| `{c.name}`{aliases} | {c.kind.value} | {kernel} | {c.description.replace('|', '/')} |")
     return out
 
 
 def column_tables(catalog: GadgetCatalog) -> str:
-    parts = ["### Every gadget", "", *_rows(list(CONTAINER_COLUMNS))]
+    parts = ["### Every gadget", "", *_rows([*CONTAINER_COLUMNS, POD_LABEL_PATTERN])]
     for spec in shipped_gadgets(catalog):
         own = [c for c in spec.columns if c.name not in CONTAINER_COLUMN_NAMES]
         parts += ["", f"### {spec.category.value} {spec.name}", "",

@@ -74,6 +74,18 @@ kubectl run busybox --image busybox --restart Never -- sh -c 'for i in $(seq 1 1
 wait_for "cat-only counter" 120 query 'executed_processes_total{k8s_pod="busybox",comm=""} == 100'
 kubectl gadget prometheus --show
 
+step "metrics by workload: a Deployment's series across a rollout"
+kubectl gadget prometheus --config @examples/executed_by_workload.yaml
+sha=$(sha256sum examples/executed_by_workload.yaml | cut -d' ' -f1)
+wait_for "workload config in force" 180 query "ig_config_info{sha256=\"$sha\"}"
+kubectl create deployment web --image busybox --replicas 2 -- sh -c 'while true; do cat /dev/null; sleep 10; done'
+wait_for "count by owner" 180 query 'executed_by_workload_total{k8s_owner_kind="Deployment",k8s_owner_name="web"} > 0'
+kubectl patch deployment web -p '{"spec":{"template":{"metadata":{"labels":{"team":"payments"}}}}}'
+kubectl rollout status deployment/web --timeout=300s
+wait_for "count by pod label" 180 query 'executed_by_app_total{k8s_podLabels_app="web"} > 0'
+wait_for "one series for the Deployment" 60 query 'count(executed_by_workload_total{k8s_owner_name="web"}) == 1'
+kubectl delete deployment web --wait
+
 step "another endpoint, nothing else edited"
 kubectl gadget prometheus --config @examples/executed_cat.yaml --metrics-listen-address 0.0.0.0:9464 --metrics-path /ig/metrics
 kubectl -n gadget rollout status daemonset/ig --timeout=300s

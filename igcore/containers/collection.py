@@ -20,6 +20,7 @@ from ..health import loop_errors
 from .cgroups import cgroup2_mount, container_ids_of_path
 from .merge import Probed, StateFacts, after_exit, chosen_pid, keeps_namespaces, merge, netns_view, state_of
 from .model import Container, RuntimeOptions, Windows
+from .pods import PodDirectory
 from .probe import HostProbe
 from .resolver import Resolution, Resolver
 from .runtimes import RUNTIMES, RuntimeTable
@@ -61,6 +62,9 @@ class ContainerCollection:
         self._stop = threading.Event()
         self._kick = threading.Event()
         self._thread: threading.Thread | None = None
+        # Pod owners and labels: fed by the pod watch, else by cri-dockerd's sandboxes seen here.
+        self.pods = PodDirectory(clock)
+        self.subscribe(self.pods.sandbox_added, self.pods.sandbox_removed)
 
     @classmethod
     def for_host(cls, options: RuntimeOptions = RuntimeOptions(), *, clock: Callable[[], float] = time.monotonic,
@@ -198,6 +202,10 @@ class ContainerCollection:
         """Running containers (and, with include_exited, those that exited in the last minute)."""
         with self.lock:
             return [c for cid, c in self._containers.items() if include_exited or cid not in self._exited]
+
+    def columns_of(self, container: Container) -> dict[str, str]:
+        """A container's columns, with its pod's owner and labels."""
+        return {**container.columns(), **self.pods.columns(container.k8s_namespace, container.k8s_pod)}
 
     def get(self, cid: str) -> Container | None:
         with self.lock:

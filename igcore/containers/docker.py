@@ -10,6 +10,7 @@ import urllib.parse
 from typing import Iterator
 
 from .model import is_sandbox, k8s_names
+from .pods import pod_labels_of_sandbox
 
 
 class _UnixConnection(http.client.HTTPConnection):
@@ -102,6 +103,7 @@ def metadata_from_inspect(info: dict) -> dict:
         "image": (info.get("Config") or {}).get("Image", ""),
         "pid": (info.get("State") or {}).get("Pid", 0) or 0,
         "k8s_namespace": ns, "k8s_pod": pod, "k8s_container": container, "sandbox": is_sandbox(labels),
+        **_pod_labels(labels),
     }
 
 
@@ -110,4 +112,15 @@ def metadata_from_event(event: dict) -> dict:
     attrs = (event.get("Actor") or {}).get("Attributes") or {}
     ns, pod, container = k8s_names(attrs)
     return {"name": attrs.get("name", ""), "image": attrs.get("image", ""),
-            "k8s_namespace": ns, "k8s_pod": pod, "k8s_container": container, "sandbox": is_sandbox(attrs)}
+            "k8s_namespace": ns, "k8s_pod": pod, "k8s_container": container, "sandbox": is_sandbox(attrs),
+            **_pod_labels(attrs)}
+
+
+def _pod_labels(labels: dict) -> dict:
+    """A cri-dockerd sandbox's pod labels, sorted (an event's attributes also hold name and image)."""
+    if not is_sandbox(labels):
+        return {}
+    found = pod_labels_of_sandbox(labels)
+    for attribute in ("name", "image"):   # an event's own attributes, not labels
+        found.pop(attribute, None)
+    return {"pod_labels": tuple(sorted(found.items()))}

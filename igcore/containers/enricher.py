@@ -33,8 +33,8 @@ class Enricher:
     def _labels(self, found: Container | None) -> dict[str, str] | None:
         """The columns to add for a container (or a host row), None to drop a host row."""
         if found is not None:
-            return found.columns()
-        return HOST_COLUMNS if self.host else None
+            return self.containers.columns_of(found)
+        return {**HOST_COLUMNS, **self.containers.pods.columns("", "")} if self.host else None
 
     def labels_for(self, value: int) -> tuple[object, Container | None]:
         """For a container key value that a kernel map holds: its container columns (None for a

@@ -44,6 +44,7 @@ class Said(NamedTuple):   # a tuple: merge builds one per source on every change
     k8s_pod: str = ""
     k8s_container: str = ""
     sandbox: bool = False
+    pod_labels: tuple[tuple[str, str], ...] = ()   # a cri-dockerd sandbox's, from docker's API
 
 
 def said(source: str, facts, table: RuntimeTable = RUNTIMES) -> Said:
@@ -54,7 +55,7 @@ def said(source: str, facts, table: RuntimeTable = RUNTIMES) -> Said:
                     sandbox=is_sandbox(annotations, table))
     return Said(source, False, facts.get("name") or "", facts.get("image") or "", facts.get("pid") or 0,
                 facts.get("k8s_namespace") or "", facts.get("k8s_pod") or "", facts.get("k8s_container") or "",
-                bool(facts.get("sandbox")))
+                bool(facts.get("sandbox")), tuple(facts.get("pod_labels") or ()))
 
 
 def ranked(sightings: Mapping[str, object], table: RuntimeTable = RUNTIMES) -> list[Said]:
@@ -108,6 +109,7 @@ def merge(cid: str, sightings: Mapping[str, object], old: Container | None, prob
         pid=pid, cgroup_id=probed.cgroup_id or (old.cgroup_id if old else 0), mntns=mntns, netns=netns,
         k8s_namespace=first("k8s_namespace"), k8s_pod=first("k8s_pod"), k8s_container=first("k8s_container"),
         sandbox=any(s.sandbox for s in found), node_name=node_name,
+        pod_labels=next((s.pod_labels for s in found if s.pod_labels), ()),
     )
 
 

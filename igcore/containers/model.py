@@ -23,6 +23,8 @@ class RuntimeOptions:
 
     def chosen(self) -> list[Runtime]:
         return [self.table[name] for name in self.runtimes]
+    # the pod watch from outside a pod (--kubeconfig); in a pod, its service account (containers/pod_source.py)
+    kubeconfig: str | None = None
 
     def roots(self) -> dict[str, tuple[str, ...]]:
         if self.state_dirs:
@@ -55,9 +57,11 @@ class Container:
     k8s_container: str = ""
     sandbox: bool = False   # a pod's sandbox ("pause"): it holds the pod's namespaces, it is not a workload
     node_name: str = field(default="", compare=False)
+    pod_labels: tuple[tuple[str, str], ...] = ()   # a cri-dockerd sandbox's pod labels (containers/pods.py)
 
     def columns(self) -> dict[str, str]:
-        """The container columns; k8s.container falls back to the runtime's container name."""
+        """The container columns but the pod's owner and labels (the collection's `columns_of` adds
+        them); k8s.container falls back to the runtime's container name."""
         return {
             "k8s.node": self.node_name,
             "k8s.namespace": self.k8s_namespace,
@@ -75,7 +79,9 @@ class Container:
                          node_name=self.node_name)
 
 
-HOST_COLUMNS: dict[str, str] = {name: "" for name in CONTAINER_COLUMN_NAMES}
+# The pod's owner and labels are added only where the config uses them (containers/pods.py).
+HOST_COLUMNS: dict[str, str] = {name: "" for name in CONTAINER_COLUMN_NAMES
+                                if not name.startswith(("k8s.owner.", "k8s.podLabels"))}
 
 
 def k8s_names(annotations: Mapping[str, str], table: RuntimeTable = RUNTIMES) -> tuple[str, str, str]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..columns import CONTAINER_COLUMN_NAMES, Column, Kind
+from ..columns import Column, Kind, by_container
 from ..quoting import quoted
 from ..selectors import Selector, compile_selector
 
@@ -24,9 +24,6 @@ INT_TYPES = {"u8": False, "u16": False, "u32": False, "u64": False, "s8": True, 
 # A histogram's bucket index is found by comparisons generated into the program: keep it small.
 MAX_KERNEL_BUCKETS = 128
 FORCED_REASON = "--no-kernel-aggregation is set"
-
-_CONTAINER_COLUMNS = frozenset(CONTAINER_COLUMN_NAMES)
-
 
 @dataclass(frozen=True)
 class Placement:
@@ -70,14 +67,14 @@ def _kernel_placement(bound) -> Placement:
     kernel_selectors, container_selectors = [], []
     for text in bound.config.selector:
         selector = compile_selector(text, schema)
-        if selector.column in _CONTAINER_COLUMNS:
+        if by_container(selector.column):
             container_selectors.append(text)
         else:
             _check_selector(selector, schema.get(selector.column))
             kernel_selectors.append(selector)
     key_columns = []
     for name in bound.label_columns:
-        if name in _CONTAINER_COLUMNS:
+        if by_container(name):
             continue
         column = schema.get(name)
         if column.kernel is None:

@@ -171,6 +171,12 @@ def undeploy(kubeconfig: KubeconfigOpt = None, context: ContextOpt = None,
         check_namespace_name(namespace, "--namespace")
         cluster = _cluster(kubeconfig, context, namespace)
         meta = cluster.namespace_meta()
+        # cluster-wide: a namespace's deletion leaves them
+        role = manifests.cluster_role_name(Values(namespace=namespace))
+        rbac = [f"{kind.lower()}/{role}" for kind in ("ClusterRoleBinding", "ClusterRole")
+                if cluster.delete(kind, role)]
+        if rbac:
+            out.print(f"deleted {', '.join(rbac)}")
         if is_ours(meta):
             cluster.delete("Namespace", namespace)
             out.print(f"namespace/{namespace} deleted, with everything in it")

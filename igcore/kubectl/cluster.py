@@ -17,6 +17,7 @@ from lightkube.core.exceptions import ApiError, ConfigError as KubeConfigError
 from lightkube.resources.apps_v1 import DaemonSet
 from lightkube.resources.core_v1 import ConfigMap, Namespace, Pod, Secret, ServiceAccount
 from lightkube.resources.networking_v1 import NetworkPolicy
+from lightkube.resources.rbac_authorization_v1 import ClusterRole, ClusterRoleBinding
 
 from ..configwatch import CONFIG_KEY
 from ..errors import ConfigError, RuntimeFailure
@@ -24,7 +25,9 @@ from .kept import KEPT_ANNOTATION
 from .manifests import CONFIG_MAP, FIELD_MANAGER, NAME, SELECTOR
 
 _KINDS: dict[str, Any] = {"ConfigMap": ConfigMap, "DaemonSet": DaemonSet, "Namespace": Namespace,
-                          "NetworkPolicy": NetworkPolicy, "Secret": Secret, "ServiceAccount": ServiceAccount}
+                          "NetworkPolicy": NetworkPolicy, "Secret": Secret, "ServiceAccount": ServiceAccount,
+                          "ClusterRole": ClusterRole, "ClusterRoleBinding": ClusterRoleBinding}
+_CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding"}
 _STATUS_WORDS = {401: "unauthorized", 403: "forbidden", 404: "not found", 409: "conflict"}
 
 
@@ -101,7 +104,7 @@ class Cluster:
         """False if it was not there."""
         with self._call(f"deleting {kind.lower()} {name}"):
             try:
-                self._client.delete(_KINDS[kind], name, namespace=None if kind == "Namespace" else self.namespace)
+                self._client.delete(_KINDS[kind], name, namespace=None if kind in _CLUSTER_SCOPED else self.namespace)
             except ApiError as exc:
                 if exc.status.code == 404:
                     return False

@@ -144,9 +144,37 @@ def namespace(values: Values) -> dict:
 
 
 def service_account(values: Values) -> dict:
-    # The agent reads pod identity from the runtime's OCI annotations: it never calls the API.
+    # No token for pods that merely name it: the agent's pod template mounts one itself.
     return {"apiVersion": "v1", "kind": "ServiceAccount", "automountServiceAccountToken": False,
             "metadata": {"name": NAME, "namespace": values.namespace, "labels": dict(SELECTOR)}}
+
+
+# What the agent's watch of its node's pods reads (docs/security.md, The agent's API access):
+# pods' labels and owners, and the ReplicaSet or Job between a pod and its Deployment or CronJob.
+RBAC_RULES = (
+    {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},
+    {"apiGroups": ["apps"], "resources": ["replicasets"], "verbs": ["get"]},
+    {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["get"]},
+)
+
+
+def cluster_role_name(values: Values) -> str:
+    """Cluster-wide names: one per namespace the agents are deployed in."""
+    return f"{NAME}-{values.namespace}"
+
+
+def cluster_role(values: Values) -> dict:
+    return {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+            "metadata": {"name": cluster_role_name(values), "labels": dict(SELECTOR)},
+            "rules": [dict(rule) for rule in RBAC_RULES]}
+
+
+def cluster_role_binding(values: Values) -> dict:
+    return {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+            "metadata": {"name": cluster_role_name(values), "labels": dict(SELECTOR)},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                        "name": cluster_role_name(values)},
+            "subjects": [{"kind": "ServiceAccount", "name": NAME, "namespace": values.namespace}]}
 
 
 def config_map(values: Values, text: str) -> dict:
@@ -162,14 +190,21 @@ def web_config_secret(values: Values, data: dict[str, str]) -> dict:
             "data": data}
 
 
+# The API server's ports the pod watch connects to: the `kubernetes` Service's, and its endpoints'
+# usual one (most network plugins apply a policy after the Service's translation).
+API_SERVER_PORTS = (443, 6443)
+
+
 def network_policy(values: Values) -> dict:
-    """Only pods of `values.metrics_from` reach the metrics port; the agent itself sends nothing."""
+    """Only pods of `values.metrics_from` reach the metrics port; the agent itself sends nothing but
+    its pod watch's requests to the API server's ports."""
     admitted = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": values.metrics_from}}}
     return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
             "metadata": {"name": NETWORK_POLICY, "namespace": values.namespace, "labels": dict(SELECTOR)},
             "spec": {"podSelector": {"matchLabels": dict(SELECTOR)},
-                     "policyTypes": ["Ingress", "Egress"],   # no egress rule: no egress
-                     "ingress": [{"from": [admitted], "ports": [{"protocol": "TCP", "port": "metrics"}]}]}}
+                     "policyTypes": ["Ingress", "Egress"],
+                     "ingress": [{"from": [admitted], "ports": [{"protocol": "TCP", "port": "metrics"}]}],
+                     "egress": [{"ports": [{"protocol": "TCP", "port": p} for p in API_SERVER_PORTS]}]}}
 
 
 def pod_annotations(values: Values) -> dict:
@@ -236,7 +271,7 @@ def daemon_set(values: Values) -> dict:
                 "metadata": {"labels": dict(SELECTOR), "annotations": pod_annotations(values)},
                 "spec": {
                     "serviceAccountName": NAME,
-                    "automountServiceAccountToken": False,
+                    "automountServiceAccountToken": True,   # the pod watch's token (docs/security.md)
                     "hostPID": True,
                     "tolerations": [{"operator": "Exists"}],  # every taint: every node gets an agent
                     "priorityClassName": "system-node-critical",
@@ -251,7 +286,7 @@ def daemon_set(values: Values) -> dict:
 def agent_objects(values: Values, secret_data: dict[str, str] | None = None) -> list[dict]:
     """What deploy applies after its namespace exists (the Secret when `secret_data` is given)."""
     values.check()
-    objects = [service_account(values)]
+    objects = [service_account(values), cluster_role(values), cluster_role_binding(values)]
     if secret_data is not None:
         objects.append(web_config_secret(values, secret_data))
     objects.append(daemon_set(values))

@@ -9,7 +9,9 @@ containers long gone and then drops the events of every new one. The sweep runs 
   match no live container. "Match" projects each live container's columns onto the metric's
   container label columns, so a metric labelled by `k8s.namespace` alone keeps a namespace while
   any container of it runs, and a series of a restarted container (same name, new id) stays when
-  its labels do not carry the id. Series whose container labels are all empty are host (or
+  its labels do not carry the id. The pod's owner and labels are container labels too: a metric
+  labelled by `k8s.owner.name` keeps an owner while any container of it runs, across a rollout
+  that replaces every pod. Series whose container labels are all empty are host (or
   unattributed) series: never gone. `k8s.node` names the node, which outlives its containers: it
   is not a container label here.
 - idle (off unless `idle_timeout` > 0): any series that has not moved for `idle_timeout` seconds,
@@ -31,7 +33,7 @@ from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any, Callable, Hashable, Iterable
 
-from ..columns import CONTAINER_COLUMN_NAMES
+from ..columns import CONTAINER_COLUMN_NAMES, pod_label_key
 from ..health import loop_errors
 
 __all__ = ["SeriesPolicy", "SeriesSweeper", "CONTAINER_GONE", "IDLE", "EVICTED", "REASONS", "container_views"]
@@ -59,21 +61,26 @@ class SeriesPolicy:
     sweep_period: float = 10.0  # how often the sweep runs: a series leaves up to this much late
 
 
-def container_views(containers: Iterable) -> list[dict[str, str]]:
+def container_views(containers: Iterable, columns_of: Callable = lambda c: c.columns()) -> list[dict[str, str]]:
     """The container columns rows of live containers can carry: each container's own, and for a
-    pod's container the pod-only view (rows of a namespace shared by the pod carry no container)."""
+    pod's container the pod-only view (rows of a namespace shared by the pod carry no container).
+    `columns_of`: a container's columns (the collection's adds its pod's owner and labels)."""
     views = []
     for container in containers:
-        views.append(container.columns())
+        views.append(columns_of(container))
         if container.k8s_pod:
-            views.append(container.pod_only().columns())
+            views.append(columns_of(container.pod_only()))
     return views
+
+
+def _is_identity(column: str) -> bool:
+    return column in IDENTITY_COLUMNS or pod_label_key(column) is not None
 
 
 def _identity(label_columns: tuple[str, ...]) -> tuple[tuple[str, ...], Callable[[Any], tuple]] | None:
     """(identity column names, series key -> their values) for a metric; None when its labels carry
     no container column. Keys are shaped as aggregators make them: a bare value for one label."""
-    positions = [i for i, column in enumerate(label_columns) if column in IDENTITY_COLUMNS]
+    positions = [i for i, column in enumerate(label_columns) if _is_identity(column)]
     if not positions:
         return None
     names = tuple(label_columns[i] for i in positions)
@@ -90,12 +97,15 @@ class SeriesSweeper:
 
     `aggregators()` gives the trace aggregators of the running config (read anew at each sweep, so
     a reload is followed); `containers()` the live containers (objects with `columns()`,
-    `k8s_pod` and `pod_only()`, as the container collection gives). `clock` must be the aggregators'.
+    `k8s_pod` and `pod_only()`, as the container collection gives), `columns_of` their columns as
+    rows carry them. `clock` must be the aggregators'.
     """
 
     def __init__(self, aggregators: Callable[[], Iterable], containers: Callable[[], Iterable],
-                 policy: SeriesPolicy = SeriesPolicy(), clock: Callable[[], float] = time.monotonic) -> None:
+                 policy: SeriesPolicy = SeriesPolicy(), clock: Callable[[], float] = time.monotonic,
+                 columns_of: Callable = lambda c: c.columns()) -> None:
         self.policy = policy
+        self._columns_of = columns_of
         self._aggregators, self._containers, self._clock = aggregators, containers, clock
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -113,8 +123,8 @@ class SeriesSweeper:
                 names = identity[0]
                 if names not in live:
                     if views is None:
-                        views = container_views(self._containers())
-                    live[names] = {tuple(view[n] for n in names) for view in views}
+                        views = container_views(self._containers(), self._columns_of)
+                    live[names] = {tuple(view.get(n, "") for n in names) for view in views}
                 projections = live[names]
             gone, idle = self._stale(aggregator.last_moved(), now, identity, projections)
             if gone:
