@@ -30,13 +30,15 @@ from operator import itemgetter
 from ..containers.resolver import PENDING
 from ..kernel.plan import USER, Placement
 from ..selectors import compile_selectors
-from .aggregators import CounterAggregator, HistogramAggregator
+from .aggregators import CounterAggregator, HistogramAggregator, TraceAggregator
+from .series import Move
 
 _DROP = object()   # the entry's events are not counted (a host row without --host, a selector)
 
 
-class _MapPull:
-    """What the two kernel aggregators share: attaching to a program, and the pull."""
+class KernelAggregator(TraceAggregator):
+    """What every aggregator over BPF maps shares: attaching to a program, and the pull. A kernel
+    aggregator is this class first, then the user-space one it counts like (its `_as_move`)."""
 
     _program = None
     _layout = None
@@ -141,9 +143,9 @@ class _MapPull:
             self._take_leaving()
 
     def _merge(self, moved: dict) -> None:
-        now, as_item = self._clock(), self._as_item
+        now, as_move = self._clock(), self._as_move
         with self._lock:
-            warn = self._apply([(key, as_item(delta)) for key, delta in moved.items()], now)
+            warn = self._apply([(key, as_move(delta)) for key, delta in moved.items()], now)
         if warn:
             self._cap.warn(True)
 
@@ -268,17 +270,22 @@ def _token(container, key_value: int):
     return container.id if container.id else ("netns", container.netns or key_value)
 
 
-class KernelCounterAggregator(_MapPull, CounterAggregator):
     @staticmethod
-    def _as_item(delta: list) -> tuple:
-        """A pull's delta of a series as a batch item of the user-space counter."""
+    def _as_move(delta: list[int]) -> Move:
+        """What a pull's delta of a series (the map value's words, kernel.codegen's Layout) adds."""
+        raise NotImplementedError
+
+
+class KernelCounterAggregator(KernelAggregator, CounterAggregator):
+    @staticmethod
+    def _as_move(delta: list[int]) -> Move:
         (amount,) = delta
-        return 0, amount, ()
+        return Move(0, amount)
 
 
-class KernelHistogramAggregator(_MapPull, HistogramAggregator):
+class KernelHistogramAggregator(KernelAggregator, HistogramAggregator):
     @staticmethod
-    def _as_item(delta: list) -> tuple:
-        """A pull's delta of a series as a batch item of the user-space histogram."""
+    def _as_move(delta: list[int]) -> Move:
+        """The buckets' words, then the sum's."""
         buckets = delta[:-1]
-        return sum(buckets), dict(enumerate(buckets)), delta[-1], ()
+        return Move(sum(buckets), delta[-1], buckets=dict(enumerate(buckets)))
