@@ -28,7 +28,7 @@ from collections import Counter, OrderedDict, defaultdict, deque
 from functools import partial
 from itertools import accumulate
 from operator import itemgetter
-from typing import TYPE_CHECKING, Callable, Hashable, Iterable
+from typing import TYPE_CHECKING, Callable, Hashable, Iterable, cast
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.utils import floatToGoString
@@ -50,7 +50,7 @@ DEFAULT_MAX_SERIES = 10000
 
 Key = Hashable
 
-_exhaust = partial(deque, maxlen=0)  # runs an iterator to its end in C, keeping nothing
+_exhaust: Callable[[Iterable], deque] = partial(deque, maxlen=0)  # runs an iterator to its end in C, keeping nothing
 
 
 # --- per-batch helpers (all per-row work in C) -------------------------------------------------
@@ -71,7 +71,7 @@ def _label_texts(count: int) -> Callable[[Key], list[str]]:
         return lambda key: []
     if count == 1:
         return lambda key: [label_value(key)]
-    return lambda key: list(map(label_value, key))
+    return lambda key: list(map(label_value, cast(tuple, key)))
 
 
 def _count_keys(rows: list[dict], key: Callable | None) -> dict[Key, int]:
@@ -266,37 +266,45 @@ class TraceAggregator(_Aggregator, ABC):
     def _removed(self, key: Key) -> None:
         """A series left (the caller holds the lock). The kernel path deletes its map entries."""
 
+    def ingest(self, rows: list[dict]) -> None:
+        """Account a batch of rows from the gadget."""
+        matching = self._matching(rows)
+        if not matching:
+            return
+        batch = self._per_series(matching)
+        now = self._clock()
+        with self._lock:
+            warn = self._apply(batch, now)
+        if warn:
+            self._cap.warn(True)
+
+    def collect(self) -> list[Metric]:
+        """The metric families, built now from a copy of the state."""
+        return self._families()
+
+    @abstractmethod
+    def _per_series(self, matching: list[dict]) -> Iterable[tuple[Key, Move]]:
+        """What a batch's matching rows add, per series."""
+
     @abstractmethod
     def _new_state(self, now: float) -> SeriesState:
         """The state of a series with nothing counted yet."""
 
     @abstractmethod
-    def ingest(self, rows: list[dict]) -> None:
-        """Account a batch of rows from the gadget."""
-
-    @abstractmethod
-    def collect(self) -> list[Metric]:
-        """The metric families, built now from a copy of the state."""
+    def _families(self) -> list[Metric]:
+        """The families of `collect`."""
 
 
 class CounterAggregator(TraceAggregator):
     """+1 per matching row, or + the row's `field` (ints stay ints; floats summed exactly)."""
 
-    def ingest(self, rows: list[dict]) -> None:
-        matching = self._matching(rows)
-        if not matching:
-            return
-        batch = _tally(matching, self._key, self._field)
-        now = self._clock()
-        with self._lock:
-            warn = self._apply(batch.items(), now)
-        if warn:
-            self._cap.warn(True)
+    def _per_series(self, matching: list[dict]) -> Iterable[tuple[Key, Move]]:
+        return _tally(matching, self._key, self._field).items()
 
     def _new_state(self, now: float) -> SeriesState:
         return SeriesState(now)
 
-    def collect(self) -> list[Metric]:
+    def _families(self) -> list[Metric]:
         with self._lock:
             items = [(key, state.integer, state.parts) for key, state in self._series.items()]
         bound = self.bound
@@ -322,24 +330,19 @@ class HistogramAggregator(TraceAggregator):
         self._place_float = partial(bisect_left, bounds)
         self._place_int = partial(bisect_left, as_ints)
 
-    def ingest(self, rows: list[dict]) -> None:
-        matching = self._matching(rows)
-        if not matching:
-            return
+    def _per_series(self, matching: list[dict]) -> Iterable[tuple[Key, Move]]:
+        field = self._field
+        assert field is not None, "a histogram observes a field (config.checks)"
         batch = []
-        for key, values in _group_values(matching, self._key, self._field).items():
+        for key, values in _group_values(matching, self._key, field).items():
             place = self._place_int if type(values[0]) is int else self._place_float
             batch.append((key, Move(len(values), *split_sum(values), buckets=Counter(map(place, values)))))
-        now = self._clock()
-        with self._lock:
-            warn = self._apply(batch, now)
-        if warn:
-            self._cap.warn(True)
+        return batch
 
     def _new_state(self, now: float) -> SeriesState:
         return SeriesState(now, buckets=[0] * self._width)
 
-    def collect(self) -> list[Metric]:
+    def _families(self) -> list[Metric]:
         with self._lock:
             items = [(key, list(state.buckets or ()), state.integer, state.parts)
                      for key, state in self._series.items()]

@@ -262,18 +262,17 @@ class KernelAggregator(TraceAggregator):
             live.add(("netns", container.netns))
         return live
 
+    @staticmethod
+    def _as_move(delta: list[int]) -> Move:
+        """What a pull's delta of a series (the map value's words, kernel.codegen's Layout) adds."""
+        raise NotImplementedError
+
 
 def _token(container, key_value: int):
     """What stays in `_live()` while the container runs; None for the host (never gone)."""
     if container is None:
         return None
     return container.id if container.id else ("netns", container.netns or key_value)
-
-
-    @staticmethod
-    def _as_move(delta: list[int]) -> Move:
-        """What a pull's delta of a series (the map value's words, kernel.codegen's Layout) adds."""
-        raise NotImplementedError
 
 
 class KernelCounterAggregator(KernelAggregator, CounterAggregator):
