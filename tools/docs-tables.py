@@ -64,9 +64,10 @@ def column_tables(catalog: GadgetCatalog) -> str:
 
 def _allows(catalog: GadgetCatalog, spec: GadgetSpec, kind: MetricType) -> bool:
     """Whether `ig prometheus --check` accepts a metric of this type on this gadget (with some field)."""
-    fields = [c.name for c in spec.columns if c.kind in _NUMERIC] if kind.buckets else [None]
+    fields = [c.name for c in spec.columns if c.kind in _NUMERIC] if kind.observes else [None]
+    bucket = ", bucket: {type: exp2, min: 0, max: 4}" if kind.buckets else ""
     for field in fields:
-        extra = f", field: {field}, bucket: {{type: exp2, min: 0, max: 4}}" if field else ""
+        extra = f", field: {field}{bucket}" if field else bucket
         text = (f"metrics_name: docs\nmetrics:\n  - {{name: m, type: {kind.name}, category: {spec.category.value}, "
                 f"gadget: {spec.name}{extra}}}\n")
         try:

@@ -99,7 +99,7 @@ def bind_config(data: object, catalog: GadgetCatalog, origin: str = INLINE_ORIGI
 def bind_metric(cfg: MetricConfig, catalog: GadgetCatalog) -> BoundMetric:
     spec = checks.gadget(cfg, catalog)
     schema = spec.columns
-    checks.check_bucket_keys(cfg)
+    checks.check_observed_keys(cfg)
     bounds = checks.bounds(cfg)
     label_columns = tuple(checks.column(schema, name, "labels").name for name in cfg.labels)
     label_names = checks.label_names(cfg.labels, label_columns)

@@ -30,7 +30,7 @@ class Problem(Exception):
 def check_category(cfg: MetricConfig) -> None:
     needed = METRIC_TYPES[cfg.type].category.value
     if cfg.category != needed:
-        feeds = listed([f"{t.name}s" for t in types_reading(cfg.category)])
+        feeds = listed([t.plural for t in types_reading(cfg.category)])
         raise Problem(f"a {cfg.type} needs a {needed} gadget, but category is {cfg.category} "
                       f"({cfg.category} gadgets feed {feeds})")
 
@@ -50,15 +50,14 @@ def gadget(cfg: MetricConfig, catalog: GadgetCatalog) -> GadgetSpec:
     raise Problem(f"unknown gadget {name} in category {cfg.category} ({choices})")
 
 
-def check_bucket_keys(cfg: MetricConfig) -> None:
-    if not METRIC_TYPES[cfg.type].buckets:
-        if cfg.bucket is not None:
-            takers = listed([f"{t.name}s" for t in METRIC_TYPES.values() if t.buckets])
-            raise Problem(f"bucket is only for {takers}, but this metric is a {cfg.type}")
-        return
-    if cfg.field is None:
+def check_observed_keys(cfg: MetricConfig) -> None:
+    kind = METRIC_TYPES[cfg.type]
+    if not kind.buckets and cfg.bucket is not None:
+        takers = listed([t.plural for t in METRIC_TYPES.values() if t.buckets])
+        raise Problem(f"bucket is only for {takers}, but this metric is a {cfg.type}")
+    if kind.observes and cfg.field is None:
         raise Problem(f"a {cfg.type} needs field (the numeric column it observes)")
-    if cfg.bucket is None:
+    if kind.buckets and cfg.bucket is None:
         raise Problem(f"a {cfg.type} needs bucket (e.g. {{type: exp2, min: 0, max: 10}})")
 
 
@@ -107,7 +106,7 @@ def family(cfg: MetricConfig) -> str:
     kind = METRIC_TYPES[cfg.type]
     name = family_name(cfg.name, kind, unit)
     if not name:
-        raise Problem(f"name {quoted(cfg.name)} is empty once the {kind.family_suffix} that {kind.name}s add "
+        raise Problem(f"name {quoted(cfg.name)} is empty once the {kind.family_suffix} that {kind.plural} add "
                       "is removed")
     if name.startswith(RESERVED_PREFIX):
         exposed = "" if name == cfg.name else f" (exposed as {name})"
@@ -135,6 +134,6 @@ def description(cfg: MetricConfig) -> str:
     source = f"{cfg.category} {cfg.gadget} {things}"
     if cfg.field is None:
         return f"{cfg.name}: {cfg.type} of {source}"
-    if METRIC_TYPES[cfg.type].buckets:
+    if METRIC_TYPES[cfg.type].observes:
         return f"{cfg.name}: {cfg.type} of {cfg.field} in {source}"
     return f"{cfg.name}: {cfg.type} of the sum of {cfg.field} over {source}"

@@ -26,12 +26,19 @@ from __future__ import annotations
 import threading
 import time
 from operator import itemgetter
+from typing import TYPE_CHECKING
 
 from ..containers.resolver import PENDING
 from ..kernel.plan import USER, Placement
 from ..selectors import compile_selectors
 from .aggregators import CounterAggregator, HistogramAggregator, TraceAggregator
 from .series import Move
+
+if TYPE_CHECKING:
+    from ..config import BoundMetric
+    from ..containers.enricher import Enricher
+    from ..kernel.codegen import Layout
+    from ..kernel.program import KernelProgram
 
 _DROP = object()   # the entry's events are not counted (a host row without --host, a selector)
 
@@ -40,12 +47,13 @@ class KernelAggregator(TraceAggregator):
     """What every aggregator over BPF maps shares: attaching to a program, and the pull. A kernel
     aggregator is this class first, then the user-space one it counts like (its `_as_move`)."""
 
-    _program = None
-    _layout = None
+    _program: KernelProgram | None = None
+    _layout: Layout          # set by `attach`; read only while `_program` is set
+    _enricher: Enricher      # likewise
     _in_user_space = False
     _dropped_before = 0   # events earlier programs of this metric found their map full for
 
-    def __init__(self, bound, placement, **kwargs) -> None:
+    def __init__(self, bound: BoundMetric, placement: Placement, **kwargs) -> None:
         super().__init__(bound, **kwargs)
         self.placement = placement
         schema = bound.spec.columns
@@ -59,14 +67,13 @@ class KernelAggregator(TraceAggregator):
         self._leaving: list = []   # series keys removed since the last pull: their entries go
         self._carry: dict[object, list] = {}   # series key -> what its deleted entries counted after their last read
         self._live_before: set = set()
-        self._read_before = None
+        self._read_before: list[tuple[bytes, bytes]] | None = None   # the entries the last pull read
         self._pending = False   # the last pull left an entry waiting for its container
         self._pull_lock = threading.Lock()
-        self._enricher = None
         label_columns = tuple(bound.label_columns)
         self._row_key = itemgetter(*label_columns) if label_columns else (lambda row: ())
 
-    def attach(self, program, enricher) -> None:
+    def attach(self, program: KernelProgram, enricher: Enricher) -> None:
         """Read from `program`'s map of this metric from now on (a reload may hand a new program)."""
         with self._pull_lock:
             self._dropped_before += self.kernel_dropped   # the counter goes on across programs
@@ -122,10 +129,12 @@ class KernelAggregator(TraceAggregator):
         """`final`: the program's last read (a reload hands over to another): a key still waiting
         for its container counts as unclaimed now, as the enricher's held rows do when it closes."""
         with self._pull_lock:
-            program, layout = self._program, self._layout
+            program = self._program
             if program is None or not program.is_loaded:
                 return
+            layout = self._layout
             entries = program.read(layout.index)
+            moved: dict
             if entries is self._read_before and not self._pending and not self._carry:   # nothing moved
                 moved, gone = {}, self._gone(False)
             else:
@@ -193,7 +202,8 @@ class KernelAggregator(TraceAggregator):
         namespace gives the container while it is alone and only the pod once another container
         joins, and what moved since the last pull is counted as a row of now would be."""
         known, last, tokens = self._entries, self._last, self._tokens
-        moved, resolved = {}, {}
+        moved: dict = {}
+        resolved: dict = {}
         now = time.monotonic()
         unpack_value = self._layout.value.unpack
         # In C: the entries that moved since the last pull (at rest, a scrape stops here)
@@ -256,7 +266,7 @@ class KernelAggregator(TraceAggregator):
         return self._row_key(row), _token(container, items[1])
 
     def _live(self) -> set:
-        live = set()
+        live: set[object] = set()
         for container in self._enricher.containers.containers():
             live.add(container.id)
             live.add(("netns", container.netns))
