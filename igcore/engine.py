@@ -26,8 +26,8 @@ from .isolation import GadgetSink, GadgetThreads
 from .kernel import KernelProgram, place
 from .metrics.aggregators import GaugeAggregator, TraceAggregator
 from .metrics.kernel import KernelAggregator
-from .metrics.protocols import Aggregator
 from .metrics.lifecycle import SeriesPolicy, SeriesSweeper
+from .metrics.protocols import Aggregator
 from .metrics.snapshots import SnapshotCache, SnapshotTimeout
 from .rowcheck import BadRows, RowChecker
 from .startup import start_all, stop_all

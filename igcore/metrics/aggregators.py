@@ -336,7 +336,7 @@ class HistogramAggregator(TraceAggregator):
         batch = []
         for key, values in _group_values(matching, self._key, field).items():
             place = self._place_int if type(values[0]) is int else self._place_float
-            batch.append((key, Move(len(values), *split_sum(values), buckets=Counter(map(place, values)))))
+            batch.append((key, Move(len(values), *split_sum(values), Counter(map(place, values)))))
         return batch
 
     def _new_state(self, now: float) -> SeriesState:

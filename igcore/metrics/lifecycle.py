@@ -29,10 +29,13 @@ import threading
 import time
 from dataclasses import dataclass
 from operator import itemgetter
-from typing import Callable, Hashable, Iterable
+from typing import TYPE_CHECKING, Callable, Hashable, Iterable
 
 from ..columns import CONTAINER_COLUMN_NAMES
 from ..health import loop_errors
+
+if TYPE_CHECKING:
+    from .aggregators import TraceAggregator
 
 __all__ = ["SeriesPolicy", "SeriesSweeper", "CONTAINER_GONE", "IDLE", "EVICTED", "REASONS", "container_views"]
 
@@ -93,7 +96,7 @@ class SeriesSweeper:
     `k8s_pod` and `pod_only()`, as the container collection gives). `clock` must be the aggregators'.
     """
 
-    def __init__(self, aggregators: Callable[[], Iterable], containers: Callable[[], Iterable],
+    def __init__(self, aggregators: Callable[[], Iterable[TraceAggregator]], containers: Callable[[], Iterable],
                  policy: SeriesPolicy = SeriesPolicy(), clock: Callable[[], float] = time.monotonic) -> None:
         self.policy = policy
         self._aggregators, self._containers, self._clock = aggregators, containers, clock
