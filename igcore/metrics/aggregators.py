@@ -360,7 +360,7 @@ class HistogramAggregator(TraceAggregator):
 class GaugeAggregator(_Aggregator):
     """A metric of a snapshot gadget: per label set, the number of matching rows of the snapshot,
     or the sum of `field`. Nothing is kept between scrapes: a series exists only while the latest
-    snapshot has rows for it. No `ingest` (the engine feeds trace aggregators by that name)."""
+    snapshot has rows for it. No `ingest`: the engine feeds rows to `TraceAggregator`s only."""
 
     def __init__(self, bound: MetricBinding, max_series: int = DEFAULT_MAX_SERIES) -> None:
         super().__init__(bound, max_series)  # the lock: concurrent scrapes update the counters
