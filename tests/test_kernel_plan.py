@@ -89,7 +89,8 @@ def test_the_flag_and_snapshots():
                          ids=lambda t: t.name)
 def test_a_trace_type_goes_to_the_kernel_by_its_table_entry(kind):
     """Whether a metric may be computed in BPF maps is its type's entry, not a comparison of names."""
-    extra = (", field: uid" if kind.observes else "") + (", bucket: {type: exp2, min: 0, max: 4}" if kind.buckets else "")
+    extra = ", field: uid" if kind.observes else ""
+    extra += ", bucket: {type: exp2, min: 0, max: 4}" if kind.buckets else ""
     placement = _placement(f"{{name: m, type: {kind.name}, category: trace, gadget: k{extra}}}")
     assert placement.in_kernel is (kind.kernel is not None), placement.reason
 
