@@ -26,9 +26,10 @@ from .handover import hand_over
 from .health import loop_errors
 from .isolation import GadgetSink, GadgetThreads
 from .kernel import KernelProgram, place
-from .metrics.aggregators import CounterAggregator, GaugeAggregator, HistogramAggregator, TraceAggregator
-from .metrics.kernel import KernelCounterAggregator, KernelHistogramAggregator
+from .metrics.aggregators import GaugeAggregator, TraceAggregator
+from .metrics.kernel import KernelAggregator
 from .metrics.lifecycle import SeriesPolicy, SeriesSweeper
+from .metrics.protocols import Aggregator
 from .metrics.snapshots import SnapshotCache, SnapshotTimeout
 from .rowcheck import BadRows, RowChecker
 from .startup import start_all, stop_all
@@ -62,7 +63,7 @@ class GadgetRun:
     """
 
     def __init__(self, spec: GadgetSpec, containers: ContainerCollection, options: EngineOptions,
-                 aggregators: dict[BoundMetric, object] | None = None, start_counting: bool = True,
+                 aggregators: dict[BoundMetric, Aggregator] | None = None, start_counting: bool = True,
                  rows_to: Callable[[list[dict]], None] | None = None, report_deaths: bool = True) -> None:
         """`aggregators`: the metrics the run is made for; those in the kernel are compiled into its
         program (a different set needs another run). `start_counting` False: the program counts
@@ -80,8 +81,8 @@ class GadgetRun:
         self.failure_message = ""
         self._start_error: BaseException | None = None
         # Replaced whole on reload, so the ingest thread never sees a half-updated list.
-        self.aggregators: dict[BoundMetric, Any] = {}
-        self._trace_targets: tuple = ()
+        self.aggregators: dict[BoundMetric, Aggregator] = {}
+        self._trace_targets: tuple[TraceAggregator, ...] = ()
         self.bad_rows = BadRows(self.label)
         self._check = RowChecker(spec.columns, self.bad_rows)
         self.enricher = Enricher(containers, spec.container_key, options.host, rows_to or self._dispatch,
@@ -135,9 +136,9 @@ class GadgetRun:
                 loop_errors.record("netns", exc, gadget=self.label)
 
     # -- lifecycle -------------------------------------------------------------------------
-    def bind(self, aggregators: dict[BoundMetric, object]) -> None:
+    def bind(self, aggregators: dict[BoundMetric, Aggregator]) -> None:
         self.aggregators = aggregators
-        self._trace_targets = tuple(a for a in aggregators.values() if hasattr(a, "ingest"))
+        self._trace_targets = tuple(a for a in aggregators.values() if isinstance(a, TraceAggregator))
 
     def start(self) -> None:
         try:
@@ -189,8 +190,8 @@ class GadgetRun:
         reason = f"the gadget's program did not load with it in the kernel ({why[:300]})"
         self.kernel = None
         self.program = KernelProgram(self.spec, [], True, self.options.max_series, self._start_counting)
-        for bound in self.signature[0]:
-            self._planned[bound].fall_back(reason)
+        for aggregator in self._kernel_aggregators():
+            aggregator.fall_back(reason)
         self.signature = ((), True)
         try:
             self._start_gadget()
@@ -205,8 +206,12 @@ class GadgetRun:
         """Point the kernel aggregators of this run at its program's maps."""
         if self.kernel is None:
             return
-        for bound in self.signature[0]:
-            self._planned[bound].attach(self.kernel, self.enricher)
+        for aggregator in self._kernel_aggregators():
+            aggregator.attach(self.kernel, self.enricher)
+
+    def _kernel_aggregators(self) -> list[KernelAggregator]:
+        planned = [self._planned[bound] for bound in self.signature[0]]
+        return [a for a in planned if isinstance(a, KernelAggregator)]
 
     @property
     def running(self) -> bool:
@@ -238,12 +243,12 @@ class GadgetRun:
         elif self.gadget is not None:
             self.gadget.close()
 
-    def prefetch(self, aggregators: dict[BoundMetric, Any]) -> None:
+    def prefetch(self, aggregators: dict[BoundMetric, Aggregator]) -> None:
         """Begin the snapshot this scrape will need, without waiting for it."""
         if self.snapshots is not None and self.gadget is not None and aggregators:
             self.snapshots.prefetch()
 
-    def collect(self, aggregators: dict[BoundMetric, Any]) -> list:
+    def collect(self, aggregators: dict[BoundMetric, Aggregator]) -> list:
         families = []
         gauges = [a for a in aggregators.values() if isinstance(a, GaugeAggregator)]
         if gauges and self.gadget is not None and self.snapshots is not None:
@@ -257,9 +262,9 @@ class GadgetRun:
             if rows is not None:
                 for aggregator in gauges:
                     families.extend(aggregator.collect_from(rows))
-        for aggregator in aggregators.values():
-            if not isinstance(aggregator, GaugeAggregator):
-                families.extend(aggregator.collect())
+        for traced in aggregators.values():
+            if isinstance(traced, TraceAggregator):
+                families.extend(traced.collect())
         return families
 
     def _log_snapshot_error(self, exc: Exception) -> None:
@@ -281,24 +286,18 @@ def refusal(failed: list[GadgetRun], strict: bool) -> RuntimeFailure:
         gadget=first.label, reason=first.failure or "")
 
 
-def make_aggregator(bound: BoundMetric, max_series: int, kernel_aggregation: bool = True):
-    kind = bound.config.type
-    placement = place(bound, kernel_aggregation)
+def make_aggregator(bound: BoundMetric, max_series: int, kernel_aggregation: bool = True) -> Aggregator:
+    """The aggregator the metric's type names (igcore.metrictypes) for where it is placed."""
+    kind, placement = bound.metric_type, place(bound, kernel_aggregation)
     if placement.in_kernel:
-        kernel_type = KernelCounterAggregator if kind == "counter" else KernelHistogramAggregator
-        return kernel_type(bound, placement, max_series=max_series)
-    aggregator: Any
-    if kind == "counter":
-        aggregator = CounterAggregator(bound, max_series=max_series)
-    elif kind == "histogram":
-        aggregator = HistogramAggregator(bound, max_series=max_series)
-    else:
-        aggregator = GaugeAggregator(bound, max_series=max_series)
+        assert kind.kernel is not None, "placed in the kernel without a kernel aggregator"   # place() checks
+        return kind.kernel(bound, placement, max_series=max_series)
+    aggregator = kind.user(bound, max_series=max_series)
     aggregator.placement = placement
     return aggregator
 
 
-def kernel_signature(aggregators: dict[BoundMetric, Any]) -> tuple[tuple[BoundMetric, ...], bool]:
+def kernel_signature(aggregators: dict[BoundMetric, Aggregator]) -> tuple[tuple[BoundMetric, ...], bool]:
     """What a gadget's program is compiled for: its metrics in the kernel (in order), and whether
     anything needs the ring buffer (a metric in user space)."""
     kernel = tuple(b for b, a in aggregators.items() if a.placement.in_kernel)
@@ -314,7 +313,7 @@ class Engine:
     def __init__(self, options: EngineOptions = EngineOptions()) -> None:
         self.options = options
         self.containers = ContainerCollection.for_host(options.runtimes)
-        self.bindings: dict[tuple[str, str], tuple[GadgetRun, dict[BoundMetric, Any]]] = {}
+        self.bindings: dict[tuple[str, str], tuple[GadgetRun, dict[BoundMetric, Aggregator]]] = {}
         self.config: Config | None = None
         self.reloads = {"success": 0, "failure": 0}
         self._lock = threading.Lock()  # one start/reload/stop at a time
@@ -376,7 +375,7 @@ class Engine:
         if self.containers.pods.want(columns_used(config)) and self.pod_watch is not None:
             self.pod_watch.relist()   # learn the label keys the new config uses
         old = {b: a for _, aggregators in self.bindings.values() for b, a in aggregators.items()}
-        wanted: dict[tuple[str, str], dict[BoundMetric, object]] = {}
+        wanted: dict[tuple[str, str], dict[BoundMetric, Aggregator]] = {}
         for bound in config.metrics:
             aggregator = old.get(bound) or make_aggregator(bound, self.options.max_series,
                                                            self.options.kernel_aggregation)
@@ -409,7 +408,7 @@ class Engine:
         for run in failed:
             run.report_start_failure()
 
-        new: dict[tuple[str, str], tuple[GadgetRun, dict[BoundMetric, object]]] = {}
+        new: dict[tuple[str, str], tuple[GadgetRun, dict[BoundMetric, Aggregator]]] = {}
         for key, aggregators in wanted.items():
             new[key] = (started.get(key) or self.bindings[key][0], aggregators)
         hand_over([(replacing[key], new[key][0], new[key][1]) for key in replacing])

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import time
 
-from .metrics.kernel import KernelCounterAggregator, KernelHistogramAggregator
+from .metrics.kernel import KernelAggregator
 
 log = logging.getLogger("igcore.engine")
 
@@ -52,6 +52,6 @@ def hand_over(pairs: list) -> None:
         if not exact:
             old.bind({})
         for aggregator in metrics.values():
-            if isinstance(aggregator, (KernelCounterAggregator, KernelHistogramAggregator)) and aggregator.attached:
+            if isinstance(aggregator, KernelAggregator) and aggregator.attached:
                 aggregator.pull(final=True)   # the old program's last counts
         new.attach_kernel_metrics()

@@ -1,4 +1,4 @@
-"""Prometheus names and label values for metrics bound to gadget columns (docs/config.md, "Names").
+"""Prometheus names and label values for metrics bound to gadget columns (docs/config.md, "Names and labels").
 
 The collector hands `family_name(...)` to prometheus_client's MetricFamily classes, which add the
 series suffixes themselves (`_total` for counters, `_bucket`/`_sum`/`_count` for histograms).
@@ -9,6 +9,10 @@ from __future__ import annotations
 import math
 import re
 from decimal import Decimal
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .metrictypes import MetricType
 
 _METRIC_INVALID = re.compile(r"[^a-zA-Z0-9_:]")
 _LABEL_INVALID = re.compile(r"[^a-zA-Z0-9_]")
@@ -41,22 +45,23 @@ def sanitize_label_name(column: str) -> str:
     return _leading_digit_safe(_LABEL_INVALID.sub("_", column))
 
 
-def family_name(name: str, type: str, unit: str | None = None) -> str:
+def family_name(name: str, kind: MetricType, unit: str | None = None) -> str:
     """The name to give prometheus_client's MetricFamily for a metric of this config.
 
-    counter: sanitised, a trailing `_total` removed (the library adds it to the series, so a config
-    name ending in `_total` is not doubled); gauge: sanitised; histogram: sanitised plus the unit's
-    suffix unless the name already ends with it. May be empty for a counter named `_total`: the
-    caller rejects that.
+    Sanitised; the type's `family_suffix` (`_total` for a counter) removed from its end, since the
+    library adds it to the series and a config name ending with it must not double it; then the
+    bucket unit's suffix, unless the name already ends with it. May be empty for a counter named
+    `_total`: the caller rejects that.
     """
     base = sanitize_metric_name(name)
-    if type == "counter":
-        return base[: -len(COUNTER_SUFFIX)] if base.endswith(COUNTER_SUFFIX) else base
-    if type == "histogram" and unit:
-        suffix = UNIT_SUFFIXES.get(unit)
-        if suffix is None:
+    suffix = kind.family_suffix
+    if suffix and base.endswith(suffix):
+        base = base[: -len(suffix)]
+    if unit:
+        unit_suffix = UNIT_SUFFIXES.get(unit)
+        if unit_suffix is None:
             raise ValueError(f"unknown unit {unit!r} (expected one of {', '.join(UNIT_SUFFIXES)})")
-        return base if base.endswith(suffix) else base + suffix
+        return base if base.endswith(unit_suffix) else base + unit_suffix
     return base
 
 

@@ -65,7 +65,8 @@ def test_counter_with_int_field_stays_int():
     agg.ingest(rows({"comm": "cat", "lat": 5}, {"comm": "cat", "lat": 7}, {"comm": "ls", "lat": 1}))
     agg.ingest(rows({"comm": "cat", "lat": 2**53}, {"comm": "cat", "lat": 1}))
     # exactly 2**53 + 13; a float accumulator would have lost the odd 1s
-    ((key, (integer, parts, _)), _) = agg._series.items()
+    ((key, state), _) = agg._series.items()
+    integer, parts = state.integer, state.parts
     assert key == "cat" and integer == 2**53 + 13 and type(integer) is int and parts == ()
     assert f'bytes_total{{comm="cat"}} {floatToGoString(2**53 + 13)}' in exposition(agg.collect)
 

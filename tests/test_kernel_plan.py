@@ -3,17 +3,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import pytest
 
 from igcore.columns import Column, KernelField, Kind, Schema
 from igcore.config import load_config_text
+from igcore.engine import make_aggregator
 from igcore.gadgets import Category, GadgetSpec
 from igcore.kernel import KERNEL, SNAPSHOT, USER, place
 from igcore.kernel.ctext import bucket_index, int_compare, literal, string_equals
 from igcore.kernel.codegen import generate
 from igcore.kernel.plan import char_array_size
+from igcore.metrictypes import METRIC_TYPES
 from igcore.plugins import GadgetCatalog
 
 SCHEMA = Schema.with_container_columns([
@@ -86,6 +89,28 @@ def test_the_flag_and_snapshots():
 ])
 def test_char_array_size_reads_only_char_n(ctype, size):
     assert char_array_size(ctype) == size
+
+
+@pytest.mark.parametrize("kind", [t for t in METRIC_TYPES.values() if t.category is Category.TRACE],
+                         ids=lambda t: t.name)
+def test_a_trace_type_goes_to_the_kernel_by_its_table_entry(kind):
+    """Whether a metric may be computed in BPF maps is its type's entry, not a comparison of names."""
+    extra = ", field: uid" if kind.observes else ""
+    extra += ", bucket: {type: exp2, min: 0, max: 4}" if kind.buckets else ""
+    placement = _placement(f"{{name: m, type: {kind.name}, category: trace, gadget: k{extra}}}")
+    assert placement.in_kernel is (kind.kernel is not None), placement.reason
+
+
+def test_a_type_without_a_kernel_aggregator_is_never_placed_in_the_kernel(monkeypatch):
+    """A table entry naming no kernel aggregator keeps its metrics in user space, however simple
+    they are, and the engine gives them the entry's user-space aggregator."""
+    monkeypatch.setitem(METRIC_TYPES, "plain", dataclasses.replace(METRIC_TYPES["counter"], name="plain", kernel=None))
+    cfg = load_config_text("metrics_name: t\nmetrics:\n  - {name: m, type: plain, category: trace, gadget: k, "
+                           "selector: ['uid:>=1000'], labels: [comm]}\n", "test", _catalog())
+    placement = place(cfg.metrics[0])
+    assert placement.where == USER and placement.reason == "a plain is computed in user space only"
+    aggregator = make_aggregator(cfg.metrics[0], max_series=10)
+    assert type(aggregator) is METRIC_TYPES["plain"].user and aggregator.placement == placement
 
 
 @pytest.mark.parametrize("value, signed, text", [

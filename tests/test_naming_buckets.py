@@ -9,6 +9,7 @@ import pytest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
 from igcore.buckets import bucket_bounds
+from igcore.metrictypes import METRIC_TYPES
 from igcore.naming import family_name, label_value, sanitize_label_name, sanitize_metric_name
 
 
@@ -71,21 +72,22 @@ def test_sanitize_label_name(column, expected):
     ],
 )
 def test_family_name(name, type, unit, expected):
-    assert family_name(name, type, unit) == expected
+    assert family_name(name, METRIC_TYPES[type], unit) == expected
 
 
 def test_family_name_rejects_unknown_unit():
     with pytest.raises(ValueError, match="unknown unit"):
-        family_name("x", "histogram", "hours")
+        family_name("x", METRIC_TYPES["histogram"], "hours")
 
 
 def test_family_names_work_with_prometheus_client():
     # The library appends _total to counters itself: no doubling either way.
-    counter = CounterMetricFamily(family_name("x_total", "counter"), "h", value=1)
+    counter = CounterMetricFamily(family_name("x_total", METRIC_TYPES["counter"]), "h", value=1)
     assert [s.name for s in counter.samples] == ["x_total"]
-    gauge = GaugeMetricFamily(family_name("g", "gauge"), "h", value=1)
+    gauge = GaugeMetricFamily(family_name("g", METRIC_TYPES["gauge"]), "h", value=1)
     assert [s.name for s in gauge.samples] == ["g"]
-    hist = HistogramMetricFamily(family_name("lat", "histogram", "ns"), "h", buckets=[("+Inf", 1)], sum_value=2)
+    hist = HistogramMetricFamily(family_name("lat", METRIC_TYPES["histogram"], "ns"), "h", buckets=[("+Inf", 1)],
+                                 sum_value=2)
     assert {s.name for s in hist.samples} == {"lat_nanoseconds_bucket", "lat_nanoseconds_count", "lat_nanoseconds_sum"}
 
 

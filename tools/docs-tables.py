@@ -19,17 +19,12 @@ from igcore.columns import CONTAINER_COLUMN_NAMES, CONTAINER_COLUMNS, POD_LABEL_
 from igcore.config import load_config_text
 from igcore.errors import ConfigError
 from igcore.gadgets import GadgetSpec
+from igcore.metrictypes import METRIC_TYPES, MetricType
 from igcore.plugins import BUILTIN_DISTRIBUTIONS, GadgetCatalog, load_catalog
 
 ROOT = Path(__file__).resolve().parents[1]
 TOOL = "tools/docs-tables.py"
 
-# What each type's value is; the gadgets that allow it are found by loading a config (below).
-TYPE_VALUES = {
-    "counter": "+1 per matching event, or + `field`",
-    "gauge": "at each scrape: matching rows per label set, or the sum of `field`",
-    "histogram": "observes `field` of each matching event (a numeric column)",
-}
 _NUMERIC = (Kind.INT, Kind.UINT, Kind.FLOAT)
 
 
@@ -67,12 +62,13 @@ def column_tables(catalog: GadgetCatalog) -> str:
     return "\n".join(parts)
 
 
-def _allows(catalog: GadgetCatalog, spec: GadgetSpec, type_: str) -> bool:
+def _allows(catalog: GadgetCatalog, spec: GadgetSpec, kind: MetricType) -> bool:
     """Whether `ig prometheus --check` accepts a metric of this type on this gadget (with some field)."""
-    fields = [c.name for c in spec.columns if c.kind in _NUMERIC] if type_ == "histogram" else [None]
+    fields = [c.name for c in spec.columns if c.kind in _NUMERIC] if kind.observes else [None]
+    bucket = ", bucket: {type: exp2, min: 0, max: 4}" if kind.buckets else ""
     for field in fields:
-        extra = f", field: {field}, bucket: {{type: exp2, min: 0, max: 4}}" if field else ""
-        text = (f"metrics_name: docs\nmetrics:\n  - {{name: m, type: {type_}, category: {spec.category.value}, "
+        extra = f", field: {field}{bucket}" if field else bucket
+        text = (f"metrics_name: docs\nmetrics:\n  - {{name: m, type: {kind.name}, category: {spec.category.value}, "
                 f"gadget: {spec.name}{extra}}}\n")
         try:
             load_config_text(text, "docs", catalog)
@@ -83,14 +79,15 @@ def _allows(catalog: GadgetCatalog, spec: GadgetSpec, type_: str) -> bool:
 
 
 def metric_types(catalog: GadgetCatalog) -> str:
+    """The table of types (igcore.metrictypes), each with what its value is and where it is accepted."""
     rows = ["| type | gadgets | value |", "| --- | --- | --- |"]
-    for type_, value in TYPE_VALUES.items():
+    for kind in METRIC_TYPES.values():
         allowed: dict[str, list[str]] = {}
         for spec in shipped_gadgets(catalog):
-            if _allows(catalog, spec, type_):
+            if _allows(catalog, spec, kind):
                 allowed.setdefault(spec.category.value, []).append(spec.name)
         gadgets = "; ".join(f"{category} ({', '.join(names)})" for category, names in allowed.items())
-        rows.append(f"| {type_} | {gadgets} | {value} |")
+        rows.append(f"| {kind.name} | {gadgets} | {kind.value} |")
     return "\n".join(rows)
 
 

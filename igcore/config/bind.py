@@ -8,6 +8,7 @@ from pydantic import ValidationError
 
 from ..errors import ConfigError
 from ..gadgets import GadgetSpec
+from ..metrictypes import METRIC_TYPES, MetricType
 from ..plugins import GadgetCatalog
 from ..quoting import quoted
 from ..selectors import Predicate, SelectorError, compile_selectors
@@ -44,6 +45,11 @@ class BoundMetric:
     @property
     def type(self) -> str:
         return self.config.type
+
+    @property
+    def metric_type(self) -> MetricType:
+        """The type's entry of the table (igcore.metrictypes): what computes it, and where."""
+        return METRIC_TYPES[self.config.type]
 
     def _identity(self) -> tuple:
         return (self.config, self.spec.key)
@@ -93,7 +99,7 @@ def bind_config(data: object, catalog: GadgetCatalog, origin: str = INLINE_ORIGI
 def bind_metric(cfg: MetricConfig, catalog: GadgetCatalog) -> BoundMetric:
     spec = checks.gadget(cfg, catalog)
     schema = spec.columns
-    checks.check_histogram_keys(cfg)
+    checks.check_observed_keys(cfg)
     bounds = checks.bounds(cfg)
     label_columns = tuple(checks.column(schema, name, "labels").name for name in cfg.labels)
     label_names = checks.label_names(cfg.labels, label_columns)

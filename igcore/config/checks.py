@@ -10,14 +10,12 @@ from decimal import DecimalException
 from ..buckets import bucket_bounds
 from ..columns import Column, Schema
 from ..gadgets import GadgetSpec
+from ..metrictypes import METRIC_TYPES, listed, types_reading
 from ..naming import family_name, sanitize_label_name
 from ..plugins import GadgetCatalog
 from ..quoting import quoted
 from ..selectors import column_list, unknown_column
 from .model import MetricConfig
-
-# A counter or histogram counts events; a gauge reads a snapshot's rows.
-_CATEGORY_OF_TYPE = {"counter": "trace", "histogram": "trace", "gauge": "snapshot"}
 
 # ig's own metrics (ig_info, ig_gadget_running, ig_events_*_total, ig_gadget_<counter>_total, ...)
 # all start with this. The whole prefix is reserved, not today's families one by one: a gadget's
@@ -30,9 +28,9 @@ class Problem(Exception):
 
 
 def check_category(cfg: MetricConfig) -> None:
-    needed = _CATEGORY_OF_TYPE[cfg.type]
+    needed = METRIC_TYPES[cfg.type].category.value
     if cfg.category != needed:
-        feeds = "gauges" if cfg.category == "snapshot" else "counters and histograms"
+        feeds = listed([t.plural for t in types_reading(cfg.category)])
         raise Problem(f"a {cfg.type} needs a {needed} gadget, but category is {cfg.category} "
                       f"({cfg.category} gadgets feed {feeds})")
 
@@ -52,15 +50,15 @@ def gadget(cfg: MetricConfig, catalog: GadgetCatalog) -> GadgetSpec:
     raise Problem(f"unknown gadget {name} in category {cfg.category} ({choices})")
 
 
-def check_histogram_keys(cfg: MetricConfig) -> None:
-    if cfg.type != "histogram":
-        if cfg.bucket is not None:
-            raise Problem(f"bucket is only for histograms, but this metric is a {cfg.type}")
-        return
-    if cfg.field is None:
-        raise Problem("a histogram needs field (the numeric column it observes)")
-    if cfg.bucket is None:
-        raise Problem("a histogram needs bucket (e.g. {type: exp2, min: 0, max: 10})")
+def check_observed_keys(cfg: MetricConfig) -> None:
+    kind = METRIC_TYPES[cfg.type]
+    if not kind.buckets and cfg.bucket is not None:
+        takers = listed([t.plural for t in METRIC_TYPES.values() if t.buckets])
+        raise Problem(f"bucket is only for {takers}, but this metric is a {cfg.type}")
+    if kind.observes and cfg.field is None:
+        raise Problem(f"a {cfg.type} needs field (the numeric column it observes)")
+    if kind.buckets and cfg.bucket is None:
+        raise Problem(f"a {cfg.type} needs bucket (e.g. {{type: exp2, min: 0, max: 10}})")
 
 
 def bounds(cfg: MetricConfig) -> tuple[float, ...] | None:
@@ -105,9 +103,11 @@ def field(cfg: MetricConfig, schema: Schema) -> str | None:
 
 def family(cfg: MetricConfig) -> str:
     unit = cfg.bucket.unit if cfg.bucket else None
-    name = family_name(cfg.name, cfg.type, unit)
+    kind = METRIC_TYPES[cfg.type]
+    name = family_name(cfg.name, kind, unit)
     if not name:
-        raise Problem(f"name {quoted(cfg.name)} is empty once the _total that counters add is removed")
+        raise Problem(f"name {quoted(cfg.name)} is empty once the {kind.family_suffix} that {kind.plural} add "
+                      "is removed")
     if name.startswith(RESERVED_PREFIX):
         exposed = "" if name == cfg.name else f" (exposed as {name})"
         raise Problem(f"name {quoted(cfg.name)}{exposed} is reserved: names starting with {RESERVED_PREFIX} "
@@ -135,6 +135,6 @@ def description(cfg: MetricConfig) -> str:
     source = f"{cfg.category} {cfg.gadget} {things}"
     if cfg.field is None:
         return f"{cfg.name}: {cfg.type} of {source}"
-    if cfg.type == "histogram":
-        return f"{cfg.name}: histogram of {cfg.field} in {source}"
+    if METRIC_TYPES[cfg.type].observes:
+        return f"{cfg.name}: {cfg.type} of {cfg.field} in {source}"
     return f"{cfg.name}: {cfg.type} of the sum of {cfg.field} over {source}"

@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..buckets import parse_multiplier
+from ..metrictypes import METRIC_TYPES, listed
 from ..quoting import control_character
 from ..selectors import RULES
 from .text import describe
@@ -57,7 +58,7 @@ class BucketConfig(_Model):
 
 class MetricConfig(_Model):
     name: str
-    type: Literal["counter", "gauge", "histogram"]
+    type: str   # a name of the metric-type table (igcore.metrictypes)
     category: Literal["trace", "snapshot"]
     gadget: str
     selector: tuple[str, ...] = ()
@@ -69,6 +70,13 @@ class MetricConfig(_Model):
     @classmethod
     def _filled(cls, value: str, info) -> str:
         return _non_blank(info.field_name, value)
+
+    @field_validator("type", mode="before")
+    @classmethod
+    def _type(cls, value: object) -> object:
+        if isinstance(value, str) and value in METRIC_TYPES:
+            return value
+        raise ValueError(f"unknown type {describe(value)} (expected {listed(list(METRIC_TYPES), 'or')})")
 
     @field_validator("labels", mode="before")
     @classmethod

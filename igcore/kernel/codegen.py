@@ -144,9 +144,10 @@ def generate(spec, metrics: list[tuple[Any, Placement]], per_metric: int) -> Gen
     key_cell = cells.cell(schema.get(spec.container_key))
     fields = [_fields(placement) for _, placement in metrics]
     words = max([f.words for f in fields] + [1])
-    buckets = max([len(b.bounds) + 1 for b, _ in metrics if b.bounds is not None] + [1])
+    bucketed = [b for b, _ in metrics if b.metric_type.buckets]
+    buckets = max([len(b.bounds) + 1 for b in bucketed] + [1])
     key_size, hist_size = 8 * (2 + words), 8 * (buckets + 1)
-    histograms = sum(1 for b, _ in metrics if b.bounds is not None)
+    histograms = len(bucketed)
     sizes = (max(1, len(metrics) - histograms) * per_metric, max(1, histograms) * per_metric)
     parts, calls, layouts = [], [], []
     for index, ((bound, placement), f) in enumerate(zip(metrics, fields)):
@@ -243,7 +244,7 @@ def _metric(index: int, bound, placement: Placement, fields: _Fields, cells: _Ce
     condition = " && ".join(tests) if tests else "1"
     field = None if bound.field_column is None else schema.get(bound.field_column)
     amount = "1" if field is None else f"(u64){cells.cell(field)}"
-    histogram = bound.bounds is not None
+    histogram = bound.metric_type.buckets
     if histogram:
         assert field is not None   # a histogram observes its field (config checks)
         width = len(bound.bounds) + 1

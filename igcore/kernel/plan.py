@@ -46,6 +46,8 @@ def place(bound, allow_kernel: bool = True) -> Placement:
         return Placement(SNAPSHOT)
     if not allow_kernel:
         return Placement(USER, FORCED_REASON)
+    if bound.metric_type.kernel is None:   # the type's entry names no aggregator over BPF maps
+        return Placement(USER, f"a {bound.metric_type.name} is computed in user space only")
     try:
         return _kernel_placement(bound)
     except _StaysInUserSpace as why:

@@ -28,14 +28,19 @@ from collections import Counter, OrderedDict, defaultdict, deque
 from functools import partial
 from itertools import accumulate
 from operator import itemgetter
-from typing import Any, Callable, Hashable, Iterable
+from typing import TYPE_CHECKING, Callable, Hashable, Iterable, cast
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.utils import floatToGoString
 
 from ..naming import label_value
-from .exact import FloatParts, exact_value, merge_parts, split_sum
+from .exact import exact_value, split_sum
 from .lifecycle import EVICTED
+from .protocols import MetricBinding
+from .series import Move, SeriesState
+
+if TYPE_CHECKING:
+    from ..kernel.plan import Placement
 
 __all__ = ["TraceAggregator", "CounterAggregator", "HistogramAggregator", "GaugeAggregator", "DEFAULT_MAX_SERIES"]
 
@@ -45,7 +50,7 @@ DEFAULT_MAX_SERIES = 10000
 
 Key = Hashable
 
-_exhaust: Callable[[Iterable], object] = partial(deque, maxlen=0)  # runs an iterator to its end in C, keeping nothing
+_exhaust: Callable[[Iterable], deque] = partial(deque, maxlen=0)  # runs an iterator to its end in C, keeping nothing
 
 
 # --- per-batch helpers (all per-row work in C) -------------------------------------------------
@@ -66,10 +71,7 @@ def _label_texts(count: int) -> Callable[[Key], list[str]]:
         return lambda key: []
     if count == 1:
         return lambda key: [label_value(key)]
-
-    def texts(key: Any) -> list[str]:   # a tuple, as `_series_key` makes it for two labels or more
-        return list(map(label_value, key))
-    return texts
+    return lambda key: list(map(label_value, cast(tuple, key)))
 
 
 def _count_keys(rows: list[dict], key: Callable | None) -> dict[Key, int]:
@@ -89,11 +91,11 @@ def _group_values(rows: list[dict], key: Callable | None, field: Callable) -> di
     return groups
 
 
-def _tally(rows: list[dict], key: Callable | None, field: Callable | None) -> dict[Key, tuple[int, int, FloatParts]]:
-    """Per series of a batch: (rows, int part, float parts) of the row count, or of the field's sum."""
+def _tally(rows: list[dict], key: Callable | None, field: Callable | None) -> dict[Key, Move]:
+    """Per series of a batch: the row count, or the field's sum."""
     if field is None:
-        return {k: (n, n, ()) for k, n in _count_keys(rows, key).items()}
-    return {k: (len(vs), *split_sum(vs)) for k, vs in _group_values(rows, key, field).items()}
+        return {k: Move(n, n) for k, n in _count_keys(rows, key).items()}
+    return {k: Move(len(vs), *split_sum(vs)) for k, vs in _group_values(rows, key, field).items()}
 
 
 # --- the series cap ----------------------------------------------------------------------------
@@ -143,7 +145,9 @@ class _SeriesCap:
 class _Aggregator:
     """What every aggregator shares: the bound metric, its compiled per-row tools, the cap, a lock."""
 
-    def __init__(self, bound, max_series: int = DEFAULT_MAX_SERIES) -> None:
+    placement: Placement   # where the engine placed the metric (kernel.plan)
+
+    def __init__(self, bound: MetricBinding, max_series: int = DEFAULT_MAX_SERIES) -> None:
         self.bound = bound
         self._predicate = bound.predicate
         self._key = _series_key(tuple(bound.label_columns))
@@ -182,14 +186,13 @@ class TraceAggregator(_Aggregator, ABC):
     and `series_dropped` from what the map holds, and overrides `last_moved`/`expire` to read and
     delete map entries.
 
-    A subclass says what a batch item does to a series with `_new_state(now)` and
-    `_update(state, item, now)`; `_apply` does the rest under the lock.
+    A subclass turns a batch into a `Move` per series and says how a new series starts
+    (`_new_state(now)`); `_apply` adds the moves under the lock.
     """
 
-    # Series state is a list per key in `_series` whose last item is the clock when it last moved.
-    _series: dict[Key, list]
+    _series: dict[Key, SeriesState]
 
-    def __init__(self, bound, max_series: int = DEFAULT_MAX_SERIES,
+    def __init__(self, bound: MetricBinding, max_series: int = DEFAULT_MAX_SERIES,
                  clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__(bound, max_series)
         self._clock = clock  # when series last moved; the sweep (metrics.lifecycle) reads the same clock
@@ -206,7 +209,7 @@ class TraceAggregator(_Aggregator, ABC):
         """(series key, clock when it last moved) of every series kept."""
         with self._lock:
             items = list(self._series.items())  # in C: the lock is held for a copy only
-        return [(key, state[-1]) for key, state in items]
+        return [(key, state.moved) for key, state in items]
 
     def expire(self, stale: Iterable[tuple[Key, float]], reason: str) -> int:
         """Remove each series of `stale` (key, last moved) that has not moved since; count it
@@ -216,15 +219,15 @@ class TraceAggregator(_Aggregator, ABC):
             series = self._series
             for key, moved in stale:
                 state = series.get(key)
-                if state is not None and state[-1] == moved:
+                if state is not None and state.moved == moved:
                     del series[key], self._recency[key]
                     self._removed(key)
                     removed += 1
             self.series_expired[reason] += removed
         return removed
 
-    def _apply(self, batch: Iterable[tuple[Key, object]], now: float) -> bool:
-        """Account a batch's (series key, item) pairs; the caller holds the lock. True when the cap
+    def _apply(self, batch: Iterable[tuple[Key, Move]], now: float) -> bool:
+        """Account a batch's (series key, move) pairs; the caller holds the lock. True when the cap
         was reached for the first time: call `self._cap.warn(True)` once the lock is released.
 
         The series of one batch count as updated together: the kept ones are updated first, then
@@ -233,18 +236,18 @@ class TraceAggregator(_Aggregator, ABC):
         """
         series, recency, fresh = self._series, self._recency, []
         to_end = recency.move_to_end
-        for key, item in batch:
+        for key, move in batch:
             state = series.get(key)
             if state is None:
-                fresh.append((key, item))
+                fresh.append((key, move))
             else:
-                self._update(state, item, now)
+                state.add(move, now)
                 to_end(key)
         if not fresh:
             return False
         room, evicted = self._cap.max_series - len(series), 0
-        new_state, update, removed = self._new_state, self._update, self._removed
-        for key, item in fresh:
+        new_state, removed = self._new_state, self._removed
+        for key, move in fresh:
             if room > 0:
                 room -= 1
             else:
@@ -254,7 +257,7 @@ class TraceAggregator(_Aggregator, ABC):
                 evicted += 1
             state = series[key] = new_state(now)
             recency[key] = None
-            update(state, item, now)
+            state.add(move, now)
         if not evicted:
             return False
         self.series_expired[EVICTED] += evicted
@@ -263,52 +266,47 @@ class TraceAggregator(_Aggregator, ABC):
     def _removed(self, key: Key) -> None:
         """A series left (the caller holds the lock). The kernel path deletes its map entries."""
 
+    def ingest(self, rows: list[dict]) -> None:
+        """Account a batch of rows from the gadget."""
+        matching = self._matching(rows)
+        if not matching:
+            return
+        batch = self._per_series(matching)
+        now = self._clock()
+        with self._lock:
+            warn = self._apply(batch, now)
+        if warn:
+            self._cap.warn(True)
+
+    def collect(self) -> list[Metric]:
+        """The metric families, built now from a copy of the state."""
+        return self._families()
+
     @abstractmethod
-    def _new_state(self, now: float) -> list:
+    def _per_series(self, matching: list[dict]) -> Iterable[tuple[Key, Move]]:
+        """What a batch's matching rows add, per series."""
+
+    @abstractmethod
+    def _new_state(self, now: float) -> SeriesState:
         """The state of a series with nothing counted yet."""
 
     @abstractmethod
-    def _update(self, state: list, item, now: float) -> None:
-        """Add a batch item to a series' state."""
-
-    @abstractmethod
-    def ingest(self, rows: list[dict]) -> None:
-        """Account a batch of rows from the gadget."""
-
-    @abstractmethod
-    def collect(self) -> list[Metric]:
-        """The metric families, built now from a copy of the state."""
+    def _families(self) -> list[Metric]:
+        """The families of `collect`."""
 
 
 class CounterAggregator(TraceAggregator):
     """+1 per matching row, or + the row's `field` (ints stay ints; floats summed exactly)."""
 
-    # _series: key -> [int part, float parts, last moved]; a batch item: (rows, int part, float parts)
+    def _per_series(self, matching: list[dict]) -> Iterable[tuple[Key, Move]]:
+        return _tally(matching, self._key, self._field).items()
 
-    def ingest(self, rows: list[dict]) -> None:
-        matching = self._matching(rows)
-        if not matching:
-            return
-        batch = _tally(matching, self._key, self._field)
-        now = self._clock()
+    def _new_state(self, now: float) -> SeriesState:
+        return SeriesState(now)
+
+    def _families(self) -> list[Metric]:
         with self._lock:
-            warn = self._apply(batch.items(), now)
-        if warn:
-            self._cap.warn(True)
-
-    def _new_state(self, now: float) -> list:
-        return [0, (), now]
-
-    def _update(self, state: list, item, now: float) -> None:
-        _, integer, parts = item
-        state[0] += integer
-        if parts:
-            state[1] = merge_parts(state[1], parts)
-        state[2] = now
-
-    def collect(self) -> list[Metric]:
-        with self._lock:
-            items = [(key, integer, parts) for key, (integer, parts, _) in self._series.items()]
+            items = [(key, state.integer, state.parts) for key, state in self._series.items()]
         bound = self.bound
         family = CounterMetricFamily(bound.family_name, bound.description, labels=bound.label_names)
         for key, integer, parts in items:
@@ -319,10 +317,10 @@ class CounterAggregator(TraceAggregator):
 class HistogramAggregator(TraceAggregator):
     """Observes the row's `field`. Buckets are (previous, bound], plus +Inf; `_sum` is exact."""
 
-    def __init__(self, bound, max_series: int = DEFAULT_MAX_SERIES,
+    def __init__(self, bound: MetricBinding, max_series: int = DEFAULT_MAX_SERIES,
                  clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__(bound, max_series, clock)
-        bounds = tuple(bound.bounds)
+        bounds = tuple(bound.bounds or ())
         self._les = [floatToGoString(b) for b in bounds] + ["+Inf"]
         self._width = len(bounds) + 1
         # bisect_left: a value equal to a bound belongs to that bound's bucket ("le"). Integral
@@ -331,40 +329,23 @@ class HistogramAggregator(TraceAggregator):
         as_ints = tuple(int(b) if math.isfinite(b) and float(b).is_integer() else b for b in bounds)
         self._place_float = partial(bisect_left, bounds)
         self._place_int = partial(bisect_left, as_ints)
-        # _series: key -> [bucket counts (not cumulative), int sum, float parts, last moved];
-        # a batch item: (rows, {bucket index: hits}, int sum, float parts)
 
-    def ingest(self, rows: list[dict]) -> None:
-        matching = self._matching(rows)
-        if not matching:
-            return
+    def _per_series(self, matching: list[dict]) -> Iterable[tuple[Key, Move]]:
+        field = self._field
+        assert field is not None, "a histogram observes a field (config.checks)"
         batch = []
-        assert self._field is not None   # a histogram observes its field
-        for key, values in _group_values(matching, self._key, self._field).items():
+        for key, values in _group_values(matching, self._key, field).items():
             place = self._place_int if type(values[0]) is int else self._place_float
-            batch.append((key, (len(values), Counter(map(place, values)), *split_sum(values))))
-        now = self._clock()
+            batch.append((key, Move(len(values), *split_sum(values), Counter(map(place, values)))))
+        return batch
+
+    def _new_state(self, now: float) -> SeriesState:
+        return SeriesState(now, buckets=[0] * self._width)
+
+    def _families(self) -> list[Metric]:
         with self._lock:
-            warn = self._apply(batch, now)
-        if warn:
-            self._cap.warn(True)
-
-    def _new_state(self, now: float) -> list:
-        return [[0] * self._width, 0, (), now]
-
-    def _update(self, state: list, item, now: float) -> None:
-        _, buckets, integer, parts = item
-        counts = state[0]
-        for index, hits in buckets.items():
-            counts[index] += hits
-        state[1] += integer
-        if parts:
-            state[2] = merge_parts(state[2], parts)
-        state[3] = now
-
-    def collect(self) -> list[Metric]:
-        with self._lock:
-            items = [(key, counts.copy(), integer, parts) for key, (counts, integer, parts, _) in self._series.items()]
+            items = [(key, list(state.buckets or ()), state.integer, state.parts)
+                     for key, state in self._series.items()]
         bound, les = self.bound, self._les
         family = HistogramMetricFamily(bound.family_name, bound.description, labels=bound.label_names)
         for key, counts, integer, parts in items:
@@ -379,9 +360,9 @@ class HistogramAggregator(TraceAggregator):
 class GaugeAggregator(_Aggregator):
     """A metric of a snapshot gadget: per label set, the number of matching rows of the snapshot,
     or the sum of `field`. Nothing is kept between scrapes: a series exists only while the latest
-    snapshot has rows for it. No `ingest` (the engine feeds trace aggregators by that name)."""
+    snapshot has rows for it. No `ingest`: the engine feeds rows to `TraceAggregator`s only."""
 
-    def __init__(self, bound, max_series: int = DEFAULT_MAX_SERIES) -> None:
+    def __init__(self, bound: MetricBinding, max_series: int = DEFAULT_MAX_SERIES) -> None:
         super().__init__(bound, max_series)  # the lock: concurrent scrapes update the counters
         self._series_count = 0
 
@@ -396,9 +377,9 @@ class GaugeAggregator(_Aggregator):
         matching = self._matching(rows)
         tally = _tally(matching, self._key, self._field) if matching else {}
         kept = list(tally.items())[: self._cap.max_series]
-        dropped = sum(n for n, _, _ in list(tally.values())[len(kept):])
-        for key, (_, integer, parts) in kept:
-            family.add_metric(self._labels(key), exact_value(integer, parts))
+        dropped = sum(move.rows for move in list(tally.values())[len(kept):])
+        for key, move in kept:
+            family.add_metric(self._labels(key), exact_value(move.integer, move.parts))
         warn = False
         with self._lock:
             self._series_count = len(kept)

@@ -26,32 +26,34 @@ from __future__ import annotations
 import threading
 import time
 from operator import itemgetter
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, cast
 
 from ..containers.resolver import PENDING
 from ..kernel.plan import USER, Placement
 from ..selectors import compile_selectors
-from .aggregators import CounterAggregator, HistogramAggregator
+from .aggregators import CounterAggregator, HistogramAggregator, TraceAggregator
+from .series import Move
 
-# What _MapPull is mixed into, for the type checker (at run time it comes first in the MRO).
 if TYPE_CHECKING:
-    _PullBase = CounterAggregator
-else:
-    _PullBase = object
+    from ..config import BoundMetric
+    from ..containers.enricher import Enricher
+    from ..kernel.codegen import Layout
+    from ..kernel.program import KernelProgram
 
 _DROP = object()   # the entry's events are not counted (a host row without --host, a selector)
 
 
-class _MapPull(_PullBase):
-    """What the two kernel aggregators share: attaching to a program, and the pull."""
+class KernelAggregator(TraceAggregator):
+    """What every aggregator over BPF maps shares: attaching to a program, and the pull. A kernel
+    aggregator is this class first, then the user-space one it counts like (its `_as_move`)."""
 
-    _program: Any = None   # the KernelProgram and this metric's Layout in it, from attach()
-    _layout: Any = None
+    _program: KernelProgram | None = None
+    _layout: Layout          # set by `attach`; read only while `_program` is set
+    _enricher: Enricher      # likewise
     _in_user_space = False
     _dropped_before = 0   # events earlier programs of this metric found their map full for
-    _as_item: Callable[[list], tuple]   # a delta of the map's value -> an item of the aggregator's batch
 
-    def __init__(self, bound, placement, **kwargs) -> None:
+    def __init__(self, bound: BoundMetric, placement: Placement, **kwargs) -> None:
         super().__init__(bound, **kwargs)
         self.placement = placement
         schema = bound.spec.columns
@@ -65,14 +67,13 @@ class _MapPull(_PullBase):
         self._leaving: list = []   # series keys removed since the last pull: their entries go
         self._carry: dict[object, list] = {}   # series key -> what its deleted entries counted after their last read
         self._live_before: set = set()
-        self._read_before = None
+        self._read_before: list[tuple[bytes, bytes]] | None = None   # the entries the last pull read
         self._pending = False   # the last pull left an entry waiting for its container
         self._pull_lock = threading.Lock()
-        self._enricher: Any = None   # the Enricher, from attach()
         label_columns = tuple(bound.label_columns)
         self._row_key = itemgetter(*label_columns) if label_columns else (lambda row: ())
 
-    def attach(self, program, enricher) -> None:
+    def attach(self, program: KernelProgram, enricher: Enricher) -> None:
         """Read from `program`'s map of this metric from now on (a reload may hand a new program)."""
         with self._pull_lock:
             self._dropped_before += self.kernel_dropped   # the counter goes on across programs
@@ -128,9 +129,10 @@ class _MapPull(_PullBase):
         """`final`: the program's last read (a reload hands over to another): a key still waiting
         for its container counts as unclaimed now, as the enricher's held rows do when it closes."""
         with self._pull_lock:
-            program, layout = self._program, self._layout
+            program = self._program
             if program is None or not program.is_loaded:
                 return
+            layout = self._layout
             entries = program.read(layout.index)
             moved: dict
             if entries is self._read_before and not self._pending and not self._carry:   # nothing moved
@@ -150,9 +152,9 @@ class _MapPull(_PullBase):
             self._take_leaving()
 
     def _merge(self, moved: dict) -> None:
-        now, as_item = self._clock(), self._as_item
+        now, as_move = self._clock(), self._as_move
         with self._lock:
-            warn = self._apply([(key, as_item(delta)) for key, delta in moved.items()], now)
+            warn = self._apply([(key, as_move(delta)) for key, delta in moved.items()], now)
         if warn:
             self._cap.warn(True)
 
@@ -256,7 +258,7 @@ class _MapPull(_PullBase):
             labels = enricher.labels_when_unclaimed()
         if labels is None:
             return _DROP, None
-        row = dict(labels)
+        row: dict[str, object] = dict(cast("dict[str, object]", labels))   # the container columns, once resolved
         for column, position, decode in zip(self._kernel_labels, layout.order, layout.decoders):
             row[column] = decode(items[2 + position])
         if self._container_test is not None and not self._container_test(row):
@@ -264,11 +266,16 @@ class _MapPull(_PullBase):
         return self._row_key(row), _token(container, items[1])
 
     def _live(self) -> set:
-        live = set()
+        live: set[object] = set()
         for container in self._enricher.containers.containers():
             live.add(container.id)
             live.add(("netns", container.netns))
         return live
+
+    @staticmethod
+    def _as_move(delta: list[int]) -> Move:
+        """What a pull's delta of a series (the map value's words, kernel.codegen's Layout) adds."""
+        raise NotImplementedError
 
 
 def _token(container, key_value: int):
@@ -278,17 +285,16 @@ def _token(container, key_value: int):
     return container.id if container.id else ("netns", container.netns or key_value)
 
 
-class KernelCounterAggregator(_MapPull, CounterAggregator):
+class KernelCounterAggregator(KernelAggregator, CounterAggregator):
     @staticmethod
-    def _as_item(delta: list) -> tuple:
-        """A pull's delta of a series as a batch item of the user-space counter."""
+    def _as_move(delta: list[int]) -> Move:
         (amount,) = delta
-        return 0, amount, ()
+        return Move(0, amount)
 
 
-class KernelHistogramAggregator(_MapPull, HistogramAggregator):
+class KernelHistogramAggregator(KernelAggregator, HistogramAggregator):
     @staticmethod
-    def _as_item(delta: list) -> tuple:
-        """A pull's delta of a series as a batch item of the user-space histogram."""
+    def _as_move(delta: list[int]) -> Move:
+        """The buckets' words, then the sum's."""
         buckets = delta[:-1]
-        return sum(buckets), dict(enumerate(buckets)), delta[-1], ()
+        return Move(sum(buckets), delta[-1], buckets=dict(enumerate(buckets)))

@@ -31,10 +31,13 @@ import threading
 import time
 from dataclasses import dataclass
 from operator import itemgetter
-from typing import Any, Callable, Hashable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Hashable, Iterable
 
 from ..columns import CONTAINER_COLUMN_NAMES, pod_label_key
 from ..health import loop_errors
+
+if TYPE_CHECKING:
+    from .aggregators import TraceAggregator
 
 __all__ = ["SeriesPolicy", "SeriesSweeper", "CONTAINER_GONE", "IDLE", "EVICTED", "REASONS", "container_views"]
 
@@ -101,7 +104,7 @@ class SeriesSweeper:
     rows carry them. `clock` must be the aggregators'.
     """
 
-    def __init__(self, aggregators: Callable[[], Iterable], containers: Callable[[], Iterable],
+    def __init__(self, aggregators: Callable[[], Iterable[TraceAggregator]], containers: Callable[[], Iterable],
                  policy: SeriesPolicy = SeriesPolicy(), clock: Callable[[], float] = time.monotonic,
                  columns_of: Callable = lambda c: c.columns()) -> None:
         self.policy = policy
