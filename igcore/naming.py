@@ -9,10 +9,13 @@ from __future__ import annotations
 import math
 import re
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-if TYPE_CHECKING:
-    from .metrictypes import MetricType
+
+class Suffixed(Protocol):
+    """What naming reads of a metric type (igcore/metrictypes.py: the table sits above this room)."""
+    @property
+    def family_suffix(self) -> str: ...
 
 _METRIC_INVALID = re.compile(r"[^a-zA-Z0-9_:]")
 _LABEL_INVALID = re.compile(r"[^a-zA-Z0-9_]")
@@ -45,7 +48,7 @@ def sanitize_label_name(column: str) -> str:
     return _leading_digit_safe(_LABEL_INVALID.sub("_", column))
 
 
-def family_name(name: str, kind: MetricType, unit: str | None = None) -> str:
+def family_name(name: str, kind: Suffixed, unit: str | None = None) -> str:
     """The name to give prometheus_client's MetricFamily for a metric of this config.
 
     Sanitised; the type's `family_suffix` (`_total` for a counter) removed from its end, since the
