@@ -15,6 +15,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+from .bpf.compiler import Compiler
 from .config import BoundMetric, Config
 from .containers import ContainerCollection, Enricher, RuntimeOptions
 from .enginestatus import RUNNING, EngineStatus, GadgetState
@@ -60,7 +61,8 @@ class GadgetRun:
     """
 
     def __init__(self, spec: GadgetSpec, containers: ContainerCollection, options: EngineOptions,
-                 aggregators: dict[BoundMetric, object] | None = None, start_counting: bool = True) -> None:
+                 aggregators: dict[BoundMetric, object] | None = None, start_counting: bool = True,
+                 *, compiler: Compiler) -> None:
         """`aggregators`: the metrics the run is made for; those in the kernel are compiled into its
         program (a different set needs another run). `start_counting` False: the program counts
         and sends nothing until a reload's hand-over gives it a start (a run that replaces a
@@ -68,6 +70,7 @@ class GadgetRun:
         self.spec = spec
         self.label = f"{spec.category.value} {spec.name}"  # names the gadget in logs
         self.options = options
+        self.compiler = compiler   # handed to the gadget in its GadgetContext
         self.gadget = None
         self.stats = GadgetStats()  # the gadget's own once it exists
         self.active = True
@@ -148,7 +151,7 @@ class GadgetRun:
                   extra={"gadget": self.label, "reason": self.failure})
 
     def _start_gadget(self) -> None:
-        self.gadget = self.spec.factory(GadgetContext(host=self.options.host, kernel=self.program))
+        self.gadget = self.spec.factory(GadgetContext(host=self.options.host, kernel=self.program, compiler=self.compiler))
         self.stats = self.gadget.stats
         if isinstance(self.gadget, TraceGadget):
             package = getattr(self.spec.factory, "__module__", "").split(".")[0]
@@ -291,9 +294,11 @@ class Engine:
     feeds) and is replaced whole by a reload, so a scrape sees the old set or the new one, never a
     metric under two gadgets at once."""
 
-    def __init__(self, options: EngineOptions = EngineOptions()) -> None:
+    def __init__(self, options: EngineOptions = EngineOptions(), compiler: Compiler | None = None) -> None:
+        """`compiler`: the one the `ig` executable built (igcore.main); None, a compiler of its own."""
         self.options = options
-        self.containers = ContainerCollection.for_host(options.runtimes)
+        self.compiler = compiler if compiler is not None else Compiler()
+        self.containers = ContainerCollection.for_host(options.runtimes, compiler=self.compiler)
         self.bindings: dict[tuple[str, str], tuple[GadgetRun, dict[BoundMetric, object]]] = {}
         self.config: Config | None = None
         self.reloads = {"success": 0, "failure": 0}
@@ -367,10 +372,10 @@ class Engine:
                 if alive:
                     replacing[key] = current[0]
                 run = started[key] = GadgetRun(next(iter(aggregators)).spec, self.containers, self.options,
-                                               aggregators, start_counting=not alive)
+                                               aggregators, start_counting=not alive, compiler=self.compiler)
                 # A replacement gets its metrics at the hand-over below: until then the old run counts.
                 run.bind({} if alive else aggregators)
-        start_all(list(started.values()))  # side by side; returns once every one is attached or failed
+        start_all(list(started.values()), self.compiler)  # side by side; returns once every one is attached or failed
         for key, run in started.items():
             if key not in replacing:
                 run.attach_kernel_metrics()

@@ -117,7 +117,7 @@ def _empty_hint(console: Console, host: bool, what: str) -> None:
         _note(console, f"no {what} from containers; add --host to include host processes")
 
 
-def run_trace(name, filters, output, columns, host, timeout, runtime_options, console: Console) -> None:
+def run_trace(name, filters, output, columns, host, timeout, runtime_options, console: Console, compiler) -> None:
     from .containers import ContainerCollection, Enricher
 
     spec = _spec(Category.TRACE, name)
@@ -134,11 +134,11 @@ def run_trace(name, filters, output, columns, host, timeout, runtime_options, co
     if table is not None:
         _say_left_out(table, console, notes)
     sink = printer if predicate is None else (lambda rows: printer([r for r in rows if predicate(r)]))
-    signals.block()
-    containers = ContainerCollection.for_host(runtime_options)
+    containers = ContainerCollection.for_host(runtime_options, compiler=compiler)
     containers.start()
     try:
-        gadget = _plugin_call(f"gadget trace {name} failed to start", spec.factory, GadgetContext(host=host))
+        gadget = _plugin_call(f"gadget trace {name} failed to start", spec.factory,
+                              GadgetContext(host=host, compiler=compiler))
     except BaseException:
         containers.stop()
         raise
@@ -177,17 +177,18 @@ def _stop_trace(gadget, enricher, containers, added, removed, subscribed: bool) 
     containers.stop()
 
 
-def run_snapshot(name, filters, output, columns, host, runtime_options, console: Console) -> None:
+def run_snapshot(name, filters, output, columns, host, runtime_options, console: Console, compiler) -> None:
     from .containers import ContainerCollection, Enricher
 
     spec = _spec(Category.SNAPSHOT, name)
     predicate = _filter(spec, filters)
     _check_output(output)
     shown = _columns(spec, columns)
-    containers = ContainerCollection.for_host(runtime_options)
+    containers = ContainerCollection.for_host(runtime_options, compiler=compiler)
     containers.start()
     try:
-        gadget = _plugin_call(f"gadget snapshot {name} failed to start", spec.factory, GadgetContext(host=host))
+        gadget = _plugin_call(f"gadget snapshot {name} failed to start", spec.factory,
+                              GadgetContext(host=host, compiler=compiler))
         try:
             taken = _plugin_call(f"gadget snapshot {name} failed", gadget.snapshot)
         finally:

@@ -17,13 +17,13 @@ __all__ = ["EVERY_CONTAINER", "CgroupTracker", "ContainerSource", "DockerSource"
 
 
 def host_sources(options: RuntimeOptions, *, clock: Callable[[], float] = time.monotonic,
-                 windows: Windows = Windows()) -> list[ContainerSource]:
+                 windows: Windows = Windows(), compiler=None) -> list[ContainerSource]:
     """The node name, the cgroup tracker, the state directories of the chosen runtimes and, if chosen,
     docker's Engine API. Started in this order: warnings come out in the options' order."""
     docker = DockerSource(options.docker_socket) if "docker" in options.runtimes else None
     sources: list[ContainerSource] = [
         NodeNameSource(options.node_name),
-        CgroupTracker(clock=clock, windows=windows),
+        CgroupTracker(clock=clock, windows=windows, compiler=compiler),
         StateDirSource(options, docker_ready=lambda: docker is not None and docker.connected),
     ]
     if docker is not None:
