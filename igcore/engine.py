@@ -151,7 +151,8 @@ class GadgetRun:
                   extra={"gadget": self.label, "reason": self.failure})
 
     def _start_gadget(self) -> None:
-        self.gadget = self.spec.factory(GadgetContext(host=self.options.host, kernel=self.program, compiler=self.compiler))
+        self.gadget = self.spec.factory(GadgetContext(host=self.options.host, kernel=self.program,
+                                                      compiler=self.compiler))
         self.stats = self.gadget.stats
         if isinstance(self.gadget, TraceGadget):
             package = getattr(self.spec.factory, "__module__", "").split(".")[0]

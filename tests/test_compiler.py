@@ -1,11 +1,13 @@
 """ig's BPF compiler is one object (igcore.bpf.Compiler) that owns all of its state: two of them in
 one process share no thread, queue or early program, the ring-buffer transport holds no compile
-state, a dropped compiler ends its thread, and the compiler thread's short /proc/kallsyms never
+state, a dropped compiler ends its thread, `ig prometheus` compiles its gadgets and its cgroup watch
+with the one compiler the executable built, and the compiler thread's short /proc/kallsyms never
 reaches a symbol lookup made after a compile (docs/security.md, "The compiler's /proc/kallsyms")."""
 
 from __future__ import annotations
 
 import gc
+import os
 import subprocess
 import sys
 import threading
@@ -78,3 +80,17 @@ def test_a_symbol_lookup_after_a_compile_reads_the_hosts_kallsyms(require_bpf): 
     with open("/proc/kallsyms") as f:
         real = next(int(line.split()[0], 16) for line in f if line.split()[2] == "vfs_read")
     assert int(looked_up.stdout.split()[-1]) == real
+
+
+def test_ig_prometheus_compiles_every_program_on_the_one_compiler_it_built(require_bpf, run_ig):  # noqa: F811
+    """Each compiler's thread has a mount namespace of its own: one such thread compiled the cgroup
+    watch and both gadgets' programs (a compiler made on the side would add a second)."""
+    ig = run_ig("metrics_name: one\nmetrics:\n"
+                "  - {name: execs, type: counter, category: trace, gadget: exec}\n"
+                "  - {name: dns_queries, type: counter, category: trace, gadget: dns}\n", "--host")
+    for gadget in ("exec", "dns"):
+        assert ig.value("ig_gadget_running", category="trace", gadget=gadget) == 1, ig.output()
+    pid = ig.proc.pid
+    own = os.stat(f"/proc/{pid}/ns/mnt").st_ino
+    private = {tid for tid in os.listdir(f"/proc/{pid}/task") if os.stat(f"/proc/{pid}/task/{tid}/ns/mnt").st_ino != own}
+    assert len(private) == 1, private
