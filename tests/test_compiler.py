@@ -92,5 +92,6 @@ def test_ig_prometheus_compiles_every_program_on_the_one_compiler_it_built(requi
         assert ig.value("ig_gadget_running", category="trace", gadget=gadget) == 1, ig.output()
     pid = ig.proc.pid
     own = os.stat(f"/proc/{pid}/ns/mnt").st_ino
-    private = {tid for tid in os.listdir(f"/proc/{pid}/task") if os.stat(f"/proc/{pid}/task/{tid}/ns/mnt").st_ino != own}
+    private = {tid for tid in os.listdir(f"/proc/{pid}/task")
+               if os.stat(f"/proc/{pid}/task/{tid}/ns/mnt").st_ino != own}
     assert len(private) == 1, private
