@@ -126,6 +126,7 @@ LogFormatOpt = Annotated[LogFormat, typer.Option(
 @app.command()
 @with_runtime_options()
 def prometheus(
+    ctx: typer.Context,
     config: Annotated[Optional[str], typer.Option("--config", "-c", help="Metrics config: @path/to/file.yaml or inline "
                                                                          "YAML. Default: the built-in config.")] = None,
     listen: Annotated[str, typer.Option(
@@ -200,7 +201,7 @@ def prometheus(
                     _with_kubeconfig(runtime_options, kubeconfig),
                     _series_policy(series_grace, series_idle, series_sweep), web, follow,
                     snapshot_timeout=snapshot_timeout, strict=strict, kernel_aggregation=kernel_aggregation,
-                    stuck_after=stuck_after)
+                    stuck_after=stuck_after, compiler=ctx.obj)
     except IgError as exc:
         raise fail(exc) from None
     except Abandoned as exc:
@@ -253,17 +254,15 @@ class WatchOptions:
 def _prometheus(config, listen, path, host, check, max_series, snapshot_interval, runtime_options, series_policy,
                 web: WebOptions = WebOptions(None, HttpOptions()), follow: Optional[WatchOptions] = None,
                 snapshot_timeout: float = 5.0, strict: bool = False, kernel_aggregation: bool = True,
-                stuck_after: float = STUCK_AFTER) -> None:
-    """`runtime_options` is a callable: --check must not need the container code."""
+                stuck_after: float = STUCK_AFTER, compiler=None) -> None:
+    """`runtime_options` is a callable: --check must not need the container code. `compiler`: the
+    one igcore.main built, which has blocked the stop and reload signals (None: the engine's own)."""
     if check:
         _check(config, listen, path, web, follow is not None, kernel_aggregation)
         return
     require_root()   # first: before the container runtimes and the gadgets each fail their own way
-    # Before any thread starts: a thread that does not block the stop and reload signals could
-    # take one, and SIGHUP's default action ends ig. (igcore.main, the `ig` executable, has
-    # blocked them already, before it began compiling the cgroup watch.) The main thread takes
-    # them from here on, also while the steps run (igcore.supervisor).
-    signals.block()
+    # The main thread takes the stop and reload signals, which igcore.main blocked, also while the
+    # steps run (igcore.supervisor).
     supervisor = Supervisor()
 
     def make_engine():
@@ -271,7 +270,8 @@ def _prometheus(config, listen, path, host, check, max_series, snapshot_interval
 
         return Engine(EngineOptions(host=host, max_series=max_series, snapshot_min_interval=snapshot_interval,
                                     series=series_policy, snapshot_timeout=snapshot_timeout or None, strict=strict,
-                                    runtimes=runtime_options(), kernel_aggregation=kernel_aggregation))
+                                    runtimes=runtime_options(), kernel_aggregation=kernel_aggregation),
+                      compiler)
 
     serving: Optional[Serving] = None
     abandoned = False
@@ -493,6 +493,7 @@ Columns = Annotated[Optional[str], typer.Option("--columns", help="Comma-separat
 @app.command()
 @with_runtime_options()
 def trace(
+    ctx: typer.Context,
     gadget: Annotated[str, typer.Argument(help="A trace gadget, e.g. exec or dns.")],
     filters: Filters = None,
     output: Output = "table",
@@ -508,12 +509,13 @@ def trace(
     from .live import run_trace
 
     _live(verbose, log_format, run_trace, gadget, filters or [], output, columns, host, timeout,
-          runtime_options=runtime_options, needs_root=True)
+          runtime_options=runtime_options, needs_root=True, compiler=ctx.obj)
 
 
 @app.command()
 @with_runtime_options()
 def snapshot(
+    ctx: typer.Context,
     gadget: Annotated[str, typer.Argument(help="A snapshot gadget, e.g. process or socket.")],
     filters: Filters = None,
     output: Output = "table",
@@ -527,24 +529,31 @@ def snapshot(
     from .live import run_snapshot
 
     _live(verbose, log_format, run_snapshot, gadget, filters or [], output, columns, host,
-          runtime_options=runtime_options)
+          runtime_options=runtime_options, compiler=ctx.obj)
 
 
-def _live(verbose: bool, log_format: LogFormat, run, *args, runtime_options, needs_root: bool = False) -> None:
-    """Shared by `ig trace` and `ig snapshot`: logging, runtime options, errors as one line."""
+def _live(verbose: bool, log_format: LogFormat, run, *args, runtime_options, needs_root: bool = False,
+          compiler=None) -> None:
+    """Shared by `ig trace` and `ig snapshot`: logging, runtime options, errors as one line.
+    `compiler`: the one igcore.main built (None: one of its own, built here)."""
     _setup_logging(verbose, log_format)
     try:
         if needs_root:   # a trace gadget loads an eBPF program: checked before the container runtimes
             require_root()
-        run(*args, runtime_options(), out)
+        if compiler is None:
+            from .bpf.compiler import Compiler
+
+            compiler = Compiler()
+        run(*args, runtime_options(), out, compiler)
     except IgError as exc:
         raise fail(exc) from None
     except Abandoned as exc:
         _exit_now(exc)
 
 
-def main() -> None:
-    app()
+def main(compiler=None) -> None:
+    """`compiler`: ig's BPF compiler (igcore.main), handed to the commands as their context's obj."""
+    app(obj=compiler)
 
 
 if __name__ == "__main__":

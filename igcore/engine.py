@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from .bpf.compiler import Compiler
 from .config import BoundMetric, Config
 from .containers import ContainerCollection, Enricher, RuntimeOptions
 from .containers.pod_source import columns_used, pod_watch_of, use_pod_columns
@@ -64,7 +65,8 @@ class GadgetRun:
 
     def __init__(self, spec: GadgetSpec, containers: ContainerCollection, options: EngineOptions,
                  aggregators: dict[BoundMetric, Aggregator] | None = None, start_counting: bool = True,
-                 rows_to: Callable[[list[dict]], None] | None = None, report_deaths: bool = True) -> None:
+                 rows_to: Callable[[list[dict]], None] | None = None, report_deaths: bool = True,
+                 *, compiler: Compiler) -> None:
         """`aggregators`: the metrics the run is made for; those in the kernel are compiled into its
         program (a different set needs another run). `start_counting` False: the program counts
         and sends nothing until a reload's hand-over gives it a start (a run that replaces a
@@ -74,6 +76,7 @@ class GadgetRun:
         self.spec = spec
         self.label = f"{spec.category.value} {spec.name}"  # names the gadget in logs
         self.options = options
+        self.compiler = compiler   # handed to the gadget in its GadgetContext
         self.gadget: Any = None   # the plugin's gadget, once made
         self.stats = GadgetStats()  # the gadget's own once it exists
         self.active = True
@@ -168,7 +171,7 @@ class GadgetRun:
     def _start_gadget(self) -> None:
         self.threads = GadgetThreads(self.label, self._report_deaths)  # this instance's: a retry starts afresh
         self.gadget = self.spec.factory(GadgetContext(host=self.options.host, kernel=self.program,
-                                                      threads=self.threads))
+                                                      threads=self.threads, compiler=self.compiler))
         self.stats = self.gadget.stats
         if isinstance(self.gadget, TraceGadget):
             self.gadget.start(self.sink)
@@ -310,9 +313,11 @@ class Engine:
     feeds) and is replaced whole by a reload, so a scrape sees the old set or the new one, never a
     metric under two gadgets at once."""
 
-    def __init__(self, options: EngineOptions = EngineOptions()) -> None:
+    def __init__(self, options: EngineOptions = EngineOptions(), compiler: Compiler | None = None) -> None:
+        """`compiler`: the one the `ig` executable built (igcore.main); None, a compiler of its own."""
         self.options = options
-        self.containers = ContainerCollection.for_host(options.runtimes)
+        self.compiler = compiler if compiler is not None else Compiler()
+        self.containers = ContainerCollection.for_host(options.runtimes, compiler=self.compiler)
         self.bindings: dict[tuple[str, str], tuple[GadgetRun, dict[BoundMetric, Aggregator]]] = {}
         self.config: Config | None = None
         self.reloads = {"success": 0, "failure": 0}
@@ -392,10 +397,10 @@ class Engine:
                 if alive and current is not None:
                     replacing[key] = current[0]
                 run = started[key] = GadgetRun(next(iter(aggregators)).spec, self.containers, self.options,
-                                               aggregators, start_counting=not alive)
+                                               aggregators, start_counting=not alive, compiler=self.compiler)
                 # A replacement gets its metrics at the hand-over below: until then the old run counts.
                 run.bind({} if alive else aggregators)
-        start_all(list(started.values()))  # side by side; returns once every one is attached or failed
+        start_all(list(started.values()), self.compiler)  # side by side; returns once every one is attached or failed
         for key, run in started.items():
             if key not in replacing:
                 run.attach_kernel_metrics()

@@ -11,10 +11,13 @@ import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Callable, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Literal, TypeVar
 
 from .columns import Schema
 from .isolation import GadgetThreads
+
+if TYPE_CHECKING:
+    from .bpf.compiler import Compiler
 
 Row = dict
 Sink = Callable[[list[Row]], None]
@@ -44,6 +47,12 @@ class GadgetStats:
     extra: dict[str, int] = field(default_factory=dict)
 
 
+def _new_compiler() -> Compiler:
+    from .bpf.compiler import Compiler   # here: igcore.bpf imports this module
+
+    return Compiler()
+
+
 @dataclass
 class GadgetContext:
     """What the core hands a gadget's factory."""
@@ -53,9 +62,13 @@ class GadgetContext:
     # Per-gadget options (e.g. `ringbuf_pages`).
     options: dict = field(default_factory=dict)
     # The metrics the core aggregates inside this gadget's program and the window in which it counts
-    # (igcore.kernel.KernelProgram), or None: pass it to `compile_program(..., kernel=ctx.kernel)`,
-    # which compiles them in at IG_EMIT (a reload hands over between two programs with the window).
+    # (igcore.kernel.KernelProgram), or None: `compile_program(..., ctx=self.ctx)` compiles them in
+    # at IG_EMIT (a reload hands over between two programs with the window).
     kernel: object = None
+    # ig's BPF compiler (igcore.bpf.Compiler), which `compile_program(..., ctx=self.ctx)` uses: the
+    # engine hands every gadget the one the `ig` executable built; a gadget made outside ig (a
+    # plugin's test) gets a compiler of its own.
+    compiler: Compiler = field(default_factory=_new_compiler, repr=False, compare=False)
     # The gadget's threads: the core watches those started through `spawn` (docs/plugins.md, Your threads).
     threads: GadgetThreads = field(default_factory=lambda: GadgetThreads("unnamed"), repr=False, compare=False)
 

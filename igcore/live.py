@@ -130,13 +130,13 @@ def _empty_hint(console: Console, host: bool, what: str) -> None:
         _note(console, f"no {what} from containers; add --host to include host processes")
 
 
-def _live_run(spec: GadgetSpec, host: bool, runtime_options, **kwargs):
+def _live_run(spec: GadgetSpec, host: bool, runtime_options, compiler, **kwargs):
     """The gadget run `ig prometheus` makes (igcore.engine), checking rows and watching threads alike."""
     from .containers import ContainerCollection
     from .engine import EngineOptions, GadgetRun
 
-    containers = ContainerCollection.for_host(runtime_options)
-    run = GadgetRun(spec, containers, EngineOptions(host=host, runtimes=runtime_options), **kwargs)
+    containers = ContainerCollection.for_host(runtime_options, compiler=compiler)
+    run = GadgetRun(spec, containers, EngineOptions(host=host, runtimes=runtime_options), compiler=compiler, **kwargs)
     return run, containers
 
 
@@ -166,7 +166,7 @@ def _wait_while_running(run, timeout: float | None) -> None:
     raise RuntimeFailure(f"gadget {run.label}: {run.failure_message}").naming(gadget=run.label, reason=run.failure)
 
 
-def run_trace(name, filters, output, columns, host, timeout, runtime_options, console: Console) -> None:
+def run_trace(name, filters, output, columns, host, timeout, runtime_options, console: Console, compiler) -> None:
     spec = _spec(Category.TRACE, name)
     predicate = _filter(spec, filters)
     _check_output(output)
@@ -181,8 +181,7 @@ def run_trace(name, filters, output, columns, host, timeout, runtime_options, co
     if table is not None:
         _say_left_out(table, console, notes)
     sink = printer if predicate is None else (lambda rows: printer([r for r in rows if predicate(r)]))
-    signals.block()
-    run, containers = _live_run(spec, host, runtime_options, rows_to=sink, report_deaths=False)
+    run, containers = _live_run(spec, host, runtime_options, compiler, rows_to=sink, report_deaths=False)
     _use_pod_columns(containers, spec, table.columns if table else spec.columns.names, filters, runtime_options,
                      asked=bool(columns))
     containers.start()
@@ -206,12 +205,12 @@ def run_trace(name, filters, output, columns, host, timeout, runtime_options, co
         _empty_hint(console, host, "events")
 
 
-def run_snapshot(name, filters, output, columns, host, runtime_options, console: Console) -> None:
+def run_snapshot(name, filters, output, columns, host, runtime_options, console: Console, compiler) -> None:
     spec = _spec(Category.SNAPSHOT, name)
     predicate = _filter(spec, filters)
     _check_output(output)
     shown = _columns(spec, columns)
-    run, containers = _live_run(spec, host, runtime_options)
+    run, containers = _live_run(spec, host, runtime_options, compiler)
     _use_pod_columns(containers, spec, spec.columns.names if output == "json" else shown, filters, runtime_options,
                      asked=bool(columns))
     containers.start()

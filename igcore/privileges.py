@@ -2,7 +2,7 @@
 
 Checked first, so a user without root gets one line saying so, instead of a warning per container
 runtime it cannot reach and an error per gadget whose program the kernel refused (docs/config.md,
-Errors). igcore.bpf.transport refuses to compile for the same reason, for callers that skip this.
+Errors). igcore.bpf.compiler refuses to compile for the same reason, for callers that skip this.
 """
 
 from __future__ import annotations

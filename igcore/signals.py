@@ -16,7 +16,8 @@ HANDLED = {*STOP, RELOAD}
 
 
 def block() -> None:
-    """Call before any thread starts."""
+    """Block them in the calling thread and the threads it starts from now on: igcore.main calls
+    it before any thread starts (and ig's compiler thread for itself, igcore.bpf.compiler)."""
     signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED)
 
 

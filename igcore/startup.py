@@ -3,7 +3,7 @@
 Each gadget's start runs in a thread of its own, so one that waits (a device, a socket, a slow
 start()) does not hold up the others, and `start_all` returns once every one has returned. The
 BPF compilations inside them take turns (bcc cannot compile two programs at once in one process:
-igcore.bpf.transport), but everything around them overlaps. `GadgetRun.start()` never raises: a
+igcore.bpf.compiler), but everything around them overlaps. `GadgetRun.start()` never raises: a
 failure stays recorded on its run.
 
 Stops run side by side too (`stop_all`): the kernel detaches a tracepoint only after waiting for
@@ -15,7 +15,7 @@ from __future__ import annotations
 import threading
 from typing import Callable, Protocol, Sequence
 
-from .bpf.memory import release_compiler_memory
+from .bpf.compiler import Compiler
 
 
 class Startable(Protocol):
@@ -26,11 +26,12 @@ class Startable(Protocol):
     def stop(self) -> None: ...
 
 
-def start_all(runs: Sequence[Startable]) -> None:
-    """Run every `run.start()` at once, each in its own thread; return when all have returned."""
+def start_all(runs: Sequence[Startable], compiler: Compiler) -> None:
+    """Run every `run.start()` at once, each in its own thread; return when all have returned and
+    `compiler` gave back what their compiles left behind."""
     _side_by_side([(f"ig-start {run.label}", run.start) for run in runs])
     if runs:
-        release_compiler_memory()
+        compiler.release_memory()
 
 
 def stop_all(runs: Sequence[Startable]) -> None:

@@ -13,7 +13,9 @@ import threading
 from importlib import resources
 from pathlib import Path
 
-from igcore.bpf.memory import clean_compiler_mappings, release_compiler_memory
+
+from igcore.bpf import Compiler, private_kallsyms
+from igcore.bpf.memory import clean_compiler_mappings
 from igcore.gadgets import GadgetContext
 from igcore.isolation import GadgetThreads
 from igcore.startup import start_all
@@ -41,7 +43,7 @@ class BlockingRun:
 def test_start_all_runs_every_start_at_once_and_returns_when_all_have():
     barrier = threading.Barrier(3, timeout=BARRIER_SECONDS)
     runs = [BlockingRun(f"trace g{i}", barrier) for i in range(3)]
-    start_all(runs)
+    start_all(runs, Compiler())
     assert [r.outcome for r in runs] == ["started"] * 3  # set before start_all returned
 
 
@@ -150,15 +152,14 @@ def _compiler_rss_kb() -> int:
 
 
 def test_a_real_compile_gives_back_the_compilers_pages_and_compiles_again(require_bpf):
-    from igcore.bpf import compile_program
-
+    compiler = Compiler()
     text = resources.files("igcore.containers").joinpath("cgroup_watch.bpf.c").read_text()
-    first = compile_program(text, name="cgroup_watch")
+    first = compiler.compile(text, name="cgroup_watch")
     try:
         assert _compiler_rss_kb() > 0  # the compile mapped the compiler in
-        release_compiler_memory()
+        compiler.release_memory()
         assert _compiler_rss_kb() == 0
-        second = compile_program(text, name="cgroup_watch")  # a reload compiles again from dropped pages
+        second = compiler.compile(text, name="cgroup_watch")  # a reload compiles again from dropped pages
         second.cleanup()
     finally:
         first.cleanup()
@@ -167,12 +168,11 @@ def test_a_real_compile_gives_back_the_compilers_pages_and_compiles_again(requir
 def test_bcc_compiles_on_a_thread_whose_kallsyms_and_cwd_are_its_own(require_bpf):
     """The short /proc/kallsyms is mounted for the compiler thread only: the host's mount table,
     ig's other threads' view and their working directory stay as they were."""
-    from igcore.bpf import compile_program, compiler
-
+    compiler = Compiler()
     text = resources.files("igcore.containers").joinpath("cgroup_watch.bpf.c").read_text()
     cwd = os.getcwd()
     cwds: set[str] = set()
-    compiling = threading.Thread(target=lambda: compile_program(text, name="cgroup_watch").cleanup())
+    compiling = threading.Thread(target=lambda: compiler.compile(text, name="cgroup_watch").cleanup())
     compiling.start()
     while compiling.is_alive():  # bcc chdirs to the kernel headers while it compiles: not here
         cwds.add(os.getcwd())
@@ -186,21 +186,20 @@ def test_bcc_compiles_on_a_thread_whose_kallsyms_and_cwd_are_its_own(require_bpf
         assert all(line.split()[4] != "/proc/kallsyms" for line in Path(other).read_text().splitlines())
     # /proc/<tid>/root walks that thread's mounts: it sees the two symbols bcc asks about, we see all
     short = Path(f"/proc/self/task/{tid}/root/proc/kallsyms").read_text().split()
-    assert sorted(short[2::3]) == sorted(compiler.SYMBOLS_ASKED)
+    assert sorted(short[2::3]) == sorted(private_kallsyms.SYMBOLS_ASKED)
     with open("/proc/kallsyms") as f:   # the lines grep found are the kernel's own, whole
         assert sorted(Path(f"/proc/self/task/{tid}/root/proc/kallsyms").read_text().splitlines(keepends=True)) == \
-            sorted(line for line in f if line.split(None, 3)[2].rstrip() in compiler.SYMBOLS_ASKED)
+            sorted(line for line in f if line.split(None, 3)[2].rstrip() in private_kallsyms.SYMBOLS_ASKED)
     assert sum(1 for _ in open("/proc/kallsyms")) > 1000
 
 
 def test_a_program_compiled_early_is_taken_by_the_next_compile_of_it(require_bpf):
-    from igcore.bpf import transport
-
+    compiler = Compiler()
     text = resources.files("igcore.containers").joinpath("cgroup_watch.bpf.c").read_text()
-    transport.compile_early(text, name="cgroup watch")
-    background = transport._early[(text, ())]
-    early = transport.compile_program(text, name="cgroup watch")  # waits for the early one
-    again = transport.compile_program(text, name="cgroup watch")  # taken once: this one compiles
+    compiler.compile_early(text, name="cgroup watch")
+    background = compiler._early[(text, ())]
+    early = compiler.compile(text, name="cgroup watch")  # waits for the early one
+    again = compiler.compile(text, name="cgroup watch")  # taken once: this one compiles
     try:
         assert early is background.result() and again is not early
     finally:

@@ -6,7 +6,7 @@ import ctypes
 import subprocess
 import threading
 
-from igcore.bpf import RingBufferTransport, compile_program
+from igcore.bpf import Compiler, RingBufferTransport
 from igcore.gadgets import GadgetStats
 from igcore.health import loop_errors
 
@@ -51,7 +51,7 @@ class FailingOnceSink:
 
 def test_reader_keeps_reading_after_the_sink_raises(require_bpf, tmp_path):
     before = loop_errors.counts().get(("transport", FailingOnceSink.gadget), 0)
-    bpf = compile_program(PROGRAM, name="transport-test")
+    bpf = Compiler().compile(PROGRAM, name="transport-test")
     sink = FailingOnceSink()
     transport = RingBufferTransport(bpf, decode, GadgetStats(), batch_ms=0)
     transport.start(sink)

@@ -1,6 +1,9 @@
-"""The core's BPF transport: compiles a gadget's program with ig_emit.h and streams its events."""
+"""The core's BPF side: the compiler of gadgets' programs (with ig_emit.h) and the ring-buffer transport."""
 
+from .compiler import BpfUnavailable, Compiler, compile_program
 from .gadget import RingBufferGadget, c_string
-from .transport import BpfUnavailable, RingBufferTransport, compile_program, include_dir
+from .source import include_dir
+from .transport import RingBufferTransport
 
-__all__ = ["BpfUnavailable", "RingBufferGadget", "RingBufferTransport", "c_string", "compile_program", "include_dir"]
+__all__ = ["BpfUnavailable", "Compiler", "RingBufferGadget", "RingBufferTransport", "c_string", "compile_program",
+           "include_dir"]

@@ -1,104 +1,149 @@
-"""The one thread that runs bcc's compiler, in a mount namespace and working directory of its own.
+"""ig's BPF compiler: one object that imports bcc, compiles programs one at a time on a thread of
+its own, takes programs begun early, and gives back the memory compiling left behind.
 
-Two facts about bcc 0.26, found while making start-up faster (bench/startup):
-- Every compilation reads all of /proc/kallsyms (120,000 symbols here) into a hash map and frees
-  it, only to learn whether the kernel has `bpf_probe_read_kernel` (it has since 5.5; ig needs
-  5.8): two thirds of a small program's compile time (perf). This thread sees a /proc/kallsyms
-  holding just the symbols bcc asks about, bind-mounted in a mount namespace private to the thread
-  (unshare(CLONE_NEWNS) applies to the calling thread alone); the rest of ig sees the host's.
-- bcc changes the working directory to the kernel headers while it compiles; unsharing also gives
-  this thread its own working directory, so ig's other threads never see theirs change.
-Where the namespace cannot be made (no CAP_SYS_ADMIN), the thread compiles all the same, slower.
-Compilations queue here one at a time, which bcc needs anyway (igcore.bpf.transport).
+The `ig` executable builds one (igcore.main) and hands it down: to the engine, which gives it to
+each gadget in its GadgetContext (`compile_program(..., ctx=self.ctx)`), and to the cgroup watch.
+Everything it holds is its own: two compilers in one process share no queue, thread or early
+program. docs/architecture.md shows where it sits on the data path.
 """
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
 import queue
-import signal
-import subprocess
-import tempfile
 import threading
+import weakref
 from concurrent.futures import Future
-from typing import Callable, TypeVar
+from typing import TYPE_CHECKING, Callable
 
 from .. import signals
+from ..errors import RuntimeFailure
+from . import private_kallsyms
+from .memory import release_compiler_memory
+from .source import include_dir, with_transport
+
+if TYPE_CHECKING:
+    from ..gadgets import GadgetContext
 
 log = logging.getLogger("igcore.bpf")
 
-T = TypeVar("T")
-CLONE_NEWNS = 0x00020000
-MS_BIND, MS_REC, MS_SLAVE = 0x1000, 0x4000, 1 << 19
-# The kernel symbols bcc's front end looks up while it compiles (b_frontend_action.cc).
-SYMBOLS_ASKED = ("bpf_probe_read_kernel", "bpf_probe_read_user")
+# bcc 0.26 cannot compile two programs at once in one process: its front end shares a kernel-symbol
+# cache between compilations (a static in b_frontend_action.cc), and two concurrent BPF() calls
+# crashed (SIGSEGV/SIGABRT) 20 runs out of 20. That state is the library's, one per process, so
+# this lock is too: it is all two compilers share, and it keeps the memory give-back out of a compile.
+BCC_FRONT_END = threading.Lock()
 
-_jobs: "queue.SimpleQueue[tuple[Callable, Future]]" = queue.SimpleQueue()
-_thread: threading.Thread | None = None
-_thread_lock = threading.Lock()
+Job = Callable[[], object]
 
 
-def on_compiler_thread(job: Callable[[], T]) -> T:
-    """Run `job` on the compiler thread and return (or raise) what it did."""
-    global _thread
-    with _thread_lock:
-        if _thread is None:
-            _thread = threading.Thread(target=_serve, name="ig-bpf-compiler", daemon=True)
-            _thread.start()
-    future: Future = Future()
-    _jobs.put((job, future))
-    return future.result()
+class BpfUnavailable(RuntimeFailure):
+    """bcc cannot be imported or the kernel refused the program."""
 
 
-def _serve() -> None:
-    # Whoever started this thread, it never takes ig's stop and reload signals (igcore.signals):
-    # one delivered here would be lost to the main thread, and a signal pending while the
-    # verifier runs makes the kernel refuse the program (EAGAIN).
-    signal.pthread_sigmask(signal.SIG_BLOCK, signals.HANDLED)
+def import_bcc():
     try:
-        _isolate()
+        import bcc  # Debian's python3-bpfcc
+    except ImportError as exc:
+        raise BpfUnavailable(
+            "bcc's Python module is not importable: install Debian's python3-bpfcc "
+            "(run `make run` once to set everything up)"
+        ) from exc
+    return bcc
+
+
+class Compiler:
+    """Compiles on one thread, started at the first compile, in a mount namespace of its own
+    (igcore.bpf.private_kallsyms)."""
+
+    def __init__(self) -> None:
+        self._jobs: "queue.SimpleQueue[tuple[Job, Future] | None]" = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._thread_lock = threading.Lock()
+        # Programs compile_early began, by (text, cflags): the next compile of the same takes it.
+        self._early: dict[tuple[str, tuple[str, ...]], Future] = {}
+        weakref.finalize(self, self._jobs.put, None)   # a dropped compiler ends its thread
+
+    def compile(self, text: str, cflags: list[str] | None = None, name: str = "gadget", kernel=None):
+        """Compile and load `text` (which includes "ig_emit.h"); tracepoints attach automatically.
+
+        `kernel`: the gadget context's `kernel` (metrics aggregated in the program and its counting
+        window), or None; a program compile_early began is taken only without one.
+        """
+        early = self._early.pop(_key(text, cflags), None) if kernel is None else None
+        bpf = (early or self._submit(text, cflags, name, kernel)).result()
+        if kernel is not None:
+            kernel.loaded(bpf)   # the core reads its maps from here on
+        return bpf
+
+    def compile_early(self, text: str, cflags: list[str] | None = None, name: str = "gadget") -> None:
+        """Begin compiling (and attaching) `text` now, while ig still loads in Python (bcc compiles
+        without the GIL); the next `compile(text, cflags)` takes this one instead of compiling
+        again, and raises what it raised."""
+        self._early[_key(text, cflags)] = self._submit(text, cflags, name, None)
+
+    def release_memory(self) -> None:
+        """Give back what compiling left behind (igcore.bpf.memory), never during a compile: it
+        would only map the pages back at once. Never raises."""
+        with BCC_FRONT_END:
+            release_compiler_memory()
+
+    def _submit(self, text: str, cflags: list[str] | None, name: str, kernel) -> Future:
+        flags = [f"-I{include_dir}", *(cflags or [])]
+        generated = ""
+        if kernel is not None:
+            generated = kernel.c_code()
+            flags.extend(kernel.cflags())
+        source = with_transport(text, generated).encode()
+
+        def job():
+            if os.geteuid() != 0:
+                raise BpfUnavailable(f"loading the {name} gadget's eBPF program needs root (run ig as root)")
+            bcc = import_bcc()
+            try:
+                with BCC_FRONT_END:
+                    return bcc.BPF(text=source, cflags=flags)
+            except Exception as exc:
+                raise BpfUnavailable(f"the kernel or bcc refused the {name} gadget's eBPF program: {exc}") from exc
+
+        return self._on_thread(job)
+
+    def _on_thread(self, job: Job) -> Future:
+        with self._thread_lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=_serve, args=(self._jobs,), name="ig-bpf-compiler",
+                                                daemon=True)
+                self._thread.start()
+        future: Future = Future()
+        self._jobs.put((job, future))
+        return future
+
+
+def compile_program(text: str, cflags: list[str] | None = None, name: str = "gadget", *, ctx: GadgetContext):
+    """The plugin API: compile and load a gadget's `text` with the compiler and the kernel-side
+    metrics of its context (`ctx=self.ctx`); see Compiler.compile."""
+    return ctx.compiler.compile(text, cflags, name, kernel=ctx.kernel)
+
+
+def _key(text: str, cflags: list[str] | None) -> tuple[str, tuple[str, ...]]:
+    return text, tuple(cflags or ())
+
+
+def _serve(jobs: "queue.SimpleQueue[tuple[Job, Future] | None]") -> None:
+    # igcore.main blocked ig's stop and reload signals before any thread for the commands that wait
+    # for them; `ig snapshot` does not, and a signal pending while the verifier runs makes the
+    # kernel refuse the program (EAGAIN): so this thread blocks them for itself too.
+    signals.block()
+    try:
+        private_kallsyms.enter()
     except OSError as exc:
         log.debug("bcc compiles with the host's /proc/kallsyms (slower): %s", exc)
-    while True:
-        job, future = _jobs.get()
+    while (item := jobs.get()) is not None:
+        job, future = item
         try:
-            future.set_result(job())
+            with private_kallsyms.symbol_caches_forgotten():   # before the caller goes on
+                result = job()
         except BaseException as exc:  # handed to the caller
             future.set_exception(exc)
-
-
-def _check(result: int, what: str) -> None:
-    if result != 0:
-        errno = ctypes.get_errno()
-        raise OSError(errno, f"{what}: {os.strerror(errno)}")
-
-
-def _isolate() -> None:
-    """This thread only: a mount namespace whose /proc/kallsyms lists SYMBOLS_ASKED, and its own cwd."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    wanted = _kallsyms_lines(SYMBOLS_ASKED)
-    _check(libc.unshare(CLONE_NEWNS), "unshare(CLONE_NEWNS)")
-    # slave first: the bind mount below must never propagate to the host's namespace
-    _check(libc.mount(b"none", b"/", None, MS_REC | MS_SLAVE, None), "mount --make-rslave /")
-    with tempfile.NamedTemporaryFile("w", prefix="ig-kallsyms-") as short:
-        short.writelines(wanted)
-        short.flush()
-        _check(libc.mount(short.name.encode(), b"/proc/kallsyms", None, MS_BIND, None), "bind /proc/kallsyms")
-
-
-def _kallsyms_lines(names: tuple[str, ...]) -> list[str]:
-    """The lines of /proc/kallsyms that define `names`, found by grep. The kernel hands the file
-    out 4 KiB per read: read in Python, each of its 1,300 reads waited for the GIL, which the
-    main thread holds while ig loads (a quarter of a second at start-up). grep reads it without."""
-    pattern = " (" + "|".join(names) + ")$"   # the kernel's own symbol: a module's ends in "\t[module]"
-    try:
-        found = subprocess.run(["grep", "-E", pattern, "/proc/kallsyms"], capture_output=True, text=True,
-                               timeout=30)
-    except (OSError, subprocess.TimeoutExpired):
-        found = None
-    if found is not None and found.returncode in (0, 1):
-        return found.stdout.splitlines(keepends=True)
-    with open("/proc/kallsyms") as f:   # no grep: slower, same lines
-        return [line for line in f if line.split(None, 3)[2].rstrip() in names]
+        else:
+            future.set_result(result)

@@ -10,7 +10,8 @@ from importlib import resources
 
 from ..errors import ConfigError
 from ..gadgets import GadgetContext, Row, Sink, TraceGadget
-from .transport import RingBufferTransport, compile_program
+from .compiler import compile_program
+from .transport import RingBufferTransport
 
 
 def c_string(raw: bytes) -> str:
@@ -48,7 +49,7 @@ class RingBufferGadget(TraceGadget):
         name = self.program.split(".", 1)[0]
         package = type(self).__module__.rpartition(".")[0]
         text = resources.files(package).joinpath(self.program).read_text()
-        self.bpf = compile_program(text, self.cflags(), name=name, kernel=self.ctx.kernel)
+        self.bpf = compile_program(text, self.cflags(), name=name, ctx=self.ctx)
         self.transport = RingBufferTransport(self.bpf, self.decode, self.stats)
         self.transport.start(sink, name=f"ig-gadget-{name}", spawn=self.ctx.spawn)
 

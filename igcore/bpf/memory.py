@@ -17,8 +17,6 @@ import ctypes.util
 import logging
 import re
 
-from .transport import _compile_lock
-
 log = logging.getLogger("igcore.bpf")
 
 MADV_DONTNEED = 4
@@ -52,14 +50,14 @@ def clean_compiler_mappings(smaps: str) -> list[tuple[int, int]]:
 
 def release_compiler_memory() -> None:
     """Return glibc's free heap to the kernel and unmap the compiler's clean pages; never raises
-    (it only gives memory back, and ig runs the same without it)."""
+    (it only gives memory back, and ig runs the same without it). Called by Compiler.release_memory,
+    which keeps compiles out meanwhile."""
     try:
         libc = _libc()
-        with _compile_lock:  # not while a compile runs: it would only map the pages back at once
-            libc.malloc_trim(0)
-            with open("/proc/self/smaps") as f:
-                mappings = clean_compiler_mappings(f.read())
-            for start, end in mappings:
-                libc.madvise(start, end - start, MADV_DONTNEED)
+        libc.malloc_trim(0)
+        with open("/proc/self/smaps") as f:
+            mappings = clean_compiler_mappings(f.read())
+        for start, end in mappings:
+            libc.madvise(start, end - start, MADV_DONTNEED)
     except (OSError, AttributeError) as exc:  # not glibc, no /proc: nothing given back
         log.debug("could not give back the compiler's memory: %s", exc)

@@ -1,119 +1,19 @@
-"""Ring-buffer transport for IG_EMIT: compile, poll in a thread, batch rows, count losses.
-
-bcc is imported lazily so that config checks and unit tests run where bcc is not installed.
-"""
+"""Ring-buffer transport for IG_EMIT: reads a loaded program's events in a thread, batches rows,
+counts losses. Programs are compiled by igcore.bpf.compiler."""
 
 from __future__ import annotations
 
 import ctypes
-import os
 import threading
-from concurrent.futures import Future
-from pathlib import Path
 from typing import Callable
 
-from ..errors import RuntimeFailure
 from ..gadgets import GadgetStats, Row, Sink
 from ..health import loop_errors
-from .compiler import on_compiler_thread
-
-include_dir = str(Path(__file__).resolve().parent)
 
 # A decoder turns the raw bytes of one event into a row, or None to skip it.
 Decoder = Callable[[ctypes.c_void_p, int], Row | None]
 # GadgetContext.spawn: starts a thread the gadget owns.
 Spawn = Callable[..., threading.Thread]
-
-
-class BpfUnavailable(RuntimeFailure):
-    """bcc cannot be imported or the kernel refused the program."""
-
-
-def _import_bcc():
-    try:
-        import bcc  # Debian's python3-bpfcc
-    except ImportError as exc:
-        raise BpfUnavailable(
-            "bcc's Python module is not importable: install Debian's python3-bpfcc "
-            "(run `make run` once to set everything up)"
-        ) from exc
-    return bcc
-
-
-_EMIT_INCLUDE = '#include "ig_emit.h"'
-
-# bcc 0.26 cannot compile two programs at once in one process: its front end shares a kernel-symbol
-# cache between compilations (a static in b_frontend_action.cc), and two concurrent BPF() calls
-# crashed (SIGSEGV/SIGABRT) 20 runs out of 20. Gadgets start in parallel threads; their compiles
-# take turns on the compiler thread (igcore.bpf.compiler), and the lock keeps memory release out.
-_compile_lock = threading.Lock()
-# Programs compile_early began, by (text, cflags): the next compile_program of the same takes it.
-_early: dict[tuple[str, tuple[str, ...]], Future] = {}
-
-
-def compile_early(text: str, cflags: list[str] | None = None, name: str = "gadget") -> None:
-    """Begin compiling (and attaching) `text` now, while ig still loads in Python (bcc compiles on
-    its own thread, without the GIL); the next `compile_program(text, cflags)` takes this one
-    instead of compiling again, and raises what it raised."""
-    future: Future = Future()
-
-    def run() -> None:
-        try:
-            future.set_result(_compile(text, cflags, name, None))
-        except BaseException as exc:  # handed to compile_program's caller
-            future.set_exception(exc)
-
-    _early[(text, tuple(cflags or ()))] = future
-    threading.Thread(target=run, name=f"ig-compile-early {name}", daemon=True).start()
-
-
-def with_transport(text: str, generated: str = "") -> str:
-    """Inline ig_emit.h where the program includes it (or at the top), after `generated` (the C of
-    the metrics aggregated in the kernel, which defines IG_KERNEL_METRICS_UPDATE and its maps).
-
-    bcc rewrites map calls such as `ig_events.ringbuf_output(...)` only in the main source file, so
-    the header must be part of the program text, not an #include that clang resolves.
-    """
-    header = generated + "".join((Path(include_dir) / name).read_text() for name in ("ig_helpers.h", "ig_emit.h"))
-    if _EMIT_INCLUDE in text:
-        return text.replace(_EMIT_INCLUDE, header, 1)
-    return header + text
-
-
-def compile_program(text: str, cflags: list[str] | None = None, name: str = "gadget", kernel=None):
-    """Compile and load `text` (which includes "ig_emit.h"); tracepoints attach automatically.
-
-    `kernel`: the gadget context's `kernel` (metrics aggregated in the program and its counting
-    window), or None.
-    """
-    early = _early.pop((text, tuple(cflags or ())), None) if kernel is None else None
-    if early is not None:
-        return early.result()
-    return _compile(text, cflags, name, kernel)
-
-
-def _compile(text: str, cflags: list[str] | None, name: str, kernel):
-    if os.geteuid() != 0:
-        raise BpfUnavailable(f"loading the {name} gadget's eBPF program needs root (run ig as root)")
-    bcc = _import_bcc()
-    flags = [f"-I{include_dir}", *(cflags or [])]
-    generated = ""
-    if kernel is not None:
-        generated = kernel.c_code()
-        flags.extend(kernel.cflags())
-    source = with_transport(text, generated).encode()
-
-    def compile_it():
-        with _compile_lock:
-            return bcc.BPF(text=source, cflags=flags)
-
-    try:
-        bpf = on_compiler_thread(compile_it)
-    except Exception as exc:
-        raise BpfUnavailable(f"the kernel or bcc refused the {name} gadget's eBPF program: {exc}") from exc
-    if kernel is not None:
-        kernel.loaded(bpf)   # the core reads its maps from here on
-    return bpf
 
 
 class RingBufferTransport:

@@ -84,10 +84,8 @@ def watch_program() -> str:
     return (Path(__file__).parent / "cgroup_watch.bpf.c").read_text()
 
 
-def compile_watch_early() -> None:
-    """Begin compiling the cgroup watch now (igcore.bpf.transport.compile_early): it needs no
-    config, so it compiles while ig still loads the rest of itself."""
+def compile_watch_early(compiler) -> None:
+    """Begin compiling the cgroup watch now with `compiler` (igcore.bpf.Compiler.compile_early): it
+    needs no config, so it compiles while ig still loads the rest of itself."""
     if cgroup2_mount() is not None:
-        from ..bpf.transport import compile_early
-
-        compile_early(watch_program(), name="cgroup watch")
+        compiler.compile_early(watch_program(), name="cgroup watch")

@@ -68,12 +68,13 @@ class ContainerCollection:
 
     @classmethod
     def for_host(cls, options: RuntimeOptions = RuntimeOptions(), *, clock: Callable[[], float] = time.monotonic,
-                 windows: Windows = Windows()) -> ContainerCollection:
-        """The sources the options choose (the host CLI and the node agent both start here)."""
+                 windows: Windows = Windows(), compiler=None) -> ContainerCollection:
+        """The sources the options choose (the host CLI and the node agent both start here);
+        `compiler` compiles the cgroup watch (igcore.bpf.Compiler; None: one of its own)."""
         from .sources import host_sources
 
-        return cls(host_sources(options, clock=clock, windows=windows), clock=clock, windows=windows,
-                   runtimes=options.table)
+        return cls(host_sources(options, clock=clock, windows=windows, compiler=compiler), clock=clock,
+                   windows=windows, runtimes=options.table)
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:

@@ -1,5 +1,5 @@
 """KernelProgram: the in-kernel metrics of one gadget instance, and the window in which its program
-counts, handed to the gadget as `GadgetContext.kernel`. `compile_program` takes its C (`c_code`)
+counts, handed to the gadget as `GadgetContext.kernel`. `Compiler.compile` takes its C (`c_code`)
 and tells it the loaded program (`loaded`); from then on the core reads and trims the maps here,
 and a reload hands over from one program to the next with `count_until` and `count_from`.
 

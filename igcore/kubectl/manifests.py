@@ -62,7 +62,7 @@ HOST_MOUNTS = (
 # The only writable places under the read-only root file system: (volume, mount path, size limit).
 WRITABLE_DIRS = (
     ("lib-modules", "/lib/modules", "1Mi"),  # deploy/entrypoint.sh links the kernel headers here for bcc
-    ("tmp", "/tmp", "64Mi"),                 # ig's compiler thread's short kallsyms (igcore/bpf/compiler.py)
+    ("tmp", "/tmp", "64Mi"),                 # ig's compiler thread's short kallsyms (igcore/bpf/private_kallsyms.py)
 )
 
 # Flags the rendered arguments own: as extra arguments they would disagree with the annotations.

@@ -18,7 +18,7 @@ __all__ = ["EVERY_CONTAINER", "CgroupTracker", "ContainerSource", "DockerSource"
 
 
 def host_sources(options: RuntimeOptions, *, clock: Callable[[], float] = time.monotonic,
-                 windows: Windows = Windows()) -> list[ContainerSource]:
+                 windows: Windows = Windows(), compiler=None) -> list[ContainerSource]:
     """The node name, the cgroup tracker, the state directories of the chosen runtimes, the own
     source of each chosen runtime that has one (containers/runtimes.py: docker's Engine API), and the
     pod watch when there is an API server to use. Started in this order: warnings come out in the
@@ -26,7 +26,7 @@ def host_sources(options: RuntimeOptions, *, clock: Callable[[], float] = time.m
     apis = {r.name: r.api_source(r, options.socket(r)) for r in options.chosen() if r.api_source is not None}
     sources: list[ContainerSource] = [
         NodeNameSource(options.node_name),
-        CgroupTracker(clock=clock, windows=windows),
+        CgroupTracker(clock=clock, windows=windows, compiler=compiler),
         StateDirSource(options, api_ready=lambda runtime: runtime in apis[runtime].runtimes_in_use()),
         *apis.values(),
     ]

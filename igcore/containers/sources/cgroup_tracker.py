@@ -38,9 +38,11 @@ class CgroupTracker:
     name = "cgroups"
 
     def __init__(self, mount: str | None = None, *, clock: Callable[[], float] = time.monotonic,
-                 windows: Windows = Windows(), use_bpf: bool = True, find_mount: bool = True) -> None:
+                 windows: Windows = Windows(), use_bpf: bool = True, find_mount: bool = True, compiler=None) -> None:
+        """`compiler` compiles the cgroup watch (igcore.bpf.Compiler; None: one of its own)."""
         self.mount = mount if mount is not None or not find_mount else cgroup2_mount()
         self.clock, self.windows, self.use_bpf = clock, windows, use_bpf
+        self.compiler = compiler
         self._lock = threading.Lock()
         self._paths: dict[int, str] = {}      # cgroup id -> path below the mount
         self._by_path: dict[str, int] = {}    # and back
@@ -145,10 +147,11 @@ class CgroupTracker:
 
     def _start_watch(self) -> None:
         try:
-            from ...bpf import RingBufferTransport, compile_program
+            from ...bpf import Compiler, RingBufferTransport
             from ...gadgets import GadgetStats
 
-            bpf = compile_program(watch_program(), name="cgroup watch")
+            compiler = self.compiler if self.compiler is not None else Compiler()
+            bpf = compiler.compile(watch_program(), name="cgroup watch")
         except Exception as exc:
             log.info("cgroup creation is not traced (%s); rescanning the cgroup tree on a miss instead", exc)
             return

@@ -135,7 +135,7 @@ class DnsGadget(TraceGadget, NetnsAware):
         text = resources.files(__package__).joinpath("dns.bpf.c").read_text()
         cflags = [f"-DIG_RINGBUF_PAGES={RINGBUF_PAGES}", f"-DQUERY_TABLE_SIZE={QUERY_TABLE_SIZE}",
                   f"-DQUERY_TTL_NS={QUERY_TTL_NS}ULL", f"-DNETNS_SLOTS={NETNS_SLOTS}"]
-        self._bpf = compile_program(text, cflags, name="dns", kernel=self.ctx.kernel)
+        self._bpf = compile_program(text, cflags, name="dns", ctx=self.ctx)
         self._counters.attach(self._bpf)
         self._transport = RingBufferTransport(self._bpf, self._decode, self.stats)
         self._transport.start(sink, name="ig-dns", spawn=self.ctx.spawn)
