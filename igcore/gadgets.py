@@ -11,13 +11,18 @@ import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import TYPE_CHECKING, Any, Callable, Literal, TypeVar
+from typing import Any, Callable, Literal, Protocol, TypeVar
 
 from .columns import Schema
 from .isolation import GadgetThreads
 
-if TYPE_CHECKING:
-    from .bpf.compiler import Compiler
+
+
+class ProgramCompiler(Protocol):
+    """What a context holds of ig's compiler (igcore.bpf.Compiler sits a floor above this module)."""
+
+    def compile(self, text: str, cflags: list[str] | None = None, name: str = "gadget", *,
+                kernel: Any = None) -> Any: ...
 
 Row = dict
 Sink = Callable[[list[Row]], None]
@@ -47,12 +52,6 @@ class GadgetStats:
     extra: dict[str, int] = field(default_factory=dict)
 
 
-def _new_compiler() -> Compiler:
-    from .bpf.compiler import Compiler   # here: igcore.bpf imports this module
-
-    return Compiler()
-
-
 @dataclass
 class GadgetContext:
     """What the core hands a gadget's factory."""
@@ -67,8 +66,8 @@ class GadgetContext:
     kernel: object = None
     # ig's BPF compiler (igcore.bpf.Compiler), which `compile_program(..., ctx=self.ctx)` uses: the
     # engine hands every gadget the one the `ig` executable built; a gadget made outside ig (a
-    # plugin's test) gets a compiler of its own.
-    compiler: Compiler = field(default_factory=_new_compiler, repr=False, compare=False)
+    # plugin's test) has None, and compile_program gives its context a compiler of its own.
+    compiler: ProgramCompiler | None = field(default=None, repr=False, compare=False)
     # The gadget's threads: the core watches those started through `spawn` (docs/plugins.md, Your threads).
     threads: GadgetThreads = field(default_factory=lambda: GadgetThreads("unnamed"), repr=False, compare=False)
 

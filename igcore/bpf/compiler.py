@@ -122,6 +122,8 @@ class Compiler:
 def compile_program(text: str, cflags: list[str] | None = None, name: str = "gadget", *, ctx: GadgetContext):
     """The plugin API: compile and load a gadget's `text` with the compiler and the kernel-side
     metrics of its context (`ctx=self.ctx`); see Compiler.compile."""
+    if ctx.compiler is None:   # a gadget made outside ig (a plugin's test)
+        ctx.compiler = Compiler()
     return ctx.compiler.compile(text, cflags, name, kernel=ctx.kernel)
 
 
