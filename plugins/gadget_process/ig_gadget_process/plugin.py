@@ -25,45 +25,29 @@ SCHEMA = Schema.with_container_columns([
 
 
 class ProcessSnapshot(SnapshotGadget):
-    """Reads /proc until the task iterator is loaded, then the iterator (docs/config.md, snapshot
-    process). The iterator compiles in a thread of its own, so ig's start does not wait for it."""
+    """Reads with the task iterator, or /proc where it cannot load (docs/config.md, What snapshot
+    process reads). The iterator loads when the gadget starts, so its compilation takes turns with
+    the other gadgets' and the core gives back the compiler's memory after all of them."""
 
     def __init__(self, ctx) -> None:
         super().__init__(ctx)
-        self._lock = threading.Lock()   # guards _iterator and _closed against close() during the build
+        self._lock = threading.Lock()   # a snapshot and close() never overlap: close ends the iterator
         self._iterator: TaskIterator | None = None
-        self._closed = False
-        self.settled = threading.Event()   # set once the iterator is loaded or known unavailable
-        threading.Thread(target=self._build_iterator, name="ig-process-iterator", daemon=True).start()
-
-    def _build_iterator(self) -> None:
         try:
-            iterator = TaskIterator()
+            self._iterator = TaskIterator()
         except IteratorUnavailable as exc:
             log.warning("snapshot process reads /proc, which takes about 25 us per process, because the BPF task "
                         "iterator is unavailable: %s", exc, extra={"gadget": "snapshot process", "reason": "no_task_iterator"})
-            iterator = None
-        except Exception as exc:   # a thread of the gadget's own: nothing may escape it unreported
-            log.error("snapshot process reads /proc: loading the BPF task iterator failed: %s: %s",
-                      type(exc).__name__, exc, extra={"gadget": "snapshot process", "reason": "no_task_iterator"})
-            iterator = None
-        with self._lock:
-            if self._closed and iterator is not None:
-                iterator.close()
-            elif not self._closed:
-                self._iterator = iterator
-        self.settled.set()
 
     @property
     def reader(self) -> str:
-        """What the next snapshot reads: "task iterator", or "/proc" (while it loads, or where it cannot)."""
+        """What a snapshot reads: "task iterator", or "/proc" where it cannot load."""
         return "task iterator" if self._iterator is not None else "/proc"
 
     def snapshot(self) -> list[dict]:
         listed = pids()
         with self._lock:
-            iterator = self._iterator
-            rows = iterator.rows_of(listed) if iterator is not None else None
+            rows = self._iterator.rows_of(listed) if self._iterator is not None else None
         if rows is None:
             rows = list(read_rows(listed))
         self.stats.events_received += len(rows)
@@ -71,7 +55,6 @@ class ProcessSnapshot(SnapshotGadget):
 
     def close(self) -> None:
         with self._lock:
-            self._closed = True
             if self._iterator is not None:
                 self._iterator.close()
                 self._iterator = None

@@ -13,7 +13,6 @@ import pytest
 from igcore.gadgets import GadgetContext
 from igcore.plugins import load_catalog
 from ig_gadget_process.procfs import pids, read_rows
-from tests.fixtures.waiting import wait_until
 
 # Each name's count of children; "ig-snap-zombie" children exit at once and stay unreaped (zombies).
 NAMES = {"ig-snap-a": 4000, "ig-snap-b": 3000, "ig-snap-c": 2000, "ig-snap-zombie": 1000}
@@ -78,7 +77,6 @@ def test_the_task_iterator_gives_the_proc_readers_rows(children, require_bpf):
     parent, expected = children
     gadget = load_catalog().get("snapshot", "process").factory(GadgetContext(host=True))
     try:
-        wait_until(gadget.settled.is_set, "the task iterator to load", timeout=120)
         assert gadget.reader == "task iterator"
         by_iterator = their_rows(gadget.snapshot(), parent)
         by_proc = their_rows(read_rows(pids()), parent)
