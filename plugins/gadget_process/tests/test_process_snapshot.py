@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -14,6 +15,8 @@ import pytest
 from igcore.gadgets import GadgetContext
 from igcore.plugins import load_catalog
 from ig_gadget_process.procfs import pids, read_rows
+from tests.fixtures.igrun import IG
+from tests.fixtures.nobody import as_nobody
 
 THREADED_CHILD = "import threading,time\n[threading.Thread(target=time.sleep,args=(30,),daemon=True).start() for _ in range(3)]\ntime.sleep(30)"
 
@@ -59,6 +62,16 @@ def test_a_known_process_with_its_threads(snapshot):
     finally:
         child.kill()
         child.wait()
+
+
+def test_where_the_iterator_cannot_load_it_reads_proc_and_says_why():
+    result = subprocess.run([*as_nobody(), IG, "snapshot", "process", "--host", "--output", "json"],
+                            capture_output=True, text=True, timeout=120, cwd="/")
+    assert result.returncode == 0, result.stderr
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert any(r["pid"] == os.getpid() and r["uid"] == 0 for r in rows)
+    why = [line for line in result.stderr.splitlines() if "task iterator" in line]
+    assert len(why) == 1 and "reads /proc" in why[0] and "needs root" in why[0], result.stderr
 
 
 # Real ids differ from the effective ones, as in a setuid-root program run by nobody; and a name with
