@@ -85,3 +85,19 @@ def test_the_task_iterator_gives_the_proc_readers_rows(children, require_bpf):
         assert any(r["pid"] == os.getpid() for r in gadget.snapshot())
     finally:
         gadget.close()
+
+
+def test_kernel_threads_have_the_names_proc_gives_them(require_bpf):
+    """A kernel thread's comm holds 15 bytes of its name; /proc shows it whole (kworker/R-rcu_gp)."""
+    def stable_kernel_threads(rows):   # a busy workqueue worker's /proc name changes with its work
+        return {r["pid"]: r for r in rows
+                if r["ppid"] == 2 and (not r["comm"].startswith("kworker/") or r["comm"].startswith("kworker/R-"))}
+
+    gadget = load_catalog().get("snapshot", "process").factory(GadgetContext(host=True))
+    try:
+        assert gadget.reader == "task iterator"
+        by_iterator = stable_kernel_threads(gadget.snapshot())
+    finally:
+        gadget.close()
+    assert by_iterator == stable_kernel_threads(read_rows(pids()))
+    assert any(len(r["comm"]) > 15 for r in by_iterator.values())
