@@ -97,11 +97,15 @@ class TaskIterator:
             os.close(fd)
         return b"".join(chunks)
 
-    def rows(self) -> list[dict]:
+    def rows(self, wanted: set[int]) -> list[dict]:
+        """The rows of the processes in `wanted` that the iterator shows; each is taken out of it."""
         has_cgroup2 = cgroup2_mount() is not None   # without it the /proc reader has no cgroup id either
         names: dict[bytes, str] = {}   # processes share names: decode each once
         rows = []
         for pid, ppid, uid, gid, threads, flags, cgroup_id, mntns, _, comm in RECORD.iter_unpack(self.read()):
+            if pid not in wanted:
+                continue
+            wanted.discard(pid)
             comm = comm.split(b"\0", 1)[0]
             if flags & PF_KTHREAD and _renamed_by_proc(flags, comm):
                 status = read_status(pid)
@@ -122,8 +126,7 @@ class TaskIterator:
         did not show (this machine's skips pid 1, its sandbox's init) is read from /proc;
         one that started after the listing waits for the next snapshot, as with the /proc reader."""
         wanted = set(listed)
-        rows = [row for row in self.rows() if row["pid"] in wanted]
-        wanted.difference_update(row["pid"] for row in rows)
+        rows = self.rows(wanted)
         rows.extend(read_rows(sorted(wanted)))
         return rows
 
@@ -134,7 +137,7 @@ class TaskIterator:
         me = os.getpid()
         for _ in range(tries):
             expected = next(iter(read_rows([me])))   # the /proc reader is the reference
-            got = next((r for r in self.rows() if r["pid"] == me), None)
+            got = next(iter(self.rows({me})), None)
             if got == expected:
                 return
         raise IteratorUnavailable(f"its row for ig's own process ({got}) is not /proc's ({expected})")
