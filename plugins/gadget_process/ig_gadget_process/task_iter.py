@@ -123,7 +123,7 @@ class TaskIterator:
     def rows_of(self, listed: list[int]) -> list[dict]:
         """The rows of the processes /proc listed (`procfs.pids()`, taken before): /proc decides which
         processes a snapshot holds, the iterator what it says of them. A listed process the iterator
-        did not show (this machine's skips pid 1, its sandbox's init) is read from /proc;
+        did not show (this machine's never shows pid 1, its sandbox's init) is read from /proc;
         one that started after the listing waits for the next snapshot, as with the /proc reader."""
         wanted = set(listed)
         rows = self.rows(wanted)
