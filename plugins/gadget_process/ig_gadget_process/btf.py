@@ -9,8 +9,8 @@ each offset from here as a number (a -D flag), never a name or a type.
 
 from __future__ import annotations
 
-import functools
 import struct
+from array import array
 
 VMLINUX = "/sys/kernel/btf/vmlinux"
 BTF_MAGIC = 0xEB9F
@@ -36,17 +36,20 @@ class KernelLayout:
             raise LayoutUnknown(f"{VMLINUX} is not BTF (magic {magic:#x})")
         self._data = data
         self._strings = data[hdr_len + str_off:hdr_len + str_off + str_len]
-        self._types: list[tuple[int, int, int]] = [(0, 0, 0)]   # (name offset, info, first member); id 0 is void
+        self._records = array("Q", [0])   # where each type's record starts, by type id (0 is void)
         self._structs: dict[bytes, int] = {}
         pos = hdr_len + type_off
         end = pos + type_len
         while pos < end:
             name_off, info = struct.unpack_from("<II", data, pos)
             kind, vlen = (info >> 24) & 0x1F, info & 0xFFFF
-            self._types.append((name_off, info, pos + 12))
             if kind == KIND_STRUCT and name_off:
-                self._structs.setdefault(self._name(name_off), len(self._types) - 1)
+                self._structs.setdefault(self._name(name_off), len(self._records))
+            self._records.append(pos)
             pos += 12 + _FIXED.get(kind, 0) + _PER_MEMBER.get(kind, 0) * vlen
+
+    def _info(self, type_id: int) -> int:
+        return struct.unpack_from("<I", self._data, self._records[type_id] + 4)[0]
 
     def _name(self, off: int) -> bytes:
         return self._strings[off:self._strings.index(b"\0", off)]
@@ -62,13 +65,14 @@ class KernelLayout:
 
     def _find(self, type_id: int, member: bytes, base_bits: int) -> int | None:
         """Bit offset of `member`, looking into anonymous structs and unions (task_struct has them)."""
-        _, info, first = self._types[type_id]
+        info = self._info(type_id)
+        first = self._records[type_id] + 12
         bitfield_offsets = info >> 31   # kflag: the low 24 bits are the offset
         for i in range(info & 0xFFFF):
             name_off, member_type, offset = struct.unpack_from("<III", self._data, first + 12 * i)
             bits = base_bits + (offset & 0xFFFFFF if bitfield_offsets else offset)
             if name_off == 0:
-                kind = (self._types[member_type][1] >> 24) & 0x1F
+                kind = (self._info(member_type) >> 24) & 0x1F
                 if kind in (KIND_STRUCT, KIND_UNION):
                     found = self._find(member_type, member, bits)
                     if found is not None:
@@ -78,9 +82,8 @@ class KernelLayout:
         return None
 
 
-@functools.cache
 def running_kernel() -> KernelLayout:
-    """The running kernel's layout, read once per ig process (it cannot change while ig runs)."""
+    """The running kernel's layout (a few MB while it lives: keep what it answers, not it)."""
     try:
         with open(VMLINUX, "rb") as f:
             return KernelLayout(f.read())

@@ -11,13 +11,14 @@ against /proc for ig's own process when the iterator is made.
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import struct
 from importlib import resources
 
 from igcore.api import cgroup2_mount, compile_program
 
-from .btf import KernelLayout, running_kernel
+from .btf import running_kernel
 from .procfs import read_rows, read_status
 
 # What the program reads, as IG_OFF_<STRUCT>_<MEMBER> offsets (task_iter.bpf.c).
@@ -41,9 +42,12 @@ class IteratorUnavailable(Exception):
     """The task iterator cannot run here, or its rows would not be /proc's; the reason says which."""
 
 
-def offset_flags(layout: KernelLayout) -> list[str]:
-    return [f"-DIG_OFF_{name.upper()}_{member.upper()}={layout.offset(name, member)}"
-            for name, members in MEMBERS.items() for member in members]
+@functools.cache
+def offset_flags() -> tuple[str, ...]:
+    """The program's offsets in the running kernel, found once per ig process (they cannot change)."""
+    layout = running_kernel()
+    return tuple(f"-DIG_OFF_{name.upper()}_{member.upper()}={layout.offset(name, member)}"
+                 for name, members in MEMBERS.items() for member in members)
 
 
 def _renamed_by_proc(flags: int, comm: bytes) -> bool:
@@ -57,8 +61,7 @@ class TaskIterator:
 
     def __init__(self) -> None:
         try:
-            layout = running_kernel()
-            flags = offset_flags(layout)
+            flags = offset_flags()
         except Exception as exc:   # LayoutUnknown, or BTF we cannot parse
             raise IteratorUnavailable(str(exc)) from exc
         text = resources.files(__package__).joinpath("task_iter.bpf.c").read_text()
