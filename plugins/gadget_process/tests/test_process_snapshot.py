@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -9,8 +10,13 @@ import uuid
 import threading
 import time
 
+import pytest
+
 from igcore.gadgets import GadgetContext
 from igcore.plugins import load_catalog
+from ig_gadget_process.procfs import pids, read_rows
+from tests.fixtures.igrun import IG
+from tests.fixtures.nobody import as_nobody
 
 THREADED_CHILD = "import threading,time\n[threading.Thread(target=time.sleep,args=(30,),daemon=True).start() for _ in range(3)]\ntime.sleep(30)"
 
@@ -19,13 +25,32 @@ def gadget():
     return load_catalog().get("snapshot", "process").factory(GadgetContext(host=True))
 
 
-def test_a_known_process_with_its_threads():
+@pytest.fixture(scope="module")
+def by_iterator():
+    """The gadget's snapshot once its task iterator has loaded."""
+    if os.geteuid() != 0:
+        pytest.skip("the task iterator needs root")
+    g = gadget()
+    assert g.reader == "task iterator"
+    yield g.snapshot
+    g.close()
+
+
+@pytest.fixture(params=["/proc", "task iterator"])
+def snapshot(request):
+    """Each reader of the gadget (docs/config.md, What snapshot process reads)."""
+    if request.param == "/proc":
+        return lambda: list(read_rows(pids()))
+    return request.getfixturevalue("by_iterator")
+
+
+def test_a_known_process_with_its_threads(snapshot):
     child = subprocess.Popen([sys.executable, "-c", THREADED_CHILD])
     try:
         deadline = time.monotonic() + 10
         row = None
         while time.monotonic() < deadline:
-            row = next((r for r in gadget().snapshot() if r["pid"] == child.pid), None)
+            row = next((r for r in snapshot() if r["pid"] == child.pid), None)
             if row and row["threads"] == 4:
                 break
             time.sleep(0.1)
@@ -39,6 +64,16 @@ def test_a_known_process_with_its_threads():
         child.wait()
 
 
+def test_where_the_iterator_cannot_load_it_reads_proc_and_says_why():
+    result = subprocess.run([*as_nobody(), IG, "snapshot", "process", "--host", "--output", "json"],
+                            capture_output=True, text=True, timeout=120, cwd="/")
+    assert result.returncode == 0, result.stderr
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert any(r["pid"] == os.getpid() and r["uid"] == 0 for r in rows)
+    why = [line for line in result.stderr.splitlines() if "task iterator" in line]
+    assert len(why) == 1 and "reads /proc" in why[0] and "needs root" in why[0], result.stderr
+
+
 # Real ids differ from the effective ones, as in a setuid-root program run by nobody; and a name with
 # the two characters /proc/<pid>/status escapes.
 SETUID = r"""
@@ -50,12 +85,12 @@ time.sleep(30)
 """
 
 
-def test_real_ids_and_an_escaped_name():
+def test_real_ids_and_an_escaped_name(snapshot):
     child = subprocess.Popen([sys.executable, "-c", SETUID], stdout=subprocess.PIPE)
     try:
         child.stdout.readline()
         assert os.stat(f"/proc/{child.pid}").st_uid == 0      # /proc/<pid> is owned by the effective uid
-        row = next(r for r in gadget().snapshot() if r["pid"] == child.pid)
+        row = next(r for r in snapshot() if r["pid"] == child.pid)
         assert (row["uid"], row["gid"]) == (65534, 65534)
         assert row["comm"] == "ig\\d\nx"
     finally:
@@ -63,7 +98,7 @@ def test_real_ids_and_an_escaped_name():
         child.wait()
 
 
-def test_processes_vanishing_during_the_snapshot_are_skipped():
+def test_processes_vanishing_during_the_snapshot_are_skipped(snapshot):
     stop = threading.Event()
 
     def churn():
@@ -74,9 +109,8 @@ def test_processes_vanishing_during_the_snapshot_are_skipped():
     for t in threads:
         t.start()
     try:
-        g = gadget()
         for _ in range(20):
-            rows = g.snapshot()
+            rows = snapshot()
             assert any(r["pid"] == 1 for r in rows)
     finally:
         stop.set()
