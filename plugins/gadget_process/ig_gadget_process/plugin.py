@@ -34,10 +34,11 @@ class ProcessSnapshot(SnapshotGadget):
         self._lock = threading.Lock()   # a snapshot and close() never overlap: close ends the iterator
         self._iterator: TaskIterator | None = None
         try:
-            self._iterator = TaskIterator()
+            self._iterator = TaskIterator(ctx)
         except IteratorUnavailable as exc:
             log.warning("snapshot process reads /proc, which takes about 25 us per process, because the BPF task "
-                        "iterator is unavailable: %s", exc, extra={"gadget": "snapshot process", "reason": "no_task_iterator"})
+                        "iterator is unavailable: %s", exc,
+                        extra={"gadget": "snapshot process", "reason": "no_task_iterator"})
 
     @property
     def reader(self) -> str:

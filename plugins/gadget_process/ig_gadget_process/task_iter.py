@@ -59,14 +59,14 @@ def _renamed_by_proc(flags: int, comm: bytes) -> bool:
 class TaskIterator:
     """The loaded program and its link; `rows()` runs the iteration once. Close when done."""
 
-    def __init__(self) -> None:
+    def __init__(self, ctx) -> None:
         try:
             flags = offset_flags()
         except Exception as exc:   # LayoutUnknown, or BTF we cannot parse
             raise IteratorUnavailable(str(exc)) from exc
         text = resources.files(__package__).joinpath("task_iter.bpf.c").read_text()
         try:
-            self.bpf = compile_program(text, ["-DIG_RINGBUF_PAGES=1", *flags], name="process")
+            self.bpf = compile_program(text, ["-DIG_RINGBUF_PAGES=1", *flags], name="process", ctx=ctx)
         except Exception as exc:   # BpfUnavailable (not root, bcc refused it)
             raise IteratorUnavailable(str(exc)) from exc
         self.link = -1
@@ -116,9 +116,8 @@ class TaskIterator:
                     continue   # exited since: /proc would not list it
                 name = status.comm
             else:
-                name = names.get(comm)
-                if name is None:
-                    name = names[comm] = comm.decode(errors="replace")
+                known = names.get(comm)
+                name = known if known is not None else names.setdefault(comm, comm.decode(errors="replace"))
             rows.append({"pid": pid, "ppid": ppid, "uid": uid, "gid": gid, "comm": name, "threads": threads,
                          "cgroup_id": cgroup_id if has_cgroup2 else 0, "mntns": mntns})
         return rows
