@@ -28,18 +28,6 @@ class MalformedPacket(ValueError):
     pass
 
 
-def endpoints(packet: bytes, ipv6: bool) -> tuple[str, str]:
-    """Source and destination address of an Ethernet frame the kernel already parsed as IP."""
-    if ipv6:
-        src, dst = packet[22:38], packet[38:54]
-    else:
-        src, dst = packet[26:30], packet[30:34]
-    try:
-        return _ntop(_INET6 if ipv6 else _INET, src), _ntop(_INET6 if ipv6 else _INET, dst)
-    except ValueError:   # a frame cut before its addresses
-        raise MalformedPacket("truncated") from None
-
-
 def _name(msg: bytes, offset: int) -> tuple[str, int]:
     """A domain name at `offset` (following compression pointers), and the offset after it."""
     labels, end, jumps, size = [], -1, 0, len(msg)
