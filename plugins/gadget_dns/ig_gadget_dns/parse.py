@@ -1,7 +1,9 @@
-"""What user space reads of a captured DNS message: the addresses, the queried name and the answers.
+"""What user space reads of a captured DNS message: the queried name and the answers.
 
-The kernel (dns.bpf.c) decides which packets are DNS messages and reads their header, qtype and
-latency; only what rows need beyond that is read here. Everything here reads untrusted bytes: any
+The kernel (dns.bpf.c) decides which bytes are well-formed DNS messages and reads their header,
+qtype, addresses and latency; only what rows need beyond that is read here, from the message's
+first bytes (a compression pointer the kernel checked points before its name, yet may point into
+a record's data). Everything here reads untrusted bytes: any
 inconsistency raises MalformedPacket, which the gadget counts as a decode error (the row stays, with
 these columns empty: the kernel already counted the message); nothing else may escape (the fuzz test holds us to that). Reads past the
 end are not checked one by one: the IndexError or struct.error they raise becomes MalformedPacket

@@ -56,7 +56,7 @@ SCHEMA = Schema.with_container_columns([
     Column("srcPort", Kind.INT, "source port", kernel=KernelField("f.sport", "u16")),
     Column("dstPort", Kind.INT, "destination port", kernel=KernelField("f.dport", "u16")),
     Column("proto", Kind.STR, "UDP or TCP", kernel=KernelField("f.proto", "u8", _named(PROTOS))),
-    Column("id", Kind.INT, "DNS message id", kernel=KernelField("f.id", "u16")),
+    Column("id", Kind.INT, "DNS message id; 0 for a malformed message", kernel=KernelField("f.id", "u16")),
     Column("qr", Kind.STR, "Q for a query, R for a response; empty for a malformed message",
            kernel=KernelField("f.qr", "u8", (("Q", 0), ("R", 1), ("", QR_NONE)))),
     Column("qtype", Kind.STR, "query type (A, AAAA, ...; a number when unknown; empty without a question)",

@@ -38,6 +38,12 @@ metrics:
     category: trace
     gadget: dns
     labels: [k8s.container, proto, qr, qtype, rcode, matched, reason]
+  - name: dns_malformed
+    type: counter
+    category: trace
+    gadget: dns
+    labels: [k8s.container, reason]
+    selector: ["reason:!"]
   - name: dns_latency
     type: histogram
     category: trace
@@ -241,12 +247,18 @@ def test_the_fuzz_corpus_counts_as_the_reference_parser_says_on_both_paths(run_i
 
     expected = {("dns_messages_total", labels | {("k8s_container", name)}): float(n)
                 for labels, n in reference.messages.items()}
+    malformed = Counter()
+    for labels, n in reference.messages.items():
+        if dict(labels)["reason"]:
+            malformed[dict(labels)["reason"]] += n
+    expected.update({("dns_malformed_total", frozenset({("k8s_container", name), ("reason", reason)})): float(n)
+                     for reason, n in malformed.items()})
     expected.update({("dns_latency_nanoseconds_count", frozenset({("k8s_container", name), ("proto", proto)})): float(n)
                      for proto, n in reference.latencies.items()})
 
     def mine(ig) -> dict:
         return {(n, ls): v for (n, ls), v in ig.samples().items()
-                if n in ("dns_messages_total", "dns_latency_nanoseconds_count") and ("k8s_container", name) in ls}
+                if n in ("dns_messages_total", "dns_malformed_total", "dns_latency_nanoseconds_count") and ("k8s_container", name) in ls}
 
     for ig in (kernel, user):
         deadline = time.monotonic() + 30
