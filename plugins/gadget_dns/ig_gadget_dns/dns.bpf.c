@@ -22,11 +22,7 @@
 #include "ig_emit.h"
 
 #define DNS_CAPTURE 512
-#ifdef DNS_STEPS_OVERRIDE
-#define DNS_STEPS DNS_STEPS_OVERRIDE
-#else
 #define DNS_STEPS 4096        /* steps per packet: a byte of a value, a label, a skip */
-#endif
 #define ETH_HLEN_ 14
 #define PACKET_OUTGOING_ 4
 #define LOOPBACK_IFINDEX 1
@@ -187,11 +183,12 @@ static __always_inline void dns_skip(struct dns_parse *p, u32 skip, u8 next)
 }
 
 /* A message begins at w->at: its first bytes are kept for the row (user space reads its name and
- * answers there). Called again at each later segment until DNS_CAPTURE bytes are kept. */
+ * answers there). Called again at each later segment until DNS_CAPTURE bytes are kept. Without
+ * rows (IG_RING 0) nothing is kept. */
 static __always_inline void dns_gather(struct dns_walk *w, struct dns_parse *p)
 {
     u32 have = p->caplen;
-    if (have >= DNS_CAPTURE || w->at >= w->end || p->pos >= p->len || have != p->pos)
+    if (!IG_RING || have >= DNS_CAPTURE || w->at >= w->end || p->pos >= p->len || have != p->pos)
         return;
     u32 n = w->end - w->at, left = p->len - p->pos;
     if (n > left)

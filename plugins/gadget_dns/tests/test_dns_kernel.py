@@ -179,3 +179,17 @@ def test_the_question_walk(traced):
                    (0x7005, "", "A", ".".join(["x" * 63] * 3 + ["y" * 61]) + ".")]
     assert gadget.stats.extra["dns_malformed"] == 4
     assert gadget.stats.decode_errors == 0
+
+
+def test_a_message_needing_more_steps_than_allowed_is_unparsed_not_guessed(traced):
+    """The kernel takes a bounded number of steps per packet (docs/config.md, Using trace dns): a
+    well-formed response of 1,500 empty records needs more, and is one row with the reason
+    unparsed; one of 10 records is read."""
+    gadget, rows, ns = traced
+    record = b"\x00" + struct.pack("!HHIH", 1, 1, 60, 0)
+    big, small = (struct.pack("!HHHHHH", 0x7100 + n % 256, 0x8180, 0, n, 0, 0) + record * n for n in (1500, 10))
+    frames.send(ns.run, [frames.udp(SERVER, CLIENT, big), frames.udp(SERVER, CLIENT, small)])
+    mine = lambda rs: [r for r in rs if r["netns"] == ns.inode]
+    rows.wait(lambda rs: len(mine(rs)) >= 2)
+    drained(gadget.stats)
+    assert [(r["reason"], r["qr"], r["numAnswers"]) for r in mine(rows.rows)] == [("unparsed", "", 0), ("", "R", 10)]
