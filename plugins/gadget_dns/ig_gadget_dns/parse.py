@@ -61,8 +61,9 @@ def contents(msg: bytes, cut: bool = False) -> tuple[str, str]:
     """The queried name and the A/AAAA answers (comma-separated) of a DNS message.
 
     The kernel has read the header and the question's type; this reads what only rows need.
-    `cut`: the message goes on beyond `msg` (cut by the capture, or continued in later TCP
-    segments): the answers are read as far as the bytes go."""
+    `cut`: the message goes on beyond `msg` (the kernel keeps its first 512 bytes): the answers
+    are read as far as the bytes go.
+    """
     try:
         return _contents(msg, cut)
     except (IndexError, struct.error):

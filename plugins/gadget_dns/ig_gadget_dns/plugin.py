@@ -1,8 +1,9 @@
 """trace dns: DNS queries and responses seen in the host's and every container's network namespace.
 
-The kernel (dns.bpf.c) decides which packets are DNS messages and reads their header, qtype and
-latency into `struct dns_fields f`, which the columns' KernelFields name; user space reads only the
-addresses, the queried name and the answers from the captured bytes.
+The kernel (dns.bpf.c) reads every message whole by RFC 1035's framing, decides which are well-formed
+(the others are rows with a `reason`), and reads their header, qtype, match and latency into
+`struct dns_fields f`, which the columns' KernelFields name; user space reads only the queried name
+and the answers from the message's first bytes (docs/config.md, Using trace dns).
 """
 
 from __future__ import annotations
