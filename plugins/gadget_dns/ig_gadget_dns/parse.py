@@ -1,7 +1,9 @@
-"""What user space reads of a captured DNS message: the addresses, the queried name and the answers.
+"""What user space reads of a captured DNS message: the queried name and the answers.
 
-The kernel (dns.bpf.c) decides which packets are DNS messages and reads their header, qtype and
-latency; only what rows need beyond that is read here. Everything here reads untrusted bytes: any
+The kernel (dns.bpf.c) decides which bytes are well-formed DNS messages and reads their header,
+qtype, addresses and latency; only what rows need beyond that is read here, from the message's
+first bytes (a compression pointer the kernel checked points before its name, yet may point into
+a record's data). Everything here reads untrusted bytes: any
 inconsistency raises MalformedPacket, which the gadget counts as a decode error (the row stays, with
 these columns empty: the kernel already counted the message); nothing else may escape (the fuzz
 test holds us to that). Reads past the end are not checked one by one: the IndexError or
@@ -27,18 +29,6 @@ _INET, _INET6, _ntop = socket.AF_INET, socket.AF_INET6, socket.inet_ntop
 
 class MalformedPacket(ValueError):
     pass
-
-
-def endpoints(packet: bytes, ipv6: bool) -> tuple[str, str]:
-    """Source and destination address of an Ethernet frame the kernel already parsed as IP."""
-    if ipv6:
-        src, dst = packet[22:38], packet[38:54]
-    else:
-        src, dst = packet[26:30], packet[30:34]
-    try:
-        return _ntop(_INET6 if ipv6 else _INET, src), _ntop(_INET6 if ipv6 else _INET, dst)
-    except ValueError:   # a frame cut before its addresses
-        raise MalformedPacket("truncated") from None
 
 
 def _name(msg: bytes, offset: int) -> tuple[str, int]:
@@ -72,8 +62,9 @@ def contents(msg: bytes, cut: bool = False) -> tuple[str, str]:
     """The queried name and the A/AAAA answers (comma-separated) of a DNS message.
 
     The kernel has read the header and the question's type; this reads what only rows need.
-    `cut`: the message goes on beyond `msg` (cut by the capture, or continued in later TCP
-    segments): the answers are read as far as the bytes go."""
+    `cut`: the message goes on beyond `msg` (the kernel keeps its first 512 bytes): the answers
+    are read as far as the bytes go.
+    """
     try:
         return _contents(msg, cut)
     except (IndexError, struct.error):

@@ -1,14 +1,16 @@
 """trace dns: DNS queries and responses seen in the host's and every container's network namespace.
 
-The kernel (dns.bpf.c) decides which packets are DNS messages and reads their header, qtype and
-latency into `struct dns_fields f`, which the columns' KernelFields name; user space reads only the
-addresses, the queried name and the answers from the captured bytes.
+The kernel (dns.bpf.c) reads every message whole by RFC 1035's framing, decides which are well-formed
+(the others are rows with a `reason`), and reads their header, qtype, match and latency into
+`struct dns_fields f`, which the columns' KernelFields name; user space reads only the queried name
+and the answers from the message's first bytes (docs/config.md, Using trace dns).
 """
 
 from __future__ import annotations
 
 import ctypes
 import os
+import socket
 import struct
 import threading
 from importlib import resources
@@ -29,12 +31,16 @@ from igcore.api import (
 
 from .kernel_counts import KernelCounters
 from .netns import packet_socket
-from .parse import PKT_TYPES, QTYPES, RCODES, MalformedPacket, contents, endpoints
-from .slots import load_with_slot
+from .parse import PKT_TYPES, QTYPES, RCODES, MalformedPacket, contents
+from .slots import CallbackBtf, load_with_slot
 
 QTYPE_NONE = 65536   # dns.bpf.c: a message without a question
-RCODE_QUERY = 255    # dns.bpf.c: the rcode of a query
+RCODE_QUERY = 255    # dns.bpf.c: the rcode of a query or of a malformed message
+QR_NONE = 2          # dns.bpf.c: the qr of a malformed message
 PROTOS = {17: "UDP", 6: "TCP"}
+# dns.bpf.c's R_* in order: why a message is malformed (docs/config.md, Using trace dns)
+REASONS = ("", "truncated", "trailing", "label", "pointer", "long_name", "unparsed")
+MATCHED = ("", "no", "yes")   # dns.bpf.c's MATCHED_*
 
 
 def _named(names: dict[int, str], *extra: tuple[str, int]) -> tuple[tuple[str, int], ...]:
@@ -52,8 +58,9 @@ SCHEMA = Schema.with_container_columns([
     Column("srcPort", Kind.INT, "source port", kernel=KernelField("f.sport", "u16")),
     Column("dstPort", Kind.INT, "destination port", kernel=KernelField("f.dport", "u16")),
     Column("proto", Kind.STR, "UDP or TCP", kernel=KernelField("f.proto", "u8", _named(PROTOS))),
-    Column("id", Kind.INT, "DNS message id", kernel=KernelField("f.id", "u16")),
-    Column("qr", Kind.STR, "Q for a query, R for a response", kernel=KernelField("f.qr", "u8", (("Q", 0), ("R", 1)))),
+    Column("id", Kind.INT, "DNS message id; 0 for a malformed message", kernel=KernelField("f.id", "u16")),
+    Column("qr", Kind.STR, "Q for a query, R for a response; empty for a malformed message",
+           kernel=KernelField("f.qr", "u8", (("Q", 0), ("R", 1), ("", QR_NONE)))),
     Column("qtype", Kind.STR, "query type (A, AAAA, ...; a number when unknown; empty without a question)",
            kernel=KernelField("f.qtype", "u32", _named(QTYPES, ("", QTYPE_NONE)))),
     Column("name", Kind.STR, "queried name, with the trailing dot (example.com.); empty if it cannot be read",
@@ -62,6 +69,12 @@ SCHEMA = Schema.with_container_columns([
            kernel=KernelField("f.rcode", "u8", _named(RCODES, ("", RCODE_QUERY)))),
     Column("latency", Kind.INT, "ns from the query to this response (same namespace, id and addresses); 0 otherwise",
            kernel=KernelField("f.latency", "u64")),
+    Column("matched", Kind.STR, "on a response, yes if its query came within 10 s (then it has a latency), else no; "
+           "empty otherwise",
+           kernel=KernelField("f.matched", "u8", tuple((text, i) for i, text in enumerate(MATCHED)))),
+    Column("reason", Kind.STR, "why the message is malformed (truncated, trailing, label, pointer, long_name, "
+           "unparsed); empty for a query or a response",
+           kernel=KernelField("f.reason", "u8", tuple((text, i) for i, text in enumerate(REASONS)))),
     Column("numAnswers", Kind.INT, "answer records (the header's count)", kernel=KernelField("f.ancount", "u16")),
     Column("addresses", Kind.STR, "A and AAAA answers, comma-separated", width=24),
     Column("pktType", Kind.STR,
@@ -79,9 +92,11 @@ NETNS_SLOTS = 4096     # namespaces watched at once (a slot is reused once its n
 
 
 # struct dns_event in dns.bpf.c: timestamp, then struct dns_fields (latency, netns, qtype, id, sport,
-# dport, ancount, qdcount, msg_off, msg_len, qr, opcode, rcode, proto, pkt_type, ipv6), caplen,
-# ifindex; `caplen` captured bytes of the packet follow (the event is sent only that long).
-_EVENT = struct.Struct("=QQQIHHHHHHHBBBBBBII")
+# dport, ancount, qdcount, msg_len, qr, opcode, rcode, proto, pkt_type, ipv6, reason, matched), the
+# source and destination address, caplen, ifindex; the message's first `caplen` bytes follow (the
+# event is sent only that long).
+_EVENT = struct.Struct("=QQQIHHHHHHBBBBBBBB16s16sII")
+_INET, _INET6 = socket.AF_INET, socket.AF_INET6
 
 
 class DnsGadget(TraceGadget, NetnsAware):
@@ -107,7 +122,7 @@ class DnsGadget(TraceGadget, NetnsAware):
             slot = self._free_slots.pop()
             # the program reads the namespace from its slot: set before any packet can run it
             self._bpf[b"dns_netns"][ctypes.c_uint32(slot)] = ctypes.c_uint64(netns)
-            fd = load_with_slot(self._bpf, b"ig_dns_filter", slot)
+            fd = load_with_slot(self._bpf, b"ig_dns_filter", slot, b"dns_step", self._btf)
             try:
                 sock = packet_socket(path, fd, self.ctx.run_in_thread)
             except OSError:
@@ -136,6 +151,7 @@ class DnsGadget(TraceGadget, NetnsAware):
         cflags = [f"-DIG_RINGBUF_PAGES={RINGBUF_PAGES}", f"-DQUERY_TABLE_SIZE={QUERY_TABLE_SIZE}",
                   f"-DQUERY_TTL_NS={QUERY_TTL_NS}ULL", f"-DNETNS_SLOTS={NETNS_SLOTS}"]
         self._bpf = compile_program(text, cflags, name="dns", ctx=self.ctx)
+        self._btf = CallbackBtf()
         self._counters.attach(self._bpf)
         self._transport = RingBufferTransport(self._bpf, self._decode, self.stats)
         self._transport.start(sink, name="ig-dns", spawn=self.ctx.spawn)
@@ -158,25 +174,28 @@ class DnsGadget(TraceGadget, NetnsAware):
 
     # -- decoding --------------------------------------------------------------------------
     def _decode(self, data, size):
-        raw = ctypes.string_at(data, size)   # one copy: the header, then `caplen` captured bytes
-        (timestamp, latency, netns, qtype, ident, sport, dport, ancount, _qdcount, msg_off, msg_len,
-         qr, _opcode, rcode, proto, pkt_type, ipv6, caplen, _ifindex) = _EVENT.unpack_from(raw)
-        packet = raw[_EVENT.size:_EVENT.size + min(caplen, CAPTURE)]
-        row = {"pid": 0, "tid": 0, "uid": 0, "gid": 0, "comm": "", "srcPort": sport, "dstPort": dport,
-               "proto": PROTOS[proto], "id": ident, "qr": "R" if qr else "Q",
+        raw = ctypes.string_at(data, size)   # one copy: the header, then `caplen` bytes of the message
+        (timestamp, latency, netns, qtype, ident, sport, dport, ancount, _qdcount, msg_len, qr, _opcode, rcode,
+         proto, pkt_type, ipv6, reason, matched, saddr, daddr, caplen, _ifindex) = _EVENT.unpack_from(raw)
+        family, width = (_INET6, 16) if ipv6 else (_INET, 4)
+        row = {"pid": 0, "tid": 0, "uid": 0, "gid": 0, "comm": "",
+               "srcIP": socket.inet_ntop(family, saddr[:width]), "dstIP": socket.inet_ntop(family, daddr[:width]),
+               "srcPort": sport, "dstPort": dport, "proto": PROTOS[proto], "id": ident,
+               "qr": "" if qr == QR_NONE else "R" if qr else "Q",
                "qtype": "" if qtype == QTYPE_NONE else QTYPES.get(qtype) or str(qtype),
                "rcode": "" if rcode == RCODE_QUERY else RCODES.get(rcode) or str(rcode),
-               "latency": latency, "numAnswers": ancount, "pktType": PKT_TYPES.get(pkt_type) or str(pkt_type),
-               "netns": netns, "timestamp": timestamp}
-        # The kernel counted this message: it is a row even when its bytes cannot be read here.
+               "latency": latency, "matched": MATCHED[matched], "reason": REASONS[reason], "numAnswers": ancount,
+               "pktType": PKT_TYPES.get(pkt_type) or str(pkt_type), "netns": netns, "timestamp": timestamp,
+               "name": "", "addresses": ""}
+        if reason:
+            return row   # malformed: the kernel kept none of its bytes
+        msg = raw[_EVENT.size:_EVENT.size + min(caplen, CAPTURE)]
+        # The kernel counted this message: it is a row even when its name cannot be read here.
         try:
-            row["srcIP"], row["dstIP"] = endpoints(packet, ipv6)
-            msg = packet[msg_off:msg_off + msg_len]
-            # a message longer than the frame holds: cut by the capture or continued in later segments
+            # a message longer than the capture: its answers are read as far as the bytes go
             row["name"], row["addresses"] = contents(msg, cut=len(msg) < msg_len)
         except MalformedPacket:
             self.stats.decode_errors += 1
-            row.update(srcIP=row.get("srcIP", ""), dstIP=row.get("dstIP", ""), name="", addresses="")
         return row
 
 

@@ -26,8 +26,11 @@ def udp(src: tuple[str, int], dst: tuple[str, int], payload: bytes) -> bytes:
     return ipv4(17, src[0], dst[0], struct.pack("!HHHH", src[1], dst[1], 8 + len(payload), 0) + payload)
 
 
-def tcp(src: tuple[str, int], dst: tuple[str, int], seq: int, payload: bytes) -> bytes:
-    header = struct.pack("!HHIIBBHHH", src[1], dst[1], seq, 1, 5 << 4, 0x18, 65535, 0, 0)
+SYN, FIN, PSH_ACK = 0x02, 0x01, 0x18
+
+
+def tcp(src: tuple[str, int], dst: tuple[str, int], seq: int, payload: bytes, flags: int = PSH_ACK) -> bytes:
+    header = struct.pack("!HHIIBBHHH", src[1], dst[1], seq, 1, 5 << 4, flags, 65535, 0, 0)
     return ipv4(6, src[0], dst[0], header + payload)
 
 

@@ -10,10 +10,10 @@ import uuid
 import frames
 from dns_server import dig
 from dns_server import start as start_server
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ig_gadget_dns.parse import MalformedPacket, contents, endpoints
+from ig_gadget_dns.parse import MalformedPacket, contents
 
 from tests.fixtures.barrier import drained
 from tests.fixtures.waiting import wait_until
@@ -22,15 +22,6 @@ from tests.fixtures.waiting import wait_until
 def decode(msg: bytes, cut: bool = False) -> None:
     try:
         contents(msg, cut)
-    except MalformedPacket:
-        pass
-
-
-@settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.binary(max_size=600), st.booleans())
-def test_random_frames_addresses(data, ipv6):
-    try:
-        endpoints(data, ipv6)
     except MalformedPacket:
         pass
 
@@ -104,4 +95,5 @@ def test_the_kernel_reads_random_frames_and_the_gadget_goes_on(dns_gadget, netns
     assert gadget.stats.events_received == len(rows.rows) > 100
     unread = [r for r in rows.rows if not r["name"]]
     assert gadget.stats.decode_errors <= len(unread)   # every decode error is a row, with no name
-    assert all(r["proto"] in ("UDP", "TCP") and r["qr"] in ("Q", "R") for r in rows.rows)
+    assert all(r["proto"] in ("UDP", "TCP") and r["qr"] in ("Q", "R", "") for r in rows.rows)
+    assert all((r["qr"] == "") == (r["reason"] != "") for r in rows.rows)   # malformed: never Q or R
