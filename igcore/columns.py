@@ -71,7 +71,7 @@ CONTAINER_COLUMNS: tuple[Column, ...] = (
     Column("k8s.namespace", Kind.STR, "Kubernetes namespace of the pod", width=16),
     Column("k8s.pod", Kind.STR, "Kubernetes pod name", width=24),
     Column("k8s.container", Kind.STR, "Kubernetes container name, else the runtime's container name", width=20),
-    Column("runtime.runtimeName", Kind.STR, "container runtime (docker, containerd, cri-o, runc)"),
+    Column("runtime.runtimeName", Kind.STR, "container runtime, as --runtimes names it"),
     Column("runtime.containerId", Kind.STR, "container id"),
     Column("runtime.containerName", Kind.STR, "container name as the runtime knows it"),
     Column("runtime.containerImageName", Kind.STR, "container image name"),

@@ -15,7 +15,6 @@ import typer
 from typer.testing import CliRunner
 
 from igcore.cli_runtimes import with_runtime_options
-from igcore.columns import CONTAINER_COLUMNS
 from igcore.containers import Container, ContainerCollection, RuntimeOptions
 from igcore.containers.merge import STATE, Probed, StateFacts, after_exit, chosen_pid, keeps_namespaces, merge
 from igcore.containers.runc import RuncState
@@ -315,8 +314,3 @@ def test_config_md_names_each_runtimes_socket_option_and_default():
         assert f"`--{runtime.option}-socketpath`" in text and f"`{runtime.socket}`" in text, runtime.name
     for runtime in RUNTIMES.entries:
         assert all(f"`{directory}`" in text for directory in runtime.state_dirs), runtime.name
-
-
-def test_the_runtime_name_column_lists_every_runtime_of_the_table():
-    description = next(c.description for c in CONTAINER_COLUMNS if c.name == "runtime.runtimeName")
-    assert description == f"container runtime ({', '.join(RUNTIMES.names)})"
