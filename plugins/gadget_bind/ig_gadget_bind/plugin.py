@@ -10,30 +10,36 @@ import ctypes
 import socket
 import struct
 
-from igcore.api import Column, Kind, RingBufferGadget, Schema, c_string, hookimpl, ns_inode
+from igcore.api import Column, KernelField, Kind, RingBufferGadget, Schema, c_string, hookimpl, ns_inode
 
 RINGBUF_PAGES = 64  # binds are rare next to execs: 256 KiB holds thousands of 96-byte records
 
 # IPPROTO_* numbers a socket() may carry, by the names Inspektor Gadget shows.
 PROTOCOLS = {0: "UNKNOWN", 6: "TCP", 17: "UDP", 132: "SCTP", 136: "UDPLITE", 262: "MPTCP"}
 
+# Columns with a KernelField are known where bind.bpf.c emits (`ev`, its struct bind_event): metrics
+# that read only those are counted in the kernel (docs/config.md, "Where a metric is computed").
+# `addr` is not: the row shows it as text that the kernel's 16 bytes cannot be compared with exactly.
 SCHEMA = Schema.with_container_columns([
-    Column("pid", Kind.INT, "process id (tgid) that called bind()"),
-    Column("tid", Kind.INT, "thread id that called bind()"),
-    Column("uid", Kind.INT, "real user id of the caller"),
-    Column("gid", Kind.INT, "real group id of the caller"),
-    Column("comm", Kind.STR, "command of the caller"),
+    Column("pid", Kind.INT, "process id (tgid) that called bind()", kernel=KernelField("ev->pid", "u32")),
+    Column("tid", Kind.INT, "thread id that called bind()", kernel=KernelField("ev->tid", "u32")),
+    Column("uid", Kind.INT, "real user id of the caller", kernel=KernelField("ev->uid", "u32")),
+    Column("gid", Kind.INT, "real group id of the caller", kernel=KernelField("ev->gid", "u32")),
+    Column("comm", Kind.STR, "command of the caller", kernel=KernelField("ev->comm", "char[16]")),
     Column("proto", Kind.STR, "TCP, UDP, SCTP, UDPLITE or MPTCP, from the socket() call that made the socket; "
                               "UNKNOWN when that call was not seen (a socket made before the gadget started, "
-                              "or passed from another process)"),
+                              "or passed from another process)",
+           kernel=KernelField("ev->protocol", "u16", tuple((text, code) for code, text in PROTOCOLS.items()))),
     Column("addr", Kind.STR, "address as passed to bind(): IPv4 dotted, IPv6 compressed (0.0.0.0 / :: for any)"),
-    Column("port", Kind.INT, "port as passed to bind() (0: the kernel picks one)"),
+    Column("port", Kind.INT, "port as passed to bind() (0: the kernel picks one)",
+           kernel=KernelField("ev->port", "u16")),
     Column("if", Kind.STR, "device the socket is bound to with setsockopt(SO_BINDTODEVICE), as seen by the gadget; "
-                           "empty otherwise"),
+                           "empty otherwise", kernel=KernelField("ev->ifname", "char[16]")),
     Column("retval", Kind.INT, "0 on success, else the negative errno (-98: address in use, -13: permission denied)",
-           aliases=("ret",)),
+           aliases=("ret",), kernel=KernelField("ev->retval", "s32")),
     Column("timestamp", Kind.INT, "when bind() returned, in ns since the Unix epoch", hidden=True),
-    Column("cgroup_id", Kind.UINT, "cgroup v2 id of the caller", hidden=True),
+    Column("cgroup_id", Kind.UINT, "cgroup v2 id of the caller", kernel=KernelField("ev->cgroup_id", "u64"),
+           hidden=True),
     Column("mntns", Kind.UINT, "mount namespace inode, read from /proc/<pid>/ns/mnt when the row is decoded; "
                                "0 if the process has already exited", hidden=True),
 ])
