@@ -31,7 +31,6 @@ from dataclasses import dataclass
 from typing import NamedTuple
 from http import HTTPStatus
 
-from .collector import CLOSE_REASONS, STATUS_CODES, WEB_RELOAD_RESULTS, from_zero, self_families
 from .errors import ConfigError, RuntimeFailure
 from .exposition import SharedRenders, scrape_key
 from .health import loop_errors
@@ -523,6 +522,9 @@ class HttpCollector:
         self.server = server
 
     def collect(self):
+        # here, not at the top: kubectl-gadget imports this module for parse_listen_address alone
+        from .collector import CLOSE_REASONS, STATUS_CODES, WEB_RELOAD_RESULTS, from_zero, self_families
+
         server = self.server
         open_, limit, closed, answers, in_flight = self_families(
             "ig_http_connections", "ig_http_connections_limit", "ig_http_connections_closed", "ig_http_responses",

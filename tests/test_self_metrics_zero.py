@@ -90,13 +90,14 @@ def test_every_label_value_known_in_advance_is_at_zero_at_start(require_bpf, run
                for name, wanted in expected_series(config).items()}
     absent = {name: m for name, m in missing.items() if m}
     assert not absent, absent
-    # and every ig_ family exposed is one the docs' table lists, with its labels
+    # and every ig_ family exposed is one the docs' table lists, with its type, labels and help
     from igcore.collector import GADGET_COUNTER, SELF_METRICS
-    exposed = {f.name: sorted({k for s in f.samples for k in s.labels}) for f in families.values()}
-    listed = {m.name.removesuffix("_total"): sorted(m.labels) for m in SELF_METRICS.values()}
-    unlisted = {name: labels for name, labels in exposed.items()
-                if listed.get(name, sorted(GADGET_COUNTER.labels) if name.startswith("ig_gadget_") else None)
-                != labels}
+    exposed = {f.name: (f.type, sorted({k for s in f.samples for k in s.labels}), f.documentation)
+               for f in families.values()}
+    listed = {m.name: (m.type, sorted(m.labels), m.help) for m in SELF_METRICS.values()}
+    gadget_counter = {name: ("counter", sorted(GADGET_COUNTER.labels), f"gadget counter {name[len('ig_gadget_'):]}")
+                      for name in exposed if name.startswith("ig_gadget_") and name not in listed}
+    unlisted = {name: shown for name, shown in exposed.items() if {**listed, **gadget_counter}.get(name) != shown}
     assert not unlisted, unlisted
 
 
