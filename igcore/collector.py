@@ -97,7 +97,8 @@ SELF_METRICS = _metrics(
     SelfMetric("ig_loop_errors", "counter", "errors caught in long-lived loops, which kept running",
                ("component", "gadget"), {"component": (*GADGET_COMPONENTS, *PROCESS_COMPONENTS)},
                note=f"(`gadget` is empty for {', '.join(f'`{c}`' for c in PROCESS_COMPONENTS)} and "
-                    "`containers.<source>`; see When a gadget misbehaves)"),
+                    "`containers.<source>`, one for each container source ig runs: `containers.node`, "
+                    "`containers.cgroups`, ...; see When a gadget misbehaves)"),
     SelfMetric("ig_gadget_<name>", "counter", "a gadget's own counter", GADGET,
                note="(for trace dns: `dns_queries_expired`, `dns_queries_evicted`, `dns_unmatched_responses`, "
                     "`dns_malformed`, `dns_tcp_continuations`, `dns_tcp_retransmissions`; for every trace gadget "
@@ -138,9 +139,10 @@ def from_zero(known, counts: dict) -> dict:
     return {**dict.fromkeys(known, 0), **counts}
 
 
-def _loop_error_counts(bindings) -> dict[tuple[str, str], int]:
+def _loop_error_counts(engine, bindings) -> dict[tuple[str, str], int]:
     """(component, gadget) -> errors: every loop ig runs from 0, gadgets' loops per gadget of the config."""
-    known = [(c, "") for c in PROCESS_COMPONENTS]
+    sources = getattr(getattr(engine, "containers", None), "sources", ())
+    known = [(c, "") for c in (*PROCESS_COMPONENTS, *(f"containers.{s.name}" for s in sources))]
     known += [(c, run.label) for run, _ in bindings.values() for c in GADGET_COMPONENTS]
     return from_zero(known, loop_errors.counts())
 
@@ -157,7 +159,7 @@ def self_metric_families(engine, bindings=None) -> list:
     info.add_metric([__version__], 1)
     extras: dict[str, CounterMetricFamily] = {}
 
-    for (component, gadget), n in sorted(_loop_error_counts(bindings).items()):
+    for (component, gadget), n in sorted(_loop_error_counts(engine, bindings).items()):
         loop_failures.add_metric([component, gadget], n)
     for result, n in from_zero(RELOAD_RESULTS, engine.reloads).items():
         reloads.add_metric([result], n)

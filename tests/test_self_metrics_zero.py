@@ -23,6 +23,7 @@ GADGET_COMPONENTS = {"aggregate", "collect", "enricher.retry", "netns", "sink", 
 PROCESS_COMPONENTS = {"config-watch", "containers.docker-events", "containers.pod-watch", "containers.refresh",
                       "containers.state-dirs", "containers.state-watch", "containers.subscriber", "http",
                       "series-sweep"}
+SOURCES = {"containers.node", "containers.cgroups"}   # the container sources every ig runs
 CLOSE_REASONS = {"bad_request", "client_san", "evicted", "idle_timeout", "over_limit", "pipelined",
                  "plain_http_on_tls", "read_timeout", "tls_handshake", "web_config", "write_timeout"}
 STATUS_CODES = {"200", "400", "401", "404", "405", "429", "431", "500", "503", "505"}
@@ -59,7 +60,7 @@ def expected_series(config: dict) -> dict[str, list[dict]]:
         "ig_snapshot_errors_total": times(snapshot, "reason", {"exception", "timeout"}),
         "ig_config_reloads_total": times([{}], "result", {"success", "failure"}),
         "ig_metric_aggregation": names,
-        "ig_loop_errors_total": times([{"gadget": ""}], "component", PROCESS_COMPONENTS)
+        "ig_loop_errors_total": times([{"gadget": ""}], "component", {*PROCESS_COMPONENTS, *SOURCES})
         + [{"component": c, "gadget": f"{g['category']} {g['gadget']}"} for g in every for c in GADGET_COMPONENTS],
         "ig_http_connections_closed_total": times([{}], "reason", CLOSE_REASONS),
         "ig_http_responses_total": times([{}], "code", STATUS_CODES),
