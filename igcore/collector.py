@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from . import __version__
+from .containers.sources.pod_watch import RESTART_REASONS
 from .health import GADGET_COMPONENTS, PROCESS_COMPONENTS, loop_errors
 from .metrics.aggregators import TraceAggregator
-from .containers.sources.pod_watch import RESTART_REASONS
 from .metrics.lifecycle import REASONS
 from .rowcheck import REASONS as ROW_PROBLEMS
 
