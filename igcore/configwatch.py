@@ -21,8 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from prometheus_client.core import GaugeMetricFamily
-
 from .config import INLINE_ORIGIN, Config, load_config_text, read_config_file
 from .errors import ConfigError
 from .health import loop_errors
@@ -80,12 +78,12 @@ class ConfigStatus:
     def collect(self):
         with self._lock:
             successful, stamp, sha = self.successful, self.success_timestamp, self.sha256
-        ok = GaugeMetricFamily("ig_config_last_reload_successful", "1 if the last config load or reload succeeded")
+        from .collector import self_families  # here, not at the top: kubectl-gadget needs no metrics code
+
+        ok, when, info = self_families("ig_config_last_reload_successful",
+                                       "ig_config_last_reload_success_timestamp_seconds", "ig_config_info")
         ok.add_metric([], 1 if successful else 0)
-        when = GaugeMetricFamily(
-            "ig_config_last_reload_success_timestamp_seconds", "time of the last successful config load")
         when.add_metric([], stamp)
-        info = GaugeMetricFamily("ig_config_info", "the config in force, by the sha256 of its file", labels=["sha256"])
         if sha is not None:
             info.add_metric([sha], 1)
         return [ok, when, info]

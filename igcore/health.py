@@ -17,6 +17,14 @@ log = logging.getLogger("igcore.health")
 
 LOG_EVERY_SECONDS = 60.0
 
+# Every loop that reports here, so each is exported from 0 (tests/test_self_metrics_zero.py finds
+# every component named at a `record` call among these). Per gadget of the config:
+GADGET_COMPONENTS = ("aggregate", "collect", "enricher.retry", "netns", "sink", "transport")
+# Once per process (gadget ""); each container source's loop adds `containers.<source name>`:
+PROCESS_COMPONENTS = ("config-watch", "containers.docker-events", "containers.pod-watch", "containers.refresh",
+                      "containers.state-dirs", "containers.state-watch", "containers.subscriber", "http",
+                      "series-sweep")
+
 
 class LoopErrors:
     """Thread-safe counts of errors caught in long-lived loops, keyed by (component, gadget)."""

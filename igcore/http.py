@@ -522,29 +522,24 @@ class HttpCollector:
         self.server = server
 
     def collect(self):
-        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+        # here, not at the top: kubectl-gadget imports this module for parse_listen_address alone
+        from .collector import CLOSE_REASONS, STATUS_CODES, WEB_RELOAD_RESULTS, from_zero, self_families
 
         server = self.server
-        open_ = GaugeMetricFamily("ig_http_connections", "connections open to the metrics endpoint")
+        open_, limit, closed, answers, in_flight = self_families(
+            "ig_http_connections", "ig_http_connections_limit", "ig_http_connections_closed", "ig_http_responses",
+            "ig_http_response_bytes_in_flight")
         open_.add_metric([], server.open_connections)
-        limit = GaugeMetricFamily("ig_http_connections_limit", "connections kept open at most (the one waiting longest "
-                                                               "on its client is closed for a new one)")
         limit.add_metric([], server.max_connections)
-        closed = CounterMetricFamily("ig_http_connections_closed", "connections closed by ig before the client was "
-                                                                   "done, by reason", labels=["reason"])
-        for reason, n in sorted(dict(server.closed).items()):  # dict(): one atomic copy under the GIL
+        for reason, n in sorted(from_zero(CLOSE_REASONS, dict(server.closed)).items()):  # dict(): one atomic copy
             closed.add_metric([reason], n)
-        answers = CounterMetricFamily("ig_http_responses", "HTTP responses sent, by status code", labels=["code"])
-        for code, n in sorted(dict(server.requests).items()):
-            answers.add_metric([str(code)], n)
-        in_flight = GaugeMetricFamily("ig_http_response_bytes_in_flight", "bytes of large response bodies being "
-                                                                          "written (each counted once)")
+        for code, n in sorted(from_zero(STATUS_CODES, {str(c): n for c, n in dict(server.requests).items()}).items()):
+            answers.add_metric([code], n)
         in_flight.add_metric([], server._in_flight.bytes)
         families = [open_, limit, closed, answers, in_flight]
         if server._web is not None:
-            reloads = CounterMetricFamily("ig_web_config_reloads", "re-reads of --web-config-file after a change, "
-                                          "by result (all but success make requests fail)", labels=["result"])
-            for result in ("success", "failure", "error", "timeout"):
+            (reloads,) = self_families("ig_web_config_reloads")
+            for result in WEB_RELOAD_RESULTS:
                 reloads.add_metric([result], server._web.reloads[result])
             families.append(reloads)
         return families

@@ -30,6 +30,10 @@ __all__ = ["RowChecker", "BadRows", "REASONS"]
 log = logging.getLogger("igcore.rows")
 
 REASONS = ("not_a_dict", "missing_column", "wrong_type", "not_finite", "negative_uint")
+# The reasons _problem can give a value of each kind: every (column, reason) a gadget's rows can
+# break is exported from 0 (docs/config.md, ig's own metrics).
+KIND_PROBLEMS = {Kind.STR: ("wrong_type",), Kind.BOOL: ("wrong_type",), Kind.INT: ("wrong_type",),
+                 Kind.UINT: ("wrong_type", "negative_uint"), Kind.FLOAT: ("wrong_type", "not_finite")}
 LOG_EVERY_SECONDS = 60.0
 SHOWN_VALUE_CHARS = 60
 
@@ -97,6 +101,7 @@ class BadRows:
         self._lock = threading.Lock()
         self._counts: Counter[tuple[str, str]] = Counter()
         self._last_logged: float | None = None
+        self.possible: tuple[tuple[str, str], ...] = ()  # (column, reason) pairs its checker can count
 
     def add(self, column: str, reason: str, value: object) -> None:
         now = self._clock()
@@ -115,9 +120,10 @@ class BadRows:
                         "ig_bad_rows_total, logged at most once a minute", self.gadget, what, reason, total,
                         extra={"gadget": self.gadget, "reason": reason})
 
-    def counts(self) -> dict[tuple[str, str], int]:
+    def counts(self, with_zeros: bool = False) -> dict[tuple[str, str], int]:
+        """(column, reason) -> rows dropped; `with_zeros`: every possible pair, those not seen at 0."""
         with self._lock:
-            return dict(self._counts)
+            return {**dict.fromkeys(self.possible if with_zeros else (), 0), **self._counts}
 
     @property
     def total(self) -> int:
@@ -133,6 +139,8 @@ class RowChecker:
         self.columns = tuple((c.name, c.kind) for c in schema if c.name not in CONTAINER_COLUMN_NAMES)
         self._passes = tuple((itemgetter(name), _BATCH_PASS[kind]) for name, kind in self.columns)
         self.bad = bad
+        bad.possible = (("", "not_a_dict"), *((name, reason) for name, kind in self.columns
+                                              for reason in ("missing_column", *KIND_PROBLEMS[kind])))
 
     def __call__(self, rows: list) -> list:
         if self._fits(rows):

@@ -208,11 +208,11 @@ def test_kept_values_round_trip_through_the_daemon_set():
         "kubectl-gadget/deploy-values"])
     assert Values(namespace="obs", **kept) == ALL_OPTIONS
     assert kept_annotation(Values()) == '{"extra_args":[],"listen_address":"0.0.0.0:2223","metrics_from":null,' \
-        '"metrics_path":"/metrics","tls":false,"web_config":false}'
+        '"metrics_path":"/metrics","pod_monitor":false,"tls":false,"web_config":false}'
 
 
 @pytest.mark.parametrize("text", ["[]", "{", '{"image": "x"}', '{"extra_args": "--v"}', '{"extra_args": [1]}',
-                                  '{"tls": "yes"}', '{"metrics_from": 3}', "[" * 100000])
+                                  '{"tls": "yes"}', '{"metrics_from": 3}', '{"pod_monitor": 1}', "[" * 100000])
 def test_kept_values_from_the_cluster_are_checked(text):
     with pytest.raises(ValueError):
         read_kept(text)

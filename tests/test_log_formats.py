@@ -132,7 +132,8 @@ def run_through_failures(tmp_path, gadgets, log_format: str) -> tuple[bytes, int
     try:
         feed.send({"comm": "cat"}, {"comm": "dog"})   # two label sets: good_events at --max-series 1
         send([{"comm": "x", "pid": f"1{HOSTILE}", "uid": 0, "ratio": 1.0, "cgroup_id": 0}])   # a bad row
-        wait_until(lambda: ig.value("ig_bad_rows_total", gadget="misbehaving"), "the bad row")
+        wait_until(lambda: ig.value("ig_bad_rows_total", gadget="misbehaving", column="pid", reason="wrong_type"),
+                   "the bad row")
         send({"__die__": HOSTILE})
         wait_until(lambda: ig.value("ig_gadget_failed", gadget="misbehaving", category="trace", reason="thread_died"),
                    "the thread's death")

@@ -56,6 +56,16 @@ def test_missing_column_and_not_a_dict():
     assert check.bad.counts() == {("uid", "missing_column"): 1, ("", "not_a_dict"): 2}
 
 
+def test_every_pair_a_checker_can_count_is_known_in_advance():
+    """BadRows.possible holds every (column, reason) the checker can count, so each is exported from 0."""
+    check = checker()
+    hostile = [None, "x", b"x", -1, 2**70, 1.5, math.nan, math.inf, True, 10**400, [], {}]
+    seen = {(name, _problem(kind, value)) for name, kind in check.columns for value in hostile}
+    assert {pair for pair in seen if pair[1]} <= set(check.bad.possible)
+    assert {("", "not_a_dict"), *((name, "missing_column") for name, _ in check.columns)} <= set(check.bad.possible)
+    assert check.bad.counts() == {} and set(check.bad.counts(with_zeros=True)) == set(check.bad.possible)
+
+
 def test_the_fast_pass_and_the_row_rule_agree_on_random_batches():
     """Whatever a batch holds, the rows kept are exactly those every value of which `_problem` accepts."""
     rnd = random.Random(7)

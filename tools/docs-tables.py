@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """The parts of the docs that restate the code, generated from it so they cannot drift:
-docs/config.md's metric types and column tables, docs/plugins.md's list of shipped distributions.
+docs/config.md's metric types, column tables and ig's own metrics, docs/plugins.md's list of
+shipped distributions.
 
   .venv/bin/python tools/docs-tables.py          rewrite the text between the markers
   .venv/bin/python tools/docs-tables.py --check  exit 1 (and say which) if the docs differ
@@ -15,6 +16,7 @@ import sys
 from pathlib import Path
 from typing import Callable
 
+from igcore.collector import OF_CONFIG, SELF_METRICS
 from igcore.columns import CONTAINER_COLUMN_NAMES, CONTAINER_COLUMNS, POD_LABEL_PATTERN, Column, Kind, by_container
 from igcore.config import load_config_text
 from igcore.errors import ConfigError
@@ -100,10 +102,26 @@ def distributions(catalog: GadgetCatalog) -> str:
                      for d in sorted(BUILTIN_DISTRIBUTIONS))
 
 
+def self_metrics(catalog: GadgetCatalog) -> str:
+    """ig's own metrics (igcore.collector.SELF_METRICS), each label with the values exported from 0."""
+    rows = ["| metric | type | labels | meaning |", "| --- | --- | --- | --- |"]
+    for m in SELF_METRICS.values():
+        labels = []
+        for label in m.labels:
+            values = m.known.get(label)
+            of = (": " + ", ".join(f"`{v}`" for v in values)) if values else (f" ({OF_CONFIG[label]})"
+                                                                            if label in OF_CONFIG else "")
+            labels.append(f"`{label}`{of}")
+        meaning = f"{m.help} {m.note}".strip().replace("|", "/")
+        rows.append(f"| `{m.exposed}` | {m.type} | {'; '.join(labels)} | {meaning} |")
+    return "\n".join(rows)
+
+
 # (document, marker key, generator)
 REGIONS: list[tuple[str, str, Callable[[GadgetCatalog], str]]] = [
     ("docs/config.md", "metric types", metric_types),
     ("docs/config.md", "columns", column_tables),
+    ("docs/config.md", "self metrics", self_metrics),
     ("docs/plugins.md", "shipped distributions", distributions),
 ]
 

@@ -18,7 +18,8 @@ from ..cli import err, fail, out
 from ..configwatch import ConfigFollower, ConfigStatus, config_path
 from ..errors import ConfigError, IgError, RuntimeFailure
 from . import manifests
-from .manifests import CONFIG_MAP, FIELD_MANAGER, NAME, NETWORK_POLICY, WEB_SECRET, Values, check_namespace_name
+from .manifests import (CONFIG_MAP, FIELD_MANAGER, NAME, NETWORK_POLICY, POD_MONITOR, WEB_SECRET, Values,
+                        check_namespace_name)
 
 app = typer.Typer(
     name="kubectl gadget",
@@ -77,10 +78,11 @@ def _run(body) -> None:
     sys.stdout.flush()
 
 
-def _given(listen, path, extra_arg, no_extra_args, web_tls, no_web_config, network_policy, no_network_policy) -> dict:
+def _given(listen, path, extra_arg, no_extra_args, web_tls, no_web_config, network_policy, no_network_policy,
+           pod_monitor=False, no_pod_monitor=False) -> dict:
     """The Values fields this command line sets; the others keep what an earlier deploy set."""
     for option, other in ((extra_arg, no_extra_args), (web_tls is not None, no_web_config),
-                          (network_policy is not None, no_network_policy)):
+                          (network_policy is not None, no_network_policy), (pod_monitor, no_pod_monitor)):
         if option and other:
             raise ConfigError("an option and its --no-... form cannot be given together")
     given = {"listen_address": listen, "metrics_path": path}
@@ -91,6 +93,8 @@ def _given(listen, path, extra_arg, no_extra_args, web_tls, no_web_config, netwo
         given.update(web_config=web_tls is not None, tls=bool(web_tls))
     if network_policy is not None or no_network_policy:
         given["metrics_from"] = network_policy
+    if pod_monitor or no_pod_monitor:
+        given["pod_monitor"] = pod_monitor
     return given
 
 
@@ -116,6 +120,10 @@ def deploy(
                                                       "monitoring) to the metrics port. Kept by later deploys.")
     ] = None,
     no_network_policy: Annotated[bool, typer.Option("--no-network-policy", help="Delete the NetworkPolicy.")] = False,
+    pod_monitor: Annotated[bool, typer.Option(
+        "--pod-monitor", help="Add a PodMonitor (monitoring.coreos.com/v1) for the Prometheus Operator, with the "
+                              "port, path and scheme of the scrape annotations. Kept by later deploys.")] = False,
+    no_pod_monitor: Annotated[bool, typer.Option("--no-pod-monitor", help="Delete the PodMonitor.")] = False,
     use_existing_namespace: Annotated[bool, typer.Option(
         "--use-existing-namespace", help="Deploy into a namespace that deploy did not create, changing none of its "
                                          "labels; undeploy will not delete it.")] = False,
@@ -134,7 +142,7 @@ def deploy(
             raise ConfigError(f"--output {output!r}: only yaml is supported")
         secret, web_tls = web_config_data(web_config_file) if web_config_file is not None else (None, None)
         given = _given(listen, path, extra_arg, no_extra_args, web_tls, no_web_config, network_policy,
-                       no_network_policy)
+                       no_network_policy, pod_monitor, no_pod_monitor)
         values = _values(namespace, image, {}, given)  # every local check before any connection
         if output == "yaml":
             out.file.write(manifests.render(values, secret, with_namespace=not use_existing_namespace))
@@ -153,7 +161,8 @@ def deploy(
         # what an earlier deploy added and this one was told to remove
         for kind, name, dropped in (("Secret", WEB_SECRET, kept.get("web_config") and not values.web_config),
                                     ("NetworkPolicy", NETWORK_POLICY,
-                                     kept.get("metrics_from") and not values.metrics_from)):
+                                     kept.get("metrics_from") and not values.metrics_from),
+                                    ("PodMonitor", POD_MONITOR, kept.get("pod_monitor") and not values.pod_monitor)):
             if dropped and cluster.delete(kind, name):
                 out.print(f"{kind.lower()}/{name} deleted")
         out.print(f"Agents serve {values.scheme}://<pod IP>:{values.port}{values.metrics_path}; "
@@ -182,8 +191,9 @@ def undeploy(kubeconfig: KubeconfigOpt = None, context: ContextOpt = None,
             out.print(f"namespace/{namespace} deleted, with everything in it")
             return
         gone = [f"{kind.lower()}/{name}" for kind, name in
-                (("DaemonSet", NAME), ("NetworkPolicy", NETWORK_POLICY), ("Secret", WEB_SECRET),
-                 ("ConfigMap", CONFIG_MAP), ("ServiceAccount", NAME)) if cluster.delete(kind, name)]
+                (("DaemonSet", NAME), ("NetworkPolicy", NETWORK_POLICY), ("PodMonitor", POD_MONITOR),
+                 ("Secret", WEB_SECRET), ("ConfigMap", CONFIG_MAP), ("ServiceAccount", NAME))
+                if cluster.delete(kind, name)]
         out.print(f"deleted {', '.join(gone)}" if gone else f"ig is not deployed in namespace {namespace}")
         if meta is not None:
             out.print(f"namespace/{namespace} kept: kubectl gadget deploy did not create it")
@@ -223,7 +233,8 @@ def prometheus(
                                          f"deploy it first: kubectl gadget deploy -n {namespace}")
                 given = {key: value for key, value in (("listen_address", listen), ("metrics_path", path)) if value}
                 values = _values(namespace, deployed.image, _kept(deployed, namespace), given)
-                cluster.apply(manifests.daemon_set(values))
+                for obj in manifests.endpoint_objects(values):   # the DaemonSet, and the PodMonitor if kept
+                    cluster.apply(obj)
                 out.print(f"daemonset/{NAME}: agents now serve "
                           f"{values.scheme}://<pod IP>:{values.port}{values.metrics_path}")
             _push(cluster, namespace, text)

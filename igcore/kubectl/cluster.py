@@ -14,6 +14,7 @@ from typing import Any
 import httpx2
 from lightkube import Client, KubeConfig, codecs
 from lightkube.core.exceptions import ApiError, ConfigError as KubeConfigError
+from lightkube.generic_resource import create_namespaced_resource
 from lightkube.resources.apps_v1 import DaemonSet
 from lightkube.resources.core_v1 import ConfigMap, Namespace, Pod, Secret, ServiceAccount
 from lightkube.resources.networking_v1 import NetworkPolicy
@@ -22,11 +23,18 @@ from lightkube.resources.rbac_authorization_v1 import ClusterRole, ClusterRoleBi
 from ..configwatch import CONFIG_KEY
 from ..errors import ConfigError, RuntimeFailure
 from .kept import KEPT_ANNOTATION
-from .manifests import CONFIG_MAP, FIELD_MANAGER, NAME, SELECTOR
+from .manifests import CONFIG_MAP, FIELD_MANAGER, NAME, POD_MONITOR_API, SELECTOR
 
+# The Prometheus Operator's kind: known to the client here, to the cluster only where the operator runs.
+_GROUP, _VERSION = POD_MONITOR_API.split("/")
+PodMonitor = create_namespaced_resource(_GROUP, _VERSION, "PodMonitor", "podmonitors")
 _KINDS: dict[str, Any] = {"ConfigMap": ConfigMap, "DaemonSet": DaemonSet, "Namespace": Namespace,
                           "NetworkPolicy": NetworkPolicy, "Secret": Secret, "ServiceAccount": ServiceAccount,
-                          "ClusterRole": ClusterRole, "ClusterRoleBinding": ClusterRoleBinding}
+                          "ClusterRole": ClusterRole, "ClusterRoleBinding": ClusterRoleBinding,
+                          "PodMonitor": PodMonitor}
+# What a 404 on applying a kind that a cluster may not have means.
+_MISSING_KIND = {"PodMonitor": "the cluster has no PodMonitor kind: is the Prometheus Operator installed? "
+                               "(or deploy without --pod-monitor; the scrape annotations are always there)"}
 _CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding"}
 _STATUS_WORDS = {401: "unauthorized", 403: "forbidden", 404: "not found", 409: "conflict"}
 
@@ -71,12 +79,15 @@ class Cluster:
         self._client = Client(config=single, field_manager=FIELD_MANAGER, trust_env=False)
 
     @contextmanager
-    def _call(self, what: str):
-        """Turns the client's errors into one sentence naming what we were doing."""
+    def _call(self, what: str, missing: str | None = None):
+        """Turns the client's errors into one sentence naming what we were doing (`missing`: what a
+        404 means instead)."""
         try:
             yield
         except ApiError as exc:
             code = exc.status.code
+            if code == 404 and missing:
+                raise RuntimeFailure(f"{what}: {missing}") from None
             word = _STATUS_WORDS.get(code or 0, "error")
             raise RuntimeFailure(f"{what}: the API server answered {code} ({word}): {exc.status.message}") from None
         except httpx2.TransportError as exc:
@@ -85,7 +96,7 @@ class Cluster:
     def apply(self, obj: dict) -> None:
         """Server-side apply under our field manager (forced: these objects are ours to set)."""
         kind, name = obj["kind"], obj["metadata"]["name"]
-        with self._call(f"applying {kind.lower()} {name}"):
+        with self._call(f"applying {kind.lower()} {name}", _MISSING_KIND.get(kind)):
             self._client.apply(codecs.from_dict(obj), field_manager=FIELD_MANAGER, force=True)
 
     def create(self, obj: dict) -> bool:

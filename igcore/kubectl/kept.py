@@ -1,7 +1,7 @@
 """What a re-deploy keeps: the operator's choices, written into the DaemonSet they shaped.
 
 `kubectl gadget deploy` and `kubectl gadget prometheus --metrics-path` re-render the DaemonSet;
-what an earlier deploy was told (endpoint, extra arguments, web config, NetworkPolicy) is read back
+what an earlier deploy was told (endpoint, extra arguments, web config, NetworkPolicy, PodMonitor) is read back
 from this annotation, so an option not given again is kept, never silently dropped
 (docs/guide.md, "Deploy the agents"). The annotation is cluster data: it is checked, not trusted.
 """
@@ -21,6 +21,7 @@ _FIELDS = {
     "web_config": (bool,),
     "tls": (bool,),
     "metrics_from": (str, type(None)),
+    "pod_monitor": (bool,),
 }
 
 

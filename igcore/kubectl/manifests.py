@@ -1,8 +1,9 @@
 """The node agent's manifests, rendered from one set of values.
 
-The scrape annotations, the container port and the agent's `--metrics-listen-address` all come
-from `Values.listen_address` (the path from `Values.metrics_path`, the scheme from `Values.tls`),
-so they cannot disagree. deploy/ig.yaml is this module's output for the default values (a test
+The scrape annotations, the PodMonitor, the container port and the agent's
+`--metrics-listen-address` all come from `Values.listen_address` (the path from
+`Values.metrics_path`, the scheme from `Values.tls`; both discovery styles through
+`scrape_endpoint`), so they cannot disagree. deploy/ig.yaml is this module's output for the default values (a test
 keeps them equal). What each capability and writable directory is for: docs/security.md.
 """
 
@@ -27,6 +28,9 @@ WEB_SECRET = "ig-web-config"
 WEB_DIR = "/etc/ig/web"
 WEB_CONFIG_KEY = "web-config.yml"
 NETWORK_POLICY = "ig-metrics"
+POD_MONITOR = "ig"
+POD_MONITOR_API = "monitoring.coreos.com/v1"   # the Prometheus Operator's
+METRICS_PORT = "metrics"   # the container port's name: what the PodMonitor, probes and NetworkPolicy name
 FIELD_MANAGER = "kubectl-gadget"
 IMAGE = f"ig:{__version__}"  # the image of this release, never a moving tag
 SELECTOR = {"app.kubernetes.io/name": NAME}
@@ -102,6 +106,7 @@ class Values:
     web_config: bool = False                # the web config Secret is mounted and passed to ig
     tls: bool = False                       # ... and it has tls_server_config: scheme https
     metrics_from: str | None = None         # the NetworkPolicy admits only this namespace
+    pod_monitor: bool = False               # a PodMonitor for the Prometheus Operator, beside the annotations
     resources: dict = field(default_factory=lambda: {
         "requests": {"cpu": "100m", "memory": "256Mi"},
         "limits": {"cpu": "1", "memory": "1Gi"},  # bcc's compiler needs a few hundred MiB at start
@@ -203,16 +208,41 @@ def network_policy(values: Values) -> dict:
             "metadata": {"name": NETWORK_POLICY, "namespace": values.namespace, "labels": dict(SELECTOR)},
             "spec": {"podSelector": {"matchLabels": dict(SELECTOR)},
                      "policyTypes": ["Ingress", "Egress"],
-                     "ingress": [{"from": [admitted], "ports": [{"protocol": "TCP", "port": "metrics"}]}],
+                     "ingress": [{"from": [admitted], "ports": [{"protocol": "TCP", "port": METRICS_PORT}]}],
                      "egress": [{"ports": [{"protocol": "TCP", "port": p} for p in API_SERVER_PORTS]}]}}
 
 
+@dataclass(frozen=True)
+class ScrapeEndpoint:
+    port: int
+    path: str
+    scheme: str
+
+
+def scrape_endpoint(values: Values) -> ScrapeEndpoint:
+    """Where Prometheus scrapes an agent: the one source of the annotations and the PodMonitor."""
+    return ScrapeEndpoint(values.port, values.metrics_path, values.scheme)
+
+
+def pod_monitor(values: Values) -> dict:
+    """The Prometheus Operator's discovery of the agents (docs/guide.md, Prometheus): the port by
+    its name, which names `scrape_endpoint`'s port in the container."""
+    endpoint = scrape_endpoint(values)
+    return {"apiVersion": POD_MONITOR_API, "kind": "PodMonitor",
+            "metadata": {"name": POD_MONITOR, "namespace": values.namespace, "labels": dict(SELECTOR)},
+            "spec": {"selector": {"matchLabels": dict(SELECTOR)},
+                     "namespaceSelector": {"matchNames": [values.namespace]},
+                     "podMetricsEndpoints": [{"port": METRICS_PORT, "path": endpoint.path,
+                                              "scheme": endpoint.scheme}]}}
+
+
 def pod_annotations(values: Values) -> dict:
+    endpoint = scrape_endpoint(values)
     return {
         "prometheus.io/scrape": "true",
-        "prometheus.io/port": str(values.port),
-        "prometheus.io/path": values.metrics_path,
-        "prometheus.io/scheme": values.scheme,
+        "prometheus.io/port": str(endpoint.port),
+        "prometheus.io/path": endpoint.path,
+        "prometheus.io/scheme": endpoint.scheme,
         # bpf() and perf_event_open() are outside the runtimes' default AppArmor profile
         f"container.apparmor.security.beta.kubernetes.io/{NAME}": "unconfined",
     }
@@ -224,7 +254,7 @@ def capabilities(values: Values) -> list[str]:
 
 def container(values: Values) -> dict:
     def probe(path: str) -> dict:  # answered without auth and without a scrape (docs/guide.md, Health probes)
-        return {"httpGet": {"path": path, "port": "metrics", "scheme": values.scheme.upper()}, "timeoutSeconds": 5}
+        return {"httpGet": {"path": path, "port": METRICS_PORT, "scheme": values.scheme.upper()}, "timeoutSeconds": 5}
     mounts = [{"name": "config", "mountPath": CONFIG_DIR, "readOnly": True}]  # a directory, never subPath
     if values.web_config:
         mounts.append({"name": "web-config", "mountPath": WEB_DIR, "readOnly": True})
@@ -236,7 +266,7 @@ def container(values: Values) -> dict:
         "imagePullPolicy": "IfNotPresent",
         "args": agent_args(values),
         "env": [{"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}],
-        "ports": [{"name": "metrics", "containerPort": values.port, "protocol": "TCP"}],
+        "ports": [{"name": METRICS_PORT, "containerPort": scrape_endpoint(values).port, "protocol": "TCP"}],
         "securityContext": {
             "capabilities": {"drop": ["ALL"], "add": capabilities(values)},
             "readOnlyRootFilesystem": True,
@@ -283,6 +313,11 @@ def daemon_set(values: Values) -> dict:
     }
 
 
+def endpoint_objects(values: Values) -> list[dict]:
+    """The objects that carry the scrape endpoint: re-applied together when it changes."""
+    return [daemon_set(values), *([pod_monitor(values)] if values.pod_monitor else [])]
+
+
 def agent_objects(values: Values, secret_data: dict[str, str] | None = None) -> list[dict]:
     """What deploy applies after its namespace exists (the Secret when `secret_data` is given)."""
     values.check()
@@ -292,7 +327,7 @@ def agent_objects(values: Values, secret_data: dict[str, str] | None = None) -> 
     objects.append(daemon_set(values))
     if values.metrics_from is not None:
         objects.append(network_policy(values))
-    return objects
+    return objects + endpoint_objects(values)[1:]
 
 
 def to_yaml(objects: list[dict]) -> str:
