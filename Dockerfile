@@ -13,17 +13,18 @@ RUN apt-get update \
       python3 python3-venv python3-bpfcc util-linux "linux-headers-$(dpkg --print-architecture)" \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/archives/*.deb
 
-COPY pyproject.toml README.md /src/
+COPY pyproject.toml README.md constraints.txt /src/
 COPY igcore /src/igcore
 COPY plugins /src/plugins
 COPY deploy/wheels /wheels
-# A venv that sees Debian's bcc module; ig and every plugins/*/ distribution, no test extras.
+# A venv that sees Debian's bcc module; ig and every plugins/*/ distribution, no test extras, at
+# the versions CI ran with (constraints.txt).
 # PIP_OFFLINE=1: install from deploy/wheels only (an offline build).
 ARG PIP_OFFLINE=0
 RUN if [ "$PIP_OFFLINE" = 1 ]; then export PIP_NO_INDEX=1; fi \
  && python3 -m venv --system-site-packages /opt/ig \
  && /opt/ig/bin/pip install --no-cache-dir --disable-pip-version-check --find-links /wheels \
-      /src $(ls -d /src/plugins/*/) \
+      -c /src/constraints.txt /src $(ls -d /src/plugins/*/) \
  && rm -rf /src /wheels \
  && ln -s /opt/ig/bin/ig /usr/local/bin/ig
 

@@ -41,13 +41,14 @@ def ensure_base() -> str:
 def build_context(ctx: Path) -> Path:
     """What the Dockerfile copies, plus wheels of every dependency in deploy/wheels."""
     ignore = shutil.ignore_patterns("__pycache__", "*.egg-info", "build", "tests", ".venv")
-    for name in ("Dockerfile", "pyproject.toml", "README.md"):
+    for name in ("Dockerfile", "pyproject.toml", "README.md", "constraints.txt"):
         shutil.copy2(ROOT / name, ctx / name)
     for name in ("igcore", "plugins", "deploy"):
         shutil.copytree(ROOT / name, ctx / name, ignore=ignore)
     wheels = ctx / "deploy" / "wheels"
     plugins = sorted(glob.glob(str(ROOT / "plugins" / "*" / "")))
-    _run(sys.executable, "-m", "pip", "wheel", "--quiet", "--wheel-dir", str(wheels), str(ROOT), *plugins)
+    _run(sys.executable, "-m", "pip", "wheel", "--quiet", "--wheel-dir", str(wheels), "-c", str(ROOT / "constraints.txt"),
+         str(ROOT), *plugins)
     _run(sys.executable, "-m", "pip", "download", "--quiet", "--dest", str(wheels), "setuptools>=68", "wheel")
     return ctx
 
