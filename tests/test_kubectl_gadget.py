@@ -351,3 +351,14 @@ def test_unreachable_server_and_unknown_context(api, tmp_path):
     assert "cannot reach the API server at http://127.0.0.1:9" in line
     line = one_line_error(kubectl_gadget(*env_args, "--context", "nope"), 2)
     assert "nope" in line
+
+
+@pytest.mark.parametrize("text", ["garbage: [\n", "[1, 2]\n", "clusters: 7\n"], ids=["not-yaml", "a-list", "bad-shape"])
+def test_a_kubeconfig_that_cannot_be_read_is_one_line(text, tmp_path):
+    """A kubeconfig file is input like any other: whatever is wrong with it is one line, exit 2."""
+    path = tmp_path / "kubeconfig"
+    path.write_text(text)
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "NO_COLOR": "1"}
+    result = subprocess.run([shutil.which("kubectl") or "kubectl", "gadget", "undeploy", "--kubeconfig", str(path)],
+                            capture_output=True, text=True, env=env, timeout=60)
+    assert "cannot use the kubeconfig" in one_line_error(result, 2)

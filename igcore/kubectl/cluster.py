@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx2
 from lightkube import Client, KubeConfig, codecs
-from lightkube.core.exceptions import ApiError, ConfigError as KubeConfigError
+from lightkube.core.exceptions import ApiError
 from lightkube.generic_resource import create_namespaced_resource
 from lightkube.resources.apps_v1 import DaemonSet
 from lightkube.resources.core_v1 import ConfigMap, Namespace, Pod, Secret, ServiceAccount
@@ -21,7 +21,8 @@ from lightkube.resources.networking_v1 import NetworkPolicy
 from lightkube.resources.rbac_authorization_v1 import ClusterRole, ClusterRoleBinding
 
 from ..configwatch import CONFIG_KEY
-from ..errors import ConfigError, RuntimeFailure
+from ..errors import ConfigError, RuntimeFailure, describe
+from ..quoting import one_line
 from .kept import KEPT_ANNOTATION
 from .manifests import CONFIG_MAP, FIELD_MANAGER, NAME, POD_MONITOR_API, SELECTOR
 
@@ -71,8 +72,8 @@ class Cluster:
         try:
             config = KubeConfig.from_file(target.kubeconfig) if target.kubeconfig else KubeConfig.from_env()
             single = config.get(context_name=target.context)
-        except (KubeConfigError, OSError) as exc:
-            raise ConfigError(f"cannot use the kubeconfig: {exc}") from None
+        except Exception as exc:   # a hostile file fails in many ways (YAML, its shape, certificates): one line
+            raise ConfigError(f"cannot use the kubeconfig: {one_line(describe(exc))}") from None
         if single is None:
             raise ConfigError(f"kubeconfig has no context {target.context!r}")
         self.server = single.cluster.server
