@@ -167,9 +167,14 @@ def generate(spec, metrics: list[tuple[Any, Placement]], per_metric: int) -> Gen
         "}",
         f"struct ig_key {{ u64 metric; u64 ck; u64 w[{words}]; }};",
         f"struct ig_hist {{ u64 b[{buckets}]; u64 sum; }};",
-        # Entries are allocated as keys appear: a map's size is a bound, not memory taken at load.
-        f"BPF_F_TABLE(\"hash\", struct ig_key, u64, {COUNTERS}, {sizes[0]}, BPF_F_NO_PREALLOC);",
-        f"BPF_F_TABLE(\"hash\", struct ig_key, struct ig_hist, {HISTOGRAMS}, {sizes[1]}, BPF_F_NO_PREALLOC);",
+        # Entries are allocated as keys appear: a map's size is a bound, not memory taken at load. A
+        # program that emits with interrupts off defines IG_KERNEL_MAP_FLAGS 0 (preallocated): there
+        # the kernel can hand out only the few entries its per-CPU cache holds (docs/plugins.md).
+        "#ifndef IG_KERNEL_MAP_FLAGS",
+        "#define IG_KERNEL_MAP_FLAGS BPF_F_NO_PREALLOC",
+        "#endif",
+        f"BPF_F_TABLE(\"hash\", struct ig_key, u64, {COUNTERS}, {sizes[0]}, IG_KERNEL_MAP_FLAGS);",
+        f"BPF_F_TABLE(\"hash\", struct ig_key, struct ig_hist, {HISTOGRAMS}, {sizes[1]}, IG_KERNEL_MAP_FLAGS);",
         # map updates, per CPU, each counted after it is made: the reader skips a read of maps
         # that nothing updated since (KernelProgram.read)
         "BPF_PERCPU_ARRAY(ig_updates, u64, 1);",

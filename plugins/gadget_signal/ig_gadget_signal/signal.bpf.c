@@ -12,6 +12,10 @@
  *
  * Parameters (cflags): MAX_INFLIGHT.
  */
+/* signal_generate fires with interrupts off (under the target's sighand lock): there the kernel
+ * cannot refill the per-CPU cache a map without preallocation takes its new entries from, so one
+ * event that starts more series than the cache holds would lose counts. Preallocated maps. */
+#define IG_KERNEL_MAP_FLAGS 0
 #include "ig_emit.h"
 
 #ifndef MAX_INFLIGHT
