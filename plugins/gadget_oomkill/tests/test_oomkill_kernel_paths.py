@@ -10,14 +10,18 @@ command (victim and trigger alike) is the run's marker, which every drawn metric
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
+from tests.fixtures.igrun import check
 from tests.fixtures.kernel_paths import Grammar, assert_same_samples, drawn_config, start_both
 
 LIMIT = "48m"
 USERS = ("0", "1000", "65534")
+
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 
 
 def _grammar(marker: str, container: str) -> Grammar:
@@ -71,3 +75,10 @@ def test_kernel_and_user_paths_expose_identical_samples(require_bpf, run_ig, doc
     kernel.stop()
     user.stop()
     docker.rm(container)
+
+
+def test_check_places_the_example_in_the_kernel():
+    """docs/config.md, "What trace oomkill sees"."""
+    result = check(f"@{EXAMPLES}/oom_kills.yaml")
+    assert result.returncode == 0, result.stderr
+    assert "  oom_kills: in the kernel (a BPF map of trace oomkill)" in result.stdout.splitlines()

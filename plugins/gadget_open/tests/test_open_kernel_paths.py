@@ -21,6 +21,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
+from tests.fixtures.igrun import check
 from tests.fixtures.kernel_paths import Grammar, assert_same_samples, drawn_config, start_both
 
 USERS = (0, 1000, 65534)
@@ -127,3 +128,17 @@ def test_kernel_and_user_paths_expose_identical_samples(require_bpf, run_ig, fol
     (folder / "new").unlink(missing_ok=True)
     kernel.stop()
     user.stop()
+
+
+def test_check_places_numbers_in_the_kernel_and_names_the_flags_column():
+    """docs/config.md, "Using trace open": flagsRaw is known in the kernel, the flags' names are not."""
+    result = check("""metrics_name: o
+metrics:
+  - {name: raw, type: counter, category: trace, gadget: open, selector: ["flagsRaw:0", "err:2"], labels: [path, syscall]}
+  - {name: named, type: counter, category: trace, gadget: open, selector: ["flags:O_RDONLY"]}
+""")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert "  raw: in the kernel (a BPF map of trace open)" in lines
+    assert ('  named: in user space (trace open): selector "flags:O_RDONLY": column flags is not known in the '
+            "gadget's eBPF program") in lines

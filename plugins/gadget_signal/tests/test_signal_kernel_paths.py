@@ -15,10 +15,12 @@ import signal
 import subprocess
 import sys
 import uuid
+from pathlib import Path
 
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
+from tests.fixtures.igrun import check
 from tests.fixtures.kernel_paths import Grammar, assert_same_samples, drawn_config, start_both
 from tests.fixtures.waiting import wait_until
 
@@ -48,6 +50,8 @@ for spec in sys.argv[2:]:
         pass
 signal.pthread_kill(threading.get_ident(), signal.SIGWINCH)
 """
+
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 
 
 def _grammar(comm: str, tcomm: str, target: int) -> Grammar:
@@ -115,3 +119,13 @@ def test_kernel_and_user_paths_expose_identical_samples(require_bpf, run_ig, dat
         target.kill()
         target.wait()
     wait_until(lambda: target.poll() is not None, "the target to exit")
+
+
+def test_check_places_named_signals_in_the_kernel_and_a_regex_in_user_space():
+    """docs/config.md, "Using trace signal": both metrics of examples/signals.yaml."""
+    result = check(f"@{EXAMPLES}/signals.yaml")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert "  killed_processes: in the kernel (a BPF map of trace signal)" in lines
+    assert ('  crashes: in user space (trace signal): selector "signal:~^SIG(SEGV|BUS|ILL|FPE|ABRT)$": regular '
+            "expressions are evaluated in user space") in lines
