@@ -13,23 +13,27 @@ import ctypes
 import os
 import struct
 
-from igcore.api import Column, Kind, RingBufferGadget, Schema, c_string, hookimpl
+from igcore.api import Column, KernelField, Kind, RingBufferGadget, Schema, c_string, hookimpl
 
 RINGBUF_PAGES = 16  # OOM kills are rare: 64 KiB holds hundreds of 72-byte records
 PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
 
+# Columns with a KernelField are known where oomkill.bpf.c emits (`ev`, its struct oomkill_event):
+# metrics that read only those are counted in the kernel (docs/config.md, "Where a metric is computed").
 SCHEMA = Schema.with_container_columns([
-    Column("kpid", Kind.INT, "process id (tgid) of the victim"),
-    Column("kcomm", Kind.STR, "command of the victim"),
-    Column("kuid", Kind.INT, "user id of the victim"),
+    Column("kpid", Kind.INT, "process id (tgid) of the victim", kernel=KernelField("ev->kpid", "u32")),
+    Column("kcomm", Kind.STR, "command of the victim", kernel=KernelField("ev->kcomm", "char[16]")),
+    Column("kuid", Kind.INT, "user id of the victim", kernel=KernelField("ev->kuid", "u32")),
     Column("pages", Kind.INT, "the victim's resident memory when it was chosen (anonymous + file + shared), "
                               "in pages; Inspektor Gadget's column counts the pages of the whole OOM domain "
-                              "instead, which no stable tracepoint carries"),
+                              "instead, which no stable tracepoint carries",
+           kernel=KernelField(f"(ev->rss_kb / {PAGE_KB})", "u64")),
     Column("tpid", Kind.INT, "process id whose allocation triggered the OOM killer (the victim itself, "
-                             "another process, in a container or not)"),
-    Column("tcomm", Kind.STR, "command of that process"),
+                             "another process, in a container or not)", kernel=KernelField("ev->tpid", "u32")),
+    Column("tcomm", Kind.STR, "command of that process", kernel=KernelField("ev->tcomm", "char[16]")),
     Column("timestamp", Kind.INT, "when the victim was chosen, in ns since the Unix epoch", hidden=True),
-    Column("cgroup_id", Kind.UINT, "cgroup v2 id of the victim (the container columns are the victim's)", hidden=True),
+    Column("cgroup_id", Kind.UINT, "cgroup v2 id of the victim (the container columns are the victim's)",
+           kernel=KernelField("ev->cgroup_id", "u64"), hidden=True),
 ])
 
 # struct oomkill_event in oomkill.bpf.c.

@@ -42,7 +42,7 @@ struct open_event {
     u8 syscall;
     u8 event_flags;
     char comm[16];
-    char path[PATHSIZE];
+    char path[PATHSIZE]; /* NUL-terminated, also when empty: the kernel columns read it up to its NUL */
 };
 
 /* open_how of openat2 (include/uapi/linux/openat2.h): a user-space ABI, stable. */
@@ -84,8 +84,10 @@ static __always_inline int on_exit(void *ctx, long ret)
     struct open_call *call = open_inflight.lookup(&tid);
     if (call) {
         long n = bpf_probe_read_user_str(ev->path, PATHSIZE, call->filename);
-        if (n < 0)
+        if (n < 0) {
             n = 0;
+            ev->path[0] = 0;
+        }
         ev->path_size = n;
         ev->event_flags = n >= PATHSIZE ? FLAG_PATH_CUT : 0;
         ev->syscall = call->syscall;
@@ -95,6 +97,7 @@ static __always_inline int on_exit(void *ctx, long ret)
         open_inflight.delete(&tid);
     } else {
         ev->path_size = 0;
+        ev->path[0] = 0;
         ev->event_flags = FLAG_NO_ENTRY;
         ev->flags = ev->mode = 0;
         ev->dfd = 0;

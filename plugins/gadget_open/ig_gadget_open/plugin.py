@@ -12,7 +12,7 @@ import ctypes
 import os
 import struct
 
-from igcore.api import Column, GadgetContext, Kind, RingBufferGadget, Schema, c_string, hookimpl, ns_inode
+from igcore.api import Column, GadgetContext, KernelField, Kind, RingBufferGadget, Schema, c_string, hookimpl, ns_inode
 
 from .flags import flag_names, mode_text
 
@@ -25,25 +25,33 @@ SYSCALLS = {0: "open", 1: "openat", 2: "openat2", 0xFF: ""}
 FLAG_NO_ENTRY, FLAG_PATH_CUT = 1, 2
 MNTNS_CACHE = 4096  # processes (and commands) remembered by the decoder; a cache is cleared when full
 
+# Columns with a KernelField are known where open.bpf.c emits (`ev`, its struct open_event): metrics
+# that read only those are counted in the kernel (docs/config.md, "Where a metric is computed"). `flags`
+# and `mode` are names of bit sets that no table of integers can list: flagsRaw and modeRaw are exact.
 SCHEMA = Schema.with_container_columns([
-    Column("pid", Kind.INT, "process id (tgid) that opened"),
-    Column("tid", Kind.INT, "thread id that opened"),
-    Column("uid", Kind.INT, "real user id"),
-    Column("gid", Kind.INT, "real group id"),
-    Column("comm", Kind.STR, "command of the process"),
-    Column("syscall", Kind.STR, "open, openat or openat2 (empty when the call began before the gadget)"),
+    Column("pid", Kind.INT, "process id (tgid) that opened", kernel=KernelField("ev->pid", "u32")),
+    Column("tid", Kind.INT, "thread id that opened", kernel=KernelField("ev->tid", "u32")),
+    Column("uid", Kind.INT, "real user id", kernel=KernelField("ev->uid", "u32")),
+    Column("gid", Kind.INT, "real group id", kernel=KernelField("ev->gid", "u32")),
+    Column("comm", Kind.STR, "command of the process", kernel=KernelField("ev->comm", "char[16]")),
+    Column("syscall", Kind.STR, "open, openat or openat2 (empty when the call began before the gadget)",
+           kernel=KernelField("ev->syscall", "u8", tuple((name, number) for number, name in SYSCALLS.items()))),
     Column("path", Kind.STR, f"path as the process passed it (relative ones too), read from its memory when the "
-                             f"call returns; cut at {PATHSIZE - 1} bytes", width=32),
+                             f"call returns; cut at {PATHSIZE - 1} bytes", width=32,
+           kernel=KernelField("ev->path", f"char[{PATHSIZE}]")),
     Column("flags", Kind.STR, "open flags by name, O_WRONLY|O_CREAT|O_TRUNC; unnamed bits end it in hex"),
-    Column("flagsRaw", Kind.INT, "open flags as a number"),
+    Column("flagsRaw", Kind.INT, "open flags as a number", kernel=KernelField("ev->flags", "u64")),
     Column("mode", Kind.STR, "mode as passed, -rw-r--r-- (used by the kernel only with O_CREAT or O_TMPFILE)"),
-    Column("modeRaw", Kind.INT, "mode as a number (0o644 is 420)"),
-    Column("fd", Kind.INT, "file descriptor returned, -1 on failure"),
-    Column("err", Kind.INT, "errno on failure (2: no such file), else 0"),
+    Column("modeRaw", Kind.INT, "mode as a number (0o644 is 420)", kernel=KernelField("ev->mode", "u64")),
+    Column("fd", Kind.INT, "file descriptor returned, -1 on failure",
+           kernel=KernelField("(ev->ret >= 0 ? ev->ret : -1)", "s32")),
+    Column("err", Kind.INT, "errno on failure (2: no such file), else 0",
+           kernel=KernelField("(ev->ret < 0 ? -ev->ret : 0)", "s32")),
     Column("retval", Kind.INT, "what the syscall returned: the fd, or the negative errno (-2: no such file)",
-           aliases=("ret",)),
+           aliases=("ret",), kernel=KernelField("ev->ret", "s32")),
     Column("timestamp", Kind.INT, "when the open returned, in ns since the Unix epoch", hidden=True),
-    Column("cgroup_id", Kind.UINT, "cgroup v2 id of the process", hidden=True),
+    Column("cgroup_id", Kind.UINT, "cgroup v2 id of the process", kernel=KernelField("ev->cgroup_id", "u64"),
+           hidden=True),
     Column("mntns", Kind.UINT, "mount namespace inode, read from /proc/<pid>/ns/mnt when the process is first "
                                "seen; 0 if it has already exited", hidden=True),
 ])

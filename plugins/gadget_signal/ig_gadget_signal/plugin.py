@@ -12,7 +12,7 @@ import ctypes
 import signal
 import struct
 
-from igcore.api import Column, GadgetContext, Kind, RingBufferGadget, Schema, c_string, hookimpl, ns_inode
+from igcore.api import Column, GadgetContext, KernelField, Kind, RingBufferGadget, Schema, c_string, hookimpl, ns_inode
 
 # signal_generate's `result` (include/trace/events/signal.h, enum trace_signal_deliver); -1: a failed call.
 RESULTS = {0: "delivered", 1: "ignored", 2: "already_pending", 3: "overflow_fail", 4: "lose_info", -1: ""}
@@ -32,24 +32,35 @@ def signal_name(number: int) -> str:
 
 NAMES = {n: signal_name(n) for n in range(0, 65)}
 
+# Columns with a KernelField are known at both of signal.bpf.c's emits (`ev`, its struct
+# signal_event): metrics that read only those are counted in the kernel (docs/config.md, "Where a
+# metric is computed"). Names the table leaves out read as their decimal text, as in the row.
+SIGNAL_NAMES = tuple((name, number) for number, name in NAMES.items() if name != str(number))
 SCHEMA = Schema.with_container_columns([
-    Column("pid", Kind.INT, "process id (tgid) of the sender: the task that generated the signal"),
-    Column("tid", Kind.INT, "thread id of the sender"),
-    Column("uid", Kind.INT, "real user id of the sender"),
-    Column("gid", Kind.INT, "real group id of the sender"),
-    Column("comm", Kind.STR, "command of the sender"),
+    Column("pid", Kind.INT, "process id (tgid) of the sender: the task that generated the signal",
+           kernel=KernelField("ev.pid", "u32")),
+    Column("tid", Kind.INT, "thread id of the sender", kernel=KernelField("ev.tid", "u32")),
+    Column("uid", Kind.INT, "real user id of the sender", kernel=KernelField("ev.uid", "u32")),
+    Column("gid", Kind.INT, "real group id of the sender", kernel=KernelField("ev.gid", "u32")),
+    Column("comm", Kind.STR, "command of the sender", kernel=KernelField("ev.comm", "char[16]")),
     Column("tpid", Kind.INT, "target: the id of the thread the signal was generated for (for kill(2), the process "
-                             "id); for a failed call, the pid argument as passed"),
-    Column("tcomm", Kind.STR, "command of the target (empty for a failed call)"),
-    Column("signal", Kind.STR, "signal name: SIGKILL, SIGUSR1, SIGRTMIN+3, ..."),
-    Column("signalRaw", Kind.INT, "signal number (9 for SIGKILL)"),
+                             "id); for a failed call, the pid argument as passed",
+           kernel=KernelField("ev.tpid", "s32")),
+    Column("tcomm", Kind.STR, "command of the target (empty for a failed call)",
+           kernel=KernelField("ev.tcomm", "char[16]")),
+    Column("signal", Kind.STR, "signal name: SIGKILL, SIGUSR1, SIGRTMIN+3, ...",
+           kernel=KernelField("ev.sig", "s32", SIGNAL_NAMES)),
+    Column("signalRaw", Kind.INT, "signal number (9 for SIGKILL)", kernel=KernelField("ev.sig", "s32")),
     Column("result", Kind.STR, "what the kernel did with a generated signal: delivered, ignored, already_pending, "
-                               "overflow_fail, lose_info; empty for a failed call"),
+                               "overflow_fail, lose_info; empty for a failed call",
+           kernel=KernelField("ev.result", "s32", tuple((name, number) for number, name in RESULTS.items()))),
     Column("retval", Kind.INT, "0 for a generated signal; for a kill-family syscall that failed without generating "
-                               "one, the negative errno (-3: no such process, -1: not permitted)", aliases=("ret",)),
+                               "one, the negative errno (-3: no such process, -1: not permitted)", aliases=("ret",),
+           kernel=KernelField("ev.retval", "s32")),
     Column("timestamp", Kind.INT, "when the signal was generated (or the call failed), in ns since the Unix epoch",
            hidden=True),
-    Column("cgroup_id", Kind.UINT, "cgroup v2 id of the sender", hidden=True),
+    Column("cgroup_id", Kind.UINT, "cgroup v2 id of the sender", kernel=KernelField("ev.cgroup_id", "u64"),
+           hidden=True),
     Column("mntns", Kind.UINT, "mount namespace inode of the sender, read from /proc/<pid>/ns/mnt when the row is "
                                "decoded; 0 if it has already exited", hidden=True),
 ])
