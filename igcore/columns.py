@@ -34,11 +34,19 @@ class KernelField:
     u8, u16, u32, u64, s8, s16, s32, s64, or char[N] for a NUL-padded string such as comm. A string
     column that names a kernel integer (a DNS qtype) gives its integer type and `values`: the texts
     the row carries for some integers; any other integer reads as its decimal text, as in the row.
+    `needs`: a C macro (an identifier of capitals, digits and `_`) that the generated code defines
+    as 1 when a metric in the kernel reads the column, so that the program does work only this
+    column needs (trace open's syscall entry) only then (docs/plugins.md, Kernel columns).
     """
 
     expr: str
     ctype: str
     values: tuple[tuple[str, int], ...] = ()
+    needs: str = ""
+
+    def __post_init__(self) -> None:
+        if self.needs and not _MACRO.fullmatch(self.needs):
+            raise ValueError(f"KernelField needs {self.needs!r}: a C macro name of A-Z, 0-9 and _")
 
 
 @dataclass(frozen=True)
@@ -63,6 +71,7 @@ class Column:
 
 # The widest a column may ask to be shown (a terminal's line is rarely longer).
 MAX_WIDTH = 200
+_MACRO = re.compile(r"[A-Z][A-Z0-9_]{0,63}")
 
 
 # Every gadget carries these (docs/config.md, "Every gadget"); enrichment fills them.

@@ -12,6 +12,13 @@
  */
 #include "ig_emit.h"
 
+/* IG_OPEN_ENTRY: the generated metric code defines it when a metric in the kernel reads a column
+ * only the entry knows (plugin.py, ENTRY); with no ring buffer either, the entry does nothing. */
+#ifndef IG_OPEN_ENTRY
+#define IG_OPEN_ENTRY 0
+#endif
+#define OPEN_ENTRY_NEEDED (IG_RING || IG_OPEN_ENTRY)
+
 #ifndef PATHSIZE
 #define PATHSIZE 256
 #endif
@@ -67,6 +74,8 @@ BPF_TABLE("lru_hash", u32, struct open_call, open_inflight, MAX_INFLIGHT);
 
 static __always_inline int on_enter(u8 syscall, int dfd, const char *filename, u64 flags, u64 mode)
 {
+    if (!OPEN_ENTRY_NEEDED)
+        return 0;
     u32 tid = (u32)bpf_get_current_pid_tgid();
     struct open_call call = {.filename = filename, .flags = flags, .mode = mode, .dfd = dfd, .syscall = syscall};
     open_inflight.update(&tid, &call);
@@ -81,7 +90,7 @@ static __always_inline int on_exit(void *ctx, long ret)
     struct open_event *ev = open_scratch.lookup(&zero);
     if (!ev)
         return 0;
-    struct open_call *call = open_inflight.lookup(&tid);
+    struct open_call *call = OPEN_ENTRY_NEEDED ? open_inflight.lookup(&tid) : NULL;
     if (call) {
         long n = bpf_probe_read_user_str(ev->path, PATHSIZE, call->filename);
         if (n < 0) {

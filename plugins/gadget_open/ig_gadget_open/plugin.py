@@ -25,6 +25,10 @@ SYSCALLS = {0: "open", 1: "openat", 2: "openat2", 0xFF: ""}
 FLAG_NO_ENTRY, FLAG_PATH_CUT = 1, 2
 MNTNS_CACHE = 4096  # processes (and commands) remembered by the decoder; a cache is cleared when full
 
+# What only the syscall's entry knows (open.bpf.c skips the entry when neither a row nor a metric in
+# the kernel reads these: the busiest syscall then costs one tracepoint, not two and a map update).
+ENTRY = "IG_OPEN_ENTRY"
+
 # Columns with a KernelField are known where open.bpf.c emits (`ev`, its struct open_event): metrics
 # that read only those are counted in the kernel (docs/config.md, "Where a metric is computed"). `flags`
 # and `mode` are names of bit sets that no table of integers can list: flagsRaw and modeRaw are exact.
@@ -35,14 +39,15 @@ SCHEMA = Schema.with_container_columns([
     Column("gid", Kind.INT, "real group id", kernel=KernelField("ev->gid", "u32")),
     Column("comm", Kind.STR, "command of the process", kernel=KernelField("ev->comm", "char[16]")),
     Column("syscall", Kind.STR, "open, openat or openat2 (empty when the call began before the gadget)",
-           kernel=KernelField("ev->syscall", "u8", tuple((name, number) for number, name in SYSCALLS.items()))),
+           kernel=KernelField("ev->syscall", "u8", tuple((name, number) for number, name in SYSCALLS.items()),
+                              needs=ENTRY)),
     Column("path", Kind.STR, f"path as the process passed it (relative ones too), read from its memory when the "
                              f"call returns; cut at {PATHSIZE - 1} bytes", width=32,
-           kernel=KernelField("ev->path", f"char[{PATHSIZE}]")),
+           kernel=KernelField("ev->path", f"char[{PATHSIZE}]", needs=ENTRY)),
     Column("flags", Kind.STR, "open flags by name, O_WRONLY|O_CREAT|O_TRUNC; unnamed bits end it in hex"),
-    Column("flagsRaw", Kind.INT, "open flags as a number", kernel=KernelField("ev->flags", "u64")),
+    Column("flagsRaw", Kind.INT, "open flags as a number", kernel=KernelField("ev->flags", "u64", needs=ENTRY)),
     Column("mode", Kind.STR, "mode as passed, -rw-r--r-- (used by the kernel only with O_CREAT or O_TMPFILE)"),
-    Column("modeRaw", Kind.INT, "mode as a number (0o644 is 420)", kernel=KernelField("ev->mode", "u64")),
+    Column("modeRaw", Kind.INT, "mode as a number (0o644 is 420)", kernel=KernelField("ev->mode", "u64", needs=ENTRY)),
     Column("fd", Kind.INT, "file descriptor returned, -1 on failure",
            kernel=KernelField("(ev->ret >= 0 ? ev->ret : -1)", "s32")),
     Column("err", Kind.INT, "errno on failure (2: no such file), else 0",
