@@ -141,15 +141,37 @@ def test_int_comparisons_beyond_the_type_give_pythons_answer(signed, op, value, 
 
 
 @pytest.mark.parametrize("size, text, c", [
-    (16, "ab", "(((u8)c[0] == 97) && ((u8)c[1] == 98) && (c[2] == 0))"),
-    (4, "abcd", "(((u8)c[0] == 97) && ((u8)c[1] == 98) && ((u8)c[2] == 99) && ((u8)c[3] == 100))"),
+    (16, "ab", "(((c[0] & 16777215ULL) == 25185ULL))"),   # "ab" and its NUL, the rest of the word masked
+    (4, "abcd", "(((c[0] & 4294967295ULL) == 1684234849ULL))"),   # fills the array: no NUL to test
     (4, "abcde", "0"),    # longer than the array: no row holds it
     (16, "a\0b", "0"),    # a row's text ends at the first NUL
-    (16, "", "((c[0] == 0))"),
-    (4, "é", "(((u8)c[0] == 195) && ((u8)c[1] == 169) && (c[2] == 0))"),   # compared as UTF-8 bytes
+    (16, "", "(((c[0] & 255ULL) == 0ULL))"),
+    (16, "01234567", "((c[0] == 3978425819141910832ULL) && ((c[1] & 255ULL) == 0ULL))"),   # the NUL in the next word
 ])
 def test_string_equality_is_up_to_the_first_nul(size, text, c):
     assert string_equals("c", size, text) == c
+
+
+def _string_test_as_python(size: int, text: str, row: bytes) -> bool:
+    """Run the generated word comparisons on `row` (a char[size] read as little-endian u64 words)."""
+    padded = row.ljust(-(-size // 8) * 8, b"\xaa")   # what lies beyond the array is never read
+    words = [int.from_bytes(padded[i:i + 8], "little") for i in range(0, len(padded), 8)]
+    code = string_equals("c", size, text).replace("ULL", "").replace("&&", "and")
+    return bool(eval(code, {}, {"c": words}))
+
+
+@pytest.mark.parametrize("size", [4, 8, 15, 16])
+def test_string_words_compare_as_rows_read_text(size):
+    """The same answer as the row's text (igcore.bpf.gadget.c_string) for texts of every length,
+    equal, prefixed, extended and differing in one byte, with garbage after the NUL."""
+    from igcore.bpf.gadget import c_string
+
+    texts = ["", "a", "é", "abcdefg", "abcdefgh", "abcdefghi", "abcdefghijklmno", "abcdefghijklmnop", "x\xff"]
+    for text in texts:
+        for other in texts:
+            raw = other.encode()[:size]
+            for row in (raw.ljust(size, b"\0"), (raw + b"\0" + b"\x07" * size)[:size]):
+                assert _string_test_as_python(size, text, row) == (c_string(row) == text), (size, text, row)
 
 
 def _place_like_c(value: int, bounds: tuple[float, ...], signed: bool) -> int:
@@ -202,6 +224,7 @@ def test_a_quoted_literal_reaches_the_kernel_as_its_value(rule, value, negated):
     code = generate(cfg.metrics[0].spec, [(cfg.metrics[0], placement)], 16).code
     assert '"=cat"' not in code and "AAAA" not in code   # bytes and integers, never the config's text
     if selector.column == "comm":
-        cell = re.search(r"r->(\w+)\[0\] == 61\)", code).group(1)   # 61 is "="
-        test = string_equals(f"r->{cell}", 16, "=cat")
-        assert f"!{test}" in code if negated else (test in code and f"!{test}" not in code)
+        cell = re.search(r"t->(\w+)\[0\] & ", code).group(1)
+        test = string_equals(f"t->{cell}", 16, "=cat")
+        assert f"r->p[0] = {test};" in code   # the test, shared by the metrics that hold it
+        assert ("if (!r->p[0])" in code) == negated and ("if (r->p[0])" in code) != negated
