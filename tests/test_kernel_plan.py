@@ -227,4 +227,28 @@ def test_a_quoted_literal_reaches_the_kernel_as_its_value(rule, value, negated):
         cell = re.search(r"t->(\w+)\[0\] & ", code).group(1)
         test = string_equals(f"t->{cell}", 16, "=cat")
         assert f"r->p[0] = {test};" in code   # the test, shared by the metrics that hold it
-        assert ("if (!r->p[0])" in code) == negated and ("if (r->p[0])" in code) != negated
+        assert ("r->on[0] = ((r->p[0] ^ 1)) * 1;" if negated else "r->on[0] = (r->p[0]) * 1;") in code
+
+
+def _generated(count: int) -> str:
+    """The C for `count` counters, each with a selector of its own and one of three shared ones,
+    under three label sets (the shape of bench/startup's config of counters with selectors)."""
+    shared, labels = ["retval:0", "uid:>=1000", "comm:!cat"], ["[comm]", "[]", "[uid]"]
+    metrics = "".join(f"  - {{name: m{i}, type: counter, category: trace, gadget: k, "
+                      f"selector: ['comm:c{i}', '{shared[i % 3]}'], labels: {labels[i // 3 % 3]}}}\n"
+                      for i in range(count))
+    cfg = load_config_text(f"metrics_name: t\nmetrics:\n{metrics}", "test", _catalog())
+    return generate(cfg.metrics[0].spec, [(bound, place(bound)) for bound in cfg.metrics], 16).code
+
+
+def test_a_metric_adds_one_line_of_c_and_each_test_is_evaluated_once():
+    """What bounds compile time (docs/config.md, "Start-up and memory"): the C grows by one line
+    per metric and one per distinct selector test; the map-update path is written once."""
+    few, many = _generated(9).splitlines(), _generated(300).splitlines()   # 9: every label set and shared test
+    # 291 more metrics, 291 more distinct comm tests: one line each
+    assert len(many) - len(few) == 2 * 291
+    code = "\n".join(many)
+    for shared in (" == 0LL)", " >= 1000ULL)", string_equals("", 16, "cat")[3:-1]):   # retval, uid, comm tests
+        assert code.count(shared) == 1, shared
+    assert code.count("ig_counts.insert") == 1
+    assert code.count("/* metric ") == 300
