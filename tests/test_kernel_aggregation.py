@@ -108,3 +108,40 @@ def test_maps_are_read_whole_across_batches(require_bpf, program, monkeypatch):
     pids = [layout.key.unpack(key)[2] for key, _ in entries]
     assert len(pids) == len(set(pids)) == 50
     assert all(layout.value.unpack(value) == (1,) for _, value in entries)
+
+
+def test_300_counters_with_selectors_count_exactly(require_bpf, run_ig, tmp_path):
+    """A large config compiles into a program of bounded size (docs/config.md, "Start-up and memory")
+    that counts every metric exactly: 300 counters, each for one of three programs, with one of three shared
+    selectors that every exec here matches and one of three label sets; all 300 in the kernel."""
+    folder = Path(tempfile.mkdtemp(prefix="ig-kbig-"))
+    programs = []
+    for letter in "abc":
+        path = folder / f"igb{uuid.uuid4().hex[:8]}{letter}"
+        shutil.copy("/bin/true", path)
+        programs.append(path)
+    shared, labels = ["retval:0", "uid:0", "gid:<100"], ["[comm]", "[]", "[uid, comm]"]
+    metrics = "".join(f"  - name: big_{i}\n    type: counter\n    category: trace\n    gadget: exec\n"
+                      f"    selector: [\"comm:{programs[i % 3].name}\", \"{shared[i // 3 % 3]}\"]\n"
+                      f"    labels: {labels[i // 9 % 3]}\n" for i in range(300))
+    config = tmp_path / "config.yaml"
+    config.write_text(f"metrics_name: kbig\nmetrics:\n{metrics}")
+    try:
+        ig = run_ig(f"@{config}", "--host")
+        assert ig.wait_value("ig_gadget_running", 1, timeout=120, category="trace", gadget="exec") == 1, ig.output()
+        runs = {path.name: times for path, times in zip(programs, (3, 5, 7))}
+        for path in programs:
+            _run(path, runs[path.name])
+        assert ig.wait_for("big_299_total", 7) == 7   # the last metric, of the third program
+        scrape = ig.samples()
+        series = [(name, value) for (name, _), value in scrape.items() if name.startswith("big_")]
+        assert dict(series) == {f"big_{i}_total": runs[programs[i % 3].name] for i in range(300)}
+        assert len(series) == 300   # one series each
+        in_kernel = {dict(ls)["metric"] for (name, ls), value in scrape.items()
+                     if name == "ig_metric_aggregation" and dict(ls)["path"] == "kernel" and value == 1}
+        assert in_kernel == {f"big_{i}" for i in range(300)}
+        assert ig.value("big_0_total", comm=programs[0].name) == 3
+        assert ig.value("big_10_total") == 5
+        assert ig.value("big_20_total", uid="0", comm=programs[2].name) == 7
+    finally:
+        shutil.rmtree(folder)

@@ -141,15 +141,37 @@ def test_int_comparisons_beyond_the_type_give_pythons_answer(signed, op, value, 
 
 
 @pytest.mark.parametrize("size, text, c", [
-    (16, "ab", "(((u8)c[0] == 97) && ((u8)c[1] == 98) && (c[2] == 0))"),
-    (4, "abcd", "(((u8)c[0] == 97) && ((u8)c[1] == 98) && ((u8)c[2] == 99) && ((u8)c[3] == 100))"),
+    (16, "ab", "(((c[0] & 16777215ULL) == 25185ULL))"),   # "ab" and its NUL, the rest of the word masked
+    (4, "abcd", "(((c[0] & 4294967295ULL) == 1684234849ULL))"),   # fills the array: no NUL to test
     (4, "abcde", "0"),    # longer than the array: no row holds it
     (16, "a\0b", "0"),    # a row's text ends at the first NUL
-    (16, "", "((c[0] == 0))"),
-    (4, "é", "(((u8)c[0] == 195) && ((u8)c[1] == 169) && (c[2] == 0))"),   # compared as UTF-8 bytes
+    (16, "", "(((c[0] & 255ULL) == 0ULL))"),
+    (16, "01234567", "((c[0] == 3978425819141910832ULL) && ((c[1] & 255ULL) == 0ULL))"),   # the NUL in the next word
 ])
 def test_string_equality_is_up_to_the_first_nul(size, text, c):
     assert string_equals("c", size, text) == c
+
+
+def _string_test_as_python(size: int, text: str, row: bytes) -> bool:
+    """Run the generated word comparisons on `row` (a char[size] read as little-endian u64 words)."""
+    padded = row.ljust(-(-size // 8) * 8, b"\xaa")   # what lies beyond the array is never read
+    words = [int.from_bytes(padded[i:i + 8], "little") for i in range(0, len(padded), 8)]
+    code = string_equals("c", size, text).replace("ULL", "").replace("&&", "and")
+    return bool(eval(code, {}, {"c": words}))
+
+
+@pytest.mark.parametrize("size", [4, 8, 15, 16])
+def test_string_words_compare_as_rows_read_text(size):
+    """The same answer as the row's text (igcore.bpf.gadget.c_string) for texts of every length,
+    equal, prefixed, extended and differing in one byte, with garbage after the NUL."""
+    from igcore.bpf.gadget import c_string
+
+    texts = ["", "a", "é", "abcdefg", "abcdefgh", "abcdefghi", "abcdefghijklmno", "abcdefghijklmnop", "x\xff"]
+    for text in texts:
+        for other in texts:
+            raw = other.encode()[:size]
+            for row in (raw.ljust(size, b"\0"), (raw + b"\0" + b"\x07" * size)[:size]):
+                assert _string_test_as_python(size, text, row) == (c_string(row) == text), (size, text, row)
 
 
 def _place_like_c(value: int, bounds: tuple[float, ...], signed: bool) -> int:
@@ -202,6 +224,31 @@ def test_a_quoted_literal_reaches_the_kernel_as_its_value(rule, value, negated):
     code = generate(cfg.metrics[0].spec, [(cfg.metrics[0], placement)], 16).code
     assert '"=cat"' not in code and "AAAA" not in code   # bytes and integers, never the config's text
     if selector.column == "comm":
-        cell = re.search(r"r->(\w+)\[0\] == 61\)", code).group(1)   # 61 is "="
-        test = string_equals(f"r->{cell}", 16, "=cat")
-        assert f"!{test}" in code if negated else (test in code and f"!{test}" not in code)
+        cell = re.search(r"t->(\w+)\[0\] & ", code).group(1)
+        test = string_equals(f"t->{cell}", 16, "=cat")
+        assert f"r->p[0] = {test};" in code   # the test, shared by the metrics that hold it
+        assert ("r->on[0] = ((r->p[0] ^ 1)) * 1;" if negated else "r->on[0] = (r->p[0]) * 1;") in code
+
+
+def _generated(count: int) -> str:
+    """The C for `count` counters, each with a selector of its own and one of three shared ones,
+    under three label sets (the shape of bench/startup's config of counters with selectors)."""
+    shared, labels = ["retval:0", "uid:>=1000", "comm:!cat"], ["[comm]", "[]", "[uid]"]
+    metrics = "".join(f"  - {{name: m{i}, type: counter, category: trace, gadget: k, "
+                      f"selector: ['comm:c{i}', '{shared[i % 3]}'], labels: {labels[i // 3 % 3]}}}\n"
+                      for i in range(count))
+    cfg = load_config_text(f"metrics_name: t\nmetrics:\n{metrics}", "test", _catalog())
+    return generate(cfg.metrics[0].spec, [(bound, place(bound)) for bound in cfg.metrics], 16).code
+
+
+def test_a_metric_adds_one_line_of_c_and_each_test_is_evaluated_once():
+    """What bounds compile time (docs/config.md, "Start-up and memory"): the C grows by one line
+    per metric and one per distinct selector test; the map-update path is written once."""
+    few, many = _generated(9).splitlines(), _generated(300).splitlines()   # 9: every label set and shared test
+    # 291 more metrics, 291 more distinct comm tests: one line each
+    assert len(many) - len(few) == 2 * 291
+    code = "\n".join(many)
+    for shared in (" == 0LL)", " >= 1000ULL)", string_equals("", 16, "cat")[3:-1]):   # retval, uid, comm tests
+        assert code.count(shared) == 1, shared
+    assert code.count("ig_counts.insert") == 1
+    assert code.count("/* metric ") == 300

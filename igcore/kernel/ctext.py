@@ -33,13 +33,21 @@ def int_compare(cell: str, signed: bool, op: str, value: int) -> str:
 
 
 def string_equals(cell: str, size: int, text: str) -> str:
-    """`cell`, a NUL-padded char[size], read as text up to its first NUL, equals `text`."""
+    """`cell`, a NUL-padded char[size] held in u64 words (little-endian, as the map keys are read),
+    read as text up to its first NUL, equals `text`: the bytes of `text` and its NUL, a word at a
+    time, each word masked to those bytes (what follows the NUL is never read)."""
     raw = text.encode("utf-8")
     if b"\0" in raw or len(raw) > size:
         return "0"   # a row's text never holds a NUL, nor more than the array
-    terms = [f"((u8){cell}[{i}] == {byte})" for i, byte in enumerate(raw)]
-    if len(raw) < size:
-        terms.append(f"({cell}[{len(raw)}] == 0)")
+    wanted = (raw + b"\0")[:size]
+    terms = []
+    for start in range(0, len(wanted), 8):
+        chunk = wanted[start:start + 8]
+        value = int.from_bytes(chunk, "little")
+        word = f"{cell}[{start // 8}]"
+        if len(chunk) < 8:
+            word = f"({word} & {(1 << 8 * len(chunk)) - 1}ULL)"
+        terms.append(f"({word} == {value}ULL)")
     return "(" + " && ".join(terms) + ")"
 
 
