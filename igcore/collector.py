@@ -90,7 +90,25 @@ def self_metric_families(engine, bindings=None) -> list:
             loop_errors.record("collect", exc, gadget=run.label)
     return [info, running, failed, bad_rows, received, lost, dropped, held, series_dropped, series, series_expired,
             snapshots, snapshot_seconds, snapshot_errors, reloads, paths, map_entries, loop_failures, *extras.values(),
-            *pod_watch_families(getattr(engine, "pod_watch", None))]
+            *pod_watch_families(getattr(engine, "pod_watch", None)),
+            *bpf_program_families(getattr(engine, "compiler", None))]
+
+
+def bpf_program_families(compiler) -> list:
+    """What each BPF program ig loaded cost the kernel so far (igcore.bpf.stats; docs/config.md, What ig costs)."""
+    labels = ["category", "gadget", "program"]
+    runs = CounterMetricFamily("ig_bpf_program_runs", "times the kernel ran a BPF program of ig", labels=labels)
+    seconds = CounterMetricFamily("ig_bpf_program_run_seconds", "time the kernel spent running a BPF program of ig",
+                                  labels=labels)
+    try:   # a failing read must not fail the scrape
+        costs = compiler.programs.read() if compiler is not None else []
+    except Exception as exc:
+        loop_errors.record("collect", exc, gadget="bpf statistics")
+        costs = []
+    for cost in costs:
+        runs.add_metric([cost.category, cost.gadget, cost.program], cost.runs)
+        seconds.add_metric([cost.category, cost.gadget, cost.program], cost.run_seconds)
+    return [runs, seconds]
 
 
 def pod_watch_families(watch) -> list:
