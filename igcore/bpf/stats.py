@@ -8,6 +8,10 @@ process holds one (the kernel lets go of ig's when ig exits, however it exits). 
 refuses the command gets the sysctl kernel.bpf_stats_enabled instead, set back at release().
 
 Everything here talks to bpf(2) through ctypes: bcc's library exports none of these commands.
+
+Most programs are a bcc object's functions, named by bcc. A plugin may also load one of its object's
+functions itself (trace dns loads its socket filter once per network namespace): such a program
+is found among the descriptors ig holds, and is its object's because it uses the object's maps.
 """
 
 from __future__ import annotations
@@ -54,6 +58,12 @@ class _ProgInfo(ctypes.Structure):
     ]
 
 
+class _MapInfo(ctypes.Structure):
+    """The start of struct bpf_map_info: the map's id is all that is read."""
+
+    _fields_ = [("type", ctypes.c_uint32), ("id", ctypes.c_uint32)]
+
+
 class _InfoByFd(ctypes.Structure):
     _fields_ = [("bpf_fd", ctypes.c_uint32), ("info_len", ctypes.c_uint32), ("info", ctypes.c_uint64)]
 
@@ -75,10 +85,46 @@ def _bpf(command: int, attr: ctypes.Structure | ctypes.c_uint32) -> int:
     return result
 
 
-def program_info(fd: int) -> _ProgInfo:
+def program_info(fd: int, map_ids: ctypes.Array | None = None) -> _ProgInfo:
+    """The kernel's information on a program; with `map_ids`, the ids of the maps it uses too."""
     info = _ProgInfo()
-    _bpf(_BPF_OBJ_GET_INFO_BY_FD, _InfoByFd(fd, ctypes.sizeof(info), ctypes.addressof(info)))
+    if map_ids is not None:
+        info.nr_map_ids, info.map_ids = len(map_ids), ctypes.addressof(map_ids)
+    _object_info(fd, info)
     return info
+
+
+def _object_info(fd: int, info: ctypes.Structure) -> None:
+    _bpf(_BPF_OBJ_GET_INFO_BY_FD, _InfoByFd(fd, ctypes.sizeof(info), ctypes.addressof(info)))
+
+
+def _map_ids(bpf) -> frozenset[int]:
+    """The kernel ids of the maps of a bcc object."""
+    lib = ctypes.CDLL("libbcc.so.0")   # a handle of our own: bcc's keeps its own signatures
+    lib.bpf_num_tables.restype, lib.bpf_num_tables.argtypes = ctypes.c_size_t, [ctypes.c_void_p]
+    lib.bpf_table_fd_id.restype, lib.bpf_table_fd_id.argtypes = ctypes.c_int, [ctypes.c_void_p, ctypes.c_size_t]
+    ids: set[int] = set()
+    for index in range(lib.bpf_num_tables(bpf.module)):
+        fd = lib.bpf_table_fd_id(bpf.module, index)
+        if fd >= 0:
+            info = _MapInfo()
+            _object_info(fd, info)
+            ids.add(info.id)
+    return frozenset(ids)
+
+
+def _held_program_ids() -> set[int]:
+    """The ids of the programs this process holds a descriptor of."""
+    ids: set[int] = set()
+    for entry in os.scandir("/proc/self/fd"):
+        try:
+            if os.readlink(entry.path) != "anon_inode:bpf-prog":
+                continue
+            with open(f"/proc/self/fdinfo/{entry.name}") as fdinfo:
+                ids.update(int(line.split()[1]) for line in fdinfo if line.startswith("prog_id:"))
+        except (OSError, ValueError, IndexError):
+            continue   # closed meanwhile
+    return ids
 
 
 def _program_fd(prog_id: int) -> int:
@@ -107,11 +153,15 @@ class LoadedPrograms:
         self._kernel_names: dict[int, bytes] = {}          # kernel id -> the name the kernel keeps
         self._last: dict[int, tuple[int, int]] = {}        # kernel id -> (runs, ns) at the latest read
         self._gone: dict[tuple[str, str, str], tuple[int, int]] = {}
+        self._objects: list[tuple[frozenset[int], str, str]] = []   # (map ids, category, gadget) per object
+        self._strangers: set[int] = set()   # ids held that belong to no object (looked at once)
 
     def add(self, bpf, category: str, gadget: str) -> None:
         """The programs of a bcc BPF object (its loaded functions). Never raises: a program ig
         cannot name only goes unreported."""
         try:
+            with self._lock:
+                self._objects.append((_map_ids(bpf), category, gadget))
             functions = list(bpf.funcs.items())
             for name, function in functions:
                 program = name.decode() if isinstance(name, bytes) else str(name)
@@ -125,6 +175,7 @@ class LoadedPrograms:
     def read(self) -> list[ProgramCost]:
         """The runs and run time of every program ig loaded, summed by (category, gadget, program)."""
         with self._lock:
+            self._adopt_loaded_later()
             totals = dict(self._gone)
             for prog_id, labels in list(self._live.items()):
                 counts = self._read_one(prog_id, self._kernel_names[prog_id])
@@ -137,6 +188,27 @@ class LoadedPrograms:
                 self._last[prog_id] = counts
                 totals[labels] = _plus(totals.get(labels, (0, 0)), counts)
         return [ProgramCost(*labels, runs=runs, run_seconds=ns / 1e9) for labels, (runs, ns) in sorted(totals.items())]
+
+    def _adopt_loaded_later(self) -> None:
+        """Name the programs ig holds that no object listed when it was compiled, by the maps they use."""
+        for prog_id in _held_program_ids() - self._live.keys() - self._strangers:
+            self._strangers.add(prog_id)
+            try:
+                fd = _program_fd(prog_id)
+            except OSError:
+                continue
+            try:
+                maps = (ctypes.c_uint32 * 64)()
+                info = program_info(fd, maps)
+            finally:
+                os.close(fd)
+            used = set(maps[:min(info.nr_map_ids, len(maps))])
+            for ids, category, gadget in reversed(self._objects):   # the newest object first
+                if used & ids:
+                    self._strangers.discard(prog_id)
+                    self._live[prog_id] = (category, gadget, info.name.decode(errors="replace"))
+                    self._kernel_names[prog_id] = info.name
+                    break
 
     @staticmethod
     def _read_one(prog_id: int, kernel_name: bytes) -> tuple[int, int] | None:
