@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import uuid
 from pathlib import Path
@@ -61,6 +62,24 @@ def test_runs_of_trace_exec_rise_with_execs(require_bpf, run_ig, binary):
     after = program_samples(ig, "ig_bpf_program_runs_total", category="trace", gadget="exec")
     assert after - runs >= execs
     assert program_samples(ig, "ig_bpf_program_run_seconds_total", category="trace", gadget="exec") > seconds
+
+
+def test_programs_a_gadget_loads_itself_are_its_own(require_bpf, run_ig):
+    """trace dns loads its socket filter itself, once per network namespace, after its compile."""
+    ig = run_ig("""
+metrics_name: cost
+metrics:
+  - {name: dns_messages, type: counter, category: trace, gadget: dns}
+""", "--host")
+    wait_until(lambda: "ig_dns_filter" in programs(ig).get(("trace", "dns"), ()), "trace dns's socket filter")
+    runs = program_samples(ig, "ig_bpf_program_runs_total", gadget="dns", program="ig_dns_filter")
+    queries = 20
+    query = b"\0\1\1\0\0\1\0\0\0\0\0\0\4cost\4test\0\0\1\0\1"
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        for _ in range(queries):
+            s.sendto(query, ("127.0.0.1", 53))
+    wait_until(lambda: program_samples(ig, "ig_bpf_program_runs_total", gadget="dns", program="ig_dns_filter")
+               >= runs + queries, "the socket filter's runs to rise by the queries sent")
 
 
 @pytest.fixture
