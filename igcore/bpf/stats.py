@@ -160,8 +160,13 @@ class LoadedPrograms:
         """The programs of a bcc BPF object (its loaded functions). Never raises: a program ig
         cannot name only goes unreported."""
         try:
+            maps = _map_ids(bpf)
+        except Exception as exc:   # then only the object's own functions are found
+            log.debug("the maps of %s %s are unknown: %s", category, gadget, exc)
+        else:
             with self._lock:
-                self._objects.append((_map_ids(bpf), category, gadget))
+                self._objects.append((maps, category, gadget))
+        try:
             functions = list(bpf.funcs.items())
             for name, function in functions:
                 program = name.decode() if isinstance(name, bytes) else str(name)
