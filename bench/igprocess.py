@@ -1,7 +1,8 @@
 """A real `ig prometheus` process for the benchmarks: start it, scrape it, read its CPU, stop it.
 
-Shared by bench/exec_storm, bench/dns_flood and bench/scrape_kernel, which compare the kernel path
-(the default wherever a metric allows it) with the user path (`--no-kernel-aggregation`).
+Shared by bench/exec_storm, bench/dns_flood, bench/scrape_kernel and bench/program_cost, which
+compare the kernel path (the default wherever a metric allows it) with the user path
+(`--no-kernel-aggregation`).
 """
 
 from __future__ import annotations

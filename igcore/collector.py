@@ -94,6 +94,11 @@ SELF_METRICS = _metrics(
                note="(one series per metric, for the path in use: see Where a metric is computed)"),
     SelfMetric("ig_kernel_map_entries", "gauge", "entries in the BPF maps of a gadget's metrics computed in the "
                "kernel, at the latest read", GADGET, note="(gadgets with metrics in the kernel)"),
+    SelfMetric("ig_bpf_program_runs", "counter", "times the kernel ran a BPF program of ig",
+               ("category", "gadget", "program"),
+               note="(`program`: the BPF function's name; `category` core for the cgroup watch; see What ig costs)"),
+    SelfMetric("ig_bpf_program_run_seconds", "counter", "time the kernel spent running a BPF program of ig",
+               ("category", "gadget", "program"), note="(see What ig costs)"),
     SelfMetric("ig_loop_errors", "counter", "errors caught in long-lived loops, which kept running",
                ("component", "gadget"), {"component": (*GADGET_COMPONENTS, *PROCESS_COMPONENTS)},
                note=f"(`gadget` is empty for {', '.join(f'`{c}`' for c in PROCESS_COMPONENTS)} and "
@@ -201,7 +206,22 @@ def self_metric_families(engine, bindings=None) -> list:
             loop_errors.record("collect", exc, gadget=run.label)
     return [info, running, failed, bad_rows, received, lost, dropped, held, series_dropped, series, series_expired,
             snapshots, snapshot_seconds, snapshot_errors, reloads, paths, map_entries, loop_failures, *extras.values(),
-            *pod_watch_families(getattr(engine, "pod_watch", None))]
+            *pod_watch_families(getattr(engine, "pod_watch", None)),
+            *bpf_program_families(getattr(engine, "compiler", None))]
+
+
+def bpf_program_families(compiler) -> list:
+    """What each BPF program ig loaded cost the kernel so far (igcore.bpf.stats; docs/config.md, What ig costs)."""
+    runs, seconds = self_families("ig_bpf_program_runs", "ig_bpf_program_run_seconds")
+    try:   # a failing read must not fail the scrape
+        costs = compiler.programs.read() if compiler is not None else []
+    except Exception as exc:
+        loop_errors.record("collect", exc, gadget="bpf statistics")
+        costs = []
+    for cost in costs:
+        runs.add_metric([cost.category, cost.gadget, cost.program], cost.runs)
+        seconds.add_metric([cost.category, cost.gadget, cost.program], cost.run_seconds)
+    return [runs, seconds]
 
 
 def pod_watch_families(watch) -> list:

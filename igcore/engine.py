@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from .bpf.compiler import Compiler
+from .bpf.stats import RunTimeStats
 from .config import BoundMetric, Config
 from .containers import ContainerCollection, Enricher, RuntimeOptions
 from .containers.pod_source import columns_used, pod_watch_of, use_pod_columns
@@ -321,6 +322,7 @@ class Engine:
         self.bindings: dict[tuple[str, str], tuple[GadgetRun, dict[BoundMetric, Aggregator]]] = {}
         self.config: Config | None = None
         self.reloads = {"success": 0, "failure": 0}
+        self.bpf_stats = RunTimeStats()   # on while the engine runs: what its programs cost (collector)
         self._lock = threading.Lock()  # one start/reload/stop at a time
         self._holder: tuple[str, float] | None = None  # (operation, since): what holds the lock
         self._started = False
@@ -363,6 +365,7 @@ class Engine:
 
     def start(self, config: Config) -> None:
         with self._holding("start"):
+            self.bpf_stats.enable()
             if not self._containers_started:
                 use_pod_columns(self.containers, columns_used(config), self.options.runtimes.runtimes)
                 self.containers.start()
@@ -435,3 +438,4 @@ class Engine:
             if self._containers_started:
                 self.containers.stop()
                 self._containers_started = False
+            self.bpf_stats.release()

@@ -22,6 +22,7 @@ from ..errors import RuntimeFailure
 from . import private_kallsyms
 from .memory import release_compiler_memory
 from .source import include_dir, with_transport
+from .stats import LoadedPrograms
 
 if TYPE_CHECKING:
     from ..gadgets import GadgetContext
@@ -63,6 +64,7 @@ class Compiler:
         # Programs compile_early began, by (text, cflags): the next compile of the same takes it.
         self._early: dict[tuple[str, tuple[str, ...]], Future] = {}
         weakref.finalize(self, self._jobs.put, None)   # a dropped compiler ends its thread
+        self.programs = LoadedPrograms()   # what each program it loaded costs (ig_bpf_program_*)
 
     def compile(self, text: str, cflags: list[str] | None = None, name: str = "gadget", kernel=None):
         """Compile and load `text` (which includes "ig_emit.h"); tracepoints attach automatically.
@@ -72,6 +74,7 @@ class Compiler:
         """
         early = self._early.pop(_key(text, cflags), None) if kernel is None else None
         bpf = (early or self._submit(text, cflags, name, kernel)).result()
+        self.programs.add(bpf, *_owner(kernel, name))
         if kernel is not None:
             kernel.loaded(bpf)   # the core reads its maps from here on
         return bpf
@@ -125,6 +128,15 @@ def compile_program(text: str, cflags: list[str] | None = None, name: str = "gad
     if ctx.compiler is None:   # a gadget made outside ig (a plugin's test)
         ctx.compiler = Compiler()
     return ctx.compiler.compile(text, cflags, name, kernel=ctx.kernel)
+
+
+def _owner(kernel, name: str) -> tuple[str, str]:
+    """The category and gadget a program's costs are reported under: its gadget's, or the core's
+    own (the cgroup watch) for a program compiled without a gadget's kernel side."""
+    spec = getattr(kernel, "spec", None)
+    if spec is not None:
+        return spec.category.value, spec.name
+    return "core", name.replace(" ", "_")
 
 
 def _key(text: str, cflags: list[str] | None) -> tuple[str, tuple[str, ...]]:
