@@ -21,6 +21,7 @@ import errno
 import logging
 import os
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -113,6 +114,9 @@ def _map_ids(bpf) -> frozenset[int]:
     return frozenset(ids)
 
 
+SCAN_EVERY = 2.0
+
+
 def _held_program_ids() -> set[int]:
     """The ids of the programs this process holds a descriptor of."""
     ids: set[int] = set()
@@ -155,6 +159,7 @@ class LoadedPrograms:
         self._gone: dict[tuple[str, str, str], tuple[int, int]] = {}
         self._objects: list[tuple[frozenset[int], str, str]] = []   # (map ids, category, gadget) per object
         self._strangers: set[int] = set()   # ids held that belong to no object (looked at once)
+        self._scanned_at = -SCAN_EVERY       # when /proc/self/fd was last looked through
 
     def add(self, bpf, category: str, gadget: str) -> None:
         """The programs of a bcc BPF object (its loaded functions). Never raises: a program ig
@@ -195,7 +200,13 @@ class LoadedPrograms:
         return [ProgramCost(*labels, runs=runs, run_seconds=ns / 1e9) for labels, (runs, ns) in sorted(totals.items())]
 
     def _adopt_loaded_later(self) -> None:
-        """Name the programs ig holds that no object listed when it was compiled, by the maps they use."""
+        """Name the programs ig holds that no object listed when it was compiled, by the maps they use.
+        At most every SCAN_EVERY seconds: a look through every descriptor costs more than the rest of
+        a scrape, and a program loaded later (trace dns's, per namespace) waits that long at most."""
+        now = time.monotonic()
+        if now - self._scanned_at < SCAN_EVERY:
+            return
+        self._scanned_at = now
         for prog_id in _held_program_ids() - self._live.keys() - self._strangers:
             self._strangers.add(prog_id)
             try:
