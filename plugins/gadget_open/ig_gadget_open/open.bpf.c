@@ -74,8 +74,6 @@ BPF_TABLE("lru_hash", u32, struct open_call, open_inflight, MAX_INFLIGHT);
 
 static __always_inline int on_enter(u8 syscall, int dfd, const char *filename, u64 flags, u64 mode)
 {
-    if (!OPEN_ENTRY_NEEDED)
-        return 0;
     u32 tid = (u32)bpf_get_current_pid_tgid();
     struct open_call call = {.filename = filename, .flags = flags, .mode = mode, .dfd = dfd, .syscall = syscall};
     open_inflight.update(&tid, &call);
@@ -128,22 +126,26 @@ static __always_inline int on_exit(void *ctx, long ret)
     return 0;
 }
 
+#if OPEN_ENTRY_NEEDED   /* not attached at all otherwise: no run on the busiest syscall */
 TRACEPOINT_PROBE(syscalls, sys_enter_openat)
 {
     return on_enter(SYS_OPENAT, args->dfd, args->filename, (u32)args->flags, args->mode);
 }
+#endif
 
 TRACEPOINT_PROBE(syscalls, sys_exit_openat)
 {
     return on_exit(args, args->ret);
 }
 
+#if OPEN_ENTRY_NEEDED   /* not attached at all otherwise: no run on the busiest syscall */
 TRACEPOINT_PROBE(syscalls, sys_enter_openat2)
 {
     struct ig_open_how how = {};
     bpf_probe_read_user(&how, sizeof(how), args->how);
     return on_enter(SYS_OPENAT2, args->dfd, args->filename, how.flags, how.mode);
 }
+#endif
 
 TRACEPOINT_PROBE(syscalls, sys_exit_openat2)
 {
@@ -151,10 +153,12 @@ TRACEPOINT_PROBE(syscalls, sys_exit_openat2)
 }
 
 #ifdef HAVE_SYS_OPEN
+#if OPEN_ENTRY_NEEDED   /* not attached at all otherwise: no run on the busiest syscall */
 TRACEPOINT_PROBE(syscalls, sys_enter_open)
 {
     return on_enter(SYS_OPEN, -100, args->filename, (u32)args->flags, args->mode);
 }
+#endif
 
 TRACEPOINT_PROBE(syscalls, sys_exit_open)
 {
