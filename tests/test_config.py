@@ -454,7 +454,7 @@ def bucket(**changes) -> dict:
 @pytest.mark.parametrize(
     "metric, phrase",
     [
-        (bucket(type="log"), 'unknown bucket type "log" (expected exp2 or linear)'),
+        (bucket(type="log"), 'unknown bucket type "log" (expected exp2, linear or native)'),
         (bucket(min=5, max=5), "bucket max (5) must be greater than min (5)"),
         (bucket(min=5, max=2), "bucket max (2) must be greater than min (5)"),
         (bucket(min=-1), "bucket min must not be negative, got -1"),
@@ -464,8 +464,14 @@ def bucket(**changes) -> dict:
         (bucket(multiplier=0), "bucket multiplier must be a positive number"),
         (bucket(multiplier="fast"), "bucket multiplier must be a number"),
         (bucket(max=2000), "bucket bounds exceed the range of a float"),
-        (bucket(unti="s"), 'unknown key "unti" in bucket (did you mean "unit"? allowed keys: type, min, max, multiplier, unit)'),
+        (bucket(unti="s"), 'unknown key "unti" in bucket (did you mean "unit"? allowed keys: type, min, max, multiplier, unit, schema, classic_max)'),
         (histogram(bucket={"type": "exp2", "min": 0}), 'missing required key "max" in bucket'),
+        (bucket(schema=3), "bucket schema is for native buckets only"),
+        (histogram(bucket={"type": "native", "max": 3}), "bucket max is for exp2 and linear buckets"),
+        (histogram(bucket={"type": "native", "schema": 9}), "bucket schema must be 0 to 8, got 9"),
+        (histogram(bucket={"type": "native", "schema": -1}), "bucket schema must be 0 to 8, got -1"),
+        (histogram(bucket={"type": "native", "classic_max": 1}), "bucket classic_max must be 2 to 10000, got 1"),
+        (histogram(bucket={"type": "native", "scheme": 1}), 'unknown key "scheme" in bucket (did you mean "schema"?'),
     ],
 )
 def test_bucket_problems(metric, phrase):

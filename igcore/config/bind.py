@@ -9,6 +9,7 @@ from pydantic import ValidationError
 from ..errors import ConfigError
 from ..gadgets import GadgetSpec
 from ..metrictypes import METRIC_TYPES, MetricType
+from ..nativehist import NativeBucketing
 from ..plugins import GadgetCatalog
 from ..quoting import quoted
 from ..selectors import Predicate, SelectorError, compile_selectors
@@ -35,8 +36,9 @@ class BoundMetric:
     field_column: str | None  # canonical
     predicate: Predicate | None  # None: every row counts
     family_name: str  # what to give prometheus_client's MetricFamily
-    bounds: tuple[float, ...] | None  # histogram upper bounds, without +Inf
+    bounds: tuple[float, ...] | None  # classic histogram upper bounds, without +Inf
     description: str  # HELP text
+    native: NativeBucketing | None = None   # a native histogram's schema and multiplier
 
     @property
     def name(self) -> str:
@@ -109,7 +111,7 @@ def bind_metric(cfg: MetricConfig, catalog: GadgetCatalog) -> BoundMetric:
     except SelectorError as exc:
         raise Problem(str(exc)) from None
     return BoundMetric(cfg, spec, label_columns, label_names, field_column, predicate, checks.family(cfg), bounds,
-                       checks.description(cfg))
+                       checks.description(cfg), checks.native(cfg))
 
 
 def _not_a_mapping(data: object, origin: str) -> str:

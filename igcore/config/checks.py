@@ -8,6 +8,7 @@ from __future__ import annotations
 from decimal import DecimalException
 
 from ..buckets import bucket_bounds
+from ..nativehist import DEFAULT_CLASSIC_MAX, DEFAULT_SCHEMA, NativeBucketing
 from ..columns import Column, Schema
 from ..gadgets import GadgetSpec
 from ..metrictypes import METRIC_TYPES, listed, types_reading
@@ -62,8 +63,9 @@ def check_observed_keys(cfg: MetricConfig) -> None:
 
 
 def bounds(cfg: MetricConfig) -> tuple[float, ...] | None:
+    """A classic histogram's upper bounds; None for another type or a native histogram."""
     b = cfg.bucket
-    if b is None:
+    if b is None or b.min is None or b.max is None:
         return None
     try:
         return tuple(bucket_bounds(b.type, b.min, b.max, b.multiplier))
@@ -71,6 +73,15 @@ def bounds(cfg: MetricConfig) -> tuple[float, ...] | None:
         raise Problem(str(exc)) from None
     except DecimalException:  # 2**min beyond Decimal's exponent range: min of a few million
         raise Problem("bucket bounds exceed the range of a float; lower max or multiplier") from None
+
+
+def native(cfg: MetricConfig) -> NativeBucketing | None:
+    """A native histogram's bucketing; None for another type or a classic histogram."""
+    b = cfg.bucket
+    if b is None or b.type != "native":
+        return None
+    return NativeBucketing(DEFAULT_SCHEMA if b.schema_ is None else b.schema_, b.multiplier,
+                           DEFAULT_CLASSIC_MAX if b.classic_max is None else b.classic_max)
 
 
 def column(schema: Schema, name: str, key: str) -> Column:

@@ -68,7 +68,8 @@ def _key_problem(kind: str, path: tuple, scope: tuple) -> str:
     inside = f" in {_phrase(parent)}" if parent else ""
     if kind == "missing":
         return f'missing required key "{key}"{inside}'
-    allowed = list(MODELS_BY_SCOPE[scope + tuple(p for p in parent if isinstance(p, str))].model_fields)
+    fields = MODELS_BY_SCOPE[scope + tuple(p for p in parent if isinstance(p, str))].model_fields
+    allowed = [f.alias or name for name, f in fields.items()]   # as written in a config (`schema`)
     word = str(key)
     guess = difflib.get_close_matches(word, allowed, n=1, cutoff=0.6) if len(word) <= _SUGGEST_LIMIT else []
     hint = f'did you mean "{guess[0]}"? ' if guess else ""

@@ -10,9 +10,10 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from ..buckets import parse_multiplier
+from ..buckets import MAX_BUCKETS, parse_multiplier
+from ..nativehist import SCHEMAS
 from ..metrictypes import METRIC_TYPES, listed
 from ..quoting import control_character
 from ..selectors import RULES
@@ -41,11 +42,13 @@ def _as_tuple(value: object) -> object:
 
 
 class BucketConfig(_Model):
-    type: Literal["exp2", "linear"]
-    min: int = Field(ge=0)
-    max: int
+    type: Literal["exp2", "linear", "native"]
+    min: int | None = Field(default=None, ge=0)   # exp2 and linear: the range of i
+    max: int | None = None
     multiplier: Decimal = Decimal(1)
     unit: Literal["ns", "us", "ms", "s", "By"] | None = None
+    schema_: int | None = Field(default=None, alias="schema")   # native: the resolution
+    classic_max: int | None = None   # native: at most this many classic buckets in the text formats
 
     @field_validator("multiplier", mode="before")
     @classmethod
@@ -54,6 +57,43 @@ class BucketConfig(_Model):
             return parse_multiplier(value)
         except ValueError as exc:
             raise ValueError(f"bucket {exc}") from None
+
+    @field_validator("schema_")
+    @classmethod
+    def _schema(cls, value: int | None) -> int | None:
+        if value is not None and value not in SCHEMAS:
+            raise ValueError(f"bucket schema must be {SCHEMAS.start} to {SCHEMAS.stop - 1}, got {value}")
+        return value
+
+    @field_validator("classic_max")
+    @classmethod
+    def _classic_max(cls, value: int | None) -> int | None:
+        if value is not None and not 2 <= value <= MAX_BUCKETS:
+            raise ValueError(f"bucket classic_max must be 2 to {MAX_BUCKETS}, got {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _keys_of_type(self) -> BucketConfig:
+        # Each type's own keys, so a `schema` on exp2 or a `max` on native is not silently ignored.
+        if self.type == "native":
+            extra = [k for k in ("min", "max") if getattr(self, k) is not None]
+            if extra:
+                raise ValueError(f"bucket {' and '.join(extra)} {_is(extra)} for exp2 and linear buckets; a native "
+                                 "histogram's buckets cover every value (set its resolution with schema)")
+        else:
+            missing = [k for k in ("min", "max") if getattr(self, k) is None]
+            if missing:
+                raise ValueError(f'missing required key "{missing[0]}" in bucket '
+                                 f'({self.type} buckets need min and max)')
+            extra = [k for k, v in (("schema", self.schema_), ("classic_max", self.classic_max)) if v is not None]
+            if extra:
+                raise ValueError(f"bucket {' and '.join(extra)} {_is(extra)} for native buckets only")
+        return self
+
+
+
+def _is(keys: list[str]) -> str:
+    return "is" if len(keys) == 1 else "are"
 
 
 class MetricConfig(_Model):

@@ -89,6 +89,8 @@ def _kernel_placement(bound) -> Placement:
             raise _StaysInUserSpace(f"field {column.name}: {_not_in_kernel(column)}")
         if not _is_int(column) or column.kernel.values:
             raise _StaysInUserSpace(f"field {column.name}: only integer fields are summed in the kernel")
+    if bound.native is not None:
+        raise _StaysInUserSpace("bucket: native histograms are computed in user space")
     if bound.bounds is not None and len(bound.bounds) > MAX_KERNEL_BUCKETS:
         raise _StaysInUserSpace(f"bucket: more than {MAX_KERNEL_BUCKETS} buckets")
     return Placement(KERNEL, "", tuple(kernel_selectors), tuple(container_selectors), tuple(key_columns))
