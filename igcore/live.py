@@ -185,9 +185,9 @@ def run_trace(name, filters, output, columns, host, timeout, runtime_options, co
     _use_pod_columns(containers, spec, table.columns if table else spec.columns.names, filters, runtime_options,
                      asked=bool(columns))
     containers.start()
-    wait_for_pods(containers)
     supervisor = Supervisor()
     try:
+        wait_for_pods(containers)   # inside: an interrupt here still stops the container sources
         # on a thread of its own: Ctrl-C during a start() that hangs still ends ig (igcore.supervisor)
         supervisor.run(run.start, "the gadget's start")
         _started(run)
@@ -214,8 +214,8 @@ def run_snapshot(name, filters, output, columns, host, runtime_options, console:
     _use_pod_columns(containers, spec, spec.columns.names if output == "json" else shown, filters, runtime_options,
                      asked=bool(columns))
     containers.start()
-    wait_for_pods(containers)
     try:
+        wait_for_pods(containers)
         run.start()
         _started(run)
         rows = _plugin_call(f"gadget snapshot {name} failed", run.take_snapshot)
