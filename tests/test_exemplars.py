@@ -151,9 +151,11 @@ def test_a_series_evicted_by_a_later_series_of_the_same_batch_keeps_nothing():
 def test_the_shipped_gadgets_exemplar_columns():
     from ig_gadget_dns.plugin import SCHEMA as DNS
     from ig_gadget_exec.plugin import SCHEMA as EXEC
+    from ig_gadget_oomkill.plugin import SCHEMA as OOMKILL
 
     assert ExemplarColumns(EXEC).names == ["pid", "comm", "k8s_namespace", "k8s_pod", "k8s_container"]
     assert ExemplarColumns(DNS).names == ["pid", "comm", "name", "k8s_namespace", "k8s_pod", "k8s_container"]
+    assert ExemplarColumns(OOMKILL).names == ["kpid", "kcomm", "k8s_namespace", "k8s_pod", "k8s_container"]
 
 
 def test_label_names_that_cannot_fit_are_left_out():

@@ -292,8 +292,8 @@ class TraceAggregator(_Aggregator, ABC):
 
     def _examples(self, exemplars: ExemplarColumns, matching: list[dict]) -> dict[tuple[Key, int], Example]:
         """(series key, bucket index) -> the latest matching row's Example; a counter has index 0."""
-        values = None if self._field is None else map(self._field, matching)
-        return exemplars.latest(zip(self._row_keys(matching), repeat(0)), matching, values)
+        latest = exemplars.latest(self._row_keys(matching), matching, self._field)
+        return {(key, 0): example for key, example in latest.items()}
 
     def _keep(self, examples: dict[tuple[Key, int], Example]) -> None:
         """Each series' latest examples replace its earlier ones (the caller holds the lock)."""
@@ -372,11 +372,12 @@ class HistogramAggregator(TraceAggregator):
         return SeriesState(now, buckets=[0] * self._width)
 
     def _examples(self, exemplars: ExemplarColumns, matching: list[dict]) -> dict[tuple[Key, int], Example]:
-        """Per (series, bucket index): the bucket placed again, per row in C (float bounds: the same index)."""
+        """Per (series, bucket index): the bucket placed again, per row in C."""
         field = self._field
         assert field is not None, "a histogram observes a field (config.checks)"
-        values = list(map(field, matching))
-        return exemplars.latest(zip(self._row_keys(matching), map(self._place_float, values)), matching, values)
+        place = self._place_int if type(field(matching[0])) is int else self._place_float   # a column has one kind
+        buckets = map(place, map(field, matching))
+        return exemplars.latest(zip(self._row_keys(matching), buckets), matching, field)
 
     def _families(self) -> list[Metric]:
         with self._lock:

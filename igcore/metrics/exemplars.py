@@ -15,7 +15,6 @@ fitted to OpenMetrics' limit of 128 characters for the label names and values to
 from __future__ import annotations
 
 import time
-from itertools import repeat
 from operator import itemgetter
 from typing import Callable, Hashable, Iterable, NamedTuple, TypeVar
 
@@ -77,14 +76,13 @@ class ExemplarColumns:
         self._time = itemgetter(stamp.name) if stamp is not None and stamp.kind.numeric else None
         self._monotonic = stamp is not None and stamp.monotonic
 
-    def latest(self, keys: Iterable[K], rows: list[dict], values: Iterable | None) -> dict[K, Example]:
-        """Key -> an Example of the last of `rows` with that key (`keys` and `values`: one per row;
-        `values` None: each row counts 1)."""
-        last = dict(zip(keys, zip(rows, repeat(1) if values is None else values)))   # in C: the last row per key
-        arrived = time.time_ns()
-        when = self._when(arrived)
+    def latest(self, keys: Iterable[K], rows: list[dict], value: Callable[[dict], float] | None) -> dict[K, Example]:
+        """Key -> an Example of the last of `rows` with that key (`keys`: one per row; `value`: what
+        a row adds, None for 1)."""
+        last = dict(zip(keys, rows))   # in C: the last row per key
+        when = self._when(time.time_ns())
         pick = self._pick
-        return {key: Example(pick(row), when(row), value) for key, (row, value) in last.items()}
+        return {key: Example(pick(row), when(row), 1 if value is None else value(row)) for key, row in last.items()}
 
     def _when(self, arrived: int) -> Callable[[dict], int]:
         """Row -> its time in ns since the Unix epoch; `arrived` where the row has none."""
