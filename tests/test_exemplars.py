@@ -162,3 +162,20 @@ def test_label_names_that_cannot_fit_are_left_out():
     many = Schema(tuple(Column(f"c{i:02d}" + "x" * 20, Kind.STR, "", exemplar=True) for i in range(10)))
     columns = ExemplarColumns(many)
     assert len(columns.names) == LIMIT // 25 and sum(len(n) + 1 for n in columns.names) <= LIMIT
+
+
+def test_fit_always_holds_the_limit_and_cuts_only_the_longest():
+    import random
+
+    rnd = random.Random(24)
+    for _ in range(2000):
+        names = [rnd.choice(["pid", "comm", "name", "k8s_namespace", "k8s_pod", "k8s_container"])
+                 for _ in range(rnd.randint(1, 6))]
+        values = ["v" * rnd.choice([1, 5, 20, 63, 64, 300]) for _ in names]
+        cut = fit(names, values)
+        assert sum(map(len, names)) + sum(map(len, cut)) <= LIMIT
+        assert all(v.startswith(c) and c for v, c in zip(values, cut))
+        shortened = [c for v, c in zip(values, cut) if c != v]
+        assert len(set(map(len, shortened))) <= 1                       # cut to one common length
+        assert all(len(v) <= len(shortened[0]) for v, c in zip(values, cut) if c == v) if shortened else True
+    assert fit(["a"], ["x" * (LIMIT - 1)]) == ["x" * (LIMIT - 1)] and fit(["a"], ["x" * LIMIT]) == ["x" * (LIMIT - 1)]
