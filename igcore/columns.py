@@ -61,9 +61,9 @@ class Column:
     # characters (None: by its kind), and whether it is left out unless `--columns` names it.
     width: int | None = None
     hidden: bool = False
-    # Exemplars (docs/plugins.md, Exemplars): name this column in them besides pid, comm and the
-    # container; and, for the `timestamp` column, its ns are the kernel's monotonic clock rather
-    # than the Unix epoch's.
+    # For exemplars (docs/plugins.md, The contract, Schema): name this column in them besides pid,
+    # comm and the container; and, on the `timestamp` column, its ns are the kernel's monotonic
+    # clock rather than the Unix epoch's.
     exemplar: bool = False
     monotonic: bool = False
 

@@ -106,6 +106,12 @@ def test_hostile_text_is_escaped_and_cut_to_the_limit_deterministically():
     assert 'comm="a\\"b\\\\c\\nd' in line and "\n" not in line   # escaped: one line
 
 
+def test_text_that_is_not_utf8_is_replaced_rather_than_failing_the_scrape():
+    agg = with_exemplars(CounterAggregator(bound("execs", "counter")))
+    agg.ingest(rows({"pid": 3, "comm": "a\ud800b"}))   # a lone surrogate, as a plugin's JSON may hold
+    assert openmetrics(agg)[("execs_total", ())].labels == {"pid": "3", "comm": "a?b"}
+
+
 def test_fit_uses_the_room_the_short_values_leave():
     assert fit(["a", "b"], ["xx", "yy"]) == ["xx", "yy"]
     names = ["n" * 20, "m" * 20]

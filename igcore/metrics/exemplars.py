@@ -90,7 +90,7 @@ class ExemplarColumns:
         if stamp is None:
             return lambda row: arrived
         to_wall = arrived - time.monotonic_ns() if self._monotonic else 0
-        return lambda row: stamp(row) + to_wall if stamp(row) else arrived
+        return lambda row: (ns := stamp(row)) and ns + to_wall or arrived
 
     def exemplar(self, example: Example) -> Exemplar:
         """The exemplar prometheus_client writes: values a gadget did not know are left out."""
