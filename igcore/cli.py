@@ -156,6 +156,10 @@ def prometheus(
         "--kernel-aggregation/--no-kernel-aggregation",
         help="Count metrics that the gadget's eBPF program can evaluate in BPF maps (--no-kernel-aggregation: every "
              "metric in user space; --check says where each goes).")] = True,
+    exemplars: Annotated[bool, typer.Option(
+        "--exemplars", help="On the OpenMetrics scrape, give each series of a counter or histogram computed in user "
+                            "space (each bucket) the pid, comm and container of its latest event (docs/config.md, "
+                            "Exemplars).")] = False,
     runtime_options=None,   # --runtimes and the runtimes' socket options (cli_runtimes.py)
     kubeconfig: Annotated[Optional[Path], typer.Option(
         "--kubeconfig", help="Watch this node's pods (NODE_NAME) through the API server of this kubeconfig, for the "
@@ -201,7 +205,7 @@ def prometheus(
                     _with_kubeconfig(runtime_options, kubeconfig),
                     _series_policy(series_grace, series_idle, series_sweep), web, follow,
                     snapshot_timeout=snapshot_timeout, strict=strict, kernel_aggregation=kernel_aggregation,
-                    stuck_after=stuck_after, compiler=ctx.obj)
+                    stuck_after=stuck_after, compiler=ctx.obj, exemplars=exemplars)
     except IgError as exc:
         raise fail(exc) from None
     except Abandoned as exc:
@@ -254,7 +258,7 @@ class WatchOptions:
 def _prometheus(config, listen, path, host, check, max_series, snapshot_interval, runtime_options, series_policy,
                 web: WebOptions = WebOptions(None, HttpOptions()), follow: Optional[WatchOptions] = None,
                 snapshot_timeout: float = 5.0, strict: bool = False, kernel_aggregation: bool = True,
-                stuck_after: float = STUCK_AFTER, compiler=None) -> None:
+                stuck_after: float = STUCK_AFTER, compiler=None, exemplars: bool = False) -> None:
     """`runtime_options` is a callable: --check must not need the container code. `compiler`: the
     one igcore.main built, which has blocked the stop and reload signals (None: the engine's own)."""
     if check:
@@ -270,7 +274,8 @@ def _prometheus(config, listen, path, host, check, max_series, snapshot_interval
 
         return Engine(EngineOptions(host=host, max_series=max_series, snapshot_min_interval=snapshot_interval,
                                     series=series_policy, snapshot_timeout=snapshot_timeout or None, strict=strict,
-                                    runtimes=runtime_options(), kernel_aggregation=kernel_aggregation),
+                                    runtimes=runtime_options(), kernel_aggregation=kernel_aggregation,
+                                    exemplars=exemplars),
                       compiler)
 
     serving: Optional[Serving] = None

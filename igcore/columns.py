@@ -61,12 +61,18 @@ class Column:
     # characters (None: by its kind), and whether it is left out unless `--columns` names it.
     width: int | None = None
     hidden: bool = False
+    # For exemplars (docs/plugins.md, The contract, Schema): name this column in them besides pid,
+    # comm and the container; and, on the `timestamp` column, its ns are the kernel's monotonic
+    # clock rather than the Unix epoch's.
+    exemplar: bool = False
+    monotonic: bool = False
 
     def __post_init__(self) -> None:
         if self.width is not None and (type(self.width) is not int or not 1 <= self.width <= MAX_WIDTH):
             raise ValueError(f"column {self.name!r}: width must be an int from 1 to {MAX_WIDTH}, not {self.width!r}")
-        if type(self.hidden) is not bool:
-            raise ValueError(f"column {self.name!r}: hidden must be True or False, not {self.hidden!r}")
+        for flag in ("hidden", "exemplar", "monotonic"):
+            if type(getattr(self, flag)) is not bool:
+                raise ValueError(f"column {self.name!r}: {flag} must be True or False, not {getattr(self, flag)!r}")
 
 
 # The widest a column may ask to be shown (a terminal's line is rarely longer).

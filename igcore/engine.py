@@ -29,6 +29,7 @@ from .health import loop_errors
 from .isolation import GadgetSink, GadgetThreads
 from .kernel import KernelProgram, place
 from .metrics.aggregators import GaugeAggregator, TraceAggregator
+from .metrics.exemplars import ExemplarColumns
 from .metrics.kernel import KernelAggregator
 from .metrics.lifecycle import SeriesPolicy, SeriesSweeper
 from .metrics.protocols import Aggregator
@@ -55,6 +56,8 @@ class EngineOptions:
     # Metrics whose selectors, labels and field the gadget's program can evaluate are counted in
     # BPF maps (igcore.kernel); False keeps every metric in user space (--no-kernel-aggregation).
     kernel_aggregation: bool = True
+    # Exemplars on the OpenMetrics scrape for metrics computed in user space (--exemplars).
+    exemplars: bool = False
 
 
 class GadgetRun:
@@ -290,14 +293,20 @@ def refusal(failed: list[GadgetRun], strict: bool) -> RuntimeFailure:
         gadget=first.label, reason=first.failure or "")
 
 
-def make_aggregator(bound: BoundMetric, max_series: int, kernel_aggregation: bool = True) -> Aggregator:
+def make_aggregator(bound: BoundMetric, max_series: int, kernel_aggregation: bool = True,
+                    exemplars: bool = False) -> Aggregator:
     """The aggregator the metric's type names (igcore.metrictypes) for where it is placed."""
     kind, placement = bound.metric_type, place(bound, kernel_aggregation)
     if placement.in_kernel:
         assert kind.kernel is not None, "placed in the kernel without a kernel aggregator"   # place() checks
-        return kind.kernel(bound, placement, max_series=max_series)
-    aggregator = kind.user(bound, max_series=max_series)
-    aggregator.placement = placement
+        aggregator: Aggregator = kind.kernel(bound, placement, max_series=max_series)
+    else:
+        aggregator = kind.user(bound, max_series=max_series)
+        aggregator.placement = placement
+    # A metric in the kernel keeps them only if its program falls back to user space
+    # (docs/config.md, Exemplars).
+    if exemplars and isinstance(aggregator, TraceAggregator):
+        aggregator.exemplars = ExemplarColumns(bound.spec.columns)
     return aggregator
 
 
@@ -386,7 +395,7 @@ class Engine:
         wanted: dict[tuple[str, str], dict[BoundMetric, Aggregator]] = {}
         for bound in config.metrics:
             aggregator = old.get(bound) or make_aggregator(bound, self.options.max_series,
-                                                           self.options.kernel_aggregation)
+                                                           self.options.kernel_aggregation, self.options.exemplars)
             wanted.setdefault(bound.spec.key, {})[bound] = aggregator
 
         # Start the gadgets newly needed (and retry those that failed, and recompile those whose

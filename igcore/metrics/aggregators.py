@@ -26,7 +26,7 @@ from abc import ABC, abstractmethod
 from bisect import bisect_left
 from collections import Counter, OrderedDict, defaultdict, deque
 from functools import partial
-from itertools import accumulate
+from itertools import accumulate, repeat
 from operator import itemgetter
 from typing import TYPE_CHECKING, Callable, Hashable, Iterable, cast
 
@@ -35,6 +35,7 @@ from prometheus_client.utils import floatToGoString
 
 from ..naming import label_value
 from .exact import exact_value, split_sum
+from .exemplars import Example, ExemplarColumns
 from .lifecycle import EVICTED
 from .protocols import MetricBinding
 from .series import Move, SeriesState
@@ -193,9 +194,10 @@ class TraceAggregator(_Aggregator, ABC):
     _series: dict[Key, SeriesState]
 
     def __init__(self, bound: MetricBinding, max_series: int = DEFAULT_MAX_SERIES,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, exemplars: ExemplarColumns | None = None) -> None:
         super().__init__(bound, max_series)
         self._clock = clock  # when series last moved; the sweep (metrics.lifecycle) reads the same clock
+        self.exemplars = exemplars   # None: no exemplars (the default; --exemplars, docs/config.md)
         self._series = {}
         self._recency: OrderedDict[Key, None] = OrderedDict()   # the same keys, least recently updated first
         self.series_expired: Counter[str] = Counter()  # reason -> label sets removed (the sweep, evictions)
@@ -272,15 +274,41 @@ class TraceAggregator(_Aggregator, ABC):
         if not matching:
             return
         batch = self._per_series(matching)
+        examples = None if self.exemplars is None else self._examples(self.exemplars, matching)
         now = self._clock()
         with self._lock:
             warn = self._apply(batch, now)
+            if examples:
+                self._keep(examples)
         if warn:
             self._cap.warn(True)
 
     def collect(self) -> list[Metric]:
         """The metric families, built now from a copy of the state."""
         return self._families()
+
+    def _row_keys(self, matching: list[dict]) -> Iterable[Key]:
+        return repeat(()) if self._key is None else map(self._key, matching)
+
+    def _examples(self, exemplars: ExemplarColumns, matching: list[dict]) -> dict[tuple[Key, int], Example]:
+        """(series key, bucket index) -> the latest matching row's Example; a counter has index 0."""
+        latest = exemplars.latest(self._row_keys(matching), matching, self._field)
+        return {(key, 0): example for key, example in latest.items()}
+
+    def _keep(self, examples: dict[tuple[Key, int], Example]) -> None:
+        """Each series' latest examples replace its earlier ones (the caller holds the lock)."""
+        series = self._series
+        for (key, index), example in examples.items():
+            state = series.get(key)
+            if state is None:   # evicted at the cap by a later series of the same batch
+                continue
+            if state.examples is None:
+                state.examples = {}
+            state.examples[index] = example
+
+    def _exemplar(self, example: Example | None):
+        """prometheus_client's Exemplar of an example, or None."""
+        return None if example is None or self.exemplars is None else self.exemplars.exemplar(example)
 
     @abstractmethod
     def _per_series(self, matching: list[dict]) -> Iterable[tuple[Key, Move]]:
@@ -306,11 +334,12 @@ class CounterAggregator(TraceAggregator):
 
     def _families(self) -> list[Metric]:
         with self._lock:
-            items = [(key, state.integer, state.parts) for key, state in self._series.items()]
-        bound = self.bound
+            items = [(key, state.integer, state.parts, state.examples.get(0) if state.examples else None)
+                     for key, state in self._series.items()]
+        bound, exemplar = self.bound, self._exemplar
         family = CounterMetricFamily(bound.family_name, bound.description, labels=bound.label_names)
-        for key, integer, parts in items:
-            family.add_metric(self._labels(key), exact_value(integer, parts))
+        for key, integer, parts, example in items:
+            family.add_metric(self._labels(key), exact_value(integer, parts), exemplar=exemplar(example))
         return [family]
 
 
@@ -342,16 +371,33 @@ class HistogramAggregator(TraceAggregator):
     def _new_state(self, now: float) -> SeriesState:
         return SeriesState(now, buckets=[0] * self._width)
 
+    def _examples(self, exemplars: ExemplarColumns, matching: list[dict]) -> dict[tuple[Key, int], Example]:
+        """Per (series, bucket index): the bucket placed again, per row in C."""
+        field = self._field
+        assert field is not None, "a histogram observes a field (config.checks)"
+        place = self._place_int if type(field(matching[0])) is int else self._place_float   # a column has one kind
+        buckets = map(place, map(field, matching))
+        return exemplars.latest(zip(self._row_keys(matching), buckets), matching, field)
+
     def _families(self) -> list[Metric]:
         with self._lock:
-            items = [(key, list(state.buckets or ()), state.integer, state.parts)
-                     for key, state in self._series.items()]
+            items = [(key, list(state.buckets or ()), state.integer, state.parts,
+                      state.examples and dict(state.examples)) for key, state in self._series.items()]
         bound, les = self.bound, self._les
         family = HistogramMetricFamily(bound.family_name, bound.description, labels=bound.label_names)
-        for key, counts, integer, parts in items:
+        for key, counts, integer, parts, examples in items:
             # `_count` is the +Inf bucket: prometheus_client takes it from there.
-            family.add_metric(self._labels(key), list(zip(les, accumulate(counts))), exact_value(integer, parts))
+            buckets = list(zip(les, accumulate(counts)))
+            if examples:
+                buckets = self._with_exemplars(buckets, examples)
+            family.add_metric(self._labels(key), buckets, exact_value(integer, parts))
         return [family]
+
+    def _with_exemplars(self, buckets: list, examples: dict[int, Example]) -> list:
+        """(le, count) pairs, with the exemplar of each bucket that has one as a third item."""
+        exemplar = self._exemplar
+        return [(le, count, exemplar(examples[i])) if i in examples else (le, count)
+                for i, (le, count) in enumerate(buckets)]
 
 
 # --- gauges ------------------------------------------------------------------------------------

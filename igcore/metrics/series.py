@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .exact import FloatParts, merge_parts
+from .exemplars import Example
 
 
 @dataclass(slots=True)
@@ -26,12 +27,14 @@ class Move:
 @dataclass(slots=True)
 class SeriesState:
     """A series' value: an exact sum (an int and float parts, `metrics.exact`), the bucket counts
-    of a histogram (not cumulative, +Inf last), and the clock when it last moved (the sweep reads it)."""
+    of a histogram (not cumulative, +Inf last), and the clock when it last moved (the sweep reads it).
+    With --exemplars, the latest event per bucket index (a counter's is 0): they go with the series."""
 
     moved: float
     integer: int = 0
     parts: FloatParts = ()
     buckets: list[int] | None = None
+    examples: dict[int, Example] | None = None
 
     def add(self, move: Move, now: float) -> None:
         self.integer += move.integer

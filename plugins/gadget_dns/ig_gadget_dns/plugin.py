@@ -64,7 +64,7 @@ SCHEMA = Schema.with_container_columns([
     Column("qtype", Kind.STR, "query type (A, AAAA, ...; a number when unknown; empty without a question)",
            kernel=KernelField("f.qtype", "u32", _named(QTYPES, ("", QTYPE_NONE)))),
     Column("name", Kind.STR, "queried name, with the trailing dot (example.com.); empty if it cannot be read",
-           width=28),
+           width=28, exemplar=True),
     Column("rcode", Kind.STR, "response code of responses (NoError, NXDomain, ...); empty on queries",
            kernel=KernelField("f.rcode", "u8", _named(RCODES, ("", RCODE_QUERY)))),
     Column("latency", Kind.INT, "ns from the query to this response (same namespace, id and addresses); 0 otherwise",
@@ -81,7 +81,7 @@ SCHEMA = Schema.with_container_columns([
            "HOST (received) or OUTGOING (sent); HOST on loopback, where a packet is both and reported once",
            kernel=KernelField("f.pkt_type", "u8", _named(PKT_TYPES))),
     Column("netns", Kind.UINT, "network namespace inode", kernel=KernelField("f.netns", "u64"), hidden=True),
-    Column("timestamp", Kind.UINT, "kernel time of the packet (ns, monotonic)", hidden=True),
+    Column("timestamp", Kind.UINT, "kernel time of the packet (ns, monotonic)", hidden=True, monotonic=True),
 ])
 
 CAPTURE = 512

@@ -21,8 +21,9 @@ PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
 # Columns with a KernelField are known where oomkill.bpf.c emits (`ev`, its struct oomkill_event):
 # metrics that read only those are counted in the kernel (docs/config.md, "Where a metric is computed").
 SCHEMA = Schema.with_container_columns([
-    Column("kpid", Kind.INT, "process id (tgid) of the victim", kernel=KernelField("ev->kpid", "u32")),
-    Column("kcomm", Kind.STR, "command of the victim", kernel=KernelField("ev->kcomm", "char[16]")),
+    Column("kpid", Kind.INT, "process id (tgid) of the victim", kernel=KernelField("ev->kpid", "u32"),
+           exemplar=True),
+    Column("kcomm", Kind.STR, "command of the victim", kernel=KernelField("ev->kcomm", "char[16]"), exemplar=True),
     Column("kuid", Kind.INT, "user id of the victim", kernel=KernelField("ev->kuid", "u32")),
     Column("pages", Kind.INT, "the victim's resident memory when it was chosen (anonymous + file + shared), "
                               "in pages; Inspektor Gadget's column counts the pages of the whole OOM domain "

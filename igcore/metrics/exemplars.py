@@ -1,0 +1,122 @@
+"""Exemplars (`--exemplars`): per series, and per bucket of a histogram, the latest event's process
+and container, for the OpenMetrics scrape (docs/config.md, Exemplars).
+
+Which columns an exemplar names comes from the gadget's schema: `pid` and `comm` where the gadget
+has them, the columns it flags `exemplar=True` (trace dns's `name`), then the container columns
+`k8s.namespace`, `k8s.pod` and `k8s.container`. Its time is the row's `timestamp` (ns since the
+Unix epoch, or the kernel's monotonic clock where the column says `monotonic=True`); a gadget
+without one (or a row where it is 0, unknown) gets the time its batch arrived.
+
+The per-row work stays in C (`dict(zip(keys, rows))` keeps the last row of each key of a batch);
+a series keeps only the values it names (`Example`), and they become label text at scrape time,
+fitted to OpenMetrics' limit of 128 characters for the label names and values together.
+"""
+
+from __future__ import annotations
+
+import time
+from operator import itemgetter
+from typing import Callable, Hashable, Iterable, NamedTuple, TypeVar
+
+from prometheus_client.samples import Exemplar
+
+from ..columns import Column, Schema
+from ..naming import label_value, sanitize_label_name
+
+__all__ = ["ExemplarColumns", "Example", "LIMIT", "fit"]
+
+# OpenMetrics: "The combined length of the label names and values of an Exemplar's LabelSet MUST NOT
+# exceed 128 UTF-8 character code points."
+LIMIT = 128
+PROCESS_COLUMNS = ("pid", "comm")
+CONTAINER_COLUMNS = ("k8s.namespace", "k8s.pod", "k8s.container")
+TIME_COLUMN = "timestamp"
+
+K = TypeVar("K", bound=Hashable)
+
+
+class Example(NamedTuple):
+    """What a series keeps of its latest event: the exemplar columns' values, the event's time
+    (ns since the Unix epoch), and the value it added (1 for a count, else the field's value)."""
+
+    values: tuple
+    time_ns: int
+    value: float
+
+
+def fit(names: list[str], values: list[str]) -> list[str]:
+    """`values`, the longest cut to a common length so that names and values hold LIMIT characters
+    at most. The same input always gives the same output; the names must fit (`ExemplarColumns`)."""
+    room = LIMIT - sum(map(len, names))
+    if sum(map(len, values)) <= room:
+        return values
+    lengths = sorted(map(len, values))
+    left = len(lengths)
+    for length in lengths:   # the shortest values stay whole while the rest could have as much each
+        if length * left > room:
+            break
+        room -= length
+        left -= 1
+    cap = room // left
+    return [v[:cap] for v in values]
+
+
+class ExemplarColumns:
+    """A gadget's exemplar columns, and how its rows become exemplars."""
+
+    def __init__(self, schema: Schema) -> None:
+        columns = [c for c in schema if c.name in PROCESS_COLUMNS or c.exemplar]
+        columns += [c for name in CONTAINER_COLUMNS if (c := schema.get(name)) is not None and c not in columns]
+        columns = _names_fitting(columns)
+        self.names = [sanitize_label_name(c.name) for c in columns]
+        self._unknown = [c.kind.default() for c in columns]   # a row's value where the gadget did not know it
+        pick = itemgetter(*(c.name for c in columns)) if columns else (lambda row: ())
+        self._pick: Callable[[dict], tuple] = pick if len(columns) != 1 else (lambda row: (pick(row),))
+        stamp = schema.get(TIME_COLUMN)
+        self._time = itemgetter(stamp.name) if stamp is not None and stamp.kind.numeric else None
+        self._monotonic = stamp is not None and stamp.monotonic
+
+    def latest(self, keys: Iterable[K], rows: list[dict], value: Callable[[dict], float] | None) -> dict[K, Example]:
+        """Key -> an Example of the last of `rows` with that key (`keys`: one per row; `value`: what
+        a row adds, None for 1)."""
+        last = dict(zip(keys, rows))   # in C: the last row per key
+        when = self._when(time.time_ns())
+        pick = self._pick
+        return {key: Example(pick(row), when(row), 1 if value is None else value(row)) for key, row in last.items()}
+
+    def _when(self, arrived: int) -> Callable[[dict], int]:
+        """Row -> its time in ns since the Unix epoch; `arrived` where the row has none."""
+        stamp = self._time
+        if stamp is None:
+            return lambda row: arrived
+        to_wall = arrived - time.monotonic_ns() if self._monotonic else 0
+        return lambda row: (ns := stamp(row)) and ns + to_wall or arrived
+
+    def exemplar(self, example: Example) -> Exemplar:
+        """The exemplar prometheus_client writes: values a gadget did not know are left out."""
+        named = [(name, label_value(v)) for name, v, unknown in zip(self.names, example.values, self._unknown)
+                 if v != unknown or type(v) is not type(unknown)]
+        names = [name for name, _ in named]
+        texts = fit(names, [_utf8(text) for _, text in named])
+        return Exemplar(dict(zip(names, texts)), example.value, example.time_ns / 1e9)
+
+
+def _names_fitting(columns: list[Column]) -> list[Column]:
+    """The first columns whose label names leave room for a character of value each."""
+    kept: list[Column] = []
+    used = 0
+    for column in columns:
+        used += len(sanitize_label_name(column.name)) + 1
+        if used > LIMIT:
+            break
+        kept.append(column)
+    return kept
+
+
+def _utf8(text: str) -> str:
+    """Text that encodes as UTF-8 (a lone surrogate from a plugin would fail the whole scrape)."""
+    try:
+        text.encode()
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace").decode()
