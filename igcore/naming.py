@@ -73,7 +73,7 @@ def label_value(v: object) -> str:
     # Exact type checks first: this runs per event for every label.
     t = type(v)
     if t is str:
-        return v  # type: ignore[return-value]
+        return v if v.isascii() else utf8_text(v)  # type: ignore[attr-defined, arg-type, return-value]
     if t is int:
         return str(v)
     if t is bool:
@@ -81,6 +81,16 @@ def label_value(v: object) -> str:
     if t is float:
         return _float_text(v)  # type: ignore[arg-type]
     return _other_text(v)
+
+
+def utf8_text(text: str) -> str:
+    """Text that encodes as UTF-8: a lone surrogate (a plugin's or a runtime's JSON can hold one)
+    becomes `?` instead of failing the whole scrape's encoding."""
+    try:
+        text.encode()
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace").decode()
 
 
 def _float_text(v: float) -> str:

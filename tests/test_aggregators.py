@@ -299,3 +299,11 @@ def test_ingest_while_collecting_loses_nothing(kind, tiny_switch_interval):
         else:
             assert f'c_count{{pid="{pid}"}} 12000.0' in text, text
             assert f'c_sum{{pid="{pid}"}} {per_pid[pid]}' in text, text
+
+
+def test_a_label_value_that_is_not_utf8_does_not_fail_the_scrape():
+    # A plugin's or a runtime's JSON can decode to a lone surrogate, which UTF-8 cannot encode:
+    # the scrape carries it as `?` rather than failing for every series.
+    agg = CounterAggregator(bound("by_comm", "counter", ["comm"]))
+    agg.ingest(rows({"comm": "a\ud800b"}, {"comm": "ok"}))
+    assert samples(exposition(agg.collect)) == ['by_comm_total{comm="a?b"} 1.0', 'by_comm_total{comm="ok"} 1.0']

@@ -97,7 +97,7 @@ class ExemplarColumns:
         named = [(name, label_value(v)) for name, v, unknown in zip(self.names, example.values, self._unknown)
                  if v != unknown or type(v) is not type(unknown)]
         names = [name for name, _ in named]
-        texts = fit(names, [_utf8(text) for _, text in named])
+        texts = fit(names, [text for _, text in named])
         return Exemplar(dict(zip(names, texts)), example.value, example.time_ns / 1e9)
 
 
@@ -113,10 +113,3 @@ def _names_fitting(columns: list[Column]) -> list[Column]:
     return kept
 
 
-def _utf8(text: str) -> str:
-    """Text that encodes as UTF-8 (a lone surrogate from a plugin would fail the whole scrape)."""
-    try:
-        text.encode()
-        return text
-    except UnicodeEncodeError:
-        return text.encode("utf-8", "replace").decode()
