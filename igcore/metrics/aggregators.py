@@ -9,7 +9,8 @@ Speed is the point (>= 1M events/s on one core). The per-row work is done by C c
 with the compiled selector (the one Python call per row), `operator.itemgetter` for the series key,
 `collections.Counter` to count keys, `map(list.append, map(groups.__getitem__, ...))` on a
 defaultdict to group a field's values per series, `bisect` through `functools.partial` to place
-them in buckets. Python-level loops run per distinct series of a batch (a handful), never per row.
+them in buckets (a native histogram's too: `metrics.native`). Python-level loops run per distinct
+series of a batch (a handful), never per row.
 
 Series keys are what `itemgetter(*label_columns)` returns: a tuple for two or more labels, the bare
 value for one, and `()` for none. They become label text (`naming.label_value`) per series at
@@ -34,8 +35,10 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.utils import floatToGoString
 
 from ..naming import label_value
+from ..nativehist import NativeBucketing, NativeCounts
 from .exact import exact_value, split_sum
 from .lifecycle import EVICTED
+from .native import NativeHistogramFamily, NativePlacer
 from .protocols import MetricBinding
 from .series import Move, SeriesState
 
@@ -315,11 +318,15 @@ class CounterAggregator(TraceAggregator):
 
 
 class HistogramAggregator(TraceAggregator):
-    """Observes the row's `field`. Buckets are (previous, bound], plus +Inf; `_sum` is exact."""
+    """Observes the row's `field`. Buckets are (previous, bound], plus +Inf; `_sum` is exact. A
+    native histogram (`bound.native`) keeps each series' NativeCounts instead, and its `_sum` is the
+    exact sum of the field times the multiplier, rounded once."""
 
     def __init__(self, bound: MetricBinding, max_series: int = DEFAULT_MAX_SERIES,
                  clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__(bound, max_series, clock)
+        self._native = bound.native
+        self._placer = None if self._native is None else NativePlacer(self._native)
         bounds = tuple(bound.bounds or ())
         self._les = [floatToGoString(b) for b in bounds] + ["+Inf"]
         self._width = len(bounds) + 1
@@ -334,15 +341,23 @@ class HistogramAggregator(TraceAggregator):
         field = self._field
         assert field is not None, "a histogram observes a field (config.checks)"
         batch = []
-        for key, values in _group_values(matching, self._key, field).items():
+        groups = _group_values(matching, self._key, field).items()
+        if self._placer is not None:
+            native = self._placer.counts
+            return [(key, Move(len(values), *split_sum(values), native=native(values))) for key, values in groups]
+        for key, values in groups:
             place = self._place_int if type(values[0]) is int else self._place_float
             batch.append((key, Move(len(values), *split_sum(values), Counter(map(place, values)))))
         return batch
 
     def _new_state(self, now: float) -> SeriesState:
+        if self._native is not None:
+            return SeriesState(now, native=NativeCounts())
         return SeriesState(now, buckets=[0] * self._width)
 
     def _families(self) -> list[Metric]:
+        if self._native is not None:
+            return self._native_families(self._native)
         with self._lock:
             items = [(key, list(state.buckets or ()), state.integer, state.parts)
                      for key, state in self._series.items()]
@@ -351,6 +366,17 @@ class HistogramAggregator(TraceAggregator):
         for key, counts, integer, parts in items:
             # `_count` is the +Inf bucket: prometheus_client takes it from there.
             family.add_metric(self._labels(key), list(zip(les, accumulate(counts))), exact_value(integer, parts))
+        return [family]
+
+    def _native_families(self, bucketing: NativeBucketing) -> list[Metric]:
+        with self._lock:
+            items = [(key, cast(NativeCounts, state.native).copy(), state.integer, state.parts)
+                     for key, state in self._series.items()]
+        bound = self.bound
+        family = NativeHistogramFamily(bound.family_name, bound.description, bound.label_names)
+        for key, counts, integer, parts in items:
+            counts.sum = bucketing.total(exact_value(integer, parts))
+            family.add_series(self._labels(key), counts, bucketing)
         return [family]
 
 
