@@ -211,9 +211,13 @@ def _exemplar(exemplar: Exemplar | None):
     message = MESSAGES["Exemplar"](value=exemplar.value)
     message.label.extend(MESSAGES["LabelPair"](name=k, value=v) for k, v in exemplar.labels.items())
     ts = exemplar.timestamp
-    if ts is not None:
-        seconds, nanos = (ts.sec, ts.nsec) if isinstance(ts, Timestamp) else divmod(round(float(ts) * 1e9), 10**9)
-        message.timestamp.seconds, message.timestamp.nanos = int(seconds), int(nanos)
+    if isinstance(ts, Timestamp):
+        message.timestamp.seconds, message.timestamp.nanos = ts.sec, ts.nsec
+    elif ts is not None:
+        # The fraction apart: seconds * 1e9 as one float would lose the nanoseconds.
+        seconds = math.floor(ts)
+        message.timestamp.seconds, message.timestamp.nanos = divmod(seconds * 10**9 + round((ts - seconds) * 1e9),
+                                                                    10**9)
     return message
 
 
