@@ -3,8 +3,8 @@ the format a Prometheus started with `--enable-feature=native-histograms` asks f
 only one of Prometheus 2.x that carries native histograms (docs/config.md, "Native histograms").
 
 The message schema is written here, field by field, with the numbers of Prometheus' client_model
-`metrics.proto` (tests/test_promproto.py checks the numbers against a copy of it); Google's
-`protobuf` package builds the classes and encodes. Families come from prometheus_client's
+`metrics.proto` (the fields Prometheus 2.42 reads; tests/test_native_prometheus.py has a real one
+read them); Google's `protobuf` package builds the classes and encodes. Families come from prometheus_client's
 collectors: counters, gauges, summaries and classic histograms from their samples, a native
 histogram from the NativeHistogram of each series that its family carries in `native`
 (metrics.native.NativeHistogramFamily), exemplars from `Sample.exemplar`.

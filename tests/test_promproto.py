@@ -5,6 +5,7 @@ Prometheus with native histograms asks; gzip and `name[]` work for it through a 
 from __future__ import annotations
 
 import gzip
+import signal
 import urllib.request
 from decimal import Decimal
 
@@ -162,9 +163,11 @@ metrics:
 """
 
 
-def test_a_real_ig_answers_in_protobuf_with_gzip_and_names(run_ig, synth):
+def test_a_real_ig_answers_in_protobuf_with_gzip_and_names(run_ig, synth, tmp_path):
     feed, _ = synth
-    ig = run_ig(NATIVE_SYNTH, "--host")
+    config = tmp_path / "config.yaml"
+    config.write_text(NATIVE_SYNTH)
+    ig = run_ig(f"@{config}", "--host")
     latencies = [0, 1_000_000, 1_000_001, 250_000_000, 3_000_000_000]
     feed.send(*({"comm": "cat", "latency": v} for v in latencies))
     wait_until(lambda: ig.value("latency_seconds_count", comm="cat") == len(latencies), "every row counted")
@@ -191,3 +194,13 @@ def test_a_real_ig_answers_in_protobuf_with_gzip_and_names(run_ig, synth):
 
     _, only = scrape("?name[]=latency_seconds")
     assert [m.name for m in parse(only)] == ["latency_seconds"]
+
+    # A reload that keeps the metric keeps its series (docs/config.md, "Reloads").
+    config.write_text(NATIVE_SYNTH.replace("metrics:\n", "metrics:\n  - {name: more, type: counter, category: trace, "
+                                           "gadget: synth}\n", 1))
+    ig.proc.send_signal(signal.SIGHUP)
+    assert ig.wait_value("ig_config_reloads_total", 1, result="success") == 1
+    feed.send({"comm": "cat", "latency": 2_000_000})
+    wait_until(lambda: ig.value("latency_seconds_count", comm="cat") == len(latencies) + 1, "counted after the reload")
+    [metric] = {m.name: m for m in parse(scrape()[1])}["latency_seconds"].metric
+    assert metric.histogram.sample_count == len(latencies) + 1

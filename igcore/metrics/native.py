@@ -14,6 +14,7 @@ from bisect import bisect_left
 from collections import Counter
 from functools import cache, partial
 from itertools import repeat
+from typing import Iterator
 from operator import mul
 
 from prometheus_client.core import HistogramMetricFamily
@@ -46,22 +47,24 @@ class NativePlacer:
         self._place = partial(bisect_left, table)
 
     def counts(self, raw: list) -> NativeCounts:
-        # `NativeBucketing.value` for each value, in C: int * float is float(int) * float.
-        values = list(map(mul, raw, repeat(self._scale)))
-        positions = Counter(map(self._place, values))
-        counts = NativeCounts(count=len(values))
+        positions = Counter(map(self._place, self._values(raw)))
+        counts = NativeCounts(count=len(raw))
         first, beyond = self._first, self._beyond
         # Position p (0 < p < beyond) is bucket first + p: ZERO_THRESHOLD is bucket `first`'s bound.
         counts.positive = {first + p: n for p, n in positions.items() if 0 < p < beyond}
         if 0 in positions or beyond in positions:
-            self._outside(values, counts)
+            self._outside(raw, counts)
         return counts
 
-    def _outside(self, values: list[float], counts: NativeCounts) -> None:
+    def _values(self, raw: list) -> Iterator[float]:
+        """`NativeBucketing.value` of each, in C: int * float is float(int) * float."""
+        return map(mul, raw, repeat(self._scale))
+
+    def _outside(self, raw: list, counts: NativeCounts) -> None:
         """The values the table does not place (position 0: zero, negative or NaN; or beyond it)."""
         rest = NativeCounts()
         low, high = ZERO_THRESHOLD, _TOP
-        for value in values:
+        for value in self._values(raw):
             if not low < value <= high:
                 rest.observe(value, self.schema)
         counts.zero = rest.zero
