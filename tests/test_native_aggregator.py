@@ -1,20 +1,28 @@
 """Native histograms in user space (docs/config.md, "Native histograms"): each series' buckets equal
-a reference computed here from Prometheus' definition, the text formats show the classic buckets,
-and eviction and the series cap work as for classic histograms."""
+a reference computed here from Prometheus' definition (metrics bound on the synthetic gadget's
+columns), the text formats show the classic buckets, and eviction and the series cap work as for
+classic histograms."""
 
 from __future__ import annotations
 
 import math
 from decimal import Decimal
 from fractions import Fraction
+from functools import cache
+
+import yaml
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
+from ig_gadget_synthetic.plugin import TRACE_SCHEMA
+from igcore.config import load_config
+from igcore.gadgets import Category, GadgetSpec
 from igcore.metrics.aggregators import HistogramAggregator
 from igcore.metrics.lifecycle import EVICTED
 from igcore.nativehist import SCHEMAS, ZERO_THRESHOLD, NativeBucketing, classic_buckets, upper_bound
+from igcore.plugins import GadgetCatalog
 from tests.fixtures.aggregation import bound, exposition
 
 MULTIPLIERS = [Decimal(1), Decimal("0.000000001"), Decimal("0.001"), Decimal(3), Decimal("1000")]
@@ -47,6 +55,18 @@ def reference(values: list, multiplier: Decimal, schema: int) -> tuple[dict, dic
     return positive, negative, zero
 
 
+@cache
+def synth_metric(schema: int, multiplier: Decimal, field: str):
+    """A native histogram of the synthetic gadget's `field` (latency: ints; ratio: floats), bound by
+    the real config loader against the gadget's schema."""
+    spec = GadgetSpec(Category.TRACE, "synth", "trace synth", TRACE_SCHEMA, lambda ctx: None)
+    config = {"metrics_name": "t", "metrics": [{
+        "name": "observed", "type": "histogram", "category": "trace", "gadget": "synth", "field": field,
+        "labels": ["comm"], "bucket": {"type": "native", "schema": schema, "multiplier": str(multiplier)}}]}
+    [metric] = load_config(yaml.safe_dump(config), GadgetCatalog({spec.key: spec})).metrics
+    return metric
+
+
 def native_metric(schema: int, multiplier: Decimal = Decimal(1), labels=("comm",), classic_max: int = 40):
     return bound("lat", "histogram", list(labels), field="lat",
                  native=NativeBucketing(schema, multiplier, classic_max), family="lat_seconds")
@@ -57,12 +77,17 @@ floats = st.floats(min_value=-1e300, max_value=1e300, allow_nan=False)   # beyon
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.lists(st.one_of(ints, floats, st.just(0)), max_size=40), min_size=1, max_size=4),
+@given(st.one_of(st.tuples(st.just("latency"), st.lists(st.lists(st.one_of(ints, st.just(0)), max_size=40),
+                                                         min_size=1, max_size=4)),
+                 st.tuples(st.just("ratio"), st.lists(st.lists(st.one_of(floats, st.just(0.0)), max_size=40),
+                                                       min_size=1, max_size=4))),
        st.sampled_from(SCHEMAS), st.sampled_from(MULTIPLIERS))
-def test_each_series_buckets_equal_prometheus_definition(batches, schema, multiplier):
-    aggregator = HistogramAggregator(native_metric(schema, multiplier))
+def test_each_series_buckets_equal_prometheus_definition(drawn, schema, multiplier):
+    field, batches = drawn
+    aggregator = HistogramAggregator(synth_metric(schema, multiplier, field))
+    row = TRACE_SCHEMA.defaults()
     for batch in batches:   # one series per batch's parity, in several batches: merges are exercised
-        aggregator.ingest([{"comm": f"c{i % 2}", "lat": v} for i, v in enumerate(batch)])
+        aggregator.ingest([{**row, "comm": f"c{i % 2}", field: v} for i, v in enumerate(batch)])
     state = {key: s.native for key, s in aggregator._series.items()}
     for comm in ("c0", "c1"):
         values = [v for batch in batches for i, v in enumerate(batch) if i % 2 == int(comm[1])]
