@@ -21,7 +21,8 @@ from igcore.config import load_config
 from igcore.gadgets import Category, GadgetSpec
 from igcore.metrics.aggregators import HistogramAggregator
 from igcore.metrics.lifecycle import EVICTED
-from igcore.nativehist import SCHEMAS, ZERO_THRESHOLD, NativeBucketing, classic_buckets, upper_bound
+from igcore.nativehist import (
+    SCHEMAS, ZERO_THRESHOLD, NativeBucketing, bucket_index, classic_buckets, upper_bound)
 from igcore.plugins import GadgetCatalog
 from tests.fixtures.aggregation import bound, exposition
 
@@ -142,3 +143,13 @@ def test_the_series_cap_evicts_the_least_recently_updated_native_series():
     assert native["a"].count_value == 2 and native["c"].count_value == 1 and "b" not in native
     removed = aggregator.expire(aggregator.last_moved(), "container_gone")
     assert removed == 2 and aggregator.collect()[0].native == []
+
+
+def test_an_int_beyond_any_float_is_observed_as_infinite():
+    aggregator = HistogramAggregator(native_metric(3, labels=()))
+    aggregator.ingest([{"lat": 10 ** 400}, {"lat": -(10 ** 400)}, {"lat": 5}])
+    counts = aggregator._series[()].native
+    assert counts.count == 3 and sum(counts.positive.values()) == 2 and sum(counts.negative.values()) == 1
+    assert max(counts.positive) == bucket_index(math.inf, 3) == max(counts.negative)
+    [(_, native)] = aggregator.collect()[0].native
+    assert native.sum_value == 5   # the exact sum

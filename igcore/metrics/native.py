@@ -10,12 +10,13 @@ practice) is placed by `NativeCounts.observe`, one Python call per such value.
 
 from __future__ import annotations
 
+import math
 from bisect import bisect_left
 from collections import Counter
 from functools import cache, partial
 from itertools import repeat
-from typing import Iterator
 from operator import mul
+from typing import Iterator
 
 from prometheus_client.core import HistogramMetricFamily
 from prometheus_client.samples import NativeHistogram
@@ -47,7 +48,11 @@ class NativePlacer:
         self._place = partial(bisect_left, table)
 
     def counts(self, raw: list) -> NativeCounts:
-        positions = Counter(map(self._place, self._values(raw)))
+        try:
+            positions = Counter(map(self._place, self._values(raw)))
+        except OverflowError:   # an int beyond any float (an int column has no bound): observed as ±inf
+            raw = list(map(_as_float, raw))
+            positions = Counter(map(self._place, self._values(raw)))
         counts = NativeCounts(count=len(raw))
         first, beyond = self._first, self._beyond
         # Position p (0 < p < beyond) is bucket first + p: ZERO_THRESHOLD is bucket `first`'s bound.
@@ -71,6 +76,13 @@ class NativePlacer:
         counts.negative = rest.negative
         for index, hits in rest.positive.items():
             counts.positive[index] = counts.positive.get(index, 0) + hits
+
+
+def _as_float(value: int | float) -> float:
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
 
 
 class NativeHistogramFamily(HistogramMetricFamily):
