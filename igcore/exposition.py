@@ -1,5 +1,6 @@
-"""One scrape's response: prometheus_client's text or OpenMetrics encoding (by `Accept`), gzip
-(by `Accept-Encoding`), and `name[]` honoured (only the series of those names).
+"""One scrape's response: prometheus_client's text or OpenMetrics encoding, or Prometheus'
+protobuf format (igcore.promproto), by `Accept` and its q-values; gzip (by `Accept-Encoding`),
+and `name[]` honoured (only the series of those names).
 
 Scrapes that arrive together share one render: a scrape joins a render that has not started
 yet, never one already running, so every answer is collected after its request arrived. Twenty
@@ -17,6 +18,9 @@ from urllib.parse import parse_qs
 
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, choose_encoder, generate_latest, gzip_accepted
 from prometheus_client.metrics_core import Metric
+
+from .promproto import CONTENT_TYPE as PROTOBUF_CONTENT_TYPE
+from .promproto import generate_protobuf
 
 
 class _OnlyNames:
@@ -58,12 +62,38 @@ def scrape_key(query: str, accept: str | None, accept_encoding: str | None) -> t
 
 
 def _choose_encoder(accept: str) -> tuple[Callable, str]:
-    """prometheus_client's choice, or the text format when it cannot parse the header (a version
+    """Protobuf when the scraper prefers it (docs/config.md, "Native histograms"); otherwise
+    prometheus_client's choice, or the text format when it cannot parse the header (a version
     such as `abc` raises in it)."""
+    if _prefers_protobuf(accept):
+        return generate_protobuf, PROTOBUF_CONTENT_TYPE
     try:
         return choose_encoder(accept)
     except Exception:
         return generate_latest, CONTENT_TYPE_PLAIN_0_0_4
+
+
+_PROTOBUF, _FAMILY = "application/vnd.google.protobuf", "io.prometheus.client.MetricFamily"
+
+
+def _prefers_protobuf(accept: str) -> bool:
+    """True when `accept` names the delimited MetricFamily protobuf with a q-value above 0 and at
+    least as high as any other media range's (as a Prometheus with native histograms on sends)."""
+    protobuf, others = 0.0, 0.0
+    for media_range in accept.split(","):
+        kind, *params = (part.strip() for part in media_range.split(";"))
+        options = dict(p.partition("=")[::2] for p in params)
+        try:
+            q = float(options.pop("q", "1"))
+        except ValueError:
+            q = 0.0
+        if not 0.0 <= q <= 1.0:
+            q = 0.0
+        if kind.lower() == _PROTOBUF and options.get("proto") == _FAMILY and options.get("encoding") == "delimited":
+            protobuf = max(protobuf, q)
+        elif kind:
+            others = max(others, q)
+    return protobuf > 0 and protobuf >= others
 
 
 def render(registry, key: ScrapeKey, encoder: Callable) -> tuple[list[tuple[str, str]], bytes]:

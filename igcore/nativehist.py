@@ -142,26 +142,37 @@ def native_sample_value(counts: NativeCounts, schema: int) -> NativeHistogram:
 
 
 def classic_buckets(counts: NativeCounts, schema: int, most: int) -> list[tuple[float, int]]:
-    """(upper bound, cumulative count) for the text formats: the bounds of the non-empty native
-    buckets (negative ones, the zero bucket, positive ones), at the finest schema not above
-    `schema` that needs at most `most` of them, then +Inf. Merging two buckets of schema s gives
-    one of schema s-1 exactly, so every count stays exact at its bound; a bucket once shown stays
-    shown until the resolution has to drop."""
+    """(upper bound, cumulative count) for the text formats: both bounds of each non-empty native
+    bucket (negative ones, the zero bucket, positive ones), so a classic bucket that counts
+    anything is one native bucket and `histogram_quantile` interpolates within its width, at the
+    finest schema not above `schema` that needs at most `most` of them, then +Inf. Merging two
+    buckets of schema s gives one of schema s-1 exactly, so every count stays exact at its bound; a
+    bucket once shown stays shown until the resolution has to drop."""
     positive, negative = dict(counts.positive), dict(counts.negative)
-    while schema > 0 and len(positive) + len(negative) + 1 > most:
+    while schema > 0 and _bounds_needed(positive) + _bounds_needed(negative) + 1 > most:
         positive, negative, schema = _coarser(positive), _coarser(negative), schema - 1
     rows: list[tuple[float, int]] = []
     total = 0
-    for index in sorted(negative, reverse=True):
+    for index in sorted(negative, reverse=True):   # negative bucket i: [-base**i, -base**(i-1))
+        if index + 1 not in negative:
+            rows.append((-upper_bound(index, schema), total))
         total += negative[index]
-        rows.append((-upper_bound(index - 1, schema), total))   # negative bucket i: [-base**i, -base**(i-1))
+        rows.append((-upper_bound(index - 1, schema), total))
     total += counts.zero
     rows.append((ZERO_THRESHOLD, total))
     for index in sorted(positive):
+        lower = upper_bound(index - 1, schema)
+        if index - 1 not in positive and lower > ZERO_THRESHOLD:
+            rows.append((lower, total))
         total += positive[index]
         rows.append((upper_bound(index, schema), total))
     rows.append((math.inf, counts.count))
     return rows
+
+
+def _bounds_needed(buckets: dict[int, int]) -> int:
+    """Classic bounds for these buckets: each one's upper bound, and the lower one of each run."""
+    return len(buckets) + sum(1 for index in buckets if index - 1 not in buckets)
 
 
 def _coarser(buckets: dict[int, int]) -> dict[int, int]:

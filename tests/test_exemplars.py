@@ -10,6 +10,7 @@ from prometheus_client.openmetrics.exposition import generate_latest
 from igcore.columns import Column, Kind, Schema
 from igcore.metrics.aggregators import CounterAggregator, HistogramAggregator
 from igcore.metrics.exemplars import LIMIT, ExemplarColumns, fit
+from igcore.nativehist import NativeBucketing
 from tests.fixtures.aggregation import Wrap, bound
 
 # The synthetic gadget's columns, with an event time as the shipped gadgets have one.
@@ -78,6 +79,16 @@ def test_each_bucket_of_a_histogram_has_its_own_latest_event():
     bucket = {le: got[("lat_bucket", (("comm", "cat"), ("le", le)))] for le in ("10.0", "100.0", "+Inf")}
     assert [(e.labels["pid"], e.value) for e in bucket.values()] == [("3", 8), ("2", 50), ("4", 500)]
     assert got[("lat_count", (("comm", "cat"),))] is None and got[("lat_sum", (("comm", "cat"),))] is None
+
+
+def test_a_native_histogram_has_no_exemplars_and_still_counts():
+    agg = with_exemplars(HistogramAggregator(bound("lat", "histogram", ["comm"], field="latency",
+                                                   native=NativeBucketing(schema=0))))
+    agg.ingest(rows({"comm": "cat", "pid": 1, "latency": 5}, {"comm": "cat", "pid": 2, "latency": 50}))
+    got = openmetrics(agg)
+    assert got and all(exemplar is None for exemplar in got.values())
+    assert got.keys() >= {("lat_count", (("comm", "cat"),))}
+    assert "lat_count{comm=\"cat\"} 2.0" in encoded(agg)
 
 
 def test_without_exemplars_nothing_is_kept_or_written():

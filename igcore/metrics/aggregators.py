@@ -9,7 +9,8 @@ Speed is the point (>= 1M events/s on one core). The per-row work is done by C c
 with the compiled selector (the one Python call per row), `operator.itemgetter` for the series key,
 `collections.Counter` to count keys, `map(list.append, map(groups.__getitem__, ...))` on a
 defaultdict to group a field's values per series, `bisect` through `functools.partial` to place
-them in buckets. Python-level loops run per distinct series of a batch (a handful), never per row.
+them in buckets (a native histogram's too: `metrics.native`). Python-level loops run per distinct
+series of a batch (a handful), never per row.
 
 Series keys are what `itemgetter(*label_columns)` returns: a tuple for two or more labels, the bare
 value for one, and `()` for none. They become label text (`naming.label_value`) per series at
@@ -34,9 +35,11 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.utils import floatToGoString
 
 from ..naming import label_value
+from ..nativehist import NativeBucketing, NativeCounts
 from .exact import exact_value, split_sum
 from .exemplars import Example, ExemplarColumns
 from .lifecycle import EVICTED
+from .native import NativeHistogramFamily, NativePlacer
 from .protocols import MetricBinding
 from .series import Move, SeriesState
 
@@ -344,11 +347,15 @@ class CounterAggregator(TraceAggregator):
 
 
 class HistogramAggregator(TraceAggregator):
-    """Observes the row's `field`. Buckets are (previous, bound], plus +Inf; `_sum` is exact."""
+    """Observes the row's `field`. Buckets are (previous, bound], plus +Inf; `_sum` is exact. A
+    native histogram (`bound.native`) keeps each series' NativeCounts instead, and its `_sum` is the
+    exact sum of the field times the multiplier, rounded once."""
 
     def __init__(self, bound: MetricBinding, max_series: int = DEFAULT_MAX_SERIES,
                  clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__(bound, max_series, clock)
+        self._native = bound.native
+        self._placer = None if self._native is None else NativePlacer(self._native)
         bounds = tuple(bound.bounds or ())
         self._les = [floatToGoString(b) for b in bounds] + ["+Inf"]
         self._width = len(bounds) + 1
@@ -363,16 +370,25 @@ class HistogramAggregator(TraceAggregator):
         field = self._field
         assert field is not None, "a histogram observes a field (config.checks)"
         batch = []
-        for key, values in _group_values(matching, self._key, field).items():
+        groups = _group_values(matching, self._key, field).items()
+        if self._placer is not None:
+            native = self._placer.counts
+            return [(key, Move(len(values), *split_sum(values), native=native(values))) for key, values in groups]
+        for key, values in groups:
             place = self._place_int if type(values[0]) is int else self._place_float
             batch.append((key, Move(len(values), *split_sum(values), Counter(map(place, values)))))
         return batch
 
     def _new_state(self, now: float) -> SeriesState:
+        if self._native is not None:
+            return SeriesState(now, native=NativeCounts())
         return SeriesState(now, buckets=[0] * self._width)
 
     def _examples(self, exemplars: ExemplarColumns, matching: list[dict]) -> dict[tuple[Key, int], Example]:
-        """Per (series, bucket index): the bucket placed again, per row in C."""
+        """Per (series, bucket index): the bucket placed again, per row in C. A native histogram
+        has none (its classic rows are made at scrape time; Prometheus 2.42 reads no native exemplars)."""
+        if self._native is not None:
+            return {}
         field = self._field
         assert field is not None, "a histogram observes a field (config.checks)"
         place = self._place_int if type(field(matching[0])) is int else self._place_float   # a column has one kind
@@ -380,6 +396,8 @@ class HistogramAggregator(TraceAggregator):
         return exemplars.latest(zip(self._row_keys(matching), buckets), matching, field)
 
     def _families(self) -> list[Metric]:
+        if self._native is not None:
+            return self._native_families(self._native)
         with self._lock:
             items = [(key, list(state.buckets or ()), state.integer, state.parts,
                       state.examples and dict(state.examples)) for key, state in self._series.items()]
@@ -398,6 +416,17 @@ class HistogramAggregator(TraceAggregator):
         exemplar = self._exemplar
         return [(le, count, exemplar(examples[i])) if i in examples else (le, count)
                 for i, (le, count) in enumerate(buckets)]
+
+    def _native_families(self, bucketing: NativeBucketing) -> list[Metric]:
+        with self._lock:
+            items = [(key, cast(NativeCounts, state.native).copy(), state.integer, state.parts)
+                     for key, state in self._series.items()]
+        bound = self.bound
+        family = NativeHistogramFamily(bound.family_name, bound.description, bound.label_names)
+        for key, counts, integer, parts in items:
+            counts.sum = bucketing.total(exact_value(integer, parts))
+            family.add_series(self._labels(key), counts, bucketing)
+        return [family]
 
 
 # --- gauges ------------------------------------------------------------------------------------

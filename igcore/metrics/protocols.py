@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Protocol
 
+from ..nativehist import NativeBucketing
 from ..selectors import Predicate
 
 if TYPE_CHECKING:
@@ -39,6 +40,8 @@ class MetricBinding(Protocol):
     def bounds(self) -> tuple[float, ...] | None: ...
     @property
     def description(self) -> str: ...
+    @property
+    def native(self) -> NativeBucketing | None: ...
 
 
 class Aggregator(Protocol):
