@@ -54,10 +54,10 @@ class ProcessSnapshot(SnapshotGadget):
         listed = pids()
         with self._lock:
             rows = self._iterator.rows_of(listed) if self._iterator is not None else None
-            if rows is None:
-                self._begin_loading()
         if rows is None:
             rows = list(read_rows(listed))
+            with self._lock:   # after the reads: the loader's Python work (the BTF) would slow them
+                self._begin_loading()
         self.stats.events_received += len(rows)
         return rows
 
