@@ -19,7 +19,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.fixtures.kernel_paths import EXAMPLES, Grammar, assert_same_samples, drawn_config, paths, start_both
@@ -76,7 +76,7 @@ def _run_workload(folder: Path, prefix: str, gid: int, docker, container: str, s
     return expected
 
 
-@settings(EXAMPLES, max_examples=2)
+@EXAMPLES
 @given(data=st.data())
 def test_kernel_and_user_paths_expose_identical_samples(require_bpf, run_ig, docker, busybox_image, workload_dir, data):
     folder, prefix = workload_dir
