@@ -24,6 +24,8 @@ class ProgramCompiler(Protocol):
     def compile(self, text: str, cflags: list[str] | None = None, name: str = "gadget", *,
                 kernel: Any = None) -> Any: ...
 
+    def release_memory(self) -> None: ...
+
 Row = dict
 Sink = Callable[[list[Row]], None]
 T = TypeVar("T")

@@ -1,6 +1,7 @@
 """The same numbers on both paths: configs drawn from the grammar the kernel evaluates, run by two
 `ig prometheus` side by side over the same real execs, one counting in BPF maps (the default) and
-one with --no-kernel-aggregation; every sample of every drawn metric must be identical.
+one with --no-kernel-aggregation; every sample of every drawn metric must be identical (the helper
+every gadget's two-path test shares: tests/fixtures/kernel_paths.py).
 
 The workload runs under a group id of its own (every drawn metric selects it, so the machine's other
 execs, which both instances also see, stay out), with varied names, users, successes and failures,
@@ -14,18 +15,17 @@ import secrets
 import shutil
 import subprocess
 import tempfile
-import time
 import uuid
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
+
+from tests.fixtures.kernel_paths import EXAMPLES, Grammar, assert_same_samples, drawn_config, paths, start_both
 
 NAMES = ("a", "bb", "ccc", "d" * 12)
 USERS = (0, 1000, 65534)
-KERNEL_COLUMNS = ("comm", "uid", "gid", "retval")
-CONTAINER_LABELS = ("k8s.container", "runtime.containerName")
 
 
 @pytest.fixture(scope="module")
@@ -41,42 +41,16 @@ def workload_dir():
     shutil.rmtree(folder)
 
 
-def _selector(draw, comms: list[str], gid: int, container: str) -> str:
-    kind = draw(st.sampled_from(["comm", "!comm", "uid", "retval", "pid", "gid", "container", "!container"]))
-    op = draw(st.sampled_from(["", "!", ">", ">=", "<", "<="]))
-    if kind == "comm":
-        return f"comm:{draw(st.sampled_from(comms + ['setpriv', 'sh', 'true', 'x' * 20]))}"
-    if kind == "!comm":
-        return f"comm:!{draw(st.sampled_from(comms))}"
-    if kind == "uid":
-        return f"uid:{op}{draw(st.sampled_from([-1, 0, 999, 1000, 65534, 70000]))}"
-    if kind == "retval":
-        return f"retval:{op}{draw(st.sampled_from([-13, -2, 0, 1]))}"
-    if kind == "pid":
-        return f"pid:{draw(st.sampled_from(['>1', '>=0', '!1', '<4194305']))}"
-    if kind == "gid":
-        return f"gid:{draw(st.sampled_from(['>=', '<=', '']))}{gid}"
-    return f"k8s.container:{'!' if kind == '!container' else ''}{container}"
-
-
-@st.composite
-def metric(draw, index: int, comms: list[str], gid: int, container: str) -> str:
-    kind = draw(st.sampled_from(["count", "sum", "histogram"]))
-    selectors = [f"gid:{gid}", *(_selector(draw, comms, gid, container) for _ in range(draw(st.integers(0, 2))))]
-    labels = draw(st.lists(st.sampled_from(KERNEL_COLUMNS + CONTAINER_LABELS), unique=True, max_size=3))
-    lines = [f"  - name: m{index}", "    category: trace", "    gadget: exec",
-             f"    selector: [{', '.join(repr(s) for s in selectors)}]", f"    labels: [{', '.join(labels)}]"]
-    if kind == "histogram":
-        low = draw(st.integers(0, 3))
-        multiplier = draw(st.sampled_from(["1", "3", "0.5", "2.5", "100"]))
-        lines += ["    type: histogram", f"    field: {draw(st.sampled_from(['uid', 'retval', 'pid', 'gid']))}",
-                  f"    bucket: {{type: {draw(st.sampled_from(['exp2', 'linear']))}, min: {low}, "
-                  f"max: {low + draw(st.integers(1, 12))}, multiplier: {multiplier}}}"]
-    else:
-        lines.append("    type: counter")
-        if kind == "sum":
-            lines.append(f"    field: {draw(st.sampled_from(['uid', 'gid', 'retval', 'pid']))}")
-    return "\n".join(lines)
+def _grammar(gid: int, comms: list[str], container: str) -> Grammar:
+    return Grammar(
+        gadget="exec",
+        anchor=f"gid:{gid}",
+        ints={"uid": (-1, 0, 999, 1000, 65534, 70000), "retval": (-13, -2, 0, 1), "pid": (0, 1, 4194305),
+              "gid": (gid,)},
+        strings={"comm": (*comms, "setpriv", "sh", "true", "x" * 20), "k8s.container": (container,)},
+        labels=("comm", "uid", "gid", "retval"),
+        fields=("uid", "retval", "pid", "gid"),
+    )
 
 
 def _run_workload(folder: Path, prefix: str, gid: int, docker, container: str, seed: int) -> dict:
@@ -102,17 +76,7 @@ def _run_workload(folder: Path, prefix: str, gid: int, docker, container: str, s
     return expected
 
 
-def _drawn_samples(ig) -> dict:
-    return {key: value for key, value in ig.samples().items()
-            if key[0].startswith("m_fixed") or (key[0].startswith("m") and key[0][1].isdigit())}
-
-
-def _paths(ig) -> set[str]:
-    return {dict(labels)["path"] for (name, labels), _ in ig.samples().items() if name == "ig_metric_aggregation"}
-
-
-@settings(max_examples=2, deadline=None, phases=[Phase.generate],
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@EXAMPLES
 @given(data=st.data())
 def test_kernel_and_user_paths_expose_identical_samples(require_bpf, run_ig, docker, busybox_image, workload_dir, data):
     folder, prefix = workload_dir
@@ -120,18 +84,8 @@ def test_kernel_and_user_paths_expose_identical_samples(require_bpf, run_ig, doc
     container = f"ig-kpath-{uuid.uuid4().hex[:8]}"
     docker.run("-d", "--network", "none", busybox_image, "sleep", "600", name=container, detach=True)
     comms = [f"{prefix}{name}"[:15] for name in NAMES]
-    drawn = [data.draw(metric(i, comms, gid, container)) for i in range(24)]
-    fixed = f"""  - name: m_fixed
-    type: counter
-    category: trace
-    gadget: exec
-    selector: ["gid:{gid}"]
-    labels: [comm, retval, uid, k8s.container]"""
-    config = "metrics_name: kpaths\nmetrics:\n" + "\n".join([*drawn, fixed]) + "\n"
-    kernel = run_ig(config, "--host")
-    user = run_ig(config, "--host", "--no-kernel-aggregation")
-    assert _paths(kernel) == {"kernel"}, kernel.text()
-    assert _paths(user) == {"user"}
+    config = drawn_config(data.draw, _grammar(gid, comms, container), 24, ("comm", "retval", "uid", "k8s.container"))
+    kernel, user = start_both(run_ig, config, "--host")
 
     expected = _run_workload(folder, prefix, gid, docker, container, data.draw(st.integers(0, 1 << 30)))
     for (comm, retval, uid), count in expected.items():   # the host's part, counted exactly on both
@@ -139,15 +93,8 @@ def test_kernel_and_user_paths_expose_identical_samples(require_bpf, run_ig, doc
         assert kernel.wait_for("m_fixed_total", count, **labels) == count, (labels, kernel.text())
         assert user.wait_for("m_fixed_total", count, **labels) == count, labels
     # the final state: every event seen by both (the container's too); then they must agree
-    deadline = time.monotonic() + 30
-    while True:
-        user.settle()
-        left, right = _drawn_samples(kernel), _drawn_samples(user)
-        if left == right or time.monotonic() > deadline:
-            break
-        time.sleep(0.1)
-    assert left == right, {k: (left.get(k), right.get(k)) for k in set(left) | set(right) if left.get(k) != right.get(k)}
-    in_container = [v for (name, labels), v in left.items()
+    samples = assert_same_samples(kernel, user)
+    in_container = [v for (name, labels), v in samples.items()
                     if name == "m_fixed_total" and dict(labels)["k8s_container"] == container]
     assert in_container, "no exec of the container was counted"
     kernel.stop()
@@ -168,7 +115,7 @@ def test_a_quoted_literal_counts_the_same_on_both_paths(require_bpf, run_ig, tmp
         for metric, rule in (("eq", f'comm:"{name}"'), ("ne", f'comm:!"{name}"')))
     kernel = run_ig(config, "--host")
     user = run_ig(config, "--host", "--no-kernel-aggregation")
-    assert _paths(kernel) == {"kernel"} and _paths(user) == {"user"}
+    assert paths(kernel) == {"kernel"} and paths(user) == {"user"}
     setpriv = shutil.which("setpriv")
     for _ in range(3):
         subprocess.run([setpriv, f"--regid={gid}", "--clear-groups", str(program)], check=True)

@@ -15,10 +15,15 @@ from array import array
 VMLINUX = "/sys/kernel/btf/vmlinux"
 BTF_MAGIC = 0xEB9F
 KIND_STRUCT, KIND_UNION = 4, 5
-# Bytes that follow each 12-byte type record, by kind (the kernel's include/uapi/linux/btf.h):
-# fixed (int, array, var, decl_tag) or per member (struct, union, enum, func_proto, datasec, enum64).
-_FIXED = {1: 4, 3: 12, 14: 4, 17: 4}
-_PER_MEMBER = {4: 12, 5: 12, 6: 8, 13: 8, 15: 12, 19: 12}
+# Words (4 bytes) of each type record, by kind (the kernel's include/uapi/linux/btf.h): the 12-byte
+# header, what follows it whatever the kind (int, array, var, decl_tag), and what follows per member
+# (struct, union, enum, func_proto, datasec, enum64). Every record is a whole number of words.
+_WORDS = [3] * 32
+_PER_MEMBER = [0] * 32
+for _kind, _bytes in {1: 4, 3: 12, 14: 4, 17: 4}.items():
+    _WORDS[_kind] += _bytes // 4
+for _kind, _bytes in {4: 12, 5: 12, 6: 8, 13: 8, 15: 12, 19: 12}.items():
+    _PER_MEMBER[_kind] = _bytes // 4
 
 
 class LayoutUnknown(Exception):
@@ -34,19 +39,32 @@ class KernelLayout:
         magic, _, _, hdr_len, type_off, type_len, str_off, str_len = struct.unpack_from("<HBBIIIII", data)
         if magic != BTF_MAGIC:
             raise LayoutUnknown(f"{VMLINUX} is not BTF (magic {magic:#x})")
+        if type_off % 4 or type_len % 4 or hdr_len % 4:
+            raise LayoutUnknown(f"{VMLINUX}'s type records are not word-aligned")
         self._data = data
         self._strings = data[hdr_len + str_off:hdr_len + str_off + str_len]
-        self._records = array("Q", [0])   # where each type's record starts, by type id (0 is void)
-        self._structs: dict[bytes, int] = {}
-        pos = hdr_len + type_off
-        end = pos + type_len
-        while pos < end:
-            name_off, info = struct.unpack_from("<II", data, pos)
-            kind, vlen = (info >> 24) & 0x1F, info & 0xFFFF
-            if kind == KIND_STRUCT and name_off:
-                self._structs.setdefault(self._name(name_off), len(self._records))
-            self._records.append(pos)
-            pos += 12 + _FIXED.get(kind, 0) + _PER_MEMBER.get(kind, 0) * vlen
+        # One pass over the 100,000-odd records, as words (a struct per record took 0.13 s here, this
+        # takes a fifth of it): where each type's record starts, by type id (0 is void), and the
+        # first struct of each name, by the name's offset among the strings.
+        start = hdr_len + type_off
+        words = memoryview(data)[start:start + type_len].cast("I")
+        records = array("Q", [0])
+        structs: dict[int, int] = {}
+        append, words_of, per_member = records.append, _WORDS, _PER_MEMBER
+        at, end = 0, len(words)
+        while at < end:
+            info = words[at + 1]
+            kind = (info >> 24) & 0x1F
+            if kind == KIND_STRUCT and words[at] and words[at] not in structs:
+                structs[words[at]] = len(records)
+            append(start + 4 * at)
+            at += words_of[kind] + per_member[kind] * (info & 0xFFFF)
+        self._records = records
+        self._structs = structs
+
+    def _struct_id(self, name: bytes) -> int | None:
+        at = self._strings.find(b"\0" + name + b"\0")   # BTF keeps each string once
+        return None if at < 0 else self._structs.get(at + 1)
 
     def _info(self, type_id: int) -> int:
         return struct.unpack_from("<I", self._data, self._records[type_id] + 4)[0]
@@ -55,7 +73,7 @@ class KernelLayout:
         return self._strings[off:self._strings.index(b"\0", off)]
 
     def offset(self, struct_name: str, member: str) -> int:
-        type_id = self._structs.get(struct_name.encode())
+        type_id = self._struct_id(struct_name.encode())
         if type_id is None:
             raise LayoutUnknown(f"the kernel's BTF has no struct {struct_name}")
         found = self._find(type_id, member.encode(), 0)

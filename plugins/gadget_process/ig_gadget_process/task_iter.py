@@ -56,14 +56,22 @@ def _renamed_by_proc(flags: int, comm: bytes) -> bool:
     return bool(flags & PF_KTHREAD and (flags & PF_WQ_WORKER or len(comm) == TASK_COMM_LEN - 1))
 
 
+def layout_flags() -> tuple[str, ...]:
+    """offset_flags(), or why the iterator cannot load: checked before its compile, which takes
+    longer (without root, the compile would only fail)."""
+    if os.geteuid() != 0:
+        raise IteratorUnavailable("loading its eBPF program needs root (run ig as root)")
+    try:
+        return offset_flags()
+    except Exception as exc:   # LayoutUnknown, or BTF we cannot parse
+        raise IteratorUnavailable(str(exc)) from exc
+
+
 class TaskIterator:
     """The loaded program and its link; `rows()` runs the iteration once. Close when done."""
 
     def __init__(self, ctx) -> None:
-        try:
-            flags = offset_flags()
-        except Exception as exc:   # LayoutUnknown, or BTF we cannot parse
-            raise IteratorUnavailable(str(exc)) from exc
+        flags = layout_flags()
         text = resources.files(__package__).joinpath("task_iter.bpf.c").read_text()
         try:
             self.bpf = compile_program(text, ["-DIG_RINGBUF_PAGES=1", *flags], name="process", ctx=ctx)

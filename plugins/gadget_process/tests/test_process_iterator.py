@@ -77,6 +77,7 @@ def test_the_task_iterator_gives_the_proc_readers_rows(children, require_bpf):
     parent, expected = children
     gadget = load_catalog().get("snapshot", "process").factory(GadgetContext(host=True))
     try:
+        gadget.load_iterator()
         assert gadget.reader == "task iterator"
         by_iterator = their_rows(gadget.snapshot(), parent)
         by_proc = their_rows(read_rows(pids()), parent)
@@ -95,6 +96,7 @@ def test_kernel_threads_have_the_names_proc_gives_them(require_bpf):
 
     gadget = load_catalog().get("snapshot", "process").factory(GadgetContext(host=True))
     try:
+        gadget.load_iterator()
         assert gadget.reader == "task iterator"
         by_iterator = stable_kernel_threads(gadget.snapshot())
     finally:

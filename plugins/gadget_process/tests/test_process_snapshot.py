@@ -31,6 +31,7 @@ def by_iterator():
     if os.geteuid() != 0:
         pytest.skip("the task iterator needs root")
     g = gadget()
+    g.load_iterator()
     assert g.reader == "task iterator"
     yield g.snapshot
     g.close()
@@ -62,6 +63,22 @@ def test_a_known_process_with_its_threads(snapshot):
     finally:
         child.kill()
         child.wait()
+
+
+def test_the_iterator_loads_at_the_first_snapshot_which_reads_proc(require_bpf):
+    """ig's start does not wait for the iterator's compile, nor does the first snapshot (docs/config.md,
+    What snapshot process reads): that snapshot reads /proc and the iterator takes over once loaded."""
+    g = gadget()
+    try:
+        assert g.reader == "/proc"
+        assert any(r["pid"] == os.getpid() and r["uid"] == 0 for r in g.snapshot())
+        deadline = time.monotonic() + 120
+        while g.reader != "task iterator" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert g.reader == "task iterator"
+        assert any(r["pid"] == os.getpid() and r["uid"] == 0 for r in g.snapshot())
+    finally:
+        g.close()
 
 
 def test_where_the_iterator_cannot_load_it_reads_proc_and_says_why():

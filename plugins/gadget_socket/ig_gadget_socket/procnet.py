@@ -25,8 +25,12 @@ def address(hexaddr: str) -> str:
     """
     raw = bytes.fromhex(hexaddr)
     n = len(raw) // 4
-    packed = struct.pack(f">{n}I", *struct.unpack(f"<{n}I", raw))
-    if n == 1:
+    return packed_address(struct.pack(f">{n}I", *struct.unpack(f"<{n}I", raw)))
+
+
+def packed_address(packed: bytes) -> str:
+    """An address in network order (4 or 16 bytes) as address() shows it."""
+    if len(packed) == 4:
         return socket.inet_ntop(socket.AF_INET, packed)
     if packed.startswith(_V4_MAPPED):
         return socket.inet_ntop(socket.AF_INET, packed[12:])
@@ -41,10 +45,17 @@ def status_of(protocol: str, state: int) -> str:
 
 
 class Addresses(dict):
-    """Hex address -> text, for one snapshot: most sockets share a few addresses."""
+    """Hex address (or packed, as sock_diag gives it) -> text, for one snapshot: most sockets share
+    a few addresses."""
 
     def __missing__(self, hexaddr: str) -> str:
         text = self[hexaddr] = address(hexaddr)
+        return text
+
+    def of_bytes(self, packed: bytes) -> str:
+        text = self.get(packed)   # not self[packed]: __missing__ reads hex
+        if text is None:
+            text = self[packed] = packed_address(packed)
         return text
 
 

@@ -12,6 +12,8 @@ import pytest
 
 from igcore.gadgets import GadgetContext
 from igcore.plugins import load_catalog
+from ig_gadget_socket.plugin import read_namespace
+from ig_gadget_socket.procnet import Addresses
 
 # Opens a listener, K connections whose client side closes while the server never reads or closes
 # (so the server side sits in CLOSE_WAIT), a UDP socket connected and one not, then waits.
@@ -55,6 +57,38 @@ def test_close_wait_listen_and_udp_in_a_namespace(netns, family):
         udp = sorted(r["status"] for r in rows if r["protocol"] == "UDP")
         assert udp == ["ACTIVE", "INACTIVE"]
         assert all(r["inode"] > 0 for r in rows if r["status"] == "CLOSE_WAIT")
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+# Both ends of TIME_WAIT and SYN_RECV aside, every state a test can hold still: a listener with a
+# connection waiting to be accepted, an established pair, a half-closed pair, and the sockets above.
+MANY_STATES = SOCKETS.replace("print(port", """
+w = socket.socket(family); w.connect((host, port))
+a = socket.socket(family); a.connect((host, port)); b, _ = srv.accept()
+f = socket.socket(family); f.connect((host, port)); g, _ = srv.accept(); f.shutdown(socket.SHUT_WR)
+u3 = socket.socket(family, socket.SOCK_DGRAM); u3.bind(("::" if family == socket.AF_INET6 else "0.0.0.0", 0))
+print(port""")
+
+
+@pytest.mark.parametrize("family", ["4", "6"])
+def test_sock_diag_gives_the_proc_tables_rows(netns, family):
+    """The gadget reads sock_diag (docs/config.md, What snapshot socket reads): row for row what the
+    namespace's /proc/<pid>/net tables say."""
+    proc = subprocess.Popen([*netns.run, sys.executable, "-c", MANY_STATES, "3", family], stdout=subprocess.PIPE,
+                            text=True)
+    try:
+        proc.stdout.readline()
+        ns = os.stat(f"/proc/{proc.pid}/ns/net").st_ino
+        gadget = load_catalog().get("snapshot", "socket").factory(GadgetContext(host=True))
+        by_diag = [r for r in gadget.snapshot() if r["netns"] == ns]
+        assert gadget.reader == "sock_diag"
+        by_proc = read_namespace(ns, proc.pid, Addresses())
+        key = lambda row: tuple(sorted(row.items()))
+        assert sorted(map(key, by_diag)) == sorted(map(key, by_proc))
+        assert {r["status"] for r in by_diag} >= {"LISTEN", "ESTABLISHED", "CLOSE_WAIT", "FIN_WAIT2", "ACTIVE",
+                                                   "INACTIVE"}
     finally:
         proc.kill()
         proc.wait()
