@@ -20,8 +20,9 @@
  * in the sequence numbers, more steps than allowed) is a row with the reason `unparsed`.
  *
  * Built with DNS_NO_BPF_LOOP (kernels before 5.17, which have no bpf_loop) the same steps run in
- * bounded loops the verifier walks through: at most DNS_RUN_STEPS steps to each message's end (or
- * the packet's), DNS_RUNS such runs per packet. Anything longer is `unparsed` the same way.
+ * bounded loops the verifier walks through: at most DNS_FIRST_STEPS steps to the end of the
+ * packet's first message (or of the packet), then DNS_NEXT_STEPS to the end of a second. Anything
+ * longer is `unparsed` the same way.
  */
 #include "ig_emit.h"
 
@@ -29,11 +30,11 @@
 #ifndef DNS_STEPS
 #define DNS_STEPS 4096        /* steps per packet: a byte of a value, a label, a skip */
 #endif
-#ifndef DNS_RUN_STEPS
-#define DNS_RUN_STEPS 64      /* without bpf_loop: steps per message, or to the end of the packet */
+#ifndef DNS_FIRST_STEPS
+#define DNS_FIRST_STEPS 96    /* without bpf_loop: steps to the end of the packet's first message */
 #endif
-#ifndef DNS_RUNS
-#define DNS_RUNS 2            /* and such runs per packet (TCP: several messages in one segment) */
+#ifndef DNS_NEXT_STEPS
+#define DNS_NEXT_STEPS 32     /* and of a second one (TCP: two in one segment) */
 #endif
 #define ETH_HLEN_ 14
 #define PACKET_OUTGOING_ 4
@@ -448,33 +449,39 @@ static __always_inline int dns_advance(struct dns_walk *w, struct dns_parse *p)
 }
 
 #ifdef DNS_NO_BPF_LOOP
-/* Steps until the message or the packet ends, in runs the verifier can walk through on 5.8: it
- * checks every iteration, so DNS_RUNS * DNS_RUN_STEPS bounds its work, and the row (dns_finish,
- * with the kernel metrics) is checked once per run, not once per step. A run that ends neither
- * leaves w->out and w->done unset: the caller counts the packet `unparsed`. */
+/* At most `steps` steps, to the end of a message or of the packet: 1 when a message ended and the
+ * packet has bytes left for another run. A run that ends neither leaves w->out and w->done unset:
+ * the caller counts the packet `unparsed`. The verifier checks every step of every run, so the
+ * bounds keep it within reach on 5.8, and the row (dns_finish, with the kernel metrics) is checked
+ * once per run, not once per step. */
+static __always_inline int dns_run(struct dns_walk *w, struct dns_parse *p, u32 steps)
+{
+    int r = 0;
+    for (u32 i = 0; i < steps && !r; i++)
+        r = dns_advance(w, p);
+    if (!r)
+        return 0;
+    if (r < 0) {
+        w->out = 1;
+        return 0;
+    }
+    dns_finish(w, p, r - 1);
+    if (w->done)
+        return 0;
+    if (w->at >= w->end) {   /* the next step would find no bytes: no run spent on it */
+        w->out = 1;
+        return 0;
+    }
+    return 1;
+}
+
+/* Two runs: a message (or the rest of one begun in an earlier segment), then over TCP a short one
+ * after it in the same segment. */
 static __always_inline void dns_walk(struct dns_walk *w)
 {
     struct dns_parse *p = w->p;
-    if (!p)
-        return;
-    for (u32 run = 0; run < DNS_RUNS; run++) {
-        int r = 0;
-        for (u32 i = 0; i < DNS_RUN_STEPS && !r; i++)
-            r = dns_advance(w, p);
-        if (!r)
-            return;
-        if (r < 0) {
-            w->out = 1;
-            return;
-        }
-        dns_finish(w, p, r - 1);
-        if (w->done)
-            return;
-        if (w->at >= w->end) {   /* the next step would find no bytes: no run spent on it */
-            w->out = 1;
-            return;
-        }
-    }
+    if (p && dns_run(w, p, DNS_FIRST_STEPS))
+        dns_run(w, p, DNS_NEXT_STEPS);
 }
 #else
 /* bpf_loop's callback, (index, walk). bcc would read a program's second argument as a probe's, so

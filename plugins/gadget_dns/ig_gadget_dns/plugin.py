@@ -91,9 +91,9 @@ QUERY_TABLE_SIZE = 16384
 QUERY_TTL_NS = 10_000_000_000
 NETNS_SLOTS = 4096     # namespaces watched at once (a slot is reused once its namespace has gone)
 # dns.bpf.c's bounds on the steps of its reader (docs/config.md, Using trace dns): with bpf_loop, per
-# packet; without (kernels 5.8 to 5.16), per run to a message's end, and runs per packet, kept small
-# enough for the verifier, which walks through every step
-LOOP_STEPS, BOUNDED_RUN_STEPS, BOUNDED_RUNS = 4096, 64, 2
+# packet; without (kernels 5.8 to 5.16), to the end of a packet's first message and of a second one,
+# kept small enough for the verifier, which walks through every step
+LOOP_STEPS, BOUNDED_STEPS = 4096, (96, 32)
 
 
 # struct dns_event in dns.bpf.c: timestamp, then struct dns_fields (latency, netns, qtype, id, sport,
@@ -159,7 +159,8 @@ class DnsGadget(TraceGadget, NetnsAware):
                   f"-DQUERY_TTL_NS={QUERY_TTL_NS}ULL", f"-DNETNS_SLOTS={NETNS_SLOTS}", f"-DDNS_STEPS={LOOP_STEPS}"]
         self.uses_bpf_loop = use_bpf_loop()
         if not self.uses_bpf_loop:
-            cflags += ["-DDNS_NO_BPF_LOOP", f"-DDNS_RUN_STEPS={BOUNDED_RUN_STEPS}", f"-DDNS_RUNS={BOUNDED_RUNS}"]
+            cflags += ["-DDNS_NO_BPF_LOOP", f"-DDNS_FIRST_STEPS={BOUNDED_STEPS[0]}",
+                       f"-DDNS_NEXT_STEPS={BOUNDED_STEPS[1]}"]
         self._bpf = compile_program(text, cflags, name="dns", ctx=self.ctx)
         self._btf = CallbackBtf() if self.uses_bpf_loop else None
         self._counters.attach(self._bpf)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ig_gadget_dns.plugin import BOUNDED_RUN_STEPS, BOUNDED_RUNS, LOOP_STEPS
+from ig_gadget_dns.plugin import BOUNDED_STEPS, LOOP_STEPS
 
 (PREFIX, ID, FLAGS, QD, AN, NS, AR, RECORD, NAME, POINTER, QTYPE, RDLENGTH, SKIP, END) = range(14)
 OUT = -1   # the packet has no more bytes
@@ -18,14 +18,14 @@ MAX_NAME, HEADER_LEN = 255, 12
 
 @dataclass(frozen=True)
 class Bounds:
-    """bpf_loop: `steps` per packet. Without: runs of at most `steps`, each to a message's end or
-    the packet's, `runs` of them per packet."""
-    steps: int
-    runs: int | None = None
+    """bpf_loop: `steps` per packet. Without: `runs`, the steps to the end of a packet's first
+    message (or of the packet), then of a second."""
+    steps: int = 0
+    runs: tuple[int, ...] = ()
 
 
-BPF_LOOP = Bounds(LOOP_STEPS)
-BOUNDED = Bounds(BOUNDED_RUN_STEPS, BOUNDED_RUNS)
+BPF_LOOP = Bounds(steps=LOOP_STEPS)
+BOUNDED = Bounds(runs=BOUNDED_STEPS)
 
 
 @dataclass
@@ -155,7 +155,7 @@ class Walk:
 
     def run(self, bounds: Bounds) -> bool:
         """The packet's steps within `bounds`: False when they ran out before it ended."""
-        if bounds.runs is None:
+        if not bounds.runs:
             for _ in range(bounds.steps):
                 r = self.advance()
                 if r == OUT:
@@ -165,9 +165,9 @@ class Walk:
                     if self.done:
                         return True
             return False
-        for _ in range(bounds.runs):
+        for steps in bounds.runs:
             r = None
-            for _ in range(bounds.steps):
+            for _ in range(steps):
                 r = self.advance()
                 if r is not None:
                     break

@@ -235,7 +235,7 @@ def corpus(rng: random.Random, count: int) -> list[tuple[str, bytes]]:
 def long_walks(rng: random.Random, count: int) -> list[tuple[str, bytes]]:
     """Well-formed messages that take many steps to read: names of many one-byte labels (two steps
     each) and responses of many answers (seven steps each), on both sides of the bounded reader's
-    64 steps."""
+    96 steps."""
     out = []
     for _ in range(count):
         ident = rng.randrange(1 << 16)
