@@ -18,11 +18,24 @@
  * flow from the SYN on, so a message is read whatever the segmentation (several in one segment, one
  * over many, a length prefix split). What it cannot follow (a flow whose SYN it did not see, a gap
  * in the sequence numbers, more steps than allowed) is a row with the reason `unparsed`.
+ *
+ * Built with DNS_NO_BPF_LOOP (kernels before 5.17, which have no bpf_loop) the same steps run in
+ * bounded loops the verifier walks through: at most DNS_FIRST_STEPS steps to the end of the
+ * packet's first message (or of the packet), then DNS_NEXT_STEPS to the end of a second. Anything
+ * longer is `unparsed` the same way.
  */
 #include "ig_emit.h"
 
 #define DNS_CAPTURE 512
+#ifndef DNS_STEPS
 #define DNS_STEPS 4096        /* steps per packet: a byte of a value, a label, a skip */
+#endif
+#ifndef DNS_FIRST_STEPS
+#define DNS_FIRST_STEPS 96    /* without bpf_loop: steps to the end of the packet's first message */
+#endif
+#ifndef DNS_NEXT_STEPS
+#define DNS_NEXT_STEPS 32     /* and of a second one (TCP: two in one segment) */
+#endif
 #define ETH_HLEN_ 14
 #define PACKET_OUTGOING_ 4
 #define LOOPBACK_IFINDEX 1
@@ -435,6 +448,42 @@ static __always_inline int dns_advance(struct dns_walk *w, struct dns_parse *p)
     return dns_read_value(w, p);
 }
 
+#ifdef DNS_NO_BPF_LOOP
+/* At most `steps` steps, to the end of a message or of the packet: 1 when a message ended and the
+ * packet has bytes left for another run. A run that ends neither leaves w->out and w->done unset:
+ * the caller counts the packet `unparsed`. The verifier checks every step of every run (about 3,700
+ * instructions each), so the bounds keep it under half of the 1,000,000 it allows; the row
+ * (dns_finish, with the kernel metrics) is checked once per run, not once per step. */
+static __always_inline int dns_run(struct dns_walk *w, struct dns_parse *p, u32 steps)
+{
+    int r = 0;
+    for (u32 i = 0; i < steps && !r; i++)
+        r = dns_advance(w, p);
+    if (!r)
+        return 0;
+    if (r < 0) {
+        w->out = 1;
+        return 0;
+    }
+    dns_finish(w, p, r - 1);
+    if (w->done)
+        return 0;
+    if (w->at >= w->end) {   /* the next step would find no bytes: no run spent on it */
+        w->out = 1;
+        return 0;
+    }
+    return 1;
+}
+
+/* Two runs: a message (or the rest of one begun in an earlier segment), then over TCP a short one
+ * after it in the same segment. */
+static __always_inline void dns_walk(struct dns_walk *w)
+{
+    struct dns_parse *p = w->p;
+    if (p && dns_run(w, p, DNS_FIRST_STEPS))
+        dns_run(w, p, DNS_NEXT_STEPS);
+}
+#else
 /* bpf_loop's callback, (index, walk). bcc would read a program's second argument as a probe's, so
  * it is declared with one and takes the walk from r2 before any instruction can change it. */
 long dns_step(u64 index)
@@ -462,6 +511,7 @@ static __always_inline void dns_walk(struct dns_walk *w)
 {
     bpf_loop(DNS_STEPS, dns_step, w, 0);
 }
+#endif
 
 /* A TCP segment of a flow on port 53: the flow's reading goes on from where its last segment left
  * it. Returns the reason of a row the segment ends with (the flow is then forgotten), or -1. */
@@ -516,7 +566,7 @@ static __always_inline int dns_tcp(struct dns_walk *w, u32 seq, u8 tcp_flags)
         dns_gather(w, p);
         dns_walk(w);
         if (!w->out)
-            return R_UNPARSED;   /* more than DNS_STEPS steps: the flow is not followed */
+            return R_UNPARSED;   /* more steps than allowed: the flow is not followed */
     }
     if (tcp_flags & 0x05) {   /* FIN or RST: a message begun is cut short */
         if (p->phase != P_PREFIX || p->need != 2)

@@ -29,6 +29,7 @@ from igcore.api import (
     hookimpl,
 )
 
+from .bpf_loop import use_bpf_loop
 from .kernel_counts import KernelCounters
 from .netns import packet_socket
 from .parse import PKT_TYPES, QTYPES, RCODES, MalformedPacket, contents
@@ -89,6 +90,10 @@ RINGBUF_PAGES = 1024   # 4 MiB: about 7,000 captured messages of headroom for a 
 QUERY_TABLE_SIZE = 16384
 QUERY_TTL_NS = 10_000_000_000
 NETNS_SLOTS = 4096     # namespaces watched at once (a slot is reused once its namespace has gone)
+# dns.bpf.c's bounds on the steps of its reader (docs/config.md, Using trace dns): with bpf_loop, per
+# packet; without (kernels 5.8 to 5.16), to the end of a packet's first message and of a second one,
+# kept small enough for the verifier, which walks through every step
+LOOP_STEPS, BOUNDED_STEPS = 4096, (96, 32)
 
 
 # struct dns_event in dns.bpf.c: timestamp, then struct dns_fields (latency, netns, qtype, id, sport,
@@ -110,6 +115,8 @@ class DnsGadget(TraceGadget, NetnsAware):
         self._lock = threading.Lock()
         self._bpf: Any = None   # bcc's BPF object, while started
         self._transport: RingBufferTransport | None = None
+        self._btf: CallbackBtf | None = None   # the bpf_loop build's callback records; None without
+        self.uses_bpf_loop = True   # which build of the reader runs (decided at start)
 
     # -- namespaces ------------------------------------------------------------------------
     def add_netns(self, netns: int, path: str) -> None:
@@ -122,7 +129,7 @@ class DnsGadget(TraceGadget, NetnsAware):
             slot = self._free_slots.pop()
             # the program reads the namespace from its slot: set before any packet can run it
             self._bpf[b"dns_netns"][ctypes.c_uint32(slot)] = ctypes.c_uint64(netns)
-            fd = load_with_slot(self._bpf, b"ig_dns_filter", slot, b"dns_step", self._btf)
+            fd = load_with_slot(self._bpf, b"ig_dns_filter", slot, b"dns_step" if self._btf else None, self._btf)
             try:
                 sock = packet_socket(path, fd, self.ctx.run_in_thread)
             except OSError:
@@ -149,9 +156,13 @@ class DnsGadget(TraceGadget, NetnsAware):
     def start(self, sink) -> None:
         text = resources.files(__package__).joinpath("dns.bpf.c").read_text()
         cflags = [f"-DIG_RINGBUF_PAGES={RINGBUF_PAGES}", f"-DQUERY_TABLE_SIZE={QUERY_TABLE_SIZE}",
-                  f"-DQUERY_TTL_NS={QUERY_TTL_NS}ULL", f"-DNETNS_SLOTS={NETNS_SLOTS}"]
+                  f"-DQUERY_TTL_NS={QUERY_TTL_NS}ULL", f"-DNETNS_SLOTS={NETNS_SLOTS}", f"-DDNS_STEPS={LOOP_STEPS}"]
+        self.uses_bpf_loop = use_bpf_loop()
+        if not self.uses_bpf_loop:
+            cflags += ["-DDNS_NO_BPF_LOOP", f"-DDNS_FIRST_STEPS={BOUNDED_STEPS[0]}",
+                       f"-DDNS_NEXT_STEPS={BOUNDED_STEPS[1]}"]
         self._bpf = compile_program(text, cflags, name="dns", ctx=self.ctx)
-        self._btf = CallbackBtf()
+        self._btf = CallbackBtf() if self.uses_bpf_loop else None
         self._counters.attach(self._bpf)
         self._transport = RingBufferTransport(self._bpf, self._decode, self.stats)
         self._transport.start(sink, name="ig-dns", spawn=self.ctx.spawn)

@@ -8,11 +8,13 @@ The program reads messages with bpf_loop, whose callback bcc compiles as a funct
 does not link: it is appended here after the program's instructions, each load of its address (a
 64-bit immediate bcc leaves 0) made to point at it, and the program loaded through libbpf with the
 BTF function records the kernel asks of a program with a callback (as libbpf's linker would do).
+The build without bpf_loop (older kernels) has no callback: its copies are loaded as they are.
 """
 
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import struct
 
@@ -38,6 +40,7 @@ class _LoadOpts(ctypes.Structure):
                 ("log_buf", ctypes.c_char_p)]
 
 
+@functools.cache
 def _libbpf():
     lib = ctypes.CDLL("libbpf.so.1", use_errno=True)
     lib.btf__new_empty.restype = ctypes.c_void_p
@@ -99,25 +102,29 @@ class CallbackBtf:
 
     def load(self, name: bytes, insns: bytes | bytearray, callback_at: int) -> int:
         records = struct.pack("<IIII", 0, self.program_id, callback_at, self.callback_id)
-        buffer = ctypes.create_string_buffer(bytes(insns), len(insns))
-        for log_level in (0, 1):   # the verifier's log only to explain a refusal
-            log = ctypes.create_string_buffer(_LOG_SIZE) if log_level else None
-            opts = _LoadOpts(sz=ctypes.sizeof(_LoadOpts), prog_btf_fd=self.fd, func_info=ctypes.cast(
-                ctypes.c_char_p(records), ctypes.c_void_p), func_info_cnt=2, func_info_rec_size=8,
-                log_level=log_level, log_size=_LOG_SIZE if log else 0,
-                log_buf=ctypes.cast(log, ctypes.c_char_p) if log else None)
-            fd = self._lib.bpf_prog_load(_SOCKET_FILTER, name[:15], b"GPL", buffer, len(insns) // _INSN,
-                                         ctypes.byref(opts))
-            if fd >= 0:
-                return fd
-        err = -fd if fd < 0 else ctypes.get_errno()
-        tail = log.value.decode(errors="replace").strip().splitlines()[-3:] if log else []
-        raise OSError(err, f"loading the DNS socket filter: {os.strerror(err)} ({' / '.join(tail)})")
+        return load_socket_filter(self._lib, name, insns, prog_btf_fd=self.fd, func_info=ctypes.cast(
+            ctypes.c_char_p(records), ctypes.c_void_p), func_info_cnt=2, func_info_rec_size=8)
 
 
-def load_with_slot(bpf, func_name: bytes, slot: int, callback_name: bytes, btf: CallbackBtf) -> int:
+def load_socket_filter(lib, name: bytes, insns: bytes | bytearray, **opts_fields) -> int:
+    """The fd of the socket filter `insns`; the verifier's last lines in the error if it refuses."""
+    buffer = ctypes.create_string_buffer(bytes(insns), len(insns))
+    for log_level in (0, 1):   # the verifier's log only to explain a refusal
+        log = ctypes.create_string_buffer(_LOG_SIZE) if log_level else None
+        opts = _LoadOpts(sz=ctypes.sizeof(_LoadOpts), log_level=log_level, log_size=_LOG_SIZE if log else 0,
+                         log_buf=ctypes.cast(log, ctypes.c_char_p) if log else None, **opts_fields)
+        fd = lib.bpf_prog_load(_SOCKET_FILTER, name[:15], b"GPL", buffer, len(insns) // _INSN, ctypes.byref(opts))
+        if fd >= 0:
+            return fd
+    err = -fd if fd < 0 else ctypes.get_errno()
+    tail = log.value.decode(errors="replace").strip().splitlines()[-3:] if log else []
+    raise OSError(err, f"loading the DNS socket filter: {os.strerror(err)} ({' / '.join(tail)})")
+
+
+def load_with_slot(bpf, func_name: bytes, slot: int, callback_name: bytes | None, btf: CallbackBtf | None) -> int:
     """The fd of a socket-filter program: `func_name` of `bpf` with IG_NETNS_SLOT set to `slot` and
-    `callback_name`, its bpf_loop callback, linked after it."""
+    `callback_name`, its bpf_loop callback, linked after it (None for the build without bpf_loop,
+    which has no callback and needs no BTF)."""
     insns = _instructions(bpf, func_name)
     magic, patched = struct.pack("<I", MAGIC), 0
     for offset in range(0, len(insns), _INSN):
@@ -126,6 +133,8 @@ def load_with_slot(bpf, func_name: bytes, slot: int, callback_name: bytes, btf: 
             patched += 1
     if not patched:
         raise RuntimeError("IG_NETNS_SLOT not found in the compiled program")
+    if callback_name is None or btf is None:
+        return load_socket_filter(_libbpf(), func_name, insns)
     callback_at = len(insns) // _INSN
     linked = _link_callback(insns, bytes(_instructions(bpf, callback_name)))
     return btf.load(func_name, linked, callback_at)

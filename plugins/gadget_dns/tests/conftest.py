@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 from dns_server import start as start_server
+from ig_gadget_dns.bpf_loop import FORCE_ENV
+from steps import BOUNDED, BPF_LOOP
 
 
 @pytest.fixture
@@ -22,3 +24,15 @@ def watched(dns_gadget, netns):
     gadget.add_netns(netns.inode, netns.path)
     yield gadget, rows, netns.run
     server.kill()
+
+
+@pytest.fixture(params=["bpf_loop", "bounded"])
+def reader_build(request, monkeypatch):
+    """Both builds of the kernel reader on this kernel (docs/config.md, Using trace dns: the one
+    without bpf_loop is what Linux 5.8 to 5.16 run, forced here by IG_DNS_NO_BPF_LOOP=1, which the
+    gadget and every ig started by the test read at start): the build's step bounds."""
+    if request.param == "bounded":
+        monkeypatch.setenv(FORCE_ENV, "1")
+        return BOUNDED
+    monkeypatch.delenv(FORCE_ENV, raising=False)
+    return BPF_LOOP

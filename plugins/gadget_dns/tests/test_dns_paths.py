@@ -1,6 +1,8 @@
 """The same DNS traffic through two real `ig prometheus`: metrics counted in the kernel (the default)
 and the same metrics forced to user space. Counts must be identical, latency histograms identical
-bucket by bucket: the kernel decides what a message is and its latency, whichever path counts it."""
+bucket by bucket: the kernel decides what a message is and its latency, whichever path counts it.
+With both builds of the kernel reader: the bounded one (kernels 5.8 to 5.16) cannot read the big
+answer over TCP within its steps (docs/config.md, Using trace dns), so it is no response there."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import uuid
 
 from dns_server import BIG_ANSWERS
 from dns_server import start as server
+from steps import BPF_LOOP
 
 from tests.fixtures.netns import wait_until_watched
 
@@ -64,7 +67,7 @@ def mine(ig, container: str) -> tuple[dict, dict]:
     return samples, sums
 
 
-def test_the_kernel_and_the_user_path_count_the_same(run_ig, docker, require_bpf):
+def test_the_kernel_and_the_user_path_count_the_same(reader_build, run_ig, docker, require_bpf):
     name = f"ig-dnspaths-{uuid.uuid4().hex[:6]}"
     docker.run("-d", "--network", "none", "ig-test-busybox:latest", "sleep", "1000", name=name, detach=True)
     kernel, user = run_ig(CONFIG), run_ig(CONFIG, "--no-kernel-aggregation")
@@ -86,6 +89,7 @@ def test_the_kernel_and_the_user_path_count_the_same(run_ig, docker, require_bpf
         subprocess.run([*inside, "dig", "+tries=1", "+time=2", "+tcp", "@127.0.0.1", "big.example.test"],
                        check=True, capture_output=True)
         # 4 lookups of A and AAAA, 3 NXDOMAIN (2 over TCP), a big answer over TCP: 12 responses
+        big = reader_build == BPF_LOOP   # else the big answer is unparsed: no response
         for ig in (kernel, user):
             assert ig.wait_for("dns_latency_nanoseconds_count", 9, k8s_container=name, proto="UDP") == 9
             assert ig.wait_for("dns_queries_total", 3, k8s_container=name, qtype="A", proto="TCP") == 3
@@ -93,12 +97,12 @@ def test_the_kernel_and_the_user_path_count_the_same(run_ig, docker, require_bpf
         user_got, user_sums = mine(user, name)
         assert got == user_got
         assert sums.keys() == user_sums.keys() and all(abs(sums[k] - user_sums[k]) < 1e6 for k in sums)
-        assert got[("dns_answers_total", frozenset({("k8s_container", name)}))] == 4 * 2 * 2 + BIG_ANSWERS
-        assert sum(v for (n, ls), v in got.items() if n == "dns_responses_total") == 12
+        assert got[("dns_answers_total", frozenset({("k8s_container", name)}))] == 4 * 2 * 2 + BIG_ANSWERS * big
+        assert sum(v for (n, ls), v in got.items() if n == "dns_responses_total") == 11 + big
         nx = {dict(ls)["proto"]: v for (n, ls), v in got.items() if n == "dns_responses_total" and ("rcode", "NXDomain") in ls}
         assert nx == {"UDP": 1, "TCP": 2}
         below = {float(dict(ls)["le"]): v for (n, ls), v in got.items()
                  if n == "dns_latency_nanoseconds_bucket" and ("proto", "TCP") in ls}
-        assert below[1.28e7] == 0 and below[float("inf")] == 3   # none below the resolver's delay
+        assert below[1.28e7] == 0 and below[float("inf")] == 2 + big   # none below the resolver's delay
     finally:
         resolver.kill()
