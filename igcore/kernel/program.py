@@ -9,7 +9,7 @@ time, the old one to stop at and the new one to start at. Each event is then cou
 them whatever user space does meanwhile; only an event whose two programs run on either side of
 that very instant (they run one after the other, microseconds apart) is seen by both or neither.
 
-The program's metrics share two maps (igcore.kernel.codegen). They are read with
+The program's metrics share its maps (igcore.kernel.codegen). They are read with
 BPF_MAP_LOOKUP_BATCH, CHUNK entries per system call, and only when a metric updated them since the
 last read; the entries are sliced and grouped per metric by C loops.
 """
@@ -24,7 +24,8 @@ from collections import defaultdict, deque
 from functools import partial
 from typing import Any, Callable, Iterable
 
-from .codegen import COUNTERS, HISTOGRAMS, Generated, Layout, generate
+from .codegen import NATIVE_TABLE, Generated, Layout, generate, map_sizes
+from .native import U64_MAX
 from .plan import Placement
 
 # Entries a metric may take in its map: twice --max-series (the entries of a series evicted at the
@@ -84,9 +85,26 @@ class KernelProgram:
         # bcc builds a table's types each time it is asked for one: once here, not per scrape
         self._window = bpf.get_table(b"ig_window")
         if self.generated is not None:
-            self._fds = {name: bpf.get_table(name.encode()).get_fd() for name in (COUNTERS, HISTOGRAMS)}
+            self._fds = {name: bpf.get_table(name.encode()).get_fd() for name in map_sizes(self.generated)}
             self._drops, self._updates = bpf.get_table(b"ig_kdrop"), bpf.get_table(b"ig_updates")
+            self._write_native_thresholds(bpf)
         self._bpf = bpf
+
+    def _write_native_thresholds(self, bpf) -> None:
+        """The rows native histograms search (igcore.kernel.native): each marked ready as it is
+        written, so an event never reads half a row."""
+        generated = self._generated
+        if not generated.native_rows:
+            return
+        table = bpf.get_table(NATIVE_TABLE.encode())
+        for row, thresholds in generated.native_rows:
+            leaf = table.Leaf()
+            leaf.base = thresholds.base
+            padded = thresholds.thresholds + (U64_MAX,) * (generated.native_width - len(thresholds.thresholds))
+            for i, value in enumerate(padded):
+                leaf.t[i] = value
+            leaf.ready = 1
+            table[ctypes.c_int(row)] = leaf
 
     @property
     def is_loaded(self) -> bool:
@@ -123,8 +141,7 @@ class KernelProgram:
         # Per entry, only slicing and grouping done by C loops: a scrape reads every entry.
         by_metric: dict[int, list] = defaultdict(list)
         generated = self._generated
-        ksize = generated.key_size
-        for name, vsize in ((COUNTERS, generated.counter_value_size), (HISTOGRAMS, generated.histogram_value_size)):
+        for name, (ksize, vsize) in map_sizes(generated).items():
             indexes = [layout.index for layout in self.layouts if layout.map_name == name]
             if not indexes:
                 continue
@@ -172,9 +189,8 @@ class KernelProgram:
         the events the entry counted since it was last read are lost there."""
         from bcc import libbcc
 
-        generated = self._generated
         name = self.layouts[index].map_name
-        size = generated.counter_value_size if name == COUNTERS else generated.histogram_value_size
+        size = map_sizes(self._generated)[name][1]
         buffer, value = ctypes.create_string_buffer(key, len(key)), ctypes.create_string_buffer(size)
         with self._lock:
             taken = libbcc.lib.bpf_lookup_and_delete(self._fds[name], buffer, value) == 0

@@ -1,0 +1,105 @@
+"""Native histograms computed in the kernel (docs/config.md, "Native histograms"; docs/architecture.md,
+"Native histograms in the kernel"): drawn schemas and multipliers over trace signal's signed 32-bit
+fields, real failed kill(2) calls whose target pid and signal number the test draws over their
+whole range, and the kernel path's histograms equal to a reference computed from Prometheus'
+definition of the bucket index, bucket by bucket (the text formats' classic buckets of each series'
+NativeCounts), with the same count as the user path (--no-kernel-aggregation) beside it.
+
+Every call fails with ESRCH, and so signals nobody: a target above any pid_max (or the group of
+one) does not exist, which the kernel finds before it looks at the signal number.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import uuid
+
+from hypothesis import given
+from hypothesis import strategies as st
+from prometheus_client.utils import floatToGoString
+
+from igcore.nativehist import DEFAULT_CLASSIC_MAX, classic_buckets
+from tests.fixtures.kernel_paths import EXAMPLES, start_both
+from tests.fixtures.native_reference import reference_counts
+
+PID_MAX = 1 << 22   # the largest pid_max a kernel allows
+S32 = (-(1 << 31), (1 << 31) - 1)
+MULTIPLIERS = ("1", "1000", "0.001", "0.37", "1e-9", "7")
+ESRCH = -3
+SENDER = r"""
+import json, os, sys
+with open("/proc/self/comm", "w") as f:
+    f.write(sys.argv[1])
+for pid, number in json.loads(sys.argv[2]):
+    try:
+        os.kill(pid, number)
+    except OSError:
+        pass
+"""
+
+missing_pid = st.one_of(st.integers(PID_MAX + 1, S32[1]), st.integers(S32[0], -PID_MAX - 1),
+                        st.sampled_from([S32[0], S32[1], PID_MAX + 1, -PID_MAX - 1]))
+signal_number = st.one_of(st.integers(1, 64), st.integers(S32[0], -1), st.integers(65, S32[1]),
+                          st.sampled_from([S32[0], S32[1], 65, -1, 1 << 20, (1 << 20) + 1]))
+
+
+@st.composite
+def native(draw, name: str, comm: str, field: str) -> tuple[str, int, str]:
+    schema, multiplier = draw(st.integers(0, 8)), draw(st.sampled_from(MULTIPLIERS))
+    entry = (f"  - {{name: {name}, type: histogram, category: trace, gadget: signal, "
+             f"selector: [\"comm:{comm}\", \"retval:<0\"], labels: [retval], field: {field}, "
+             f"bucket: {{type: native, schema: {schema}, multiplier: {multiplier}}}}}")
+    return entry, schema, multiplier
+
+
+def _expected(name: str, raws: dict[int, list[int]], schema: int, multiplier: str) -> dict:
+    """The samples of histogram `name`: per retval, its reference counts as classic buckets."""
+    samples = {}
+    for retval, observed in raws.items():
+        counts = reference_counts(observed, schema, multiplier)
+        labels = {"retval": str(retval)}
+        rows = classic_buckets(counts, schema, DEFAULT_CLASSIC_MAX)
+        for bound, cumulative in rows:
+            samples[(f"{name}_bucket", frozenset({**labels, "le": floatToGoString(bound)}.items()))] = cumulative
+        if rows[0][0] >= 0:   # prometheus_client shows no _count and _sum for a histogram with negative buckets
+            samples[(f"{name}_count", frozenset(labels.items()))] = counts.count
+            samples[(f"{name}_sum", frozenset(labels.items()))] = counts.sum
+    return samples
+
+
+def _of(samples: dict, names: tuple[str, ...]) -> dict:
+    return {key: value for key, value in samples.items() if key[0].rpartition("_")[0] in names}
+
+
+@given(data=st.data())
+@EXAMPLES
+def test_the_kernel_places_every_value_as_prometheus_defines(require_bpf, run_ig, data):
+    comm = "n" + uuid.uuid4().hex[:14]
+    target, number = data.draw(native("by_target", comm, "tpid")), data.draw(native("by_signal", comm, "signalRaw"))
+    counted = (f"  - {{name: calls, type: counter, category: trace, gadget: signal, "
+               f"selector: [\"comm:{comm}\", \"retval:<0\"], labels: [retval]}}")
+    config = "metrics_name: native\nmetrics:\n" + "\n".join([target[0], number[0], counted]) + "\n"
+    kernel, user = start_both(run_ig, config, "--host")
+
+    calls = data.draw(st.lists(st.tuples(missing_pid, signal_number), min_size=1, max_size=60))
+    subprocess.run([sys.executable, "-c", SENDER, comm, json.dumps(calls)], check=True, timeout=60)
+    by_retval = {ESRCH: calls}
+    for ig in (kernel, user):
+        assert ig.wait_for("calls_total", len(calls), retval=str(ESRCH)) == len(calls), ig.text()
+
+    expected = {**_expected("by_target", {r: [p for p, _ in made] for r, made in by_retval.items()}, *target[1:]),
+                **_expected("by_signal", {r: [s for _, s in made] for r, made in by_retval.items()}, *number[1:])}
+    names = ("by_target", "by_signal")
+    left, right = _of(kernel.samples(), names), _of(user.samples(), names)
+    assert left == expected, {k: (left.get(k), expected.get(k)) for k in set(left) | set(expected)
+                              if left.get(k) != expected.get(k)}
+    # the user path counts the same events into each series (its buckets are its own tests')
+    counts = {key: value for key, value in left.items() if dict(key[1]).get("le") == "+Inf"}
+    assert counts == {key: value for key, value in right.items() if dict(key[1]).get("le") == "+Inf"}
+    dropped = {dict(labels)["metric"]: value for (name, labels), value in kernel.samples().items()
+               if name == "ig_series_dropped_total" and value}
+    assert not dropped, dropped
+    kernel.stop()
+    user.stop()
