@@ -1,4 +1,4 @@
-"""Native histograms computed in the kernel (docs/config.md, "Native histograms"; docs/architecture.md,
+"""Native histograms computed in the kernel (docs/config.md and docs/architecture.md,
 "Native histograms in the kernel"): drawn schemas and multipliers over trace signal's signed 32-bit
 fields, real failed kill(2) calls whose target pid and signal number the test draws over their
 whole range, and the kernel path's histograms equal to a reference computed from Prometheus'
@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from prometheus_client.utils import floatToGoString
 
 from igcore.nativehist import DEFAULT_CLASSIC_MAX, classic_buckets
+from tests.fixtures.igrun import check
 from tests.fixtures.kernel_paths import EXAMPLES, start_both
 from tests.fixtures.native_reference import reference_counts
 
@@ -103,3 +104,18 @@ def test_the_kernel_places_every_value_as_prometheus_defines(require_bpf, run_ig
     assert not dropped, dropped
     kernel.stop()
     user.stop()
+
+
+def test_check_names_native_histograms_of_kernel_fields_in_the_kernel():
+    """docs/config.md, "Native histograms in the kernel": a kernel column's native histogram goes to
+    the kernel, a user-space column's stays in user space with the same bounds."""
+    config = ("metrics_name: t\nmetrics:\n"
+              "  - {name: pids, type: histogram, category: trace, gadget: exec, field: pid, bucket: {type: native}}\n"
+              "  - {name: ppids, type: histogram, category: trace, gadget: exec, field: ppid, "
+              "bucket: {type: native, schema: 0}}\n")
+    result = check(config)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert "  pids: in the kernel (a BPF map of trace exec; a native histogram, its buckets found there)" in lines
+    assert ("  ppids: in user space (trace exec): field ppid: column ppid is not known in the gadget's eBPF program"
+            in lines)

@@ -15,8 +15,8 @@ histogram is computed here):
 
 A native histogram's bucket is found from the field's magnitude by its bit position and a binary
 search of the thresholds inside that power of two (igcore.kernel.native), which user space writes
-into the array `ig_nthr` (64 rows per native histogram) before the program counts; an event that
-comes before a row is written (the first instant after the program attaches) counts as dropped.
+into the array `ig_nthr` (64 rows per native histogram) before the program's window opens
+(KernelProgram); a row found unwritten all the same counts the event as dropped.
 
 The C grows by one line per metric and one per distinct selector test, so that clang and the
 verifier take time in proportion to the config (bench/startup; docs/config.md, "Start-up and
@@ -142,7 +142,8 @@ class Generated:
 COUNTERS, HISTOGRAMS, NATIVE, NATIVE_TABLE = "ig_counts", "ig_hists", "ig_native", "ig_nthr"
 NATIVE_VALUE_SIZE = 16   # the bucket's count, the field's sum
 # Entries of ig_native per entry of a series: a native histogram's series holds one per bucket hit,
-# which a field spread over a few powers of two keeps near this (docs/config.md, "Native histograms").
+# which a field spread over a few powers of two keeps near this (docs/config.md, "Native histograms in
+# the kernel").
 NATIVE_ENTRIES_PER_SERIES = 8
 
 

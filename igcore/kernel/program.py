@@ -54,6 +54,9 @@ class KernelProgram:
         self.per_metric = max(MIN_ENTRIES, 2 * max_series)
         self.start_idle = not start_counting
         self.generated: Generated | None = generate(spec, metrics, self.per_metric) if metrics else None
+        # A native histogram's program counts nothing until its thresholds are written (`loaded`):
+        # every metric of it starts at the same event, as if it had attached a moment later.
+        self._idle_until_written = start_counting and self.generated is not None and bool(self.generated.native_rows)
         self._bpf = None
         self._fds: dict[str, int] = {}
         self._lock = threading.Lock()   # one read at a time: reads share the buffers and the snapshot
@@ -79,7 +82,8 @@ class KernelProgram:
         return self.generated.code if self.generated is not None else ""
 
     def cflags(self) -> list[str]:
-        return [f"-DIG_RING={1 if self.ring_needed else 0}", f"-DIG_START_IDLE={1 if self.start_idle else 0}"]
+        idle = self.start_idle or self._idle_until_written
+        return [f"-DIG_RING={1 if self.ring_needed else 0}", f"-DIG_START_IDLE={1 if idle else 0}"]
 
     def loaded(self, bpf) -> None:
         # bcc builds a table's types each time it is asked for one: once here, not per scrape
@@ -88,6 +92,8 @@ class KernelProgram:
             self._fds = {name: bpf.get_table(name.encode()).get_fd() for name in map_sizes(self.generated)}
             self._drops, self._updates = bpf.get_table(b"ig_kdrop"), bpf.get_table(b"ig_updates")
             self._write_native_thresholds(bpf)
+            if self._idle_until_written:
+                self.count_from(1)   # from now on (CLOCK_MONOTONIC is past 1 ns)
         self._bpf = bpf
 
     def _write_native_thresholds(self, bpf) -> None:

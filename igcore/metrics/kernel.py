@@ -321,7 +321,7 @@ class KernelHistogramAggregator(KernelAggregator, HistogramAggregator):
 
 
 class KernelNativeHistogramAggregator(KernelHistogramAggregator):
-    """A native histogram computed in the kernel (docs/config.md, "Native histograms"): one map
+    """A native histogram computed in the kernel (docs/config.md, "Native histograms in the kernel"): one map
     entry per series and bucket (`ig_native`, its key ending with the bucket's word,
     igcore.kernel.native.bucket_word), holding the bucket's count and the field's sum. A series'
     state keeps {bucket word: count} and the exact sum of the field; collect turns them into the
