@@ -1,19 +1,24 @@
 """The kernel's native histogram thresholds (docs/architecture.md, "Native histograms in the kernel"):
 for drawn raws over the whole range of every integer C type, drawn schemas and multipliers, the
 index found by the kernel's search over the thresholds is the bucket of Prometheus' definition:
-the smallest i with |value| <= upper_bound(i), found here by a search over the bounds."""
+the smallest i with |value| <= upper_bound(i), found here by a search over the bounds. The kernel
+aggregator keys the rows of a program that fell back to user space the same way."""
 
 from __future__ import annotations
 
 import math
 from decimal import Decimal
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from igcore.config import bind_config
+from igcore.kernel import place
 from igcore.kernel.native import max_magnitude, thresholds
 from igcore.nativehist import SCHEMAS, NativeBucketing, upper_bound
-from tests.fixtures.native_reference import reference_index
+from igcore.plugins import load_catalog
+from tests.fixtures.native_reference import reference_counts, reference_index
 
 CTYPES = [f"{sign}{bits}" for sign in "us" for bits in (8, 16, 32, 64)]
 MULTIPLIERS = ["1", "10", "1000", "1000000000", "0.1", "0.001", "0.000000001", "0.37", "3", "7.25", "1e-40", "1e280"]   # values stay finite
@@ -77,3 +82,25 @@ def test_multiplier_one_at_schema_zero_is_the_bit_position():
         if k < 53:
             assert found.index((1 << k) + 1) == k + 1
     assert not math.isinf(upper_bound(64, 0))
+
+
+CATALOG = load_catalog()
+SIGNAL = CATALOG.get("trace", "signal")
+
+
+@pytest.mark.skipif(SIGNAL is None, reason="ig-gadget-signal is not installed")
+@settings(max_examples=60, deadline=None)
+@given(st.sampled_from(SCHEMAS), st.sampled_from(MULTIPLIERS[:-1]),
+       st.lists(st.integers(-(1 << 31), (1 << 31) - 1), min_size=1, max_size=40))
+def test_a_kernel_aggregator_in_user_space_keeps_the_same_buckets(schema, multiplier, raws):
+    """A native histogram whose program fell back to user space counts rows into the buckets the
+    kernel keys (native.bucket_word): the reference's NativeCounts, sum included."""
+    config = {"metrics_name": "t", "metrics": [
+        {"name": "n", "type": "histogram", "category": "trace", "gadget": "signal", "field": "tpid",
+         "bucket": {"type": "native", "schema": schema, "multiplier": multiplier}}]}
+    (bound,) = bind_config(config, CATALOG).metrics
+    aggregator = bound.metric_type.kernel(bound, place(bound), max_series=10)
+    aggregator.fall_back("test")
+    aggregator.ingest([{"tpid": raw} for raw in raws])
+    ((_, counts),) = aggregator.native_counts()
+    assert counts == reference_counts(raws, schema, multiplier)
