@@ -12,6 +12,7 @@ one) does not exist, which the kernel finds before it looks at the signal number
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 import uuid
@@ -20,10 +21,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from prometheus_client.utils import floatToGoString
 
-from igcore.nativehist import DEFAULT_CLASSIC_MAX, classic_buckets
+from igcore.nativehist import DEFAULT_CLASSIC_MAX, classic_buckets, upper_bound
 from tests.fixtures.igrun import check
 from tests.fixtures.kernel_paths import EXAMPLES, start_both
-from tests.fixtures.native_reference import reference_counts
+from tests.fixtures.native_reference import reference_counts, reference_index
 
 PID_MAX = 1 << 22   # the largest pid_max a kernel allows
 S32 = (-(1 << 31), (1 << 31) - 1)
@@ -44,6 +45,17 @@ missing_pid = st.one_of(st.integers(PID_MAX + 1, S32[1]), st.integers(S32[0], -P
                         st.sampled_from([S32[0], S32[1], PID_MAX + 1, -PID_MAX - 1]))
 signal_number = st.one_of(st.integers(1, 64), st.integers(S32[0], -1), st.integers(65, S32[1]),
                           st.sampled_from([S32[0], S32[1], 65, -1, 1 << 20, (1 << 20) + 1]))
+
+
+@st.composite
+def near_a_bound(draw, schema: int, multiplier: str, low: int, high: int) -> int:
+    """A raw of magnitude in [low, high] at most two from where a bucket of `schema` ends (a search
+    off by one shows there): the bound of the bucket of a drawn magnitude, divided by the multiplier."""
+    m = float(multiplier)
+    magnitude = 2 ** draw(st.floats(math.log2(low), math.log2(high)))
+    index = reference_index(magnitude * m, schema)
+    raw = math.floor(upper_bound(index, schema) / m) + draw(st.integers(-2, 2)) if index is not None else low
+    return min(max(raw, low), high) * draw(st.sampled_from([1, -1]))
 
 
 @st.composite
@@ -84,7 +96,9 @@ def test_the_kernel_places_every_value_as_prometheus_defines(require_bpf, run_ig
     config = "metrics_name: native\nmetrics:\n" + "\n".join([target[0], number[0], counted]) + "\n"
     kernel, user = start_both(run_ig, config, "--host")
 
-    calls = data.draw(st.lists(st.tuples(missing_pid, signal_number), min_size=1, max_size=60))
+    pids = st.one_of(missing_pid, near_a_bound(*target[1:], PID_MAX + 1, S32[1]))
+    numbers = st.one_of(signal_number, near_a_bound(*number[1:], 1, S32[1]))
+    calls = data.draw(st.lists(st.tuples(pids, numbers), min_size=1, max_size=60))
     subprocess.run([sys.executable, "-c", SENDER, comm, json.dumps(calls)], check=True, timeout=60)
     by_retval = {ESRCH: calls}
     for ig in (kernel, user):
