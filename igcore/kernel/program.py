@@ -32,6 +32,9 @@ from .plan import Placement
 # cap are deleted at the pull that evicts it, but each container of a label set needs its own
 # entry, and new label sets take entries between two pulls), and at least this many.
 MIN_ENTRIES = 1024
+# A window's start that opens it for good from when it is set, read without a clock (IG_FROM_NOW
+# of ig_emit.h): CLOCK_MONOTONIC is past 1 ns, so it means the same as the time it stands for.
+FROM_NOW = 1
 # Entries read per system call: the buffers stay small whatever the maps' bounds.
 CHUNK = 4096
 
@@ -93,7 +96,7 @@ class KernelProgram:
             self._drops, self._updates = bpf.get_table(b"ig_kdrop"), bpf.get_table(b"ig_updates")
             self._write_native_thresholds(bpf)
             if self._idle_until_written:
-                self.count_from(1)   # from now on (CLOCK_MONOTONIC is past 1 ns)
+                self.count_from(FROM_NOW)
         self._bpf = bpf
 
     def _write_native_thresholds(self, bpf) -> None:
