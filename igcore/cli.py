@@ -230,7 +230,8 @@ def placement_lines(cfg, kernel_aggregation: bool) -> list[str]:
         placement = place(bound, kernel_aggregation)
         gadget = f"{bound.spec.category.value} {bound.spec.name}"
         if placement.where == KERNEL:
-            lines.append(f"  {bound.name}: in the kernel (a BPF map of {gadget})")
+            native = "; a native histogram, its buckets found there" if bound.native is not None else ""
+            lines.append(f"  {bound.name}: in the kernel (a BPF map of {gadget}{native})")
         elif placement.where == USER:
             lines.append(f"  {bound.name}: in user space ({gadget}): {placement.reason}")
         else:

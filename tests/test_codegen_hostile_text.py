@@ -61,6 +61,9 @@ def metric(draw, spec) -> dict:
     if kind == "histogram":
         entry["bucket"] = {"type": draw(st.sampled_from(["exp2", "linear"])), "min": 0, "max": draw(st.integers(1, 12)),
                            "multiplier": draw(st.sampled_from([1, 0.5, 1000, "0.0001"]))}
+        if draw(st.booleans()):   # a native histogram: its thresholds are numbers in a map, its code the generator's
+            entry["bucket"] = {"type": "native", "schema": draw(st.integers(0, 8)),
+                               "multiplier": draw(st.sampled_from([1, 0.37, 1000, "0.0001"]))}
     return entry
 
 
@@ -103,6 +106,8 @@ def _generator_vocabulary(spec) -> set[bytes]:
               for i, (column, neg) in enumerate((c, n) for c in strings for n in ("", "!"))]
     plain.append({"name": "h", "type": "histogram", "category": "trace", "gadget": spec.name, "field": ints[0],
                   "selector": [], "labels": [], "bucket": {"type": "exp2", "min": 0, "max": 12}})
+    plain.append({"name": "n", "type": "histogram", "category": "trace", "gadget": spec.name, "field": ints[0],
+                  "selector": [], "labels": [], "bucket": {"type": "native"}})
     cfg = bind_config({"metrics_name": "plain", "metrics": plain}, CATALOG)
     code = _normal(_kernel_program(spec, cfg).c_code().encode(), spec)
     return {code[i:i + 3] for i in range(len(code) - 2)}

@@ -8,6 +8,7 @@ import math
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.fixtures.protobuf_scrape import decoded
 from igcore.nativehist import (
     FRACTIONS, SCHEMAS, ZERO_THRESHOLD, NativeCounts, bucket_index, classic_buckets, native_sample_value,
     upper_bound)
@@ -36,26 +37,14 @@ def test_the_fractions_are_the_formats_table():
     assert all(FRACTIONS[s][::2] == FRACTIONS[s - 1] for s in SCHEMAS if s)
 
 
-def _decode(spans, deltas) -> dict[int, int]:
-    """Prometheus' reading of spans and deltas back into index -> count."""
-    out, index, count, d = {}, 0, 0, iter(deltas)
-    for span in spans:
-        index += span.offset   # the first: its index; the others: the gap after the previous span
-        for _ in range(span.length):
-            count += next(d)
-            out[index] = count
-            index += 1
-    return out
-
-
 @given(st.lists(st.floats(allow_nan=False, min_value=-1e12, max_value=1e12)), st.sampled_from(SCHEMAS))
 def test_the_encoding_decodes_to_the_counts(values, schema):
     counts = NativeCounts()
     for v in values:
         counts.observe(v, schema)
     sample = native_sample_value(counts, schema)
-    assert _decode(sample.pos_spans, sample.pos_deltas) == counts.positive
-    assert _decode(sample.neg_spans, sample.neg_deltas) == counts.negative
+    assert decoded(sample.pos_spans, sample.pos_deltas) == counts.positive
+    assert decoded(sample.neg_spans, sample.neg_deltas) == counts.negative
     assert sample.zero_count == sum(1 for v in values if abs(v) <= ZERO_THRESHOLD)
     assert sample.count_value == len(values)
 

@@ -18,45 +18,10 @@ from prometheus_client.samples import Exemplar
 from igcore.exposition import scrape_key
 from igcore.metrics.aggregators import HistogramAggregator
 from igcore.nativehist import NativeBucketing
-from igcore.promproto import CONTENT_TYPE, METRIC_TYPES, MetricFamily, generate_protobuf
+from igcore.promproto import CONTENT_TYPE, METRIC_TYPES, generate_protobuf
 from tests.fixtures.aggregation import Wrap, bound
+from tests.fixtures.protobuf_scrape import PROMETHEUS_NATIVE_ACCEPT, decoded, parse
 from tests.fixtures.waiting import wait_until
-
-# What Prometheus 2.42 sends when started with --enable-feature=native-histograms.
-PROMETHEUS_NATIVE_ACCEPT = ("application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited,"
-                            "application/openmetrics-text;version=1.0.0;q=0.8,application/openmetrics-text;"
-                            "version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1")
-
-
-def parse(data: bytes) -> list:
-    """Length-delimited MetricFamily messages, read back with the protobuf library."""
-    messages, pos = [], 0
-    while pos < len(data):
-        size, shift = 0, 0
-        while True:
-            byte = data[pos]
-            pos += 1
-            size |= (byte & 0x7F) << shift
-            shift += 7
-            if not byte & 0x80:
-                break
-        message = MetricFamily()
-        message.ParseFromString(data[pos:pos + size])
-        messages.append(message)
-        pos += size
-    return messages
-
-
-def decoded(spans, deltas) -> dict[int, int]:
-    out, index, count, d = {}, 0, 0, iter(deltas)
-    for span in spans:
-        index += span.offset
-        for _ in range(span.length):
-            count += next(d)
-            out[index] = count
-            index += 1
-    return out
-
 
 def labels_of(metric) -> dict[str, str]:
     return {pair.name: pair.value for pair in metric.label}

@@ -9,7 +9,7 @@
  * declared (KernelField expressions, valid at every IG_EMIT) and updates the metric's map.
  *
  * The program's window (`ig_window`, CLOCK_MONOTONIC ns: [0] counts from, [1] counts until, 0
- * for none) decides whether an event is counted and sent at all: a reload that compiles a new
+ * for none; [0] IG_FROM_NOW with no end: an idle start opened for good, read without a clock) decides whether an event is counted and sent at all: a reload that compiles a new
  * program hands over at one instant set in both programs before it comes, so each event is
  * counted by exactly one of them, in the kernel and in user space alike (igcore.kernel.program).
  *
@@ -30,6 +30,7 @@
 #ifndef IG_START_IDLE
 #define IG_START_IDLE 0
 #endif
+#define IG_FROM_NOW 1   /* a start of 1 ns: every event from when it is set */
 #ifndef IG_KERNEL_METRICS_UPDATE
 #define IG_KERNEL_METRICS_UPDATE() do { } while (0)
 #endif
@@ -47,6 +48,8 @@ static __always_inline int ig_in_window(void)
         return 0;
     if (*from == 0 && *until == 0)
         return !IG_START_IDLE;   /* no hand-over under way: read no clock */
+    if (*from == IG_FROM_NOW && *until == 0)
+        return 1;   /* opened once user space was ready (igcore.kernel.program): read no clock either */
     if (IG_START_IDLE && *from == 0)
         return 0;
     u64 now = bpf_ktime_get_ns();

@@ -2,13 +2,21 @@
 
 The program's IG_EMIT runs `IG_KERNEL_METRICS_UPDATE()`: it copies the columns the metrics read
 (the gadget's KernelField expressions, valid where it emits) into one `struct ig_krow`, and calls
-`ig_kernel_metrics`, in which each metric tests its selectors and updates its entry in one of two
-hash maps shared by the program's metrics (`ig_counts`, `ig_hists`):
+`ig_kernel_metrics`, in which each metric tests its selectors and updates its entry in one of the
+hash maps shared by the program's metrics (`ig_counts`, `ig_hists`, and `ig_native` when a native
+histogram is computed here):
 
     key:   the metric's index, the gadget's container key, then the metric's kernel label columns
-           (integers as 8 bytes, strings as their char[N] padded to 8 bytes), zeros to the key size
+           (integers as 8 bytes, strings as their char[N] padded to 8 bytes), zeros to the key size;
+           for ig_native, then the bucket (igcore.kernel.native.bucket_word)
     value: counter u64 (1 per event, or the field's sum); histogram u64 per bucket (+Inf last),
-           zeros to the widest histogram's, then the sum of the field
+           zeros to the widest histogram's, then the sum of the field; native histogram the
+           bucket's count, then the sum of the field over the bucket's events
+
+A native histogram's bucket is found from the field's magnitude by its bit position and a binary
+search of the thresholds inside that power of two (igcore.kernel.native), which user space writes
+into the array `ig_nthr` (64 rows per native histogram) before the program's window opens
+(KernelProgram); a row found unwritten all the same counts the event as dropped.
 
 The C grows by one line per metric and one per distinct selector test, so that clang and the
 verifier take time in proportion to the config (bench/startup; docs/config.md, "Start-up and
@@ -31,6 +39,7 @@ from typing import Any, Callable
 from ..bpf.gadget import c_string   # how rows read a char[]: labels from the map read the same
 from ..columns import Column, KernelField, Kind
 from .ctext import bucket_index, int_compare, string_equals
+from .native import NEGATIVE, POSITIVE, ROWS, Row, Thresholds, thresholds
 from .plan import INT_TYPES, Placement, char_array_size
 
 
@@ -40,11 +49,12 @@ class Layout:
 
     index: int
     map_name: str                             # COUNTERS or HISTOGRAMS
-    key: struct.Struct                        # metric index, container key, key columns (ints, then strings)
+    key: struct.Struct                        # metric index, container key, key columns (ints, then strings)[, bucket]
     order: tuple[int, ...]                    # per kernel label column, config order: its item in `key` - 2
     decoders: tuple[Callable[[Any], object], ...]      # per kernel label column, config order: item -> row value
     value: struct.Struct
     histogram: bool
+    native: bool = False                      # a native histogram: one entry per bucket (NATIVE)
 
 
 class _Cells:
@@ -125,9 +135,25 @@ class Generated:
     key_size: int
     counter_value_size: int
     histogram_value_size: int
+    native_rows: tuple[tuple[int, Row], ...] = ()   # (row of ig_nthr, its thresholds), for NativeTable
+    native_width: int = 1                           # thresholds per row of ig_nthr
 
 
-COUNTERS, HISTOGRAMS = "ig_counts", "ig_hists"
+COUNTERS, HISTOGRAMS, NATIVE, NATIVE_TABLE = "ig_counts", "ig_hists", "ig_native", "ig_nthr"
+NATIVE_VALUE_SIZE = 16   # the bucket's count, the field's sum
+# Entries of ig_native per entry of a series: a native histogram's series holds one per bucket hit,
+# which a field spread over a few powers of two keeps near this (docs/config.md, "Native histograms in
+# the kernel").
+NATIVE_ENTRIES_PER_SERIES = 8
+
+
+def map_sizes(generated: Generated) -> dict[str, tuple[int, int]]:
+    """Per map of the program: (key size, value size)."""
+    sizes = {COUNTERS: (generated.key_size, generated.counter_value_size),
+             HISTOGRAMS: (generated.key_size, generated.histogram_value_size)}
+    if generated.native_rows:
+        sizes[NATIVE] = (generated.key_size + 8, NATIVE_VALUE_SIZE)
+    return sizes
 
 
 @dataclass(frozen=True)
@@ -153,16 +179,18 @@ def generate(spec, metrics: list[tuple[Any, Placement]], per_metric: int) -> Gen
     key_cell = cells.cell(schema.get(spec.container_key))
     fields = [_fields(placement) for _, placement in metrics]
     words = max([f.words for f in fields] + [1])
-    bucketed = [b for b, _ in metrics if b.metric_type.buckets]
+    bucketed = [b for b, _ in metrics if _kind(b) == HISTOGRAM]
+    natives = [b for b, _ in metrics if _kind(b) == NATIVE_HISTOGRAM]
     buckets = max([len(b.bounds) + 1 for b in bucketed] + [1])
     key_size, hist_size = 8 * (2 + words), 8 * (buckets + 1)
     histograms = len(bucketed)
-    sizes = (max(1, len(metrics) - histograms) * per_metric, max(1, histograms) * per_metric)
+    sizes = (max(1, len(metrics) - histograms - len(natives)) * per_metric, max(1, histograms) * per_metric)
+    table = _NativeTable(natives, schema)
     shapes = _Shapes(cells, key_cell, key_size, [(_kind(b), f) for (b, _), f in zip(metrics, fields)])
     predicates = _Predicates()
     notes, layouts = [], []
     for index, ((bound, placement), f) in enumerate(zip(metrics, fields)):
-        text, layout = _metric(index, bound, placement, f, cells, schema, shapes, predicates, buckets)
+        text, layout = _metric(index, bound, placement, f, cells, schema, shapes, predicates, buckets, table)
         notes.append(text)
         layouts.append(layout)
     head = [
@@ -171,13 +199,14 @@ def generate(spec, metrics: list[tuple[Any, Placement]], per_metric: int) -> Gen
         *(f"#define {macro} 1" for macro in sorted(cells.needs)),
         f"struct ig_key {{ u64 metric; u64 ck; u64 w[{words}]; }};",
         f"struct ig_hist {{ u64 b[{buckets}]; u64 sum; }};",
+        *table.structs(),
         # The row and the work of one event (the tests' results, the keys, per metric `on`, 0 or its
         # shape + 1, and what it adds) live in a map, not on the stack (512 bytes): the verifier
         # then learns nothing of the cells from one metric's tests that would make the next
         # metric's paths differ.
         f"struct ig_krow {{ {' '.join(cells.decls)} volatile u8 p[{max(1, len(predicates.tests))}]; "
         f"struct ig_key keys[{shapes.count}]; volatile u16 on[{len(metrics)}]; u16 bucket[{len(metrics)}]; "
-        f"u64 amount[{len(metrics)}]; }};",
+        f"u64 amount[{len(metrics)}]; {table.row_fields(len(metrics))}}};",
         "BPF_PERCPU_ARRAY(ig_rows, struct ig_krow, 1);",
         "static __always_inline struct ig_krow *ig_row_slot(void) {",
         "    u32 zero = 0;",
@@ -191,6 +220,7 @@ def generate(spec, metrics: list[tuple[Any, Placement]], per_metric: int) -> Gen
         "#endif",
         f"BPF_F_TABLE(\"hash\", struct ig_key, u64, {COUNTERS}, {sizes[0]}, IG_KERNEL_MAP_FLAGS);",
         f"BPF_F_TABLE(\"hash\", struct ig_key, struct ig_hist, {HISTOGRAMS}, {sizes[1]}, IG_KERNEL_MAP_FLAGS);",
+        *table.declarations(len(natives) * per_metric * NATIVE_ENTRIES_PER_SERIES),
         # map updates, per CPU, each counted after it is made: the reader skips a read of maps
         # that nothing updated since (KernelProgram.read)
         "BPF_PERCPU_ARRAY(ig_updates, u64, 1);",
@@ -221,7 +251,7 @@ def generate(spec, metrics: list[tuple[Any, Placement]], per_metric: int) -> Gen
         + " ".join(cells.fills) + " ig_kernel_metrics(ig_row__); } } while (0)",
         "",
     ]
-    return Generated("\n".join([*head, *dispatch]), tuple(layouts), key_size, 8, hist_size)
+    return Generated("\n".join([*head, *dispatch]), tuple(layouts), key_size, 8, hist_size, table.rows, table.width)
 
 
 def _apply(shapes: "_Shapes", metrics: int, buckets: int) -> list[str]:
@@ -247,12 +277,22 @@ def _apply(shapes: "_Shapes", metrics: int, buckets: int) -> list[str]:
         "__sync_fetch_and_add(&v->b[idx], 1);",
         "__sync_fetch_and_add(&v->sum, amount);",
     ]
-    if shapes.counters == shapes.count:
-        update = counter
-    elif shapes.counters == 0:
-        update = histogram
-    else:
-        update = [f"if (shape < {shapes.counters}) {{", *_indented(counter), "} else {", *_indented(histogram), "}"]
+    native = [
+        # the key of the series, then the bucket: copied into the row (the stack is 512 bytes)
+        "__builtin_memcpy(&r->nk.k, k, sizeof(struct ig_key));",
+        "r->nk.b = r->nb[j];",
+        "struct ig_nval *v = ig_native.lookup(&r->nk);",
+        "if (!v) { struct ig_nval zero = {}; ig_native.insert(&r->nk, &zero); v = ig_native.lookup(&r->nk); }",
+        "if (!v) { ig_kernel_drop(j); continue; }",
+        "__sync_fetch_and_add(&v->count, 1);",
+        "__sync_fetch_and_add(&v->sum, amount);",
+    ]
+    # the shapes of each map in turn: counters', histograms', native histograms'
+    ranges = [(shapes.counters, counter), (shapes.counters + shapes.histograms, histogram), (shapes.count, native)]
+    present = [(end, lines) for (end, lines), start in zip(ranges, [0] + [end for end, _ in ranges]) if end > start]
+    update = present[-1][1]
+    for end, lines in reversed(present[:-1]):
+        update = [f"if (shape < {end}) {{", *_indented(lines), "} else {", *_indented(update), "}"]
     return [
         "static __always_inline void ig_apply(struct ig_krow *r) {",
         f"    for (u32 j = 0; j < {metrics}; j++) {{",
@@ -310,7 +350,8 @@ class _Shapes:
         self.index = {shape: i for i, shape in enumerate(distinct)}
         self.count = max(1, len(distinct))
         self.plain = sum(1 for kind, _ in distinct if kind == PLAIN)
-        self.counters = sum(1 for kind, _ in distinct if kind != HISTOGRAM)
+        self.counters = sum(1 for kind, _ in distinct if kind < HISTOGRAM)
+        self.histograms = sum(1 for kind, _ in distinct if kind == HISTOGRAM)
         self.builds: list[str] = []
         self.formats: dict[tuple[int, _Fields], list[str]] = {}
         for shape, i in self.index.items():
@@ -321,13 +362,14 @@ class _Shapes:
             self.builds.extend(a.replace("k.", f"r->keys[{i}].", 1) for a in assigns)
 
 
-# What a metric adds, in the order of its shapes: 1 (PLAIN), its field, or its field to a histogram.
-PLAIN, SUMMED, HISTOGRAM = 0, 1, 2
+# What a metric adds, in the order of its shapes: 1 (PLAIN), its field, or its field to a histogram
+# (classic or native).
+PLAIN, SUMMED, HISTOGRAM, NATIVE_HISTOGRAM = 0, 1, 2, 3
 
 
 def _kind(bound) -> int:
     if bound.metric_type.buckets:
-        return HISTOGRAM
+        return HISTOGRAM if bound.native is None else NATIVE_HISTOGRAM
     return PLAIN if bound.field_column is None else SUMMED
 
 
@@ -358,8 +400,9 @@ def _fields(placement: Placement) -> _Fields:
 
 
 def _metric(index: int, bound, placement: Placement, fields: _Fields, cells: _Cells, schema, shapes: _Shapes,
-            predicates: _Predicates, buckets: int):
-    histogram = bool(bound.metric_type.buckets)
+            predicates: _Predicates, buckets: int, table: "_NativeTable"):
+    native = _kind(bound) == NATIVE_HISTOGRAM
+    histogram = _kind(bound) == HISTOGRAM
     shape = shapes.index[(_kind(bound), fields)]
     tests = []
     for selector in placement.kernel_selectors:
@@ -372,7 +415,13 @@ def _metric(index: int, bound, placement: Placement, fields: _Fields, cells: _Ce
     statements = [f"r->on[{index}] = ({on}) * {shape + 1};"]
     if field is not None:
         statements.append(f"r->amount[{index}] = (u64){cells.cell(field)};")
-    if histogram:
+    key_format = "".join(shapes.formats[(_kind(bound), fields)])
+    if native:
+        assert field is not None   # a histogram observes its field (config checks)
+        statements.append(f"if (r->on[{index}]) {table.bucket(index, bound, cells.cell(field), _signed(field))}")
+        value = struct.Struct("<Q" + ("q" if _signed(field) else "Q"))
+        key_format += "Q"
+    elif histogram:
         assert field is not None   # a histogram observes its field (config checks)
         width = len(bound.bounds) + 1
         statements.append(f"if (r->on[{index}]) {{ u32 idx = 0; "
@@ -386,7 +435,72 @@ def _metric(index: int, bound, placement: Placement, fields: _Fields, cells: _Ce
     ordered = fields.ints + fields.strings   # the key's order; labels keep the config's through `order`
     order = tuple(ordered.index(c) for c in placement.key_columns)
     decoders = tuple(_decoder(c) for c in placement.key_columns)
-    layout = Layout(index, HISTOGRAMS if histogram else COUNTERS,
-                    struct.Struct("<" + "".join(shapes.formats[(_kind(bound), fields)])), order,
-                    decoders, value, histogram)
+    layout = Layout(index, NATIVE if native else HISTOGRAMS if histogram else COUNTERS,
+                    struct.Struct("<" + key_format), order, decoders, value, histogram, native)
     return text, layout
+
+
+class _NativeTable:
+    """The native histograms of a program: their thresholds' rows in `ig_nthr` (ROWS per metric),
+    the map of their buckets, and the search of a bucket (igcore.kernel.native)."""
+
+    UNREADY = "0xffffffffffffffffULL"   # a row user space has not written yet
+
+    def __init__(self, natives: list, schema) -> None:
+        self.slots = {id(bound): slot for slot, bound in enumerate(natives)}
+        self.tables: list[Thresholds] = [
+            thresholds(bound.native, _kernel(schema.get(bound.field_column)).ctype) for bound in natives]
+        self.width = 1 << max([t.schema for t in self.tables] + [0])
+        self.rows = tuple((slot * ROWS + k, row) for slot, table in enumerate(self.tables)
+                          for k, row in enumerate(table.rows) if row is not None)
+
+    def structs(self) -> list[str]:
+        if not self.tables:
+            return []
+        return ["struct ig_nkey { struct ig_key k; u64 b; };",
+                "struct ig_nval { u64 count; u64 sum; };",
+                f"struct ig_nrow {{ u64 ready; s64 base; u64 t[{self.width}]; }};"]
+
+    def row_fields(self, metrics: int) -> str:
+        return f"u64 nb[{metrics}]; struct ig_nkey nk; " if self.tables else ""
+
+    def declarations(self, entries: int) -> list[str]:
+        if not self.tables:
+            return []
+        mask = self.width - 1
+        steps, step = [], self.width >> 1
+        while step:   # how many thresholds are below `a`: native.count_below
+            steps.append(f"    if (t->t[(lo + {step - 1}) & {mask}] < a) lo += {step};")
+            step >>= 1
+        # the bit position of a > 0 without a branch (BPF has no bit scan): each step asks whether
+        # the upper half is non-zero by an addition that carries into the next bit only then
+        fls = [f"    s = ((x >> {half}) + {(1 << half) - 1}ULL) >> {half}; s *= {half}; x >>= s; k += s;"
+               for half in (32, 16, 8, 4, 2, 1)]
+        return [
+            f"BPF_F_TABLE(\"hash\", struct ig_nkey, struct ig_nval, {NATIVE}, {max(1, entries)}, IG_KERNEL_MAP_FLAGS);",
+            f"BPF_ARRAY({NATIVE_TABLE}, struct ig_nrow, {len(self.tables) * ROWS});",
+            "static __always_inline u64 ig_native_bucket(u32 slot, u64 a, u64 side, u64 zero_max) {",
+            "    if (a <= zero_max) return 0;",
+            "    u64 x = a, s, k = 0;",
+            *fls,
+            f"    u32 row = slot * {ROWS} + (u32)k;",
+            f"    struct ig_nrow *t = {NATIVE_TABLE}.lookup(&row);",
+            f"    if (!t || !t->ready) return {self.UNREADY};",
+            "    u32 lo = 0;",
+            *steps,
+            f"    if (t->t[lo & {mask}] < a) lo += 1;",
+            "    return (side << 32) | (u32)(t->base + lo);",
+            "}",
+        ]
+
+    def bucket(self, index: int, bound, cell: str, signed: bool) -> str:
+        """The statement that notes the bucket of metric `index` (or drops the event)."""
+        slot, zero_max = self.slots[id(bound)], self.tables[self.slots[id(bound)]].zero_max
+        if signed:
+            magnitude = f"({cell} < 0 ? (u64)0 - (u64){cell} : (u64){cell})"
+            side = f"({cell} < 0 ? {NEGATIVE} : {POSITIVE})"
+        else:
+            magnitude, side = f"(u64){cell}", f"{POSITIVE}"
+        return (f"{{ u64 b = ig_native_bucket({slot}, {magnitude}, {side}, {zero_max}ULL); "
+                f"if (b == {self.UNREADY}) {{ r->on[{index}] = 0; ig_kernel_drop({index}); }} "
+                f"else r->nb[{index}] = b; }}")

@@ -4,7 +4,8 @@ emits) or in user space (rows through the ring buffer), decided per metric from 
 A trace metric goes to the kernel when everything it reads is known to the program at IG_EMIT
 (columns with a `KernelField`) and every operator is one the generated C evaluates exactly as the
 user-space path does: integer comparisons, equality of fixed-size strings and of named integers
-(qtype), `+1` or integer `field` sums, histograms of an integer field. Container columns
+(qtype), `+1` or integer `field` sums, histograms of an integer field (classic, or native ones,
+whose bucket the program finds by igcore.kernel.native's thresholds). Container columns
 (k8s.*, runtime.*) are applied when the map is read, by the gadget's container key, which the map
 key keeps. Anything else keeps the user-space path, and `reason` says which selector, label or
 field kept it there (`ig prometheus --check` prints it).
@@ -89,8 +90,6 @@ def _kernel_placement(bound) -> Placement:
             raise _StaysInUserSpace(f"field {column.name}: {_not_in_kernel(column)}")
         if not _is_int(column) or column.kernel.values:
             raise _StaysInUserSpace(f"field {column.name}: only integer fields are summed in the kernel")
-    if bound.native is not None:
-        raise _StaysInUserSpace("bucket: native histograms are computed in user space")
     if bound.bounds is not None and len(bound.bounds) > MAX_KERNEL_BUCKETS:
         raise _StaysInUserSpace(f"bucket: more than {MAX_KERNEL_BUCKETS} buckets")
     return Placement(KERNEL, "", tuple(kernel_selectors), tuple(container_selectors), tuple(key_columns))

@@ -9,7 +9,7 @@ time, the old one to stop at and the new one to start at. Each event is then cou
 them whatever user space does meanwhile; only an event whose two programs run on either side of
 that very instant (they run one after the other, microseconds apart) is seen by both or neither.
 
-The program's metrics share two maps (igcore.kernel.codegen). They are read with
+The program's metrics share its maps (igcore.kernel.codegen). They are read with
 BPF_MAP_LOOKUP_BATCH, CHUNK entries per system call, and only when a metric updated them since the
 last read; the entries are sliced and grouped per metric by C loops.
 """
@@ -24,13 +24,17 @@ from collections import defaultdict, deque
 from functools import partial
 from typing import Any, Callable, Iterable
 
-from .codegen import COUNTERS, HISTOGRAMS, Generated, Layout, generate
+from .codegen import NATIVE_TABLE, Generated, Layout, generate, map_sizes
+from .native import U64_MAX
 from .plan import Placement
 
 # Entries a metric may take in its map: twice --max-series (the entries of a series evicted at the
 # cap are deleted at the pull that evicts it, but each container of a label set needs its own
 # entry, and new label sets take entries between two pulls), and at least this many.
 MIN_ENTRIES = 1024
+# A window's start that opens it for good from when it is set, read without a clock (IG_FROM_NOW
+# of ig_emit.h): CLOCK_MONOTONIC is past 1 ns, so it means the same as the time it stands for.
+FROM_NOW = 1
 # Entries read per system call: the buffers stay small whatever the maps' bounds.
 CHUNK = 4096
 
@@ -53,6 +57,9 @@ class KernelProgram:
         self.per_metric = max(MIN_ENTRIES, 2 * max_series)
         self.start_idle = not start_counting
         self.generated: Generated | None = generate(spec, metrics, self.per_metric) if metrics else None
+        # A native histogram's program counts nothing until its thresholds are written (`loaded`):
+        # every metric of it starts at the same event, as if it had attached a moment later.
+        self._idle_until_written = start_counting and self.generated is not None and bool(self.generated.native_rows)
         self._bpf = None
         self._fds: dict[str, int] = {}
         self._lock = threading.Lock()   # one read at a time: reads share the buffers and the snapshot
@@ -78,15 +85,35 @@ class KernelProgram:
         return self.generated.code if self.generated is not None else ""
 
     def cflags(self) -> list[str]:
-        return [f"-DIG_RING={1 if self.ring_needed else 0}", f"-DIG_START_IDLE={1 if self.start_idle else 0}"]
+        idle = self.start_idle or self._idle_until_written
+        return [f"-DIG_RING={1 if self.ring_needed else 0}", f"-DIG_START_IDLE={1 if idle else 0}"]
 
     def loaded(self, bpf) -> None:
         # bcc builds a table's types each time it is asked for one: once here, not per scrape
         self._window = bpf.get_table(b"ig_window")
         if self.generated is not None:
-            self._fds = {name: bpf.get_table(name.encode()).get_fd() for name in (COUNTERS, HISTOGRAMS)}
+            self._fds = {name: bpf.get_table(name.encode()).get_fd() for name in map_sizes(self.generated)}
             self._drops, self._updates = bpf.get_table(b"ig_kdrop"), bpf.get_table(b"ig_updates")
+            self._write_native_thresholds(bpf)
+            if self._idle_until_written:
+                self.count_from(FROM_NOW)
         self._bpf = bpf
+
+    def _write_native_thresholds(self, bpf) -> None:
+        """The rows native histograms search (igcore.kernel.native): each marked ready as it is
+        written, so an event never reads half a row."""
+        generated = self._generated
+        if not generated.native_rows:
+            return
+        table = bpf.get_table(NATIVE_TABLE.encode())
+        for row, thresholds in generated.native_rows:
+            leaf = table.Leaf()
+            leaf.base = thresholds.base
+            padded = thresholds.thresholds + (U64_MAX,) * (generated.native_width - len(thresholds.thresholds))
+            for i, value in enumerate(padded):
+                leaf.t[i] = value
+            leaf.ready = 1
+            table[ctypes.c_int(row)] = leaf
 
     @property
     def is_loaded(self) -> bool:
@@ -123,8 +150,7 @@ class KernelProgram:
         # Per entry, only slicing and grouping done by C loops: a scrape reads every entry.
         by_metric: dict[int, list] = defaultdict(list)
         generated = self._generated
-        ksize = generated.key_size
-        for name, vsize in ((COUNTERS, generated.counter_value_size), (HISTOGRAMS, generated.histogram_value_size)):
+        for name, (ksize, vsize) in map_sizes(generated).items():
             indexes = [layout.index for layout in self.layouts if layout.map_name == name]
             if not indexes:
                 continue
@@ -172,9 +198,8 @@ class KernelProgram:
         the events the entry counted since it was last read are lost there."""
         from bcc import libbcc
 
-        generated = self._generated
         name = self.layouts[index].map_name
-        size = generated.counter_value_size if name == COUNTERS else generated.histogram_value_size
+        size = map_sizes(self._generated)[name][1]
         buffer, value = ctypes.create_string_buffer(key, len(key)), ctypes.create_string_buffer(size)
         with self._lock:
             taken = libbcc.lib.bpf_lookup_and_delete(self._fds[name], buffer, value) == 0

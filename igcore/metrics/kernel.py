@@ -25,14 +25,20 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
 from operator import itemgetter
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
+
+from prometheus_client.metrics_core import Metric
 
 from ..containers.resolver import PENDING
+from ..kernel.native import POSITIVE, bucket_word, parse_word
 from ..kernel.plan import USER, Placement
+from ..nativehist import NativeCounts
 from ..selectors import compile_selectors
-from .aggregators import CounterAggregator, HistogramAggregator, TraceAggregator
-from .series import Move
+from .aggregators import CounterAggregator, HistogramAggregator, TraceAggregator, _group_values
+from .native import NativeHistogramFamily
+from .series import Move, SeriesState
 
 if TYPE_CHECKING:
     from ..config import BoundMetric
@@ -146,7 +152,7 @@ class KernelAggregator(TraceAggregator):
             carried, self._carry = self._carry, {}
             for key, delta in carried.items():   # counted after their entries' last read, then deleted
                 total = moved.get(key)
-                moved[key] = delta if total is None else [a + b for a, b in zip(total, delta)]
+                moved[key] = delta if total is None else self._plus(total, delta)
             if moved:
                 self._merge(moved)
             self._take_leaving()
@@ -169,16 +175,16 @@ class KernelAggregator(TraceAggregator):
         program = self._program
         if program is None or not program.is_loaded:
             return
-        index, unpack = self._layout.index, self._layout.value.unpack
+        index = self._layout.index
         for key in leaving:
             for raw in self._behind.pop(key, ()):
                 final, previous = program.take(index, raw), self._last.get(raw)
                 self._drop_entry(raw)
                 if final is None or previous is None or final == previous:
                     continue
-                delta = [a - b for a, b in zip(unpack(final), unpack(previous))]
+                delta = self._delta(raw, final, previous)
                 total = self._carry.get(key)
-                self._carry[key] = delta if total is None else [a + b for a, b in zip(total, delta)]
+                self._carry[key] = delta if total is None else self._plus(total, delta)
 
     def _drop_entry(self, raw: bytes) -> None:
         """Forget what the pull knows of a map entry that was deleted."""
@@ -205,7 +211,6 @@ class KernelAggregator(TraceAggregator):
         moved: dict = {}
         resolved: dict = {}
         now = time.monotonic()
-        unpack_value = self._layout.value.unpack
         # In C: the entries that moved since the last pull (at rest, a scrape stops here)
         changed = [(raw, value) for raw, value in entries if last.get(raw) != value]
         self._pending = False
@@ -219,12 +224,9 @@ class KernelAggregator(TraceAggregator):
                 tokens[raw] = token
             if series is not _DROP:
                 self._own(raw, series)
-                new = unpack_value(value)
-                previous = last.get(raw)
-                old = unpack_value(previous) if previous is not None else (0,) * len(new)
-                delta = [a - b for a, b in zip(new, old)]
+                delta = self._delta(raw, value, last.get(raw))
                 total = moved.get(series)
-                moved[series] = delta if total is None else [a + b for a, b in zip(total, delta)]
+                moved[series] = delta if total is None else self._plus(total, delta)
             last[raw] = value
         return moved, self._gone(bool(changed))
 
@@ -272,9 +274,21 @@ class KernelAggregator(TraceAggregator):
             live.add(("netns", container.netns))
         return live
 
+    def _delta(self, raw: bytes, value: bytes, previous: bytes | None):
+        """What entry `raw` moved from `previous` (None: a new entry) to `value`: the value's words."""
+        unpack = self._layout.value.unpack
+        new = unpack(value)
+        old = unpack(previous) if previous is not None else (0,) * len(new)
+        return [a - b for a, b in zip(new, old)]
+
     @staticmethod
-    def _as_move(delta: list[int]) -> Move:
-        """What a pull's delta of a series (the map value's words, kernel.codegen's Layout) adds."""
+    def _plus(total, delta):
+        """Two deltas (`_delta`) of one series as one."""
+        return [a + b for a, b in zip(total, delta)]
+
+    @staticmethod
+    def _as_move(delta) -> Move:
+        """What a pull's delta of a series (`_delta`, `_plus`) adds."""
         raise NotImplementedError
 
 
@@ -293,8 +307,80 @@ class KernelCounterAggregator(KernelAggregator, CounterAggregator):
 
 
 class KernelHistogramAggregator(KernelAggregator, HistogramAggregator):
+    def __new__(cls, bound: BoundMetric, *args, **kwargs):
+        # the type's one kernel aggregator (metrictypes): a native histogram's maps read otherwise
+        if cls is KernelHistogramAggregator and bound.native is not None:
+            cls = KernelNativeHistogramAggregator
+        return super().__new__(cls)
+
     @staticmethod
     def _as_move(delta: list[int]) -> Move:
         """The buckets' words, then the sum's."""
         buckets = delta[:-1]
         return Move(sum(buckets), delta[-1], buckets=dict(enumerate(buckets)))
+
+
+class KernelNativeHistogramAggregator(KernelHistogramAggregator):
+    """A native histogram computed in the kernel (docs/config.md, "Native histograms in the kernel"): one map
+    entry per series and bucket (`ig_native`, its key ending with the bucket's word,
+    igcore.kernel.native.bucket_word), holding the bucket's count and the field's sum. A series'
+    state keeps {bucket word: count} and the exact sum of the field; collect turns them into the
+    NativeCounts the user path keeps."""
+
+    def __init__(self, bound: BoundMetric, placement: Placement, **kwargs) -> None:
+        super().__init__(bound, placement, **kwargs)
+        assert bound.native is not None
+        self.native = bound.native
+
+    def _delta(self, raw: bytes, value: bytes, previous: bytes | None):
+        """{bucket word: [count, sum]} of the entry's bucket."""
+        return {self._layout.key.unpack(raw)[-1]: super()._delta(raw, value, previous)}
+
+    @staticmethod
+    def _plus(total, delta):
+        merged = dict(total)
+        for word, moved in delta.items():
+            before = merged.get(word)
+            merged[word] = moved if before is None else [a + b for a, b in zip(before, moved)]
+        return merged
+
+    @staticmethod
+    def _as_move(delta) -> Move:
+        buckets = Counter({word: count for word, (count, _) in delta.items()})
+        return Move(sum(buckets.values()), sum(total for _, total in delta.values()), buckets=buckets)
+
+    def _per_series(self, matching: list[dict]):
+        """The rows of a program that fell back to user space, keyed by bucket as the kernel does."""
+        field, native = self._field, self.native
+        assert field is not None
+        return [(key, Move(len(observed), sum(observed), buckets=Counter(bucket_word(native, v) for v in observed)))
+                for key, observed in _group_values(matching, self._key, field).items()]
+
+    def _new_state(self, now: float) -> SeriesState:
+        return SeriesState(now, buckets=cast("list[int]", Counter()))   # {bucket word: count}
+
+    def native_counts(self) -> list[tuple[Any, NativeCounts]]:
+        """Per series key, its NativeCounts (what the user path keeps per series)."""
+        with self._lock:
+            items = [(key, dict(cast("Counter[int]", state.buckets)), state.integer)
+                     for key, state in self._series.items()]
+        return [(key, self._counts(buckets, integer)) for key, buckets, integer in items]
+
+    def _counts(self, buckets: dict[int, int], raw_sum: int) -> NativeCounts:
+        counts = NativeCounts(count=sum(buckets.values()), sum=self.native.total(raw_sum))
+        for word, hits in buckets.items():
+            side, index = parse_word(word)
+            if side == 0:
+                counts.zero += hits
+            elif hits:
+                target = counts.positive if side == POSITIVE else counts.negative
+                target[index] = target.get(index, 0) + hits
+        return counts
+
+    def _families(self) -> list[Metric]:
+        # The same family as the user path's: classic rows for the text formats, native for protobuf.
+        bound = self.bound
+        family = NativeHistogramFamily(bound.family_name, bound.description, bound.label_names)
+        for key, counts in self.native_counts():
+            family.add_series(self._labels(key), counts, self.native)
+        return [family]
