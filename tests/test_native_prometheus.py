@@ -11,6 +11,8 @@ import statistics
 import subprocess
 import sys
 import uuid
+
+import pytest
 from pathlib import Path
 
 from tests.fixtures.histograms import timed
@@ -100,11 +102,13 @@ metrics:
 """ % SCHEMA
 
 
-def test_exec_pids_as_a_native_histogram(run_ig, prometheus_server, require_bpf, tmp_path):
+@pytest.mark.parametrize("path", [(), ("--no-kernel-aggregation",)], ids=["kernel", "user"])
+def test_exec_pids_as_a_native_histogram(run_ig, prometheus_server, require_bpf, tmp_path, path):
     comm = f"nh{uuid.uuid4().hex[:10]}"
     program = tmp_path / comm
     shutil.copy("/bin/true", program)
-    ig = run_ig(EXEC_CONFIG.format(comm=comm), "--host")
+    ig = run_ig(EXEC_CONFIG.format(comm=comm), "--host", *path)
+    assert ig.value("ig_metric_aggregation", metric="exec_pids", path=path and "user" or "kernel") == 1
     native, classic = _scrapers(prometheus_server, ig, tmp_path)
     pids = []
     for _ in range(11):
