@@ -87,7 +87,7 @@ SCHEMA = Schema.with_container_columns([
 
 CAPTURE = 512
 RINGBUF_PAGES = 1024   # 4 MiB: about 7,000 captured messages of headroom for a busy resolver
-QUERY_TABLE_SIZE = 16384
+QUERY_TABLE_SIZE = 65536   # queries waiting for their response: a busy resolver has tens of thousands (bench/dns_flood)
 QUERY_TTL_NS = 10_000_000_000
 NETNS_SLOTS = 4096     # namespaces watched at once (a slot is reused once its namespace has gone)
 # dns.bpf.c's bounds on the steps of its reader (docs/config.md, Using trace dns): with bpf_loop, per

@@ -10,6 +10,7 @@ import struct
 import sys
 import subprocess
 import time
+from pathlib import Path
 
 import frames
 import ig_gadget_dns.plugin as plugin
@@ -119,6 +120,27 @@ def test_the_table_is_bounded_and_the_newest_query_still_matches(short_ttl):
     # at most 8 are kept: the others were evicted by the LRU, the answered one removed
     assert sent - 1 - 8 <= gadget.stats.extra["dns_queries_evicted"] <= sent - 1
     assert gadget.stats.extra["dns_queries_expired"] == 0
+
+
+def test_every_query_in_flight_is_matched_up_to_the_table_size(traced):
+    """A resolver that holds more queries than the table held before it was sized for a busy one
+    (16,384): every query is still remembered, so every response has its latency (docs/config.md,
+    Using trace dns: the query table's bound)."""
+    gadget, rows, ns = traced
+    count = 20_000
+    helper = str(Path(frames.__file__).with_name("held_queries.py"))
+    out = subprocess.run([*ns.run, sys.executable, helper, str(count)], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == [str(count), str(count)]   # all answered
+    lost = gadget.stats.events_lost
+
+    def responses() -> list[dict]:
+        return rows.matching(lambda r: r["netns"] == ns.inode and r["qr"] == "R")
+
+    # every response read by the kernel: delivered as a row, or counted lost in the ring buffer
+    wait_until(lambda: len(responses()) + gadget.stats.events_lost - lost >= count, timeout=60)
+    assert gadget.stats.extra["dns_unmatched_responses"] == 0
+    assert gadget.stats.extra["dns_queries_evicted"] == 0
+    assert all(r["matched"] == "yes" and r["latency"] > 0 for r in responses())
 
 
 def test_tcp_framing_whatever_the_segmentation(traced):
