@@ -196,3 +196,40 @@ def test_fit_always_holds_the_limit_and_cuts_only_the_longest():
         assert len(set(map(len, shortened))) <= 1                       # cut to one common length
         assert all(len(v) <= len(shortened[0]) for v, c in zip(values, cut) if c == v) if shortened else True
     assert fit(["a"], ["x" * (LIMIT - 1)]) == ["x" * (LIMIT - 1)] and fit(["a"], ["x" * LIMIT]) == ["x" * (LIMIT - 1)]
+
+
+class CountingRow(dict):
+    """A row that counts how often each column is read (itemgetter reads a dict subclass through
+    its __getitem__)."""
+
+    reads: dict[str, int] = {}
+
+    def __getitem__(self, name):
+        CountingRow.reads[name] = CountingRow.reads.get(name, 0) + 1
+        return super().__getitem__(name)
+
+
+def test_with_exemplars_each_rows_series_key_and_bucket_are_computed_once():
+    # docs/config.md, Exemplars: the counts and the exemplars share each row's key and bucket, so
+    # a row's label columns are read once and its field once (plus once per exemplar kept).
+    agg = with_exemplars(HistogramAggregator(bound("lat", "histogram", ["comm", "k8s.pod"], field="latency",
+                                                   bounds=(10.0, 100.0))))
+    batch = [CountingRow(row) for row in rows(*({"comm": f"c{i % 3}", "pid": i, "latency": i * 7 % 150}
+                                                for i in range(300)))]
+    CountingRow.reads = {}
+    agg.ingest(batch)
+    kept = sum(len(state.examples or ()) for state in agg._series.values())
+    assert kept == 9   # 3 series, 3 buckets each
+    assert CountingRow.reads["comm"] == CountingRow.reads["k8s.pod"] == 300 + kept   # + the exemplar's own
+    assert CountingRow.reads["latency"] == 300 + kept
+
+
+def test_a_row_without_an_event_time_gets_the_time_its_batch_arrived_beside_rows_that_have_one():
+    import time
+
+    agg = with_exemplars(CounterAggregator(bound("execs", "counter", ["comm"])))
+    before = time.time()
+    agg.ingest(rows({"comm": "cat", "pid": 1, "timestamp": T0}, {"comm": "ls", "pid": 2, "timestamp": 0}))
+    got = openmetrics(agg)
+    assert abs(float(got[("execs_total", (("comm", "cat"),))].timestamp) - T0 / 1e9) < 1e-3
+    assert before - 1 < float(got[("execs_total", (("comm", "ls"),))].timestamp) < time.time() + 1

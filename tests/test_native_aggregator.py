@@ -153,3 +153,20 @@ def test_an_int_beyond_any_float_is_observed_as_infinite():
     assert max(counts.positive) == bucket_index(math.inf, 3) == max(counts.negative)
     [(_, native)] = aggregator.collect()[0].native
     assert native.sum_value == 5   # the exact sum
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(SCHEMAS), st.sampled_from(MULTIPLIERS), st.data())
+def test_ints_at_the_edges_of_each_bucket_are_placed_as_prometheus_defines(schema, multiplier, data):
+    # Ints are placed by each bucket's largest int (docs/config.md, "Native histograms"): the ints
+    # next to a bucket's bound times 1/multiplier, and those a float rounding step away, against
+    # the reference.
+    scale = float(multiplier)
+    index = data.draw(st.integers(bucket_index(scale, schema) - 1, bucket_index(2.0 ** 64 * scale, schema) + 1))
+    edge = upper_bound(index, schema) / scale
+    nearby = {int(edge) + d for d in range(-2, 3)} | {int(math.nextafter(edge, side)) for side in (0, math.inf)}
+    values = sorted(v for v in nearby | {2 ** 64, 2 ** 64 + 1, 1, 0} if v >= 0)
+    aggregator = HistogramAggregator(native_metric(schema, multiplier, labels=()))
+    aggregator.ingest([{"lat": v} for v in values])
+    counts = aggregator._series[()].native
+    assert (counts.positive, counts.negative, counts.zero) == reference(values, multiplier, schema)

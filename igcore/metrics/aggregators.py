@@ -27,7 +27,7 @@ from abc import ABC, abstractmethod
 from bisect import bisect_left
 from collections import Counter, OrderedDict, defaultdict, deque
 from functools import partial
-from itertools import accumulate, repeat
+from itertools import accumulate
 from operator import itemgetter
 from typing import TYPE_CHECKING, Callable, Hashable, Iterable, cast
 
@@ -53,6 +53,7 @@ log = logging.getLogger("igcore.metrics")
 DEFAULT_MAX_SERIES = 10000
 
 Key = Hashable
+LastRows = dict[Key, dict[int, dict]]   # series key -> bucket index -> the batch's latest row there
 
 _exhaust: Callable[[Iterable], deque] = partial(deque, maxlen=0)  # runs an iterator to its end in C, keeping nothing
 
@@ -78,28 +79,28 @@ def _label_texts(count: int) -> Callable[[Key], list[str]]:
     return lambda key: list(map(label_value, cast(tuple, key)))
 
 
-def _count_keys(rows: list[dict], key: Callable | None) -> dict[Key, int]:
-    if key is None:
+def _count_keys(rows: list[dict], keys: Iterable[Key] | None) -> dict[Key, int]:
+    if keys is None:
         return {(): len(rows)}
-    return Counter(map(key, rows))  # Counter counts an iterable in C (_count_elements)
+    return Counter(keys)  # Counter counts an iterable in C (_count_elements)
 
 
-def _group_values(rows: list[dict], key: Callable | None, field: Callable) -> dict[Key, list]:
-    """Series key -> the field's values of the rows of that series."""
-    values = map(field, rows)
-    if key is None:
-        return {(): list(values)}
+def _group(keys: Iterable[Key] | None, items: Iterable) -> dict[Key, list]:
+    """Series key -> the items (a field's values, or the rows) of that series, in their order."""
+    if keys is None:
+        return {(): list(items)}
     groups: defaultdict = defaultdict(list)
-    # groups[key(row)].append(field(row)) for every row, without a Python-level loop.
-    _exhaust(map(list.append, map(groups.__getitem__, map(key, rows)), values))
+    # groups[key].append(item) for every pair, without a Python-level loop.
+    _exhaust(map(list.append, map(groups.__getitem__, keys), items))
     return groups
 
 
-def _tally(rows: list[dict], key: Callable | None, field: Callable | None) -> dict[Key, Move]:
-    """Per series of a batch: the row count, or the field's sum."""
+def _tally(rows: list[dict], keys: Iterable[Key] | None, field: Callable | None) -> dict[Key, Move]:
+    """Per series of a batch (`keys`: one per row, None for one series): the row count, or the
+    field's sum."""
     if field is None:
-        return {k: Move(n, n) for k, n in _count_keys(rows, key).items()}
-    return {k: Move(len(vs), *split_sum(vs)) for k, vs in _group_values(rows, key, field).items()}
+        return {k: Move(n, n) for k, n in _count_keys(rows, keys).items()}
+    return {k: Move(len(vs), *split_sum(vs)) for k, vs in _group(keys, map(field, rows)).items()}
 
 
 # --- the series cap ----------------------------------------------------------------------------
@@ -169,6 +170,10 @@ class _Aggregator:
     def _matching(self, rows: list[dict]) -> list[dict]:
         return rows if self._predicate is None else list(filter(self._predicate, rows))
 
+    def _keys(self, rows: list[dict]) -> Iterable[Key] | None:
+        """Each row's series key, in C; None when there are no labels (one series, key `()`)."""
+        return None if self._key is None else map(self._key, rows)
+
 
 class TraceAggregator(_Aggregator, ABC):
     """A metric of a trace gadget: fed by batches of rows, read at scrape time.
@@ -191,7 +196,9 @@ class TraceAggregator(_Aggregator, ABC):
     delete map entries.
 
     A subclass turns a batch into a `Move` per series and says how a new series starts
-    (`_new_state(now)`); `_apply` adds the moves under the lock.
+    (`_new_state(now)`); `_apply` adds the moves under the lock. With --exemplars, the same pass
+    also hands back the latest row per (series, bucket index), so a row's series key (and bucket)
+    is computed once for both; `ExemplarColumns.examples` makes them Examples outside the lock.
     """
 
     _series: dict[Key, SeriesState]
@@ -276,8 +283,9 @@ class TraceAggregator(_Aggregator, ABC):
         matching = self._matching(rows)
         if not matching:
             return
-        batch = self._per_series(matching)
-        examples = None if self.exemplars is None else self._examples(self.exemplars, matching)
+        exemplars = self.exemplars
+        batch, last = self._per_series(matching, exemplars is not None)
+        examples = None if exemplars is None or not last else exemplars.examples(last, self._field)
         now = self._clock()
         with self._lock:
             warn = self._apply(batch, now)
@@ -290,32 +298,26 @@ class TraceAggregator(_Aggregator, ABC):
         """The metric families, built now from a copy of the state."""
         return self._families()
 
-    def _row_keys(self, matching: list[dict]) -> Iterable[Key]:
-        return repeat(()) if self._key is None else map(self._key, matching)
-
-    def _examples(self, exemplars: ExemplarColumns, matching: list[dict]) -> dict[tuple[Key, int], Example]:
-        """(series key, bucket index) -> the latest matching row's Example; a counter has index 0."""
-        latest = exemplars.latest(self._row_keys(matching), matching, self._field)
-        return {(key, 0): example for key, example in latest.items()}
-
-    def _keep(self, examples: dict[tuple[Key, int], Example]) -> None:
+    def _keep(self, examples: dict[Key, dict[int, Example]]) -> None:
         """Each series' latest examples replace its earlier ones (the caller holds the lock)."""
         series = self._series
-        for (key, index), example in examples.items():
+        for key, latest in examples.items():
             state = series.get(key)
             if state is None:   # evicted at the cap by a later series of the same batch
                 continue
             if state.examples is None:
-                state.examples = {}
-            state.examples[index] = example
+                state.examples = latest   # made for this batch: not shared
+            else:
+                state.examples.update(latest)
 
     def _exemplar(self, example: Example | None):
         """prometheus_client's Exemplar of an example, or None."""
         return None if example is None or self.exemplars is None else self.exemplars.exemplar(example)
 
     @abstractmethod
-    def _per_series(self, matching: list[dict]) -> Iterable[tuple[Key, Move]]:
-        """What a batch's matching rows add, per series."""
+    def _per_series(self, matching: list[dict], with_rows: bool) -> tuple[Iterable[tuple[Key, Move]], LastRows | None]:
+        """What a batch's matching rows add, per series; and when `with_rows`, the latest row per
+        (series key, bucket index) for the exemplars (a counter's index is 0), or None."""
 
     @abstractmethod
     def _new_state(self, now: float) -> SeriesState:
@@ -329,8 +331,14 @@ class TraceAggregator(_Aggregator, ABC):
 class CounterAggregator(TraceAggregator):
     """+1 per matching row, or + the row's `field` (ints stay ints; floats summed exactly)."""
 
-    def _per_series(self, matching: list[dict]) -> Iterable[tuple[Key, Move]]:
-        return _tally(matching, self._key, self._field).items()
+    def _per_series(self, matching: list[dict], with_rows: bool) -> tuple[Iterable[tuple[Key, Move]], LastRows | None]:
+        if not with_rows:
+            return _tally(matching, self._keys(matching), self._field).items(), None
+        if self._key is None:
+            return _tally(matching, None, self._field).items(), {(): {0: matching[-1]}}
+        keys = list(map(self._key, matching))   # once, for the counts and the exemplars
+        last = dict(zip(keys, matching))   # in C: the last row per key
+        return _tally(matching, keys, self._field).items(), {key: {0: row} for key, row in last.items()}
 
     def _new_state(self, now: float) -> SeriesState:
         return SeriesState(now)
@@ -366,34 +374,39 @@ class HistogramAggregator(TraceAggregator):
         self._place_float = partial(bisect_left, bounds)
         self._place_int = partial(bisect_left, as_ints)
 
-    def _per_series(self, matching: list[dict]) -> Iterable[tuple[Key, Move]]:
+    def _per_series(self, matching: list[dict], with_rows: bool) -> tuple[Iterable[tuple[Key, Move]], LastRows | None]:
         field = self._field
         assert field is not None, "a histogram observes a field (config.checks)"
         batch = []
-        groups = _group_values(matching, self._key, field).items()
         if self._placer is not None:
+            # No exemplars: a native histogram's classic rows are made at scrape time, and
+            # Prometheus 2.42 reads no native exemplars.
             native = self._placer.counts
-            return [(key, Move(len(values), *split_sum(values), native=native(values))) for key, values in groups]
-        for key, values in groups:
-            place = self._place_int if type(values[0]) is int else self._place_float
-            batch.append((key, Move(len(values), *split_sum(values), Counter(map(place, values)))))
-        return batch
+            groups = _group(self._keys(matching), map(field, matching)).items()
+            return [(key, Move(len(values), *split_sum(values), native=native(values))) for key, values in groups], None
+        if not with_rows:
+            for key, values in _group(self._keys(matching), map(field, matching)).items():
+                place = self._place_int if type(values[0]) is int else self._place_float
+                batch.append((key, Move(len(values), *split_sum(values), Counter(map(place, values)))))
+            return batch, None
+        # Group the rows rather than the values: each row's bucket, placed once, is both counted
+        # and the key of the series' latest row per bucket.
+        last: LastRows = {}
+        for key, rows in _group(self._keys(matching), matching).items():
+            values = list(map(field, rows))
+            buckets = list(map(self._place_int if type(values[0]) is int else self._place_float, values))
+            hits = Counter(buckets)
+            batch.append((key, Move(len(values), *split_sum(values), hits)))
+            # The last row per bucket: a search from the end (in C) per bucket hit, which finds
+            # it sooner than a dict(zip(buckets, rows)) of every row would.
+            backwards, end = buckets[::-1], len(rows) - 1
+            last[key] = {index: rows[end - backwards.index(index)] for index in hits}
+        return batch, last
 
     def _new_state(self, now: float) -> SeriesState:
         if self._native is not None:
             return SeriesState(now, native=NativeCounts())
         return SeriesState(now, buckets=[0] * self._width)
-
-    def _examples(self, exemplars: ExemplarColumns, matching: list[dict]) -> dict[tuple[Key, int], Example]:
-        """Per (series, bucket index): the bucket placed again, per row in C. A native histogram
-        has none (its classic rows are made at scrape time; Prometheus 2.42 reads no native exemplars)."""
-        if self._native is not None:
-            return {}
-        field = self._field
-        assert field is not None, "a histogram observes a field (config.checks)"
-        place = self._place_int if type(field(matching[0])) is int else self._place_float   # a column has one kind
-        buckets = map(place, map(field, matching))
-        return exemplars.latest(zip(self._row_keys(matching), buckets), matching, field)
 
     def _families(self) -> list[Metric]:
         if self._native is not None:
@@ -450,7 +463,7 @@ class GaugeAggregator(_Aggregator):
         bound = self.bound
         family = GaugeMetricFamily(bound.family_name, bound.description, labels=bound.label_names)
         matching = self._matching(rows)
-        tally = _tally(matching, self._key, self._field) if matching else {}
+        tally = _tally(matching, self._keys(matching), self._field) if matching else {}
         kept = list(tally.items())[: self._cap.max_series]
         dropped = sum(move.rows for move in list(tally.values())[len(kept):])
         for key, move in kept:

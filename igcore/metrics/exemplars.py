@@ -7,7 +7,8 @@ has them, the columns it flags `exemplar=True` (trace dns's `name`), then the co
 Unix epoch, or the kernel's monotonic clock where the column says `monotonic=True`); a gadget
 without one (or a row where it is 0, unknown) gets the time its batch arrived.
 
-The per-row work stays in C (`dict(zip(keys, rows))` keeps the last row of each key of a batch);
+The per-row work stays in C: the aggregator keeps the last row of each (series, bucket) of a
+batch (`dict(zip(keys, rows))`) while it counts, and `examples` makes their Examples with `map`s;
 a series keeps only the values it names (`Example`), and they become label text at scrape time,
 fitted to OpenMetrics' limit of 128 characters for the label names and values together.
 """
@@ -15,8 +16,10 @@ fitted to OpenMetrics' limit of 128 characters for the label names and values to
 from __future__ import annotations
 
 import time
-from operator import itemgetter
-from typing import Callable, Hashable, Iterable, NamedTuple, TypeVar
+from functools import partial
+from itertools import chain, repeat
+from operator import add, itemgetter
+from typing import Callable, Hashable, Iterable, NamedTuple, TypeVar, cast
 
 from prometheus_client.samples import Exemplar
 
@@ -42,6 +45,10 @@ class Example(NamedTuple):
     values: tuple
     time_ns: int
     value: float
+
+
+# Example from a (values, time_ns, value) tuple, in C (Example(...) is a Python-level call).
+_example = cast(Callable[[tuple], Example], partial(tuple.__new__, Example))
 
 
 def fit(names: list[str], values: list[str]) -> list[str]:
@@ -76,21 +83,27 @@ class ExemplarColumns:
         self._time = itemgetter(stamp.name) if stamp is not None and stamp.kind.numeric else None
         self._monotonic = stamp is not None and stamp.monotonic
 
-    def latest(self, keys: Iterable[K], rows: list[dict], value: Callable[[dict], float] | None) -> dict[K, Example]:
-        """Key -> an Example of the last of `rows` with that key (`keys`: one per row; `value`: what
-        a row adds, None for 1)."""
-        last = dict(zip(keys, rows))   # in C: the last row per key
-        when = self._when(time.time_ns())
-        pick = self._pick
-        return {key: Example(pick(row), when(row), 1 if value is None else value(row)) for key, row in last.items()}
+    def examples(self, last: dict[K, dict[int, dict]], value: Callable[[dict], float] | None
+                 ) -> dict[K, dict[int, Example]]:
+        """Series key -> bucket index -> the Example of its row (`last`: the rows; `value`: what a
+        row adds, None for 1). The Examples of the whole batch are made at once, in C."""
+        rows = list(chain.from_iterable(map(dict.values, last.values())))
+        values = repeat(1) if value is None else map(value, rows)
+        made = map(_example, zip(map(self._pick, rows), self._times(rows), values))
+        # zip stops at the end of each series' indices, so each takes its own Examples in turn.
+        return {key: dict(zip(indices, made)) for key, indices in last.items()}
 
-    def _when(self, arrived: int) -> Callable[[dict], int]:
-        """Row -> its time in ns since the Unix epoch; `arrived` where the row has none."""
+    def _times(self, rows: list[dict]) -> Iterable[int]:
+        """Each row's time in ns since the Unix epoch; the time the batch arrived where it has none."""
+        arrived = time.time_ns()
         stamp = self._time
         if stamp is None:
-            return lambda row: arrived
+            return repeat(arrived)
+        stamps = list(map(stamp, rows))
         to_wall = arrived - time.monotonic_ns() if self._monotonic else 0
-        return lambda row: (ns := stamp(row)) and ns + to_wall or arrived
+        if 0 in stamps:   # 0: unknown, a Python call per row for the (rare) batch that has one
+            return [ns and ns + to_wall or arrived for ns in stamps]
+        return map(add, stamps, repeat(to_wall)) if to_wall else stamps
 
     def exemplar(self, example: Example) -> Exemplar:
         """The exemplar prometheus_client writes: values a gadget did not know are left out."""

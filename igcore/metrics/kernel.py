@@ -36,7 +36,7 @@ from ..kernel.native import POSITIVE, bucket_word, parse_word
 from ..kernel.plan import USER, Placement
 from ..nativehist import NativeCounts
 from ..selectors import compile_selectors
-from .aggregators import CounterAggregator, HistogramAggregator, TraceAggregator, _group_values
+from .aggregators import CounterAggregator, HistogramAggregator, TraceAggregator, _group
 from .native import NativeHistogramFamily
 from .series import Move, SeriesState
 
@@ -349,12 +349,13 @@ class KernelNativeHistogramAggregator(KernelHistogramAggregator):
         buckets = Counter({word: count for word, (count, _) in delta.items()})
         return Move(sum(buckets.values()), sum(total for _, total in delta.values()), buckets=buckets)
 
-    def _per_series(self, matching: list[dict]):
-        """The rows of a program that fell back to user space, keyed by bucket as the kernel does."""
+    def _per_series(self, matching: list[dict], with_rows: bool):
+        """The rows of a program that fell back to user space, keyed by bucket as the kernel does; no
+        exemplars (a native histogram has none, docs/config.md "Exemplars")."""
         field, native = self._field, self.native
         assert field is not None
         return [(key, Move(len(observed), sum(observed), buckets=Counter(bucket_word(native, v) for v in observed)))
-                for key, observed in _group_values(matching, self._key, field).items()]
+                for key, observed in _group(self._keys(matching), map(field, matching)).items()], None
 
     def _new_state(self, now: float) -> SeriesState:
         return SeriesState(now, buckets=cast("list[int]", Counter()))   # {bucket word: count}

@@ -6,6 +6,11 @@ value: Prometheus' definition of the bucket index, with the bounds of `nativehis
 format's own table). The table covers (ZERO_THRESHOLD, 2**128]; the rest (the zero bucket,
 negative values, NaN, and values beyond 2**128, which no eBPF field times a unit reaches in
 practice) is placed by `NativeCounts.observe`, one Python call per such value.
+
+A batch of ints (most eBPF fields) skips the multiplication and the float comparisons: the value
+`float(raw) * multiplier` only grows with `raw`, so each bucket holds the ints up to a largest
+one, and `bisect_left` over those thresholds (1 to 2**64 raw: about 64 * 2**schema of them, not
+256 * 2**schema) places the raw int itself, with int comparisons. The same exact placement.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from collections import Counter
 from functools import cache, partial
 from itertools import repeat
 from operator import mul
-from typing import Iterator
+from typing import Callable, Iterator, cast
 
 from prometheus_client.core import HistogramMetricFamily
 from prometheus_client.samples import NativeHistogram
@@ -27,6 +32,8 @@ from ..nativehist import (
 
 # The table's top: 2**128 (64 Ki bounds at schema 8, 256 at schema 0).
 _TOP = 2.0 ** 128
+# The int thresholds' top: the largest eBPF field (u64); beyond, ints take the float table's path.
+_RAW_TOP = 2 ** 64
 
 
 @cache
@@ -34,6 +41,40 @@ def _bounds(schema: int) -> tuple[int, tuple[float, ...]]:
     """(index of the zero threshold's bucket, upper bounds of it and of every bucket up to 2**128)."""
     first, last = bucket_index(ZERO_THRESHOLD, schema), bucket_index(_TOP, schema)
     return first, tuple(upper_bound(i, schema) for i in range(first, last + 1))
+
+
+@cache
+def _raw_thresholds(schema: int, scale: float) -> tuple[int, tuple[int, ...]] | None:
+    """(the bucket of raw 1 minus 1, thresholds): 0, then per bucket from raw 1's to raw 2**64's
+    the largest raw int in it (the last: 2**64). None when raw 1 is in the zero bucket or 2**64
+    beyond the float table (a multiplier below 2**-128 or above 2**64)."""
+    if not ZERO_THRESHOLD < scale or not float(_RAW_TOP) * scale <= _TOP:
+        return None
+    first, last = bucket_index(scale, schema), bucket_index(float(_RAW_TOP) * scale, schema)
+    largest = [_largest_raw(upper_bound(i, schema), scale) for i in range(first, last)]
+    return first - 1, (0, *largest, _RAW_TOP)
+
+
+def _largest_raw(bound: float, scale: float) -> int:
+    """The largest int r >= 0 with float(r) * scale <= bound: searched from the quotient, which is
+    within a few of the float's rounding steps of it."""
+    def within(r: int) -> bool:
+        return float(r) * scale <= bound
+
+    low, step = max(0, int(bound / scale)), 1
+    while not within(low):
+        low, step = max(0, low - step), step * 2
+    high, step = low + 1, 1
+    while within(high):
+        low, step = high, step * 2
+        high = low + step
+    while high - low > 1:   # within(low), not within(high)
+        middle = (low + high) // 2
+        if within(middle):
+            low = middle
+        else:
+            high = middle
+    return low
 
 
 class NativePlacer:
@@ -46,8 +87,13 @@ class NativePlacer:
         self._first, table = _bounds(bucketing.schema)
         self._beyond = len(table)
         self._place = partial(bisect_left, table)
+        raw_table = _raw_thresholds(bucketing.schema, self._scale)
+        self._place_raw = None if raw_table is None else partial(bisect_left, raw_table[1])
+        self._raw_first, self._beyond_raw = (0, 0) if raw_table is None else (raw_table[0], len(raw_table[1]))
 
     def counts(self, raw: list) -> NativeCounts:
+        if self._place_raw is not None and set(map(type, raw)) == {int}:   # a column has one kind
+            return self._int_counts(raw)
         try:
             positions = Counter(map(self._place, self._values(raw)))
         except OverflowError:   # an int beyond any float (an int column has no bound): observed as ±inf
@@ -61,17 +107,33 @@ class NativePlacer:
             self._outside(raw, counts)
         return counts
 
+    def _int_counts(self, raw: list[int]) -> NativeCounts:
+        """`counts` of ints, by the raw thresholds."""
+        positions = Counter(map(cast(Callable[[int], int], self._place_raw), raw))
+        # Position 0: zero or negative; beyond the last threshold: more than 2**64.
+        outside = positions.pop(0, 0) + positions.pop(self._beyond_raw, 0)
+        counts = NativeCounts(count=len(raw))
+        first = self._raw_first
+        counts.positive = {first + p: n for p, n in positions.items()}
+        if outside:
+            scale = self._scale
+            self._merge([_as_float(r) * scale for r in raw if not 0 < r <= _RAW_TOP], counts)
+        return counts
+
     def _values(self, raw: list) -> Iterator[float]:
         """`NativeBucketing.value` of each, in C: int * float is float(int) * float."""
         return map(mul, raw, repeat(self._scale))
 
     def _outside(self, raw: list, counts: NativeCounts) -> None:
         """The values the table does not place (position 0: zero, negative or NaN; or beyond it)."""
-        rest = NativeCounts()
         low, high = ZERO_THRESHOLD, _TOP
-        for value in self._values(raw):
-            if not low < value <= high:
-                rest.observe(value, self.schema)
+        self._merge([value for value in self._values(raw) if not low < value <= high], counts)
+
+    def _merge(self, values: list[float], counts: NativeCounts) -> None:
+        """Observe `values` (the few the tables do not place) into `counts`, whose count has them."""
+        rest = NativeCounts()
+        for value in values:
+            rest.observe(value, self.schema)
         counts.zero = rest.zero
         counts.negative = rest.negative
         for index, hits in rest.positive.items():
