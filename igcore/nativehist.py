@@ -182,3 +182,35 @@ def _coarser(buckets: dict[int, int]) -> dict[int, int]:
         target = (index + 1) >> 1
         merged[target] = merged.get(target, 0) + n
     return merged
+
+
+def last_true(holds, low: int, high: int, guess: int) -> int:
+    """The largest `a` in [low, high] for which `holds` (true up to some point, then false) is true;
+    `holds(low)` is true. Gallops out from `guess`, then bisects: exact whatever the guess."""
+    guess = min(max(guess, low), high)
+    step = 1
+    if holds(guess):
+        below = guess   # holds
+        while below < high:
+            probe = min(high, below + step)
+            if not holds(probe):
+                above = probe
+                break
+            below, step = probe, step * 2
+        else:
+            return high
+    else:
+        above = guess   # does not hold
+        while True:
+            probe = max(low, above - step)
+            if holds(probe):
+                below = probe
+                break
+            above, step = probe, step * 2
+    while above - below > 1:
+        middle = (below + above) // 2
+        if holds(middle):
+            below = middle
+        else:
+            above = middle
+    return below

@@ -22,7 +22,7 @@ import math
 from dataclasses import dataclass
 from fractions import Fraction
 
-from ..nativehist import ZERO_THRESHOLD, NativeBucketing, bucket_index, upper_bound
+from ..nativehist import ZERO_THRESHOLD, NativeBucketing, bucket_index, last_true, upper_bound
 
 ROWS = 64   # bit positions of a u64 magnitude
 
@@ -80,7 +80,7 @@ def thresholds(native: NativeBucketing, ctype: str) -> Thresholds:
     def index(a: int) -> int:
         return bucket_index(float(a) * multiplier, native.schema)
 
-    zero_max = _last_true(lambda a: float(a) * multiplier <= ZERO_THRESHOLD, 0, top,
+    zero_max = last_true(lambda a: float(a) * multiplier <= ZERO_THRESHOLD, 0, top,
                           _guess(ZERO_THRESHOLD, multiplier, top))
     rows: list[Row | None] = []
     for k in range(ROWS):
@@ -93,7 +93,7 @@ def thresholds(native: NativeBucketing, ctype: str) -> Thresholds:
         start = low
         for i in range(base, last):
             # the bound of bucket i in raw: the largest raw at most its value, then searched exactly
-            t = _last_true(lambda a, i=i: index(a) <= i, start, high,
+            t = last_true(lambda a, i=i: index(a) <= i, start, high,
                            _guess(upper_bound(i, native.schema), multiplier, high))
             found.append(t)
             start = t
@@ -107,38 +107,6 @@ def _guess(bound: float, multiplier: float, top: int) -> int:
     if math.isinf(bound):
         return top
     return int(Fraction(bound) / Fraction(multiplier))
-
-
-def _last_true(holds, low: int, high: int, guess: int) -> int:
-    """The largest `a` in [low, high] for which `holds` (true up to some point, then false) is true;
-    `holds(low)` is true. Gallops out from `guess`, then bisects: exact whatever the guess."""
-    guess = min(max(guess, low), high)
-    step = 1
-    if holds(guess):
-        below = guess   # holds
-        while below < high:
-            probe = min(high, below + step)
-            if not holds(probe):
-                above = probe
-                break
-            below, step = probe, step * 2
-        else:
-            return high
-    else:
-        above = guess   # does not hold
-        while True:
-            probe = max(low, above - step)
-            if holds(probe):
-                below = probe
-                break
-            above, step = probe, step * 2
-    while above - below > 1:
-        middle = (below + above) // 2
-        if holds(middle):
-            below = middle
-        else:
-            above = middle
-    return below
 
 
 # How the kernel's map key names a bucket: the zero bucket 0, else the side (POSITIVE, NEGATIVE)

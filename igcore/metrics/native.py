@@ -28,7 +28,8 @@ from prometheus_client.samples import NativeHistogram
 from prometheus_client.utils import floatToGoString
 
 from ..nativehist import (
-    ZERO_THRESHOLD, NativeBucketing, NativeCounts, bucket_index, classic_buckets, native_sample_value, upper_bound)
+    ZERO_THRESHOLD, NativeBucketing, NativeCounts, bucket_index, classic_buckets, last_true, native_sample_value,
+    upper_bound)
 
 # The table's top: 2**128 (64 Ki bounds at schema 8, 256 at schema 0).
 _TOP = 2.0 ** 128
@@ -56,25 +57,9 @@ def _raw_thresholds(schema: int, scale: float) -> tuple[int, tuple[int, ...]] | 
 
 
 def _largest_raw(bound: float, scale: float) -> int:
-    """The largest int r >= 0 with float(r) * scale <= bound: searched from the quotient, which is
-    within a few of the float's rounding steps of it."""
-    def within(r: int) -> bool:
-        return float(r) * scale <= bound
-
-    low, step = max(0, int(bound / scale)), 1
-    while not within(low):
-        low, step = max(0, low - step), step * 2
-    high, step = low + 1, 1
-    while within(high):
-        low, step = high, step * 2
-        high = low + step
-    while high - low > 1:   # within(low), not within(high)
-        middle = (low + high) // 2
-        if within(middle):
-            low = middle
-        else:
-            high = middle
-    return low
+    """The largest int r >= 0 with float(r) * scale <= bound, searched from the quotient (within a
+    few of the float's rounding steps of it)."""
+    return last_true(lambda r: float(r) * scale <= bound, 0, _RAW_TOP, int(bound / scale))
 
 
 class NativePlacer:
