@@ -471,6 +471,9 @@ def bucket(**changes) -> dict:
         (histogram(bucket={"type": "native", "schema": 9}), "bucket schema must be 0 to 8, got 9"),
         (histogram(bucket={"type": "native", "schema": -1}), "bucket schema must be 0 to 8, got -1"),
         (histogram(bucket={"type": "native", "classic_max": 1}), "bucket classic_max must be 2 to 10000, got 1"),
+        # quoted in the YAML (a written number of that size is a float already: inf or 0)
+        (histogram(bucket={"type": "native", "multiplier": "1.0e+400"}), "bucket multiplier 1.0E+400 is beyond the range of a float"),
+        (histogram(bucket={"type": "native", "multiplier": "1.0e-400"}), "bucket multiplier 1.0E-400 is beyond the range of a float"),
         (histogram(bucket={"type": "native", "scheme": 1}), 'unknown key "scheme" in bucket (did you mean "schema"?'),
     ],
 )

@@ -5,6 +5,8 @@ Each raises `Problem` with the phrase for the user; the caller adds the origin a
 
 from __future__ import annotations
 
+import math
+
 from decimal import DecimalException
 
 from ..buckets import bucket_bounds
@@ -80,6 +82,8 @@ def native(cfg: MetricConfig) -> NativeBucketing | None:
     b = cfg.bucket
     if b is None or b.type != "native":
         return None
+    if not 0 < float(b.multiplier) < math.inf:   # each observation is field * float(multiplier)
+        raise Problem(f"bucket multiplier {b.multiplier} is beyond the range of a float")
     return NativeBucketing(DEFAULT_SCHEMA if b.schema_ is None else b.schema_, b.multiplier,
                            DEFAULT_CLASSIC_MAX if b.classic_max is None else b.classic_max)
 
