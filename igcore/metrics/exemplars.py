@@ -7,6 +7,10 @@ has them, the columns it flags `exemplar=True` (trace dns's `name`), then the co
 Unix epoch, or the kernel's monotonic clock where the column says `monotonic=True`); a gadget
 without one (or a row where it is 0, unknown) gets the time its batch arrived.
 
+A counter computed in the kernel (igcore.metrics.kernel) has no rows: its map entry carries the
+last event's pid and time, and `of_entry` makes its Example from them and the container columns
+of the entry's key.
+
 The per-row work stays in C (`dict(zip(keys, rows))` keeps the last row of each key of a batch);
 a series keeps only the values it names (`Example`), and they become label text at scrape time,
 fitted to OpenMetrics' limit of 128 characters for the label names and values together.
@@ -16,14 +20,14 @@ from __future__ import annotations
 
 import time
 from operator import itemgetter
-from typing import Callable, Hashable, Iterable, NamedTuple, TypeVar
+from typing import Callable, Hashable, Iterable, Mapping, NamedTuple, TypeVar
 
 from prometheus_client.samples import Exemplar
 
 from ..columns import Column, Schema
 from ..naming import label_value, sanitize_label_name
 
-__all__ = ["ExemplarColumns", "Example", "LIMIT", "fit"]
+__all__ = ["ExemplarColumns", "Example", "LIMIT", "fit", "monotonic_to_wall"]
 
 # OpenMetrics: "The combined length of the label names and values of an Exemplar's LabelSet MUST NOT
 # exceed 128 UTF-8 character code points."
@@ -69,6 +73,7 @@ class ExemplarColumns:
         columns += [c for name in CONTAINER_COLUMNS if (c := schema.get(name)) is not None and c not in columns]
         columns = _names_fitting(columns)
         self.names = [sanitize_label_name(c.name) for c in columns]
+        self._columns = [c.name for c in columns]
         self._unknown = [c.kind.default() for c in columns]   # a row's value where the gadget did not know it
         pick = itemgetter(*(c.name for c in columns)) if columns else (lambda row: ())
         self._pick: Callable[[dict], tuple] = pick if len(columns) != 1 else (lambda row: (pick(row),))
@@ -83,6 +88,13 @@ class ExemplarColumns:
         when = self._when(time.time_ns())
         pick = self._pick
         return {key: Example(pick(row), when(row), 1 if value is None else value(row)) for key, row in last.items()}
+
+    def of_entry(self, pid: int, containers: Mapping[str, object], time_ns: int, value: float) -> Example:
+        """The Example of a kernel map entry: the process `pid` (0: unknown) and the container
+        columns of its key; the other columns (`comm`) are unknown there."""
+        known = {**containers, "pid": pid}
+        values = tuple(known.get(name, unknown) for name, unknown in zip(self._columns, self._unknown))
+        return Example(values, time_ns, value)
 
     def _when(self, arrived: int) -> Callable[[dict], int]:
         """Row -> its time in ns since the Unix epoch; `arrived` where the row has none."""
@@ -99,6 +111,11 @@ class ExemplarColumns:
         names = [name for name, _ in named]
         texts = fit(names, [text for _, text in named])
         return Exemplar(dict(zip(names, texts)), example.value, example.time_ns / 1e9)
+
+
+def monotonic_to_wall() -> int:
+    """What turns a time of CLOCK_MONOTONIC (bpf_ktime_get_ns) into ns since the Unix epoch, now."""
+    return time.time_ns() - time.monotonic_ns()
 
 
 def _names_fitting(columns: list[Column]) -> list[Column]:
