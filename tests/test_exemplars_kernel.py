@@ -11,6 +11,8 @@ import time
 import uuid
 from pathlib import Path
 
+from prometheus_client.utils import floatToGoString
+
 from igcore.config import load_config_text
 from igcore.kernel import place
 from igcore.kernel.codegen import generate
@@ -48,12 +50,13 @@ def test_without_exemplars_the_generated_c_is_what_it_was():
     assert generated("exec", exemplars=False) == expected
 
 
-def test_with_exemplars_counters_carry_the_process_and_time_where_the_program_knows_them():
+def test_with_exemplars_counters_and_histograms_carry_the_process_and_time_where_the_program_knows_them():
     code = generated("exec", exemplars=True)
     assert "struct ig_cval { u64 n; u64 pid_tgid; u64 ns; };" in code
-    assert code.count("bpf_get_current_pid_tgid()") == 1 and "v->ns = bpf_ktime_get_ns();" in code
-    # histograms keep their value as it was
-    assert "struct ig_hist *v = ig_hists.lookup(k);" in code and "struct ig_nval *v" in code
+    assert "u64 sum; u64 seen; u64 tgid_bucket; u64 ns; };" in code   # one slot per series, not per bucket
+    assert code.count("bpf_get_current_pid_tgid()") == 2 and code.count("v->ns = bpf_ktime_get_ns();") == 2
+    # a native histogram keeps its value as it was
+    assert "struct ig_nval { u64 count; u64 sum; };" in code
     # a socket filter has no process: trace dns's C is the same with the option
     assert "struct ig_cval" not in generated("dns", exemplars=True)
     assert generated("dns", exemplars=True) == generated("dns")
@@ -72,9 +75,12 @@ def test_a_kernel_counter_names_the_pid_of_the_process_behind_its_latest_count(r
     program = tmp_path / ("igx" + uuid.uuid4().hex[:10])
     shutil.copy("/bin/true", program)
     comm = program.name
+    selector = f"selector: ['comm:{comm}']"
     ig = run_ig(f"{{metrics_name: kx, metrics: [{{name: execs, type: counter, category: trace, gadget: exec, "
-                f"labels: [comm], selector: ['comm:{comm}']}}]}}", "--host", "--exemplars")
+                f"labels: [comm], {selector}}}, {{name: exec_pids, type: histogram, category: trace, gadget: exec, "
+                f"field: pid, {selector}, bucket: {{type: exp2, min: 0, max: 23}}}}]}}", "--host", "--exemplars")
     assert ig.value("ig_metric_aggregation", metric="execs", path="kernel") == 1
+    assert ig.value("ig_metric_aggregation", metric="exec_pids", path="kernel") == 1
 
     for _ in range(3):
         assert subprocess.run([str(program)]).returncode == 0
@@ -90,6 +96,12 @@ def test_a_kernel_counter_names_the_pid_of_the_process_behind_its_latest_count(r
     assert labels == {"pid": str(last.pid)}
     assert value == 1   # what the series moved by in the pull that saw the exec
     assert start - 0.5 < when < time.time()   # the event's own time, from the kernel's clock
+
+    # the histogram of pids: the exemplar of the bucket its pid fell in, valued at the pid
+    le = floatToGoString(2 ** (last.pid - 1).bit_length())   # exp2: the bucket (2**(k-1), 2**k]
+    labels, value, when = exemplar_of(ig.text(OPENMETRICS), f'exec_pids_bucket{{le="{le}"}}')
+    assert labels == {"pid": str(last.pid)} and value == last.pid
+    assert start - 0.5 < when < time.time()
 
 
 def test_a_kernel_counter_without_the_option_has_no_exemplar(require_bpf, run_ig, tmp_path):

@@ -11,7 +11,8 @@ histogram is computed here):
            for ig_native, then the bucket (igcore.kernel.native.bucket_word)
     value: counter u64 (1 per event, or the field's sum), with exemplars then the last event's
            pid_tgid and bpf_ktime_get_ns (EXEMPLAR); histogram u64 per bucket (+Inf last),
-           zeros to the widest histogram's, then the sum of the field; native histogram the
+           zeros to the widest histogram's, then the sum of the field, with exemplars then the
+           last event's field, its tgid << 32 | bucket, and its time; native histogram the
            bucket's count, then the sum of the field over the bucket's events
 
 A native histogram's bucket is found from the field's magnitude by its bit position and a binary
@@ -27,10 +28,12 @@ branch, whether its tests hold (`on`: 0, or its shape + 1) and what it adds (`am
 then one loop over the metrics, the only map-update path of the program, updates those noted.
 
 With exemplars (`--exemplars`) on a gadget whose program runs in the context of the process
-behind the event (its `pid` is a kernel column), a counter's update also stores the event's
-pid_tgid and time after its atomic add: two helper calls per counter updated, no map operation; plain
-stores: of two events racing on two CPUs one is kept, either a true latest event
-(docs/config.md, Exemplars). Without them the C is exactly what it is without the option.
+behind the event (its `pid` is a kernel column), a counter's or classic histogram's update also
+stores the event's process and time after its atomic adds: two helper calls per metric updated,
+no map operation; plain stores: of two events racing on two CPUs one is kept, either a true latest
+event (a histogram's process and bucket share one word, so they are always one event's). One
+slot per series, not per bucket: a pull gives the bucket of the series' latest event its
+exemplar (docs/config.md, Exemplars). Without the option the C is exactly what it is without it.
 
 A map that is full counts the event in `ig_kdrop[metric]`. Whether the event is counted at all is
 the program's window (ig_emit.h), shared with the ring buffer: a reload that recompiles the program
@@ -62,7 +65,7 @@ class Layout:
     value: struct.Struct
     histogram: bool
     native: bool = False                      # a native histogram: one entry per bucket (NATIVE)
-    exemplar: bool = False                    # the value ends with the last event's pid_tgid and time (EXEMPLAR)
+    exemplar: bool = False                    # the value ends with the last event's (field,) process and time
 
 
 class _Cells:
@@ -149,7 +152,9 @@ class Generated:
 
 COUNTERS, HISTOGRAMS, NATIVE, NATIVE_TABLE = "ig_counts", "ig_hists", "ig_native", "ig_nthr"
 NATIVE_VALUE_SIZE = 16   # the bucket's count, the field's sum
-EXEMPLAR = struct.Struct("<QQ")   # what ends a counter's value with exemplars: pid_tgid, bpf_ktime_get_ns
+# What ends a value with exemplars: the last event's process (a histogram's: tgid << 32 | bucket)
+# and bpf_ktime_get_ns; a histogram's has the event's field before them.
+EXEMPLAR = struct.Struct("<QQ")
 # Entries of ig_native per entry of a series: a native histogram's series holds one per bucket hit,
 # which a field spread over a few powers of two keeps near this (docs/config.md, "Native histograms in
 # the kernel").
@@ -182,8 +187,9 @@ def generate(spec, metrics: list[tuple[Any, Placement]], per_metric: int, exempl
 
     All metrics share two hash maps, counters and histograms (a program may use at most 64 maps),
     keyed by the metric's index, the container key and the metric's key columns; each map holds
-    `per_metric` entries for each of its metrics. `exemplars`: counters keep their last event's
-    process and time where the program runs in its context (`in_process_context`)."""
+    `per_metric` entries for each of its metrics. `exemplars`: counters and classic histograms
+    keep their last event's process and time where the program runs in its context
+    (`in_process_context`)."""
     schema = spec.columns
     exemplars = exemplars and in_process_context(schema)
     cells = _Cells()
@@ -193,7 +199,7 @@ def generate(spec, metrics: list[tuple[Any, Placement]], per_metric: int, exempl
     bucketed = [b for b, _ in metrics if _kind(b) == HISTOGRAM]
     natives = [b for b, _ in metrics if _kind(b) == NATIVE_HISTOGRAM]
     buckets = max([len(b.bounds) + 1 for b in bucketed] + [1])
-    key_size, hist_size = 8 * (2 + words), 8 * (buckets + 1)
+    key_size, hist_size = 8 * (2 + words), 8 * (buckets + 1) + (8 + EXEMPLAR.size if exemplars else 0)
     histograms = len(bucketed)
     sizes = (max(1, len(metrics) - histograms - len(natives)) * per_metric, max(1, histograms) * per_metric)
     table = _NativeTable(natives, schema)
@@ -202,8 +208,10 @@ def generate(spec, metrics: list[tuple[Any, Placement]], per_metric: int, exempl
     notes, layouts = [], []
     for index, ((bound, placement), f) in enumerate(zip(metrics, fields)):
         text, layout = _metric(index, bound, placement, f, cells, schema, shapes, predicates, buckets, table)
-        if exemplars and layout.map_name == COUNTERS:
-            layout = replace(layout, value=struct.Struct(layout.value.format + EXEMPLAR.format[1:]), exemplar=True)
+        if exemplars and layout.map_name != NATIVE:
+            seen = layout.value.format[-1] if layout.histogram else ""   # the field, as the sum
+            layout = replace(layout, value=struct.Struct(layout.value.format + seen + EXEMPLAR.format[1:]),
+                             exemplar=True)
         notes.append(text)
         layouts.append(layout)
     head = [
@@ -211,7 +219,7 @@ def generate(spec, metrics: list[tuple[Any, Placement]], per_metric: int, exempl
         # what the program does only for a column a metric reads (KernelField.needs: identifiers)
         *(f"#define {macro} 1" for macro in sorted(cells.needs)),
         f"struct ig_key {{ u64 metric; u64 ck; u64 w[{words}]; }};",
-        f"struct ig_hist {{ u64 b[{buckets}]; u64 sum; }};",
+        f"struct ig_hist {{ u64 b[{buckets}]; u64 sum;{' u64 seen; u64 tgid_bucket; u64 ns;' if exemplars else ''} }};",
         *(["struct ig_cval { u64 n; u64 pid_tgid; u64 ns; };"] if exemplars else []),
         *table.structs(),
         # The row and the work of one event (the tests' results, the keys, per metric `on`, 0 or its
@@ -311,6 +319,12 @@ def _apply(shapes: "_Shapes", metrics: int, buckets: int, exemplars: bool = Fals
         "__sync_fetch_and_add(&v->b[idx], 1);",
         "__sync_fetch_and_add(&v->sum, amount);",
     ]
+    if exemplars:   # after the adds: the event's field, process and bucket in one word, and time
+        histogram += [
+            "v->seen = amount;",
+            "v->tgid_bucket = (bpf_get_current_pid_tgid() & 0xffffffff00000000ULL) | idx;",
+            "v->ns = bpf_ktime_get_ns();",
+        ]
     native = [
         # the key of the series, then the bucket: copied into the row (the stack is 512 bytes)
         "__builtin_memcpy(&r->nk.k, k, sizeof(struct ig_key));",

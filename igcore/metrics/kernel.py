@@ -20,11 +20,12 @@ label set arriving after the eviction would. So a map holds entries of kept seri
 evicted ones would otherwise fill it and shut new label sets out in the kernel), and no event
 is counted twice or lost.
 
-With --exemplars, a counter's entry ends with its last event's pid_tgid and time where the program
-carries them (igcore.kernel.codegen, `Layout.exemplar`): a series that moved gets as exemplar the
-latest of its entries that moved, named by its `pid` (the thread group id, as the gadgets' `pid`
-columns) and the container columns of the entry's key, valued at what the series moved by in the
-pull, at the event's time (docs/config.md, Exemplars).
+With --exemplars, a counter's or classic histogram's entry ends with its last event's process and
+time where the program carries them (igcore.kernel.codegen, `Layout.exemplar`): a series that moved
+gets as exemplar the latest of its entries that moved, named by its `pid` (the thread group id, as
+the gadgets' `pid` columns) and the container columns of the entry's key, at the event's time; a
+counter's is valued at what the series moved by in the pull, a histogram's is the exemplar of its
+event's bucket, valued at its field (docs/config.md, Exemplars).
 """
 
 from __future__ import annotations
@@ -96,7 +97,8 @@ class KernelAggregator(TraceAggregator):
                 self._merge(self._carry)
             self._program, self._enricher = program, enricher
             self._layout = program.layout_of(self.bound)
-            self._counted_words = -(EXEMPLAR.size // 8) if self._layout.exemplar else None
+            # the last event's process and time, and a histogram's its field
+            self._counted_words = -(EXEMPLAR.size // 8 + self._layout.histogram) if self._layout.exemplar else None
             self._entries, self._last, self._tokens, self._owner, self._behind = {}, {}, {}, {}, {}
             self._leaving, self._carry = [], {}
             self._read_before = None
@@ -178,15 +180,21 @@ class KernelAggregator(TraceAggregator):
             self._cap.warn(True)
 
     def _examples_of(self, latest: dict, moved: dict) -> dict[tuple[object, int], Example] | None:
-        """(series key, 0) -> the Example of its latest event (`latest`: series key -> (time,
-        pid_tgid, container columns) of its entry that moved last), valued at what it moved by."""
+        """(series key, bucket index) -> the Example of its latest event (`latest`: series key ->
+        (time, process word, container columns, field) of its entry that moved last): a counter's
+        (index 0) valued at what it moved by, a histogram's at the event's field."""
         exemplars = self.exemplars
         if exemplars is None or not latest:
             return None
-        to_wall, read_at = monotonic_to_wall(), time.time_ns()
-        return {(series, 0): exemplars.of_entry(pid_tgid >> 32, containers, ns + to_wall if ns else read_at,
-                                                sum(moved[series]))
-                for series, (ns, pid_tgid, containers) in latest.items()}
+        to_wall, read_at, histogram = monotonic_to_wall(), time.time_ns(), self._layout.histogram
+        examples = {}
+        for series, (ns, word, containers, seen) in latest.items():
+            when = ns + to_wall if ns else read_at   # 0: read between the add and the stores
+            if histogram:   # the bucket is the word's low half (codegen)
+                examples[(series, word & 0xFFFFFFFF)] = exemplars.of_entry(word >> 32, containers, when, seen)
+            else:
+                examples[(series, 0)] = exemplars.of_entry(word >> 32, containers, when, sum(moved[series]))
+        return examples
 
     def _removed(self, key) -> None:
         if self._program is not None:   # (not after a fall back to user space: no entries to delete)
@@ -258,13 +266,13 @@ class KernelAggregator(TraceAggregator):
             last[raw] = value
         return moved, self._gone(bool(changed))
 
-    @staticmethod
-    def _note_latest(latest: dict, series, value: bytes, containers) -> None:
+    def _note_latest(self, latest: dict, series, value: bytes, containers) -> None:
         """Keep the entry's last event for `series` if it is the latest seen in this pull."""
-        pid_tgid, ns = EXEMPLAR.unpack_from(value, len(value) - EXEMPLAR.size)
+        words = self._layout.value.unpack(value)
+        word, ns = words[-2:]
         before = latest.get(series)
         if before is None or ns > before[0]:
-            latest[series] = (ns, pid_tgid, containers)
+            latest[series] = (ns, word, containers, words[-3] if self._layout.histogram else None)
 
     def _own(self, raw: bytes, series) -> None:
         """Note that entry `raw` counts into `series` (a pod's entry may move to another series)."""
