@@ -114,3 +114,18 @@ def test_a_kernel_counter_without_the_option_has_no_exemplar(require_bpf, run_ig
     line = wait_until(lambda: [line for line in ig.text(OPENMETRICS).splitlines() if line.startswith("execs_total{")],
                       lambda: "the series", timeout=10)[0]
     assert " # " not in line, line
+
+
+def test_a_kernel_counter_names_the_container_of_its_latest_count(require_bpf, run_ig, docker, busybox_image):
+    """The container labels come from the entry's key, resolved as the series' labels are."""
+    comm = "busybox" + uuid.uuid4().hex[:8]   # busybox named busybox* runs its first argument as the applet
+    name = f"ig-kex-{uuid.uuid4().hex[:8]}"
+    ig = run_ig(f"{{metrics_name: kx, metrics: [{{name: execs, type: counter, category: trace, gadget: exec, "
+                f"labels: [comm], selector: ['comm:{comm}']}}]}}", "--exemplars")
+    # the container's main process execs the copy: its pid on the host is the container's
+    docker.run("--network", "none", busybox_image, "sh", "-c", f"cp /bin/busybox /tmp/{comm}; exec /tmp/{comm} sleep 300",
+               name=name, detach=True)
+    assert ig.wait_for("execs_total", 1, comm=comm) == 1
+    pid = docker.inspect(name, "{{.State.Pid}}")
+    labels, value, _ = exemplar_of(ig.text(OPENMETRICS), f'execs_total{{comm="{comm}"}}')
+    assert labels == {"pid": pid, "k8s_container": name} and value == 1
