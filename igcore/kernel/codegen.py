@@ -32,7 +32,7 @@ behind the event (its `pid` is a kernel column), a counter's or classic histogra
 stores the event's process and time after its atomic adds: two helper calls per metric updated,
 no map operation; plain stores: of two events racing on two CPUs one is kept, either a true latest
 event (a histogram's process and bucket share one word, so they are always one event's). One
-slot per series, not per bucket: a pull gives the bucket of the series' latest event its
+slot per map entry, not per bucket: a pull gives the bucket of the series' latest event its
 exemplar (docs/config.md, Exemplars). Without the option the C is exactly what it is without it.
 
 A map that is full counts the event in `ig_kdrop[metric]`. Whether the event is counted at all is
