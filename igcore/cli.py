@@ -157,9 +157,9 @@ def prometheus(
         help="Count metrics that the gadget's eBPF program can evaluate in BPF maps (--no-kernel-aggregation: every "
              "metric in user space; --check says where each goes).")] = True,
     exemplars: Annotated[bool, typer.Option(
-        "--exemplars", help="On the OpenMetrics scrape, give each series of a counter or histogram computed in user "
-                            "space (each bucket) the pid, comm and container of its latest event (docs/config.md, "
-                            "Exemplars).")] = False,
+        "--exemplars", help="On the OpenMetrics scrape, give each series of a counter or histogram (each bucket) "
+                            "the pid, comm and container of its latest event; in the kernel, pid and container "
+                            "(docs/config.md, Exemplars).")] = False,
     runtime_options=None,   # --runtimes and the runtimes' socket options (cli_runtimes.py)
     kubeconfig: Annotated[Optional[Path], typer.Option(
         "--kubeconfig", help="Watch this node's pods (NODE_NAME) through the API server of this kubeconfig, for the "

@@ -56,7 +56,8 @@ class EngineOptions:
     # Metrics whose selectors, labels and field the gadget's program can evaluate are counted in
     # BPF maps (igcore.kernel); False keeps every metric in user space (--no-kernel-aggregation).
     kernel_aggregation: bool = True
-    # Exemplars on the OpenMetrics scrape for metrics computed in user space (--exemplars).
+    # Exemplars on the OpenMetrics scrape (--exemplars): of metrics computed in user space, and of
+    # counters in the kernel whose gadget's program runs in the process's context.
     exemplars: bool = False
 
 
@@ -110,7 +111,8 @@ class GadgetRun:
         kernel = [(b, a.placement) for b, a in self._planned.items() if b in self.signature[0]]
         # Every program gets one: its counting window is what a reload hands over with. `kernel`
         # is the same object when the program also computes metrics.
-        self.program = KernelProgram(spec, kernel, self.signature[1], options.max_series, start_counting)
+        self.program = KernelProgram(spec, kernel, self.signature[1], options.max_series, start_counting,
+                                     options.exemplars)
         self.kernel: KernelProgram | None = self.program if kernel else None
 
     # -- data path -------------------------------------------------------------------------
@@ -303,8 +305,8 @@ def make_aggregator(bound: BoundMetric, max_series: int, kernel_aggregation: boo
     else:
         aggregator = kind.user(bound, max_series=max_series)
         aggregator.placement = placement
-    # A metric in the kernel keeps them only if its program falls back to user space
-    # (docs/config.md, Exemplars).
+    # A counter in the kernel reads them from its map where the program carries them; any metric in
+    # the kernel keeps them if its program falls back to user space (docs/config.md, Exemplars).
     if exemplars and isinstance(aggregator, TraceAggregator):
         aggregator.exemplars = ExemplarColumns(bound.spec.columns)
     return aggregator

@@ -9,8 +9,10 @@ histogram is computed here):
     key:   the metric's index, the gadget's container key, then the metric's kernel label columns
            (integers as 8 bytes, strings as their char[N] padded to 8 bytes), zeros to the key size;
            for ig_native, then the bucket (igcore.kernel.native.bucket_word)
-    value: counter u64 (1 per event, or the field's sum); histogram u64 per bucket (+Inf last),
-           zeros to the widest histogram's, then the sum of the field; native histogram the
+    value: counter u64 (1 per event, or the field's sum), with exemplars then the last event's
+           pid_tgid and bpf_ktime_get_ns (EXEMPLAR); histogram u64 per bucket (+Inf last),
+           zeros to the widest histogram's, then the sum of the field, with exemplars then the
+           last event's field, its tgid << 32 | bucket, and its time; native histogram the
            bucket's count, then the sum of the field over the bucket's events
 
 A native histogram's bucket is found from the field's magnitude by its bit position and a binary
@@ -25,6 +27,14 @@ map, what a metric adds and the key columns) is filled once (`keys`); each metri
 branch, whether its tests hold (`on`: 0, or its shape + 1) and what it adds (`amount`, `bucket`);
 then one loop over the metrics, the only map-update path of the program, updates those noted.
 
+With exemplars (`--exemplars`) on a gadget whose program runs in the context of the process
+behind the event (its `pid` is a kernel column), a counter's or classic histogram's update also
+stores the event's process and time after its atomic adds: two helper calls per metric updated,
+no map operation; plain stores: of two events racing on two CPUs one is kept, either a true latest
+event (a histogram's process and bucket share one word, so they are always one event's). One
+slot per map entry, not per bucket: a pull gives the bucket of the series' latest event its
+exemplar (docs/config.md, Exemplars). Without the option the C is exactly what it is without it.
+
 A map that is full counts the event in `ig_kdrop[metric]`. Whether the event is counted at all is
 the program's window (ig_emit.h), shared with the ring buffer: a reload that recompiles the program
 hands over between two programs with it (see KernelProgram).
@@ -33,7 +43,7 @@ hands over between two programs with it (see KernelProgram).
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 from ..bpf.gadget import c_string   # how rows read a char[]: labels from the map read the same
@@ -55,6 +65,7 @@ class Layout:
     value: struct.Struct
     histogram: bool
     native: bool = False                      # a native histogram: one entry per bucket (NATIVE)
+    exemplar: bool = False                    # the value ends with the last event's (field,) process and time
 
 
 class _Cells:
@@ -141,6 +152,9 @@ class Generated:
 
 COUNTERS, HISTOGRAMS, NATIVE, NATIVE_TABLE = "ig_counts", "ig_hists", "ig_native", "ig_nthr"
 NATIVE_VALUE_SIZE = 16   # the bucket's count, the field's sum
+# What ends a value with exemplars: the last event's process (a histogram's: tgid << 32 | bucket)
+# and bpf_ktime_get_ns; a histogram's has the event's field before them.
+EXEMPLAR = struct.Struct("<QQ")
 # Entries of ig_native per entry of a series: a native histogram's series holds one per bucket hit,
 # which a field spread over a few powers of two keeps near this (docs/config.md, "Native histograms in
 # the kernel").
@@ -168,13 +182,16 @@ class _Fields:
         return len(self.ints) + sum(-(-char_array_size(_kernel(c).ctype) // 8) for c in self.strings)
 
 
-def generate(spec, metrics: list[tuple[Any, Placement]], per_metric: int) -> Generated:
+def generate(spec, metrics: list[tuple[Any, Placement]], per_metric: int, exemplars: bool = False) -> Generated:
     """The C for `metrics` ((BoundMetric, kernel Placement) pairs) of gadget `spec`.
 
     All metrics share two hash maps, counters and histograms (a program may use at most 64 maps),
     keyed by the metric's index, the container key and the metric's key columns; each map holds
-    `per_metric` entries for each of its metrics."""
+    `per_metric` entries for each of its metrics. `exemplars`: counters and classic histograms
+    keep their last event's process and time where the program runs in its context
+    (`in_process_context`)."""
     schema = spec.columns
+    exemplars = exemplars and in_process_context(schema)
     cells = _Cells()
     key_cell = cells.cell(schema.get(spec.container_key))
     fields = [_fields(placement) for _, placement in metrics]
@@ -182,7 +199,7 @@ def generate(spec, metrics: list[tuple[Any, Placement]], per_metric: int) -> Gen
     bucketed = [b for b, _ in metrics if _kind(b) == HISTOGRAM]
     natives = [b for b, _ in metrics if _kind(b) == NATIVE_HISTOGRAM]
     buckets = max([len(b.bounds) + 1 for b in bucketed] + [1])
-    key_size, hist_size = 8 * (2 + words), 8 * (buckets + 1)
+    key_size, hist_size = 8 * (2 + words), 8 * (buckets + 1) + (8 + EXEMPLAR.size if exemplars else 0)
     histograms = len(bucketed)
     sizes = (max(1, len(metrics) - histograms - len(natives)) * per_metric, max(1, histograms) * per_metric)
     table = _NativeTable(natives, schema)
@@ -191,6 +208,10 @@ def generate(spec, metrics: list[tuple[Any, Placement]], per_metric: int) -> Gen
     notes, layouts = [], []
     for index, ((bound, placement), f) in enumerate(zip(metrics, fields)):
         text, layout = _metric(index, bound, placement, f, cells, schema, shapes, predicates, buckets, table)
+        if exemplars and layout.map_name != NATIVE:
+            seen = layout.value.format[-1] if layout.histogram else ""   # the field, as the sum
+            layout = replace(layout, value=struct.Struct(layout.value.format + seen + EXEMPLAR.format[1:]),
+                             exemplar=True)
         notes.append(text)
         layouts.append(layout)
     head = [
@@ -198,7 +219,8 @@ def generate(spec, metrics: list[tuple[Any, Placement]], per_metric: int) -> Gen
         # what the program does only for a column a metric reads (KernelField.needs: identifiers)
         *(f"#define {macro} 1" for macro in sorted(cells.needs)),
         f"struct ig_key {{ u64 metric; u64 ck; u64 w[{words}]; }};",
-        f"struct ig_hist {{ u64 b[{buckets}]; u64 sum; }};",
+        f"struct ig_hist {{ u64 b[{buckets}]; u64 sum;{' u64 seen; u64 tgid_bucket; u64 ns;' if exemplars else ''} }};",
+        *(["struct ig_cval { u64 n; u64 pid_tgid; u64 ns; };"] if exemplars else []),
         *table.structs(),
         # The row and the work of one event (the tests' results, the keys, per metric `on`, 0 or its
         # shape + 1, and what it adds) live in a map, not on the stack (512 bytes): the verifier
@@ -218,7 +240,8 @@ def generate(spec, metrics: list[tuple[Any, Placement]], per_metric: int) -> Gen
         "#ifndef IG_KERNEL_MAP_FLAGS",
         "#define IG_KERNEL_MAP_FLAGS BPF_F_NO_PREALLOC",
         "#endif",
-        f"BPF_F_TABLE(\"hash\", struct ig_key, u64, {COUNTERS}, {sizes[0]}, IG_KERNEL_MAP_FLAGS);",
+        f"BPF_F_TABLE(\"hash\", struct ig_key, {'struct ig_cval' if exemplars else 'u64'}, {COUNTERS}, {sizes[0]}, "
+        "IG_KERNEL_MAP_FLAGS);",
         f"BPF_F_TABLE(\"hash\", struct ig_key, struct ig_hist, {HISTOGRAMS}, {sizes[1]}, IG_KERNEL_MAP_FLAGS);",
         *table.declarations(len(natives) * per_metric * NATIVE_ENTRIES_PER_SERIES),
         # map updates, per CPU, each counted after it is made: the reader skips a read of maps
@@ -235,7 +258,7 @@ def generate(spec, metrics: list[tuple[Any, Placement]], per_metric: int) -> Gen
         "    u64 *n = ig_kdrop.lookup(&metric);",
         "    if (n) *n += 1;",
         "}",
-        *_apply(shapes, len(metrics), buckets),
+        *_apply(shapes, len(metrics), buckets, exemplars),
     ]
     dispatch = [
         "static __always_inline void ig_kernel_metrics(struct ig_krow *r) {",
@@ -251,10 +274,20 @@ def generate(spec, metrics: list[tuple[Any, Placement]], per_metric: int) -> Gen
         + " ".join(cells.fills) + " ig_kernel_metrics(ig_row__); } } while (0)",
         "",
     ]
-    return Generated("\n".join([*head, *dispatch]), tuple(layouts), key_size, 8, hist_size, table.rows, table.width)
+    counter_size = 8 + EXEMPLAR.size if exemplars else 8
+    return Generated("\n".join([*head, *dispatch]), tuple(layouts), key_size, counter_size, hist_size, table.rows,
+                     table.width)
 
 
-def _apply(shapes: "_Shapes", metrics: int, buckets: int) -> list[str]:
+def in_process_context(schema) -> bool:
+    """Whether the gadget's program runs in the context of the process behind each event, so that
+    bpf_get_current_pid_tgid() names it: the gadget reads its `pid` in the kernel (trace dns, a
+    socket filter, does not)."""
+    pid = schema.get("pid")
+    return pid is not None and pid.kernel is not None
+
+
+def _apply(shapes: "_Shapes", metrics: int, buckets: int, exemplars: bool = False) -> list[str]:
     """The one map-update path of every metric: a loop over the metrics (clang keeps it a loop; the
     verifier walks it once per metric), which updates those the event matched (`on`) with the key
     of their shape and their index; counters' shapes come first."""
@@ -264,6 +297,15 @@ def _apply(shapes: "_Shapes", metrics: int, buckets: int) -> list[str]:
         "if (!v) { ig_kernel_drop(j); continue; }",
         "__sync_fetch_and_add(v, amount);",
     ]
+    if exemplars:   # the count, then (plain stores after the add) the event's process and time
+        counter = [
+            "struct ig_cval *v = ig_counts.lookup(k);",
+            "if (!v) { struct ig_cval zero = {}; ig_counts.insert(k, &zero); v = ig_counts.lookup(k); }",
+            "if (!v) { ig_kernel_drop(j); continue; }",
+            "__sync_fetch_and_add(&v->n, amount);",
+            "v->pid_tgid = bpf_get_current_pid_tgid();",
+            "v->ns = bpf_ktime_get_ns();",
+        ]
     histogram = [
         "struct ig_hist *v = ig_hists.lookup(k);",
         "if (!v) {",
@@ -277,6 +319,12 @@ def _apply(shapes: "_Shapes", metrics: int, buckets: int) -> list[str]:
         "__sync_fetch_and_add(&v->b[idx], 1);",
         "__sync_fetch_and_add(&v->sum, amount);",
     ]
+    if exemplars:   # after the adds: the event's field, process and bucket in one word, and time
+        histogram += [
+            "v->seen = amount;",
+            "v->tgid_bucket = (bpf_get_current_pid_tgid() & 0xffffffff00000000ULL) | idx;",
+            "v->ns = bpf_ktime_get_ns();",
+        ]
     native = [
         # the key of the series, then the bucket: copied into the row (the stack is 512 bytes)
         "__builtin_memcpy(&r->nk.k, k, sizeof(struct ig_key));",

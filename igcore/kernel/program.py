@@ -48,15 +48,16 @@ class MapReadError(OSError):
 
 class KernelProgram:
     def __init__(self, spec, metrics: list[tuple[Any, Placement]], ring_needed: bool, max_series: int,
-                 start_counting: bool = True) -> None:
+                 start_counting: bool = True, exemplars: bool = False) -> None:
         """`metrics` may be empty: the program then has only its window. `start_counting` False:
-        nothing is counted or sent before `count_from` (a program that replaces a counting one)."""
+        nothing is counted or sent before `count_from` (a program that replaces a counting one).
+        `exemplars`: counters keep their last event's process and time (codegen)."""
         self.spec = spec
         self.metrics = [bound for bound, _ in metrics]
         self.ring_needed = ring_needed or not metrics
         self.per_metric = max(MIN_ENTRIES, 2 * max_series)
         self.start_idle = not start_counting
-        self.generated: Generated | None = generate(spec, metrics, self.per_metric) if metrics else None
+        self.generated: Generated | None = generate(spec, metrics, self.per_metric, exemplars) if metrics else None
         # A native histogram's program counts nothing until its thresholds are written (`loaded`):
         # every metric of it starts at the same event, as if it had attached a moment later.
         self._idle_until_written = start_counting and self.generated is not None and bool(self.generated.native_rows)

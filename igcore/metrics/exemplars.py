@@ -7,6 +7,10 @@ has them, the columns it flags `exemplar=True` (trace dns's `name`), then the co
 Unix epoch, or the kernel's monotonic clock where the column says `monotonic=True`); a gadget
 without one (or a row where it is 0, unknown) gets the time its batch arrived.
 
+A counter or histogram computed in the kernel (igcore.metrics.kernel) has no rows: its map entry
+carries the last event's pid and time, and `of_entry` makes its Example from them and the container
+columns of the entry's key.
+
 The per-row work stays in C: the aggregator keeps the last row of each (series, bucket) of a
 batch (`dict(zip(keys, rows))`) while it counts, and `examples` makes their Examples with `map`s;
 a series keeps only the values it names (`Example`), and they become label text at scrape time,
@@ -19,14 +23,14 @@ import time
 from functools import partial
 from itertools import chain, repeat
 from operator import add, itemgetter
-from typing import Callable, Hashable, Iterable, NamedTuple, TypeVar, cast
+from typing import Callable, Hashable, Iterable, Mapping, NamedTuple, TypeVar, cast
 
 from prometheus_client.samples import Exemplar
 
 from ..columns import Column, Schema
 from ..naming import label_value, sanitize_label_name
 
-__all__ = ["ExemplarColumns", "Example", "LIMIT", "fit"]
+__all__ = ["ExemplarColumns", "Example", "LIMIT", "fit", "monotonic_to_wall"]
 
 # OpenMetrics: "The combined length of the label names and values of an Exemplar's LabelSet MUST NOT
 # exceed 128 UTF-8 character code points."
@@ -76,6 +80,7 @@ class ExemplarColumns:
         columns += [c for name in CONTAINER_COLUMNS if (c := schema.get(name)) is not None and c not in columns]
         columns = _names_fitting(columns)
         self.names = [sanitize_label_name(c.name) for c in columns]
+        self._columns = [c.name for c in columns]
         self._unknown = [c.kind.default() for c in columns]   # a row's value where the gadget did not know it
         pick = itemgetter(*(c.name for c in columns)) if columns else (lambda row: ())
         self._pick: Callable[[dict], tuple] = pick if len(columns) != 1 else (lambda row: (pick(row),))
@@ -92,6 +97,13 @@ class ExemplarColumns:
         made = map(_example, zip(map(self._pick, rows), self._times(rows), values))
         # zip stops at the end of each series' indices, so each takes its own Examples in turn.
         return {key: dict(zip(indices, made)) for key, indices in last.items()}
+
+    def of_entry(self, pid: int, containers: Mapping[str, object], time_ns: int, value: float) -> Example:
+        """The Example of a kernel map entry: the process `pid` (0: unknown) and the container
+        columns of its key; the other columns (`comm`) are unknown there."""
+        known = {**containers, "pid": pid}
+        values = tuple(known.get(name, unknown) for name, unknown in zip(self._columns, self._unknown))
+        return Example(values, time_ns, value)
 
     def _times(self, rows: list[dict]) -> Iterable[int]:
         """Each row's time in ns since the Unix epoch; the time the batch arrived where it has none."""
@@ -112,6 +124,11 @@ class ExemplarColumns:
         names = [name for name, _ in named]
         texts = fit(names, [text for _, text in named])
         return Exemplar(dict(zip(names, texts)), example.value, example.time_ns / 1e9)
+
+
+def monotonic_to_wall() -> int:
+    """What turns a time of CLOCK_MONOTONIC (bpf_ktime_get_ns) into ns since the Unix epoch, now."""
+    return time.time_ns() - time.monotonic_ns()
 
 
 def _names_fitting(columns: list[Column]) -> list[Column]:

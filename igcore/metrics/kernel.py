@@ -19,6 +19,13 @@ next pull as an update of its label set, which starts a new series then, as a us
 label set arriving after the eviction would. So a map holds entries of kept series only (the
 evicted ones would otherwise fill it and shut new label sets out in the kernel), and no event
 is counted twice or lost.
+
+With --exemplars, a counter's or classic histogram's entry ends with its last event's process and
+time where the program carries them (igcore.kernel.codegen, `Layout.exemplar`): a series that moved
+gets as exemplar the latest of its entries that moved, named by its `pid` (the thread group id, as
+the gadgets' `pid` columns) and the container columns of the entry's key, at the event's time; a
+counter's is valued at what the series moved by in the pull, a histogram's is the exemplar of its
+event's bucket, valued at its field (docs/config.md, Exemplars).
 """
 
 from __future__ import annotations
@@ -32,11 +39,13 @@ from typing import TYPE_CHECKING, Any, cast
 from prometheus_client.metrics_core import Metric
 
 from ..containers.resolver import PENDING
+from ..kernel.codegen import EXEMPLAR
 from ..kernel.native import POSITIVE, bucket_word, parse_word
 from ..kernel.plan import USER, Placement
 from ..nativehist import NativeCounts
 from ..selectors import compile_selectors
 from .aggregators import CounterAggregator, HistogramAggregator, TraceAggregator, _group
+from .exemplars import Example, monotonic_to_wall
 from .native import NativeHistogramFamily
 from .series import Move, SeriesState
 
@@ -56,6 +65,7 @@ class KernelAggregator(TraceAggregator):
     _program: KernelProgram | None = None
     _layout: Layout          # set by `attach`; read only while `_program` is set
     _enricher: Enricher      # likewise
+    _counted_words: int | None = None   # the value's words that count: [:this] (`_delta`)
     _in_user_space = False
     _dropped_before = 0   # events earlier programs of this metric found their map full for
 
@@ -87,6 +97,8 @@ class KernelAggregator(TraceAggregator):
                 self._merge(self._carry)
             self._program, self._enricher = program, enricher
             self._layout = program.layout_of(self.bound)
+            # the last event's process and time, and a histogram's its field
+            self._counted_words = -(EXEMPLAR.size // 8 + self._layout.histogram) if self._layout.exemplar else None
             self._entries, self._last, self._tokens, self._owner, self._behind = {}, {}, {}, {}, {}
             self._leaving, self._carry = [], {}
             self._read_before = None
@@ -141,10 +153,11 @@ class KernelAggregator(TraceAggregator):
             layout = self._layout
             entries = program.read(layout.index)
             moved: dict
+            latest: dict = {}
             if entries is self._read_before and not self._pending and not self._carry:   # nothing moved
                 moved, gone = {}, self._gone(False)
             else:
-                moved, gone = self._moves(entries, final)
+                moved, gone = self._moves(entries, final, latest)
                 self._read_before = entries
             for raw in gone:   # read above for the last time: make room in the map
                 program.forget(layout.index, raw)
@@ -154,15 +167,34 @@ class KernelAggregator(TraceAggregator):
                 total = moved.get(key)
                 moved[key] = delta if total is None else self._plus(total, delta)
             if moved:
-                self._merge(moved)
+                self._merge(moved, self._examples_of(latest, moved))
             self._take_leaving()
 
-    def _merge(self, moved: dict) -> None:
+    def _merge(self, moved: dict, examples: dict[object, dict[int, Example]] | None = None) -> None:
         now, as_move = self._clock(), self._as_move
         with self._lock:
             warn = self._apply([(key, as_move(delta)) for key, delta in moved.items()], now)
+            if examples:
+                self._keep(examples)
         if warn:
             self._cap.warn(True)
+
+    def _examples_of(self, latest: dict, moved: dict) -> dict[object, dict[int, Example]] | None:
+        """Series key -> bucket index -> the Example of its latest event (`latest`: series key ->
+        (time, process word, container columns, field) of its entry that moved last): a counter's
+        (index 0) valued at what it moved by, a histogram's at the event's field."""
+        exemplars = self.exemplars
+        if exemplars is None or not latest:
+            return None
+        to_wall, read_at, histogram = monotonic_to_wall(), time.time_ns(), self._layout.histogram
+        examples: dict[object, dict[int, Example]] = {}
+        for series, (ns, word, containers, seen) in latest.items():
+            when = ns + to_wall if ns else read_at   # 0: read between the add and the stores
+            if histogram:   # the bucket is the word's low half (codegen)
+                examples[series] = {word & 0xFFFFFFFF: exemplars.of_entry(word >> 32, containers, when, seen)}
+            else:
+                examples[series] = {0: exemplars.of_entry(word >> 32, containers, when, sum(moved[series]))}
+        return examples
 
     def _removed(self, key) -> None:
         if self._program is not None:   # (not after a fall back to user space: no entries to delete)
@@ -201,8 +233,9 @@ class KernelAggregator(TraceAggregator):
             if not raws:
                 del self._behind[owner]
 
-    def _moves(self, entries, final: bool = False) -> tuple[dict, list]:
+    def _moves(self, entries, final: bool = False, latest: dict | None = None) -> tuple[dict, list]:
         """Per series key, what its entries moved since the last pull; and the keys of gone containers.
+        With an exemplar layout, `latest` gets per series key its latest event (`_examples_of`).
 
         An entry that moved is resolved again (once per container key and pull): a pod's network
         namespace gives the container while it is alone and only the pod once another container
@@ -214,9 +247,10 @@ class KernelAggregator(TraceAggregator):
         # In C: the entries that moved since the last pull (at rest, a scrape stops here)
         changed = [(raw, value) for raw, value in entries if last.get(raw) != value]
         self._pending = False
+        exemplar = latest is not None and self._layout.exemplar and self.exemplars is not None
         for raw, value in changed:
             first_seen = known.setdefault(raw, now)
-            series, token = self._series_of(raw, now - first_seen, resolved, final)
+            series, token, containers = self._series_of(raw, now - first_seen, resolved, final)
             if series is None:
                 self._pending = True
                 continue   # pending: its counts wait in the map
@@ -227,8 +261,18 @@ class KernelAggregator(TraceAggregator):
                 delta = self._delta(raw, value, last.get(raw))
                 total = moved.get(series)
                 moved[series] = delta if total is None else self._plus(total, delta)
+                if exemplar:
+                    self._note_latest(cast(dict, latest), series, value, containers)
             last[raw] = value
         return moved, self._gone(bool(changed))
+
+    def _note_latest(self, latest: dict, series, value: bytes, containers) -> None:
+        """Keep the entry's last event for `series` if it is the latest seen in this pull."""
+        words = self._layout.value.unpack(value)
+        word, ns = words[-2:]
+        before = latest.get(series)
+        if before is None or ns > before[0]:
+            latest[series] = (ns, word, containers, words[-3] if self._layout.histogram else None)
 
     def _own(self, raw: bytes, series) -> None:
         """Note that entry `raw` counts into `series` (a pod's entry may move to another series)."""
@@ -247,7 +291,8 @@ class KernelAggregator(TraceAggregator):
         return [raw for raw, token in self._tokens.items() if token not in live]
 
     def _series_of(self, raw: bytes, waited: float, resolved: dict, final: bool = False):
-        """(series key, _DROP or None while pending; the token of its container for the gone test)."""
+        """(series key, _DROP or None while pending; the token of its container for the gone test;
+        the container columns)."""
         layout, enricher = self._layout, self._enricher
         items = layout.key.unpack(raw)
         found = resolved.get(items[1])
@@ -256,16 +301,16 @@ class KernelAggregator(TraceAggregator):
         labels, container = found
         if labels is PENDING:
             if waited < enricher.hold_seconds and not final:
-                return None, None
+                return None, None, None
             labels = enricher.labels_when_unclaimed()
         if labels is None:
-            return _DROP, None
+            return _DROP, None, None
         row: dict[str, object] = dict(cast("dict[str, object]", labels))   # the container columns, once resolved
         for column, position, decode in zip(self._kernel_labels, layout.order, layout.decoders):
             row[column] = decode(items[2 + position])
         if self._container_test is not None and not self._container_test(row):
-            return _DROP, _token(container, items[1])
-        return self._row_key(row), _token(container, items[1])
+            return _DROP, _token(container, items[1]), labels
+        return self._row_key(row), _token(container, items[1]), labels
 
     def _live(self) -> set:
         live: set[object] = set()
@@ -276,9 +321,9 @@ class KernelAggregator(TraceAggregator):
 
     def _delta(self, raw: bytes, value: bytes, previous: bytes | None):
         """What entry `raw` moved from `previous` (None: a new entry) to `value`: the value's words."""
-        unpack = self._layout.value.unpack
-        new = unpack(value)
-        old = unpack(previous) if previous is not None else (0,) * len(new)
+        unpack, end = self._layout.value.unpack, self._counted_words
+        new = unpack(value)[:end]   # not the last event's process and time (an exemplar layout)
+        old = unpack(previous)[:end] if previous is not None else (0,) * len(new)
         return [a - b for a, b in zip(new, old)]
 
     @staticmethod
