@@ -112,7 +112,7 @@ class ExemplarColumns:
         if stamp is None:
             return repeat(arrived)
         stamps = list(map(stamp, rows))
-        to_wall = arrived - time.monotonic_ns() if self._monotonic else 0
+        to_wall = monotonic_to_wall() if self._monotonic else 0
         if 0 in stamps:   # 0: unknown, a Python call per row for the (rare) batch that has one
             return [ns and ns + to_wall or arrived for ns in stamps]
         return map(add, stamps, repeat(to_wall)) if to_wall else stamps
