@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 from fractions import Fraction
 
 from ..nativehist import ZERO_THRESHOLD, NativeBucketing, bucket_index, last_true, upper_bound
@@ -72,6 +73,9 @@ def max_magnitude(ctype: str) -> int:
     return (1 << bits) - 1 if ctype[0] == "u" else 1 << (bits - 1)
 
 
+# Reloads regenerate every program, and two metrics may share a bucketing: a table (up to 0.17 s at
+# schema 8) is computed once; bounded, since a ConfigMap may change its multipliers at will.
+@lru_cache(maxsize=64)
 def thresholds(native: NativeBucketing, ctype: str) -> Thresholds:
     """The table of a field of C type `ctype` observed with `native`."""
     top = max_magnitude(ctype)
